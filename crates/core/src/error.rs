@@ -1,0 +1,134 @@
+//! The one domain error type. Every dialect maps it to its own code strings with an
+//! exhaustive `match`, so a new variant breaks the build until every dialect answers it.
+
+use thiserror::Error;
+
+/// What is wrong with a proposed key-pair name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than the dialect allows.
+    TooLong {
+        /// The maximum length in characters.
+        max: usize,
+    },
+    /// The name is shorter than the dialect allows.
+    TooShort {
+        /// The minimum length in characters.
+        min: usize,
+    },
+    /// The name holds a character the dialect does not allow.
+    IllegalChar,
+}
+
+/// Everything the domain can refuse, independent of the wire dialect.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DomainError {
+    /// A key pair id does not have the namespace's shape (`skey-` + 8, `lhkp-` + 8, ...).
+    #[error("the key pair id `{id}` is malformed")]
+    KeyPairIdMalformed {
+        /// The id as given.
+        id: String,
+    },
+    /// No key pair with this id exists in the caller's account.
+    #[error("the key pair `{id}` does not exist")]
+    KeyPairNotFound {
+        /// The id as given.
+        id: String,
+    },
+    /// The key pair name breaks the dialect's naming rule.
+    #[error("the key pair name `{name}` is invalid: {problem:?}")]
+    KeyPairNameInvalid {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
+    /// Another key pair of the account already has this name.
+    #[error("a key pair named `{name}` already exists")]
+    KeyPairNameDuplicate {
+        /// The name as given.
+        name: String,
+    },
+    /// The account holds as many key pairs as it may.
+    #[error("the key pair quota of {limit} is reached")]
+    KeyPairQuotaExceeded {
+        /// The quota.
+        limit: usize,
+    },
+    /// The public key is not a valid OpenSSH public key of a supported type.
+    #[error("the public key is malformed: {reason}")]
+    PublicKeyMalformed {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The same public key is already imported into the account.
+    #[error("the public key is already imported as `{existing_id}`")]
+    PublicKeyDuplicate {
+        /// The key pair that already holds it.
+        existing_id: String,
+    },
+    /// The key pair is bound to instances and cannot be deleted.
+    #[error("the key pair `{id}` is bound to instances")]
+    KeyPairInUse {
+        /// The key pair.
+        id: String,
+    },
+    /// More values were given for a list parameter than the dialect allows.
+    #[error("parameter `{param}` takes at most {max} values, got {given}")]
+    TooManyValues {
+        /// The wire name of the parameter.
+        param: String,
+        /// The limit.
+        max: usize,
+        /// How many were given.
+        given: usize,
+    },
+    /// A list parameter holds the same value twice.
+    #[error("parameter `{param}` holds `{value}` more than once")]
+    DuplicateValue {
+        /// The wire name of the parameter.
+        param: String,
+        /// The repeated value.
+        value: String,
+    },
+    /// A parameter value is out of range or not one of the accepted values.
+    #[error("invalid value for `{param}`: {reason}")]
+    InvalidParameterValue {
+        /// The wire name of the parameter.
+        param: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Two parameters were given that cannot be combined.
+    #[error("parameters `{first}` and `{second}` cannot be given together")]
+    ConflictingParameters {
+        /// The first parameter.
+        first: String,
+        /// The second parameter.
+        second: String,
+    },
+    /// A filter name the action does not know.
+    #[error("unknown filter `{name}`")]
+    UnknownFilter {
+        /// The filter name as given.
+        name: String,
+    },
+    /// A filter with too many values, or too many filters.
+    #[error("too many filters or filter values: {reason}")]
+    FilterLimitExceeded {
+        /// What exceeded the limit.
+        reason: String,
+    },
+    /// Something failed inside the server; the request may be retried.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    /// An internal error from anything printable.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        DomainError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,15 @@
+//! Keyplane's domain core: accounts, key pairs, and the rules every API dialect shares.
+//!
+//! This crate knows neither HTTP nor SQL. Dialects translate wire requests into the calls
+//! of [`service::Core`]; storage back ends implement [`store::Store`].
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod error;
+pub mod ids;
+pub mod keypair;
+pub mod service;
+pub mod store;
+
+pub use error::{DomainError, NameProblem};
+pub use service::Core;

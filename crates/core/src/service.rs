@@ -1,0 +1,409 @@
+//! The domain service: the one place where key-pair rules are enforced for every dialect.
+
+use crate::account::{valid_account_name, Account};
+use crate::error::DomainError;
+use crate::keypair::{generate_rsa, parse_public_key, KeyPair, Namespace};
+use crate::store::{Conflict, Store, StoreError};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Where the time comes from; tests inject a fixed clock.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, as unix seconds.
+    fn now(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+}
+
+/// How many key pairs one account may hold per namespace.
+pub const KEY_PAIR_QUOTA: usize = 500;
+
+/// A filter on DescribeKeyPairs; values within one filter are alternatives, filters combine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPairFilter {
+    /// `project-id`.
+    ProjectId(Vec<i64>),
+    /// `key-name`: exact names.
+    KeyName(Vec<String>),
+    /// `tag-key`.
+    TagKey(Vec<String>),
+    /// `tag-value`.
+    TagValue(Vec<String>),
+    /// `tag:<key>`: the tag `key` with one of the values.
+    Tag {
+        /// Tag key.
+        key: String,
+        /// Accepted values.
+        values: Vec<String>,
+    },
+}
+
+impl KeyPairFilter {
+    fn matches(&self, kp: &KeyPair) -> bool {
+        match self {
+            KeyPairFilter::ProjectId(ids) => ids.contains(&kp.project_id),
+            KeyPairFilter::KeyName(names) => names.contains(&kp.name),
+            KeyPairFilter::TagKey(keys) => kp.tags.iter().any(|(k, _)| keys.contains(k)),
+            KeyPairFilter::TagValue(vals) => kp.tags.iter().any(|(_, v)| vals.contains(v)),
+            KeyPairFilter::Tag { key, values } => kp
+                .tags
+                .iter()
+                .any(|(k, v)| k == key && values.contains(v)),
+        }
+    }
+}
+
+/// A DescribeKeyPairs query, already validated for shape by the dialect.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPairQuery {
+    /// Only these ids (when given).
+    pub ids: Option<Vec<String>>,
+    /// All filters must match.
+    pub filters: Vec<KeyPairFilter>,
+    /// Region (for regional namespaces).
+    pub region: Option<String>,
+    /// Rows to skip.
+    pub offset: usize,
+    /// Rows to return.
+    pub limit: usize,
+}
+
+/// A page of key pairs with the total count before paging.
+#[derive(Debug, Clone)]
+pub struct KeyPairPage {
+    /// Matches before paging.
+    pub total: usize,
+    /// The requested page.
+    pub items: Vec<KeyPair>,
+}
+
+/// Parameters of a new key pair (created or imported).
+#[derive(Debug, Clone, Default)]
+pub struct NewKeyPair {
+    /// Name.
+    pub name: String,
+    /// Project id (Tencent); 0 by default.
+    pub project_id: i64,
+    /// Description.
+    pub description: String,
+    /// Region, for regional namespaces.
+    pub region: String,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// A created key pair and its private key, which is returned once and never stored.
+pub struct CreatedKeyPair {
+    /// The stored record.
+    pub key_pair: KeyPair,
+    /// PKCS#1 PEM private key.
+    pub private_key: String,
+}
+
+/// The domain service over a store.
+#[derive(Clone)]
+pub struct Core {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+fn store_err(e: StoreError) -> DomainError {
+    DomainError::internal(e)
+}
+
+impl Core {
+    /// A service over `store`, reading time from `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Core {
+        Core { store, clock }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Now, as unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Create an account with fresh credentials.
+    pub async fn create_account(&self, name: &str, is_admin: bool) -> Result<Account, DomainError> {
+        if !valid_account_name(name) {
+            return Err(DomainError::InvalidParameterValue {
+                param: "name".into(),
+                reason: "1 to 64 letters, digits, '-', '_' or '.'".into(),
+            });
+        }
+        let account = Account::generate(name, is_admin, self.now());
+        match self.store.insert_account(&account).await {
+            Ok(()) => Ok(account),
+            Err(StoreError::Conflict(Conflict::AccountName)) => Err(DomainError::InvalidParameterValue {
+                param: "name".into(),
+                reason: format!("an account named `{name}` already exists"),
+            }),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Check ids for shape, duplicates and count; the first bad one decides the error.
+    pub fn check_key_ids(
+        &self,
+        namespace: Namespace,
+        param: &str,
+        ids: &[String],
+        max: usize,
+    ) -> Result<(), DomainError> {
+        if ids.len() > max {
+            return Err(DomainError::TooManyValues {
+                param: param.into(),
+                max,
+                given: ids.len(),
+            });
+        }
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !namespace.is_key_id(id) {
+                return Err(DomainError::KeyPairIdMalformed { id: id.clone() });
+            }
+            if !seen.insert(id.as_str()) {
+                return Err(DomainError::DuplicateValue {
+                    param: param.into(),
+                    value: id.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_new(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        spec: &NewKeyPair,
+        public: crate::keypair::ParsedPublicKey,
+    ) -> Result<KeyPair, DomainError> {
+        let existing = self
+            .store
+            .list_key_pairs(&account.id, namespace, Some(&spec.region))
+            .await
+            .map_err(store_err)?;
+        if existing.iter().any(|k| k.name == spec.name) {
+            return Err(DomainError::KeyPairNameDuplicate {
+                name: spec.name.clone(),
+            });
+        }
+        if let Some(dup) = existing
+            .iter()
+            .find(|k| k.fingerprint_sha256 == public.fingerprint_sha256)
+        {
+            return Err(DomainError::PublicKeyDuplicate {
+                existing_id: dup.id.clone(),
+            });
+        }
+        let all = self
+            .store
+            .list_key_pairs(&account.id, namespace, None)
+            .await
+            .map_err(store_err)?;
+        if all.len() >= KEY_PAIR_QUOTA {
+            return Err(DomainError::KeyPairQuotaExceeded {
+                limit: KEY_PAIR_QUOTA,
+            });
+        }
+        for _ in 0..5 {
+            let kp = KeyPair {
+                id: namespace.new_key_id(),
+                account_id: account.id.clone(),
+                namespace,
+                region: spec.region.clone(),
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                project_id: spec.project_id,
+                public_key: public.line.clone(),
+                fingerprint_sha256: public.fingerprint_sha256.clone(),
+                fingerprint_md5: public.fingerprint_md5.clone(),
+                tags: spec.tags.clone(),
+                created_at: self.now(),
+                associated_instance_ids: Vec::new(),
+            };
+            match self.store.insert_key_pair(&kp).await {
+                Ok(()) => return Ok(kp),
+                Err(StoreError::Conflict(Conflict::Id)) => continue,
+                Err(StoreError::Conflict(Conflict::KeyPairName)) => {
+                    return Err(DomainError::KeyPairNameDuplicate {
+                        name: spec.name.clone(),
+                    })
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(DomainError::internal("could not allocate a key pair id"))
+    }
+
+    /// Create a key pair; the private key is in the answer and nowhere else.
+    pub async fn create_key_pair(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        spec: NewKeyPair,
+    ) -> Result<CreatedKeyPair, DomainError> {
+        namespace.check_key_name(&spec.name)?;
+        if spec.project_id < 0 {
+            return Err(DomainError::InvalidParameterValue {
+                param: "ProjectId".into(),
+                reason: "must not be negative".into(),
+            });
+        }
+        let name = spec.name.clone();
+        let generated = tokio_free_generate(&name)?;
+        let key_pair = self
+            .insert_new(account, namespace, &spec, generated.public.clone())
+            .await?;
+        Ok(CreatedKeyPair {
+            key_pair,
+            private_key: generated.private_pem.clone(),
+        })
+    }
+
+    /// Import an existing OpenSSH public key.
+    pub async fn import_key_pair(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        spec: NewKeyPair,
+        public_key: &str,
+    ) -> Result<KeyPair, DomainError> {
+        namespace.check_key_name(&spec.name)?;
+        if spec.project_id < 0 {
+            return Err(DomainError::InvalidParameterValue {
+                param: "ProjectId".into(),
+                reason: "must not be negative".into(),
+            });
+        }
+        let parsed = parse_public_key(public_key)?;
+        self.insert_new(account, namespace, &spec, parsed).await
+    }
+
+    /// Describe key pairs with ids, filters and paging.
+    pub async fn describe_key_pairs(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        query: &KeyPairQuery,
+    ) -> Result<KeyPairPage, DomainError> {
+        let all = self
+            .store
+            .list_key_pairs(&account.id, namespace, query.region.as_deref())
+            .await
+            .map_err(store_err)?;
+        let matching: Vec<KeyPair> = all
+            .into_iter()
+            .filter(|kp| query.ids.as_ref().is_none_or(|ids| ids.contains(&kp.id)))
+            .filter(|kp| query.filters.iter().all(|f| f.matches(kp)))
+            .collect();
+        let total = matching.len();
+        let items = matching
+            .into_iter()
+            .skip(query.offset)
+            .take(query.limit)
+            .collect();
+        Ok(KeyPairPage { total, items })
+    }
+
+    /// Fetch key pairs by id; the first unknown id is `KeyPairNotFound`.
+    pub async fn get_key_pairs(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> Result<Vec<KeyPair>, DomainError> {
+        let all = self
+            .store
+            .list_key_pairs(&account.id, namespace, None)
+            .await
+            .map_err(store_err)?;
+        ids.iter()
+            .map(|id| {
+                all.iter()
+                    .find(|k| &k.id == id)
+                    .cloned()
+                    .ok_or_else(|| DomainError::KeyPairNotFound { id: id.clone() })
+            })
+            .collect()
+    }
+
+    /// Delete key pairs, all or none. Bound key pairs cannot be deleted.
+    pub async fn delete_key_pairs(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> Result<(), DomainError> {
+        let found = self.get_key_pairs(account, namespace, ids).await?;
+        if let Some(bound) = found.iter().find(|k| !k.associated_instance_ids.is_empty()) {
+            return Err(DomainError::KeyPairInUse {
+                id: bound.id.clone(),
+            });
+        }
+        match self.store.delete_key_pairs(&account.id, namespace, ids).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(id)) => Err(DomainError::KeyPairNotFound { id }),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Rename and/or re-describe a key pair.
+    pub async fn modify_key_pair(
+        &self,
+        account: &Account,
+        namespace: Namespace,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), DomainError> {
+        if let Some(name) = name {
+            namespace.check_key_name(name)?;
+        }
+        let current = self
+            .get_key_pairs(account, namespace, &[id.to_string()])
+            .await?
+            .remove(0);
+        if let Some(name) = name {
+            let all = self
+                .store
+                .list_key_pairs(&account.id, namespace, Some(&current.region))
+                .await
+                .map_err(store_err)?;
+            if all.iter().any(|k| k.name == name && k.id != id) {
+                return Err(DomainError::KeyPairNameDuplicate { name: name.into() });
+            }
+        }
+        match self
+            .store
+            .update_key_pair(&account.id, namespace, id, name, description)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(_)) => Err(DomainError::KeyPairNotFound { id: id.into() }),
+            Err(StoreError::Conflict(_)) => Err(DomainError::KeyPairNameDuplicate {
+                name: name.unwrap_or_default().into(),
+            }),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+}
+
+/// RSA generation is CPU-bound (tens of milliseconds); it runs inline, which is acceptable
+/// for a call the providers rate-limit anyway.
+fn tokio_free_generate(comment: &str) -> Result<crate::keypair::GeneratedKey, DomainError> {
+    generate_rsa(comment)
+}

@@ -1,0 +1,389 @@
+//! The embedded SQLite store: one database file in WAL mode, synchronous=FULL, so an
+//! acknowledged write survives a crash of the process (kill -9) and of the machine.
+
+use async_trait::async_trait;
+use keyplane_core::account::{Account, Secret};
+use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::store::{Conflict, Store, StoreError, StoreResult};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how far a file is.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    is_admin INTEGER NOT NULL,
+    secret_id TEXT NOT NULL UNIQUE,
+    secret_key TEXT NOT NULL,
+    access_key_id TEXT NOT NULL UNIQUE,
+    access_key_secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE key_pairs (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    namespace TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    project_id INTEGER NOT NULL,
+    public_key TEXT NOT NULL,
+    fingerprint_sha256 TEXT NOT NULL,
+    fingerprint_md5 TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (account_id, namespace, region, name)
+);
+CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at);
+CREATE TABLE nonces (
+    scope TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, nonce)
+);
+CREATE INDEX nonces_by_expiry ON nonces(expires_at);
+"#];
+
+/// SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> Option<String> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::ConstraintViolation => {
+            Some(msg.clone().unwrap_or_default())
+        }
+        _ => None,
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let conn = Connection::open(path).map_err(backend)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> StoreResult<SqliteStore> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(mut conn: Connection) -> StoreResult<SqliteStore> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Run `f` on the connection in a blocking thread.
+    async fn with<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| backend("connection lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+const ACCOUNT_COLS: &str =
+    "id, name, is_admin, secret_id, secret_key, access_key_id, access_key_secret, created_at";
+
+fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        is_admin: r.get::<_, i64>(2)? != 0,
+        secret_id: r.get(3)?,
+        secret_key: Secret::new(r.get::<_, String>(4)?),
+        access_key_id: r.get(5)?,
+        access_key_secret: Secret::new(r.get::<_, String>(6)?),
+        created_at: r.get(7)?,
+    })
+}
+
+const KEY_COLS: &str = "id, account_id, namespace, region, name, description, project_id, \
+     public_key, fingerprint_sha256, fingerprint_md5, tags, created_at";
+
+fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
+    let ns: String = r.get(2)?;
+    let tags: String = r.get(10)?;
+    Ok(KeyPair {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        namespace: Namespace::parse(&ns).unwrap_or(Namespace::Cvm),
+        region: r.get(3)?,
+        name: r.get(4)?,
+        description: r.get(5)?,
+        project_id: r.get(6)?,
+        public_key: r.get(7)?,
+        fingerprint_sha256: r.get(8)?,
+        fingerprint_md5: r.get(9)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        created_at: r.get(11)?,
+        associated_instance_ids: Vec::new(),
+    })
+}
+
+fn account_where(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE {column} = ?1");
+    conn.query_row(&sql, params![value], account_from_row)
+        .optional()
+        .map_err(backend)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        let a = a.clone();
+        self.with(move |c| {
+            c.execute(
+                &format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
+                params![
+                    a.id,
+                    a.name,
+                    a.is_admin as i64,
+                    a.secret_id,
+                    a.secret_key.expose(),
+                    a.access_key_id,
+                    a.access_key_secret.expose(),
+                    a.created_at
+                ],
+            )
+            .map_err(|e| match is_unique_violation(&e) {
+                Some(msg) if msg.contains("accounts.name") => {
+                    StoreError::Conflict(Conflict::AccountName)
+                }
+                Some(_) => StoreError::Conflict(Conflict::Id),
+                None => backend(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
+        let name = name.to_string();
+        self.with(move |c| account_where(c, "name", &name)).await
+    }
+
+    async fn account_by_secret_id(&self, secret_id: &str) -> StoreResult<Option<Account>> {
+        let v = secret_id.to_string();
+        self.with(move |c| account_where(c, "secret_id", &v)).await
+    }
+
+    async fn account_by_access_key_id(&self, id: &str) -> StoreResult<Option<Account>> {
+        let v = id.to_string();
+        self.with(move |c| account_where(c, "access_key_id", &v))
+            .await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        self.with(|c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at, id"
+                ))
+                .map_err(backend)?;
+            let rows = st.query_map([], account_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_key_pair(&self, kp: &KeyPair) -> StoreResult<()> {
+        let kp = kp.clone();
+        self.with(move |c| {
+            let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
+            c.execute(
+                &format!(
+                    "INSERT INTO key_pairs ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+                ),
+                params![
+                    kp.id,
+                    kp.account_id,
+                    kp.namespace.as_str(),
+                    kp.region,
+                    kp.name,
+                    kp.description,
+                    kp.project_id,
+                    kp.public_key,
+                    kp.fingerprint_sha256,
+                    kp.fingerprint_md5,
+                    tags,
+                    kp.created_at
+                ],
+            )
+            .map_err(|e| match is_unique_violation(&e) {
+                Some(msg) if msg.contains("key_pairs.name") => {
+                    StoreError::Conflict(Conflict::KeyPairName)
+                }
+                Some(_) => StoreError::Conflict(Conflict::Id),
+                None => backend(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_key_pairs(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        region: Option<&str>,
+    ) -> StoreResult<Vec<KeyPair>> {
+        let account_id = account_id.to_string();
+        let region = region.map(str::to_string);
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLS} FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 \
+                     AND (?3 IS NULL OR region = ?3) ORDER BY created_at, id"
+                ))
+                .map_err(backend)?;
+            let rows = st
+                .query_map(
+                    params![account_id, namespace.as_str(), region],
+                    key_pair_from_row,
+                )
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn update_key_pair(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<()> {
+        let (account_id, id) = (account_id.to_string(), id.to_string());
+        let (name, description) = (name.map(str::to_string), description.map(str::to_string));
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE key_pairs SET name = COALESCE(?1, name), \
+                     description = COALESCE(?2, description) \
+                     WHERE id = ?3 AND account_id = ?4 AND namespace = ?5",
+                    params![name, description, id, account_id, namespace.as_str()],
+                )
+                .map_err(|e| match is_unique_violation(&e) {
+                    Some(_) => StoreError::Conflict(Conflict::KeyPairName),
+                    None => backend(e),
+                })?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_key_pairs(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> StoreResult<()> {
+        let account_id = account_id.to_string();
+        let ids = ids.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for id in &ids {
+                let n = tx
+                    .execute(
+                        "DELETE FROM key_pairs WHERE id = ?1 AND account_id = ?2 AND namespace = ?3",
+                        params![id, account_id, namespace.as_str()],
+                    )
+                    .map_err(backend)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(id.clone()));
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn remember_nonce(
+        &self,
+        scope: &str,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (scope, nonce) = (scope.to_string(), nonce.to_string());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute("DELETE FROM nonces WHERE expires_at <= ?1", params![now])
+                .map_err(backend)?;
+            let n = tx
+                .execute(
+                    "INSERT OR IGNORE INTO nonces (scope, nonce, expires_at) VALUES (?1, ?2, ?3)",
+                    params![scope, nonce, expires_at],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn suite_in_memory() {
+        crate::suite::run(Arc::new(SqliteStore::in_memory().unwrap())).await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let a = Account::generate("persist", true, 1);
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.insert_account(&a).await.unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let back = s.account_by_name("persist").await.unwrap().unwrap();
+        assert_eq!(back.secret_key, a.secret_key);
+    }
+}
