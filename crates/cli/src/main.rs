@@ -1,1 +1,47 @@
-fn main() {}
+//! `keyplane`: the server, the admin commands, and (later) the guest agent, in one binary.
+#![forbid(unsafe_code)]
+
+mod account;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Keyplane: a self-hosted control plane for SSH key pairs and the Linux instances they are
+/// bound to, speaking the Tencent Cloud and Alibaba Cloud APIs.
+#[derive(Debug, Parser)]
+#[command(name = "keyplane", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server (SQLite in the data directory, listening on 127.0.0.1 by default).
+    Serve(serve::ServeArgs),
+    /// Manage accounts and their API credentials (works while the server runs).
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Print the default configuration file.
+    DefaultConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Account(cmd) => account::run(cmd),
+        Command::DefaultConfig => {
+            print!("{}", config::DEFAULT_CONFIG);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyplane: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -55,7 +55,7 @@ impl Account {
     /// A new account with freshly generated credentials.
     pub fn generate(name: &str, is_admin: bool, now: i64) -> Account {
         Account {
-            id: crate::ids::new_id("", 12).replace(|c: char| c.is_ascii_lowercase(), "1"),
+            id: crate::ids::random_digits(12),
             name: name.to_string(),
             is_admin,
             secret_id: format!("AKID{}", crate::ids::random_token(32)),

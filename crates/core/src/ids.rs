@@ -28,6 +28,17 @@ pub fn is_well_formed(id: &str, prefix: &str, len: usize) -> bool {
     }
 }
 
+/// `len` random decimal digits, the first one not zero (account ids look like Tencent UINs).
+pub fn random_digits(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|i| {
+            let low = if i == 0 { 1 } else { 0 };
+            char::from(b'0' + rng.gen_range(low..10u8))
+        })
+        .collect()
+}
+
 /// A random string of `len` characters from a URL-safe alphabet, for credentials.
 pub fn random_token(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

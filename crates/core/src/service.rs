@@ -53,10 +53,9 @@ impl KeyPairFilter {
             KeyPairFilter::KeyName(names) => names.contains(&kp.name),
             KeyPairFilter::TagKey(keys) => kp.tags.iter().any(|(k, _)| keys.contains(k)),
             KeyPairFilter::TagValue(vals) => kp.tags.iter().any(|(_, v)| vals.contains(v)),
-            KeyPairFilter::Tag { key, values } => kp
-                .tags
-                .iter()
-                .any(|(k, v)| k == key && values.contains(v)),
+            KeyPairFilter::Tag { key, values } => {
+                kp.tags.iter().any(|(k, v)| k == key && values.contains(v))
+            }
         }
     }
 }
@@ -146,10 +145,12 @@ impl Core {
         let account = Account::generate(name, is_admin, self.now());
         match self.store.insert_account(&account).await {
             Ok(()) => Ok(account),
-            Err(StoreError::Conflict(Conflict::AccountName)) => Err(DomainError::InvalidParameterValue {
-                param: "name".into(),
-                reason: format!("an account named `{name}` already exists"),
-            }),
+            Err(StoreError::Conflict(Conflict::AccountName)) => {
+                Err(DomainError::InvalidParameterValue {
+                    param: "name".into(),
+                    reason: format!("an account named `{name}` already exists"),
+                })
+            }
             Err(e) => Err(store_err(e)),
         }
     }
@@ -354,7 +355,11 @@ impl Core {
                 id: bound.id.clone(),
             });
         }
-        match self.store.delete_key_pairs(&account.id, namespace, ids).await {
+        match self
+            .store
+            .delete_key_pairs(&account.id, namespace, ids)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound(id)) => Err(DomainError::KeyPairNotFound { id }),
             Err(e) => Err(store_err(e)),

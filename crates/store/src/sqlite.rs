@@ -109,7 +109,9 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| backend("connection lock poisoned"))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| backend("connection lock poisoned"))?;
             f(&mut guard)
         })
         .await

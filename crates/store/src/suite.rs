@@ -38,7 +38,11 @@ async fn accounts(store: &dyn Store) {
         store.insert_account(&dup).await,
         Err(StoreError::Conflict(Conflict::AccountName))
     );
-    let by_id = store.account_by_secret_id(&a.secret_id).await.unwrap().unwrap();
+    let by_id = store
+        .account_by_secret_id(&a.secret_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_id.name, "suite-a");
     assert!(by_id.is_admin);
     let by_ak = store
@@ -47,7 +51,11 @@ async fn accounts(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(by_ak.access_key_secret, a.access_key_secret);
-    assert!(store.account_by_secret_id("AKIDnone").await.unwrap().is_none());
+    assert!(store
+        .account_by_secret_id("AKIDnone")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(store.list_accounts().await.unwrap().len(), 1);
 }
 
@@ -65,12 +73,20 @@ async fn key_pairs(store: &dyn Store) {
         .insert_key_pair(&key(&a, Namespace::Lighthouse, "k1", 102))
         .await
         .unwrap();
-    store.insert_key_pair(&key(&b, Namespace::Cvm, "k1", 103)).await.unwrap();
+    store
+        .insert_key_pair(&key(&b, Namespace::Cvm, "k1", 103))
+        .await
+        .unwrap();
     assert_eq!(
-        store.insert_key_pair(&key(&a, Namespace::Cvm, "k1", 104)).await,
+        store
+            .insert_key_pair(&key(&a, Namespace::Cvm, "k1", 104))
+            .await,
         Err(StoreError::Conflict(Conflict::KeyPairName))
     );
-    let listed = store.list_key_pairs(&a.id, Namespace::Cvm, None).await.unwrap();
+    let listed = store
+        .list_key_pairs(&a.id, Namespace::Cvm, None)
+        .await
+        .unwrap();
     assert_eq!(listed, vec![k1.clone(), k2.clone()]);
 
     store
@@ -90,16 +106,30 @@ async fn key_pairs(store: &dyn Store) {
             .await,
         Err(StoreError::Conflict(Conflict::KeyPairName))
     );
-    let listed = store.list_key_pairs(&a.id, Namespace::Cvm, None).await.unwrap();
+    let listed = store
+        .list_key_pairs(&a.id, Namespace::Cvm, None)
+        .await
+        .unwrap();
     assert_eq!(listed[0].name, "renamed");
     assert_eq!(listed[0].description, "d");
 
     // Delete is all or nothing and scoped to the account.
     let err = store
-        .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), "skey-zzzzzzzz".into()])
+        .delete_key_pairs(
+            &a.id,
+            Namespace::Cvm,
+            &[k1.id.clone(), "skey-zzzzzzzz".into()],
+        )
         .await;
     assert_eq!(err, Err(StoreError::NotFound("skey-zzzzzzzz".into())));
-    assert_eq!(store.list_key_pairs(&a.id, Namespace::Cvm, None).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_key_pairs(&a.id, Namespace::Cvm, None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(store
         .delete_key_pairs(&b.id, Namespace::Cvm, &[k1.id.clone()])
         .await
@@ -108,8 +138,19 @@ async fn key_pairs(store: &dyn Store) {
         .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()])
         .await
         .unwrap();
-    assert!(store.list_key_pairs(&a.id, Namespace::Cvm, None).await.unwrap().is_empty());
-    assert_eq!(store.list_key_pairs(&b.id, Namespace::Cvm, None).await.unwrap().len(), 1);
+    assert!(store
+        .list_key_pairs(&a.id, Namespace::Cvm, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .list_key_pairs(&b.id, Namespace::Cvm, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn nonces(store: &dyn Store) {

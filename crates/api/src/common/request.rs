@@ -1,0 +1,63 @@
+//! The request as it arrived: method, raw path and query, raw header strings, body bytes.
+//! Signatures are computed over these exact bytes, so nothing here normalises anything.
+
+use axum::http::HeaderMap;
+
+/// A request as received, before any dialect has looked at it.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, as received (`/`).
+    pub path: String,
+    /// The raw query string without `?`, as received (never decoded or re-encoded).
+    pub query: String,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body bytes.
+    pub body: Vec<u8>,
+    /// The peer address, for logs.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl RawRequest {
+    /// A header's raw value as a string (first occurrence), if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .map(str::to_string)
+    }
+
+    /// The media type of the body, lower-case, without parameters.
+    pub fn media_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// Form-decoded query parameters, in order.
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// Form-decoded body parameters when the body is `application/x-www-form-urlencoded`.
+    pub fn form_params(&self) -> Vec<(String, String)> {
+        if self.media_type() == "application/x-www-form-urlencoded" {
+            form_urlencoded::parse(&self.body).into_owned().collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A fresh request id, shaped like the providers' (a UUID).
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,115 @@
+//! The HTTP server: one listener, every dialect. A request is routed to its dialect by what
+//! it carries (path, `Authorization` scheme, signature parameters), never by port.
+
+use super::ratelimit::Limiter;
+use super::request::RawRequest;
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use keyplane_core::Core;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// API settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Requests per second per account and action (the providers' documented 10); 0 disables.
+    pub rate_limit_per_second: u32,
+    /// Largest accepted clock difference between a signed timestamp and the server, seconds.
+    pub max_clock_skew_secs: i64,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            rate_limit_per_second: 10,
+            max_clock_skew_secs: 300,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of every request handler.
+pub struct AppState {
+    /// The domain service.
+    pub core: Core,
+    /// Settings.
+    pub config: ApiConfig,
+    /// Rate limiter.
+    pub limiter: Limiter,
+}
+
+impl AppState {
+    /// State over a domain service.
+    pub fn new(core: Core, config: ApiConfig) -> Arc<AppState> {
+        let limiter = Limiter::new(config.rate_limit_per_second);
+        Arc::new(AppState {
+            core,
+            config,
+            limiter,
+        })
+    }
+}
+
+/// The axum router serving every dialect.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(entry).with_state(state)
+}
+
+async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let (parts, body) = req.into_parts();
+    let too_large = state.config.max_body_bytes;
+    let body = match to_bytes(body, too_large).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => {
+            return crate::tencent_v3::request_too_large(too_large);
+        }
+    };
+    let raw = RawRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers: parts.headers,
+        body,
+        peer,
+    };
+    if raw.path == "/healthz" {
+        return (StatusCode::OK, "ok\n").into_response();
+    }
+    crate::tencent_v3::handle(&state, &raw).await
+}
+
+/// Serve on `listener` until `shutdown` resolves, then drain open requests.
+pub async fn run(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let housekeeping = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.limiter.housekeeping();
+            }
+        })
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    housekeeping.abort();
+    result
+}

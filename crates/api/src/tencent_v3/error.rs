@@ -1,0 +1,263 @@
+//! Tencent API 3.0 errors: protocol errors of this dialect, plus the domain's, each mapped
+//! to its exact code string by an exhaustive `match`.
+
+use super::router::Product;
+use crate::common::params::ParamError;
+use keyplane_core::{DomainError, NameProblem};
+
+/// Everything a Tencent API 3.0 request can fail with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcError {
+    /// The signature does not match, or the auth material is malformed.
+    SignatureFailure(String),
+    /// The signed timestamp is outside the accepted window.
+    SignatureExpire(String),
+    /// No account has this SecretId.
+    SecretIdNotFound(String),
+    /// A temporary-credential token was sent; this server issues none.
+    TokenFailure,
+    /// A required parameter is missing.
+    MissingParameter(String),
+    /// At least one of several optional parameters must be given.
+    MissingAtLeastOne(String),
+    /// A parameter the action does not take.
+    UnknownParameter(String),
+    /// A parameter of the wrong type or shape.
+    InvalidParameter(String),
+    /// The action does not exist in this product and version.
+    InvalidAction(String),
+    /// The product (service) is unknown.
+    NoSuchProduct(String),
+    /// The version is unknown for the product.
+    NoSuchVersion(String),
+    /// The region is not one this server serves.
+    UnsupportedRegion(String),
+    /// Over the per-account, per-action rate.
+    RequestLimitExceeded(String),
+    /// The body is larger than accepted.
+    RequestSizeLimitExceeded(usize),
+    /// A domain rule refused the request.
+    Domain(DomainError),
+}
+
+impl From<DomainError> for TcError {
+    fn from(e: DomainError) -> Self {
+        TcError::Domain(e)
+    }
+}
+
+impl From<ParamError> for TcError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::Missing(p) => TcError::MissingParameter(p),
+            ParamError::Unknown(p) => TcError::UnknownParameter(p),
+            ParamError::Invalid { param, reason } => {
+                TcError::InvalidParameter(format!("The parameter `{param}` is invalid: {reason}."))
+            }
+        }
+    }
+}
+
+impl TcError {
+    /// The wire code for `product`.
+    pub fn code(&self, product: Product) -> &'static str {
+        match self {
+            TcError::SignatureFailure(_) => "AuthFailure.SignatureFailure",
+            TcError::SignatureExpire(_) => "AuthFailure.SignatureExpire",
+            TcError::SecretIdNotFound(_) => "AuthFailure.SecretIdNotFound",
+            TcError::TokenFailure => "AuthFailure.TokenFailure",
+            TcError::MissingParameter(_) => "MissingParameter",
+            TcError::MissingAtLeastOne(_) => "MissingParameter.AtLeastOne",
+            TcError::UnknownParameter(_) => "UnknownParameter",
+            TcError::InvalidParameter(_) => "InvalidParameter",
+            TcError::InvalidAction(_) => "InvalidAction",
+            TcError::NoSuchProduct(_) => "NoSuchProduct",
+            TcError::NoSuchVersion(_) => "NoSuchVersion",
+            TcError::UnsupportedRegion(_) => "UnsupportedRegion",
+            TcError::RequestLimitExceeded(_) => "RequestLimitExceeded",
+            TcError::RequestSizeLimitExceeded(_) => "RequestSizeLimitExceeded",
+            TcError::Domain(e) => match product {
+                Product::Cvm => cvm_code(e),
+            },
+        }
+    }
+
+    /// The human message.
+    pub fn message(&self) -> String {
+        match self {
+            TcError::SignatureFailure(m) | TcError::SignatureExpire(m) => m.clone(),
+            TcError::SecretIdNotFound(id) => format!("The SecretId `{id}` is not found."),
+            TcError::TokenFailure => {
+                "Temporary credentials (X-TC-Token) are not issued by this server; sign with a permanent SecretId/SecretKey."
+                    .into()
+            }
+            TcError::MissingParameter(p) => {
+                format!("The request is missing a required parameter `{p}`.")
+            }
+            TcError::MissingAtLeastOne(p) => format!("At least one of {p} must be given."),
+            TcError::UnknownParameter(p) => format!("The parameter `{p}` is not recognized."),
+            TcError::InvalidParameter(m) => m.clone(),
+            TcError::InvalidAction(m) | TcError::NoSuchProduct(m) | TcError::NoSuchVersion(m) => {
+                m.clone()
+            }
+            TcError::UnsupportedRegion(r) => format!("The region `{r}` is not supported."),
+            TcError::RequestLimitExceeded(a) => format!(
+                "Your current request times ({a}) exceed the limit of this API for the account; retry later."
+            ),
+            TcError::RequestSizeLimitExceeded(n) => {
+                format!("The request body exceeds the limit of {n} bytes.")
+            }
+            TcError::Domain(e) => domain_message(e),
+        }
+    }
+}
+
+/// CVM 2017-03-12 codes for domain errors.
+pub fn cvm_code(e: &DomainError) -> &'static str {
+    match e {
+        DomainError::KeyPairIdMalformed { .. } => "InvalidKeyPairId.Malformed",
+        DomainError::KeyPairNotFound { .. } => "InvalidKeyPairId.NotFound",
+        DomainError::KeyPairNameInvalid { problem, .. } => match problem {
+            NameProblem::Empty | NameProblem::TooShort { .. } => "InvalidKeyPairNameEmpty",
+            NameProblem::TooLong { .. } => "InvalidKeyPairNameTooLong",
+            NameProblem::IllegalChar => "InvalidKeyPairNameIncludeIllegalChar",
+        },
+        DomainError::KeyPairNameDuplicate { .. } => "InvalidKeyPairName.Duplicate",
+        DomainError::KeyPairQuotaExceeded { .. } => "InvalidKeyPair.LimitExceeded",
+        DomainError::PublicKeyMalformed { .. } => "InvalidPublicKey.Malformed",
+        DomainError::PublicKeyDuplicate { .. } => "InvalidPublicKey.Duplicate",
+        DomainError::KeyPairInUse { .. } => "ResourceInUse",
+        DomainError::TooManyValues { .. } => "InvalidParameterValue.LimitExceeded",
+        DomainError::DuplicateValue { .. } => "InvalidParameterValue.Duplicate",
+        DomainError::InvalidParameterValue { .. } => "InvalidParameterValue",
+        DomainError::ConflictingParameters { .. } => "InvalidParameterConflict",
+        DomainError::UnknownFilter { .. } => "InvalidFilter",
+        DomainError::FilterLimitExceeded { .. } => "InvalidFilterValue.LimitExceeded",
+        DomainError::Internal(_) => "InternalError",
+    }
+}
+
+fn domain_message(e: &DomainError) -> String {
+    match e {
+        DomainError::KeyPairNameInvalid { name, problem } => match problem {
+            NameProblem::Empty => "The key pair name must not be empty.".into(),
+            NameProblem::TooShort { min } => {
+                format!("The key pair name `{name}` is shorter than {min} characters.")
+            }
+            NameProblem::TooLong { max } => {
+                format!("The key pair name `{name}` is longer than {max} characters.")
+            }
+            NameProblem::IllegalChar => format!(
+                "The key pair name `{name}` may contain only letters, digits and underscores."
+            ),
+        },
+        DomainError::Internal(_) => "An internal error occurred; retry later.".into(),
+        other => {
+            let mut s = other.to_string();
+            if let Some(first) = s.get(..1) {
+                let upper = first.to_uppercase();
+                s.replace_range(..1, &upper);
+            }
+            s.push('.');
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known_codes() -> Vec<String> {
+        let mut out = Vec::new();
+        for text in [
+            include_str!("../../data/tencent_common_error_codes.txt"),
+            include_str!("../../data/tencent_cvm_error_codes.txt"),
+        ] {
+            out.extend(
+                text.lines()
+                    .filter(|l| !l.starts_with('#') && !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn every_code_we_emit_is_a_vendor_code() {
+        let known = known_codes();
+        let s = String::from("x");
+        let domain = [
+            DomainError::KeyPairIdMalformed { id: s.clone() },
+            DomainError::KeyPairNotFound { id: s.clone() },
+            DomainError::KeyPairNameInvalid {
+                name: s.clone(),
+                problem: NameProblem::Empty,
+            },
+            DomainError::KeyPairNameInvalid {
+                name: s.clone(),
+                problem: NameProblem::TooShort { min: 2 },
+            },
+            DomainError::KeyPairNameInvalid {
+                name: s.clone(),
+                problem: NameProblem::TooLong { max: 25 },
+            },
+            DomainError::KeyPairNameInvalid {
+                name: s.clone(),
+                problem: NameProblem::IllegalChar,
+            },
+            DomainError::KeyPairNameDuplicate { name: s.clone() },
+            DomainError::KeyPairQuotaExceeded { limit: 1 },
+            DomainError::PublicKeyMalformed { reason: s.clone() },
+            DomainError::PublicKeyDuplicate {
+                existing_id: s.clone(),
+            },
+            DomainError::KeyPairInUse { id: s.clone() },
+            DomainError::TooManyValues {
+                param: s.clone(),
+                max: 1,
+                given: 2,
+            },
+            DomainError::DuplicateValue {
+                param: s.clone(),
+                value: s.clone(),
+            },
+            DomainError::InvalidParameterValue {
+                param: s.clone(),
+                reason: s.clone(),
+            },
+            DomainError::ConflictingParameters {
+                first: s.clone(),
+                second: s.clone(),
+            },
+            DomainError::UnknownFilter { name: s.clone() },
+            DomainError::FilterLimitExceeded { reason: s.clone() },
+            DomainError::Internal(s.clone()),
+        ];
+        let protocol = [
+            TcError::SignatureFailure(s.clone()),
+            TcError::SignatureExpire(s.clone()),
+            TcError::SecretIdNotFound(s.clone()),
+            TcError::TokenFailure,
+            TcError::MissingParameter(s.clone()),
+            TcError::MissingAtLeastOne(s.clone()),
+            TcError::UnknownParameter(s.clone()),
+            TcError::InvalidParameter(s.clone()),
+            TcError::InvalidAction(s.clone()),
+            TcError::NoSuchProduct(s.clone()),
+            TcError::NoSuchVersion(s.clone()),
+            TcError::UnsupportedRegion(s.clone()),
+            TcError::RequestLimitExceeded(s.clone()),
+            TcError::RequestSizeLimitExceeded(1),
+        ];
+        let all = domain.into_iter().map(TcError::Domain).chain(protocol);
+        for e in all {
+            let code = e.code(Product::Cvm);
+            assert!(
+                known.iter().any(|k| k == code),
+                "{code} is not a CVM or common code"
+            );
+            assert!(!e.message().is_empty());
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Tencent Cloud API 3.0: TC3-HMAC-SHA256 (POST JSON, GET) and v1 HmacSHA1/HmacSHA256 (GET,
+//! POST form). Every answer is HTTP 200 with `Content-Type: application/json` exactly and a
+//! `RequestId`: the official SDKs ignore error envelopes under any other content type.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod handlers;
+pub mod router;
+pub mod signature;
+
+use crate::common::request::{new_request_id, RawRequest};
+use crate::common::server::AppState;
+use auth::{authenticate, Authenticated, Claimed};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use error::TcError;
+use handlers::{keypairs, Ctx};
+use router::{CvmAction, Product, REGIONS};
+use serde_json::{json, Value};
+use tracing::{info, warn, Instrument};
+
+/// Serve one Tencent API 3.0 request.
+pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
+    let request_id = new_request_id();
+    let span = tracing::info_span!(
+        "request",
+        dialect = "tencent-v3",
+        request_id = %request_id,
+        action = tracing::field::Empty,
+        secret_id = tracing::field::Empty,
+    );
+    async {
+        let mut claimed = Claimed::default();
+        let started = std::time::Instant::now();
+        let (result, product) = process(state, raw, &mut claimed).await;
+        let span = tracing::Span::current();
+        if let Some(a) = &claimed.action {
+            span.record("action", a.as_str());
+        }
+        if let Some(s) = &claimed.secret_id {
+            span.record("secret_id", s.as_str());
+        }
+        let micros = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(_) => info!(micros, "ok"),
+            Err(e @ TcError::Domain(keyplane_core::DomainError::Internal(detail))) => {
+                warn!(micros, code = e.code(product), detail = %detail, "failed")
+            }
+            Err(e) => info!(micros, code = e.code(product), "refused"),
+        }
+        render(&request_id, result, product)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn process(
+    state: &AppState,
+    raw: &RawRequest,
+    claimed: &mut Claimed,
+) -> (Result<Value, TcError>, Product) {
+    let auth = match authenticate(state, raw, claimed).await {
+        Ok(a) => a,
+        Err(e) => return (Err(e), Product::Cvm),
+    };
+    let product = auth.product;
+    (dispatch(state, auth).await, product)
+}
+
+async fn dispatch(state: &AppState, auth: Authenticated) -> Result<Value, TcError> {
+    let Authenticated {
+        account,
+        product,
+        action,
+        region,
+        params,
+    } = auth;
+    match product {
+        Product::Cvm => {
+            let act = CvmAction::parse(&action).ok_or_else(|| {
+                TcError::InvalidAction(format!(
+                    "The action `{action}` does not exist in cvm 2017-03-12."
+                ))
+            })?;
+            let region = region.ok_or_else(|| TcError::MissingParameter("Region".into()))?;
+            if !REGIONS.contains(&region.as_str()) {
+                return Err(TcError::UnsupportedRegion(region));
+            }
+            if !state
+                .limiter
+                .check(&account.id, &format!("cvm.{}", act.name()))
+            {
+                return Err(TcError::RequestLimitExceeded(act.name().into()));
+            }
+            let ctx = Ctx {
+                core: &state.core,
+                account: &account,
+                region: &region,
+            };
+            match act {
+                CvmAction::CreateKeyPair => keypairs::create(&ctx, params).await,
+                CvmAction::ImportKeyPair => keypairs::import(&ctx, params).await,
+                CvmAction::DescribeKeyPairs => keypairs::describe(&ctx, params).await,
+                CvmAction::DeleteKeyPairs => keypairs::delete(&ctx, params).await,
+                CvmAction::ModifyKeyPairAttribute => keypairs::modify(&ctx, params).await,
+            }
+        }
+    }
+}
+
+fn json_response(body: Value) -> Response {
+    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Render a result in the Tencent envelope.
+pub fn render(request_id: &str, result: Result<Value, TcError>, product: Product) -> Response {
+    let body = match result {
+        Ok(mut fields) => {
+            if let Value::Object(map) = &mut fields {
+                map.insert("RequestId".into(), Value::String(request_id.into()));
+            }
+            json!({ "Response": fields })
+        }
+        Err(e) => json!({
+            "Response": {
+                "Error": { "Code": e.code(product), "Message": e.message() },
+                "RequestId": request_id,
+            }
+        }),
+    };
+    json_response(body)
+}
+
+/// The answer to a body over the size limit.
+pub fn request_too_large(limit: usize) -> Response {
+    render(
+        &new_request_id(),
+        Err(TcError::RequestSizeLimitExceeded(limit)),
+        Product::Cvm,
+    )
+}

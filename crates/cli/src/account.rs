@@ -1,0 +1,115 @@
+//! `keyplane account ...`: admin commands on the database; safe while the server runs.
+
+use crate::config;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use keyplane_core::account::Account;
+use keyplane_core::service::SystemClock;
+use keyplane_core::Core;
+use keyplane_store::SqliteStore;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Data directory of the server [default: $HOME/.local/share/keyplane].
+    #[arg(long, env = "KEYPLANE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Account commands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and print its credentials as JSON (the only time they are shown
+    /// besides `account credentials`).
+    Create {
+        /// Account name: letters, digits, '-', '_' or '.'.
+        name: String,
+        /// Make it an admin account.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// List accounts (no secrets).
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Print an account's credentials as JSON.
+    Credentials {
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+/// The JSON that carries an account's credentials.
+pub fn credentials_json(a: &Account) -> String {
+    json!({
+        "account": a.name,
+        "account_id": a.id,
+        "admin": a.is_admin,
+        "secret_id": a.secret_id,
+        "secret_key": a.secret_key.expose(),
+        "access_key_id": a.access_key_id,
+        "access_key_secret": a.access_key_secret.expose(),
+    })
+    .to_string()
+}
+
+fn open(data: DataDirArg) -> Result<Core> {
+    let dir = data.data_dir.unwrap_or_else(config::default_data_dir);
+    config::ensure_data_dir(&dir)?;
+    let store = SqliteStore::open(&config::database_path(&dir))
+        .map_err(|e| anyhow::anyhow!("cannot open the database in {}: {e}", dir.display()))?;
+    Ok(Core::new(Arc::new(store), Arc::new(SystemClock)))
+}
+
+/// Run an account command.
+pub fn run(cmd: AccountCommand) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        match cmd {
+            AccountCommand::Create { name, admin, data } => {
+                let core = open(data)?;
+                let a = core
+                    .create_account(&name, admin)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("{}", credentials_json(&a));
+            }
+            AccountCommand::List { data } => {
+                let core = open(data)?;
+                let all = core
+                    .store()
+                    .list_accounts()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for a in all {
+                    println!(
+                        "{}",
+                        json!({"account": a.name, "account_id": a.id, "admin": a.is_admin,
+                               "secret_id": a.secret_id, "access_key_id": a.access_key_id})
+                    );
+                }
+            }
+            AccountCommand::Credentials { name, data } => {
+                let core = open(data)?;
+                let Some(a) = core
+                    .store()
+                    .account_by_name(&name)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                else {
+                    bail!("no account named `{name}`");
+                };
+                println!("{}", credentials_json(&a));
+            }
+        }
+        Ok(())
+    })
+}

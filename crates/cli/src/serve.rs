@@ -1,0 +1,130 @@
+//! `keyplane serve`.
+
+use crate::config::{self, FileConfig};
+use anyhow::{Context, Result};
+use clap::Args;
+use keyplane_api::{ApiConfig, AppState};
+use keyplane_core::service::SystemClock;
+use keyplane_core::Core;
+use keyplane_store::SqliteStore;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Flags of `keyplane serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8787].
+    #[arg(long, env = "KEYPLANE_LISTEN")]
+    listen: Option<String>,
+    /// Data directory (database, instance files) [default: $HOME/.local/share/keyplane].
+    #[arg(long, env = "KEYPLANE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (TOML; see `keyplane default-config`).
+    #[arg(long, env = "KEYPLANE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Requests per second per account and API action; 0 disables [default: 10].
+    #[arg(long, env = "KEYPLANE_RATE_LIMIT")]
+    rate_limit: Option<u32>,
+    /// Largest accepted clock skew of signed requests, seconds [default: 300].
+    #[arg(long, env = "KEYPLANE_MAX_CLOCK_SKEW_SECS")]
+    max_clock_skew_secs: Option<i64>,
+    /// Log filter, e.g. `info` or `keyplane_api=debug` [default: info].
+    #[arg(long, env = "KEYPLANE_LOG")]
+    log: Option<String>,
+}
+
+/// Run the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(config::default_data_dir);
+    let api = ApiConfig {
+        rate_limit_per_second: args.rate_limit.or(file.rate_limit).unwrap_or(10),
+        max_clock_skew_secs: args
+            .max_clock_skew_secs
+            .or(file.max_clock_skew_secs)
+            .unwrap_or(300),
+        ..ApiConfig::default()
+    };
+    let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&log).context("invalid log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(listen, data_dir, api))
+}
+
+async fn serve(listen: String, data_dir: PathBuf, api: ApiConfig) -> Result<()> {
+    config::ensure_data_dir(&data_dir)?;
+    let store = SqliteStore::open(&config::database_path(&data_dir))
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let core = Core::new(Arc::new(store), Arc::new(SystemClock));
+    bootstrap_admin(&core, &data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "keyplane: listening on http://{addr} (data directory {})",
+        data_dir.display()
+    );
+    tracing::info!(%addr, "listening");
+    let state = AppState::new(core, api);
+    keyplane_api::run(state, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// On the first start, create the `admin` account and leave its credentials in a 0600 file.
+async fn bootstrap_admin(core: &Core, data_dir: &Path) -> Result<()> {
+    let accounts = core
+        .store()
+        .list_accounts()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !accounts.is_empty() {
+        return Ok(());
+    }
+    let admin = core
+        .create_account("admin", true)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the admin account: {e}"))?;
+    let path = data_dir.join("admin-credentials.json");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    use std::io::Write;
+    writeln!(f, "{}", crate::account::credentials_json(&admin))?;
+    f.sync_all()?;
+    eprintln!(
+        "keyplane: first start: created the admin account. Its credentials are in {} (mode 0600);\n\
+         keyplane: print them any time with `keyplane account credentials admin --data-dir {}`,\n\
+         keyplane: and create more accounts with `keyplane account create NAME --data-dir {}`.",
+        path.display(),
+        data_dir.display(),
+        data_dir.display()
+    );
+    Ok(())
+}
