@@ -131,7 +131,7 @@ async fn key_pairs(store: &dyn Store) {
         2
     );
     assert!(store
-        .delete_key_pairs(&b.id, Namespace::Cvm, &[k1.id.clone()])
+        .delete_key_pairs(&b.id, Namespace::Cvm, std::slice::from_ref(&k1.id))
         .await
         .is_err());
     store
