@@ -121,6 +121,78 @@ pub enum DomainError {
         /// What exceeded the limit.
         reason: String,
     },
+    /// An instance id does not have the namespace's shape.
+    #[error("the instance id `{id}` is malformed")]
+    InstanceIdMalformed {
+        /// The id as given.
+        id: String,
+    },
+    /// No instance with this id exists in the caller's account.
+    #[error("the instance `{id}` does not exist")]
+    InstanceNotFound {
+        /// The id as given.
+        id: String,
+    },
+    /// The instance has an operation in progress.
+    #[error("the instance `{id}` has an operation in progress")]
+    InstanceBusy {
+        /// The instance.
+        id: String,
+    },
+    /// The instance's state does not allow the operation.
+    #[error("the instance `{id}` is {state:?}, which the operation does not allow")]
+    InstanceStateInvalid {
+        /// The instance.
+        id: String,
+        /// Its state.
+        state: crate::instance::InstanceState,
+    },
+    /// The instance runs Windows, which has no SSH key pairs.
+    #[error("the instance `{id}` runs Windows, which does not support SSH key pairs")]
+    InstanceNotLinux {
+        /// The instance.
+        id: String,
+    },
+    /// The key pair is already bound to the instance.
+    #[error("the key pair `{key}` is already bound to the instance `{instance}`")]
+    KeyAlreadyBound {
+        /// The instance.
+        instance: String,
+        /// The key pair.
+        key: String,
+    },
+    /// The key pair is not bound to the instance.
+    #[error("the key pair `{key}` is not bound to the instance `{instance}`")]
+    KeyNotBound {
+        /// The instance.
+        instance: String,
+        /// The key pair.
+        key: String,
+    },
+    /// An image id does not have the namespace's shape.
+    #[error("the image id `{id}` is malformed")]
+    ImageIdMalformed {
+        /// The id as given.
+        id: String,
+    },
+    /// No such image.
+    #[error("the image `{id}` does not exist")]
+    ImageNotFound {
+        /// The id as given.
+        id: String,
+    },
+    /// The password does not meet the complexity rule.
+    #[error("the password is invalid: {reason}")]
+    InvalidPassword {
+        /// Why.
+        reason: String,
+    },
+    /// The account holds as many instances as it may.
+    #[error("the instance quota of {limit} is reached")]
+    InstanceQuotaExceeded {
+        /// The quota.
+        limit: usize,
+    },
     /// Something failed inside the server; the request may be retried.
     #[error("internal error: {0}")]
     Internal(String),

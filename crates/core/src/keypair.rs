@@ -49,6 +49,21 @@ impl Namespace {
         }
     }
 
+    /// The instance id prefix and the number of characters after it.
+    pub fn instance_id_shape(self) -> (&'static str, usize) {
+        match self {
+            Namespace::Cvm => ("ins-", 8),
+            Namespace::Lighthouse => ("lhins-", 8),
+            Namespace::Ecs => ("i-", 20),
+        }
+    }
+
+    /// Whether `id` has this namespace's instance id shape.
+    pub fn is_instance_id(self, id: &str) -> bool {
+        let (prefix, len) = self.instance_id_shape();
+        crate::ids::is_well_formed(id, prefix, len)
+    }
+
     /// A new key pair id of this namespace.
     pub fn new_key_id(self) -> String {
         let (prefix, len) = self.key_id_shape();

@@ -5,8 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod binding;
+pub mod compute;
 pub mod error;
 pub mod ids;
+pub mod instance;
 pub mod keypair;
 pub mod service;
 pub mod store;

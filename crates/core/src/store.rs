@@ -2,6 +2,7 @@
 //! sees SQL.
 
 use crate::account::Account;
+use crate::instance::{Instance, InstanceState, NewOperation, OpState, Operation};
 use crate::keypair::{KeyPair, Namespace};
 use async_trait::async_trait;
 use thiserror::Error;
@@ -15,6 +16,10 @@ pub enum Conflict {
     KeyPairName,
     /// The generated id is taken (astronomically rare; the caller retries).
     Id,
+    /// The instance already has an operation in progress.
+    InstanceBusy,
+    /// The instance's address is taken.
+    Address,
 }
 
 /// A storage failure.
@@ -37,7 +42,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything Keyplane persists. Every call that touches tenant data is scoped by account id,
 /// so isolation does not depend on callers remembering to filter.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: InstanceStore + Send + Sync + 'static {
     /// Insert a new account; `Conflict(AccountName)` if the name is taken.
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
     /// Look an account up by name.
@@ -84,4 +89,63 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<bool>;
+}
+
+/// Instances, their bound keys and their durable operations.
+#[async_trait]
+pub trait InstanceStore: Send + Sync + 'static {
+    /// Insert instances and their first operations, all or none.
+    async fn insert_instances(
+        &self,
+        instances: &[Instance],
+        ops: &[NewOperation],
+    ) -> StoreResult<()>;
+    /// The account's instances of a namespace, oldest first.
+    async fn list_instances(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+    ) -> StoreResult<Vec<Instance>>;
+    /// One instance by id, whatever its account (for workers and agents).
+    async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>>;
+    /// Every instance (for restarting sandboxes when the server starts).
+    async fn all_instances(&self) -> StoreResult<Vec<Instance>>;
+    /// Record operations atomically; `Conflict(InstanceBusy)` when any instance already has one
+    /// in progress (then none is recorded). Sets each instance's latest operation fields.
+    async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()>;
+    /// Claim the oldest unfinished operation whose claim has lapsed, for `worker` until
+    /// `lease_until`. No instance has two operations claimed at once.
+    async fn claim_operation(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<Operation>>;
+    /// Extend a claim; `false` when the claim was lost to another worker.
+    async fn renew_claim(&self, op_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool>;
+    /// Record an operation's progress.
+    async fn save_progress(&self, op: &Operation) -> StoreResult<()>;
+    /// Finish an operation and mirror its state on the instance.
+    async fn finish_operation(
+        &self,
+        op_id: i64,
+        state: OpState,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Set an instance's lifecycle state.
+    async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()>;
+    /// Replace the bound keys and, when given, the effective keys; the desired generation
+    /// increases when the effective keys change. Returns the desired generation.
+    async fn set_bindings(
+        &self,
+        id: &str,
+        key_ids: &[String],
+        effective: Option<&[String]>,
+    ) -> StoreResult<i64>;
+    /// Make the effective keys the bound keys (ECS at start/reboot). Returns the desired generation.
+    async fn activate_bindings(&self, id: &str) -> StoreResult<i64>;
+    /// Record what the agent reported applied.
+    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<()>;
+    /// Delete an instance and its bindings.
+    async fn delete_instance(&self, id: &str) -> StoreResult<()>;
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod sqlite;
+mod sqlite_instances;
 pub mod suite;
 
 pub use sqlite::SqliteStore;

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file is.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -44,7 +45,62 @@ CREATE TABLE nonces (
     PRIMARY KEY (scope, nonce)
 );
 CREATE INDEX nonces_by_expiry ON nonces(expires_at);
-"#];
+"#,
+    r#"
+CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    namespace TEXT NOT NULL,
+    region TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    os TEXT NOT NULL,
+    os_name TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    host TEXT NOT NULL,
+    private_ip TEXT NOT NULL,
+    ssh_port INTEGER NOT NULL,
+    password_hash TEXT,
+    effective_key_ids TEXT NOT NULL,
+    desired_generation INTEGER NOT NULL,
+    applied_generation INTEGER NOT NULL,
+    latest_operation TEXT,
+    latest_operation_state TEXT,
+    latest_operation_request_id TEXT,
+    latest_operation_error TEXT,
+    created_at INTEGER NOT NULL,
+    UNIQUE (private_ip, ssh_port)
+);
+CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at);
+CREATE TABLE instance_keys (
+    instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    key_pair_id TEXT NOT NULL REFERENCES key_pairs(id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (instance_id, key_pair_id)
+);
+CREATE INDEX instance_keys_by_key ON instance_keys(key_pair_id);
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    was_running INTEGER NOT NULL,
+    target_generation INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    claimed_by TEXT,
+    claim_until INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX operations_open ON operations(state, id);
+"#,
+];
 
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
@@ -52,11 +108,11 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> Option<String> {
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> Option<String> {
     match e {
         rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::ConstraintViolation => {
             Some(msg.clone().unwrap_or_default())
@@ -102,7 +158,7 @@ impl SqliteStore {
     }
 
     /// Run `f` on the connection in a blocking thread.
-    async fn with<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn with<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -280,7 +336,26 @@ impl Store for SqliteStore {
                     key_pair_from_row,
                 )
                 .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            let mut keys = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            let mut bound = c
+                .prepare_cached(
+                    "SELECT ik.key_pair_id, ik.instance_id FROM instance_keys ik \
+                     JOIN instances i ON i.id = ik.instance_id \
+                     WHERE i.account_id = ?1 ORDER BY i.created_at, i.id",
+                )
+                .map_err(backend)?;
+            let pairs = bound
+                .query_map(params![account_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            for pair in pairs {
+                let (key, instance) = pair.map_err(backend)?;
+                if let Some(k) = keys.iter_mut().find(|k| k.id == key) {
+                    k.associated_instance_ids.push(instance);
+                }
+            }
+            Ok(keys)
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 use super::router::Product;
 use crate::common::params::ParamError;
+use keyplane_core::instance::InstanceState;
 use keyplane_core::{DomainError, NameProblem};
 
 /// Everything a Tencent API 3.0 request can fail with.
@@ -133,6 +134,29 @@ pub fn cvm_code(e: &DomainError) -> &'static str {
         DomainError::ConflictingParameters { .. } => "InvalidParameterConflict",
         DomainError::UnknownFilter { .. } => "InvalidFilter",
         DomainError::FilterLimitExceeded { .. } => "InvalidFilterValue.LimitExceeded",
+        DomainError::InstanceIdMalformed { .. } => "InvalidInstanceId.Malformed",
+        DomainError::InstanceNotFound { .. } => "InvalidInstanceId.NotFound",
+        DomainError::InstanceBusy { .. } => "OperationDenied.InstanceOperationInProgress",
+        DomainError::InstanceStateInvalid { state, .. } => match state {
+            InstanceState::Pending => "UnsupportedOperation.InstanceStatePending",
+            InstanceState::LaunchFailed => "UnsupportedOperation.InstanceStateLaunchFailed",
+            InstanceState::Running => "UnsupportedOperation.InstanceStateRunning",
+            InstanceState::Stopped => "UnsupportedOperation.InstanceStateStopped",
+            InstanceState::Starting => "UnsupportedOperation.InstanceStateStarting",
+            InstanceState::Stopping => "UnsupportedOperation.InstanceStateStopping",
+            InstanceState::Rebooting => "UnsupportedOperation.InstanceStateRebooting",
+            InstanceState::Terminating => "UnsupportedOperation.InstanceStateTerminating",
+        },
+        DomainError::InstanceNotLinux { .. } => "UnsupportedOperation.KeyPairUnsupportedWindows",
+        // Why: CVM replaces bound keys instead of refusing a repeat, and ignores nothing it
+        // cannot find; these two only arise from Lighthouse's stricter rules.
+        DomainError::KeyAlreadyBound { .. } | DomainError::KeyNotBound { .. } => {
+            "UnsupportedOperation"
+        }
+        DomainError::ImageIdMalformed { .. } => "InvalidImageId.Malformed",
+        DomainError::ImageNotFound { .. } => "InvalidImageId.NotFound",
+        DomainError::InvalidPassword { .. } => "InvalidPassword",
+        DomainError::InstanceQuotaExceeded { .. } => "LimitExceeded.InstanceQuota",
         DomainError::Internal(_) => "InternalError",
     }
 }
@@ -232,8 +256,45 @@ mod tests {
             },
             DomainError::UnknownFilter { name: s.clone() },
             DomainError::FilterLimitExceeded { reason: s.clone() },
+            DomainError::InstanceIdMalformed { id: s.clone() },
+            DomainError::InstanceNotFound { id: s.clone() },
+            DomainError::InstanceBusy { id: s.clone() },
+            DomainError::InstanceNotLinux { id: s.clone() },
+            DomainError::KeyAlreadyBound {
+                instance: s.clone(),
+                key: s.clone(),
+            },
+            DomainError::KeyNotBound {
+                instance: s.clone(),
+                key: s.clone(),
+            },
+            DomainError::ImageIdMalformed { id: s.clone() },
+            DomainError::ImageNotFound { id: s.clone() },
+            DomainError::InvalidPassword { reason: s.clone() },
+            DomainError::InstanceQuotaExceeded { limit: 1 },
             DomainError::Internal(s.clone()),
         ];
+        let states = [
+            InstanceState::Pending,
+            InstanceState::LaunchFailed,
+            InstanceState::Running,
+            InstanceState::Stopped,
+            InstanceState::Starting,
+            InstanceState::Stopping,
+            InstanceState::Rebooting,
+            InstanceState::Terminating,
+        ];
+        let domain: Vec<DomainError> = domain
+            .into_iter()
+            .chain(
+                states
+                    .into_iter()
+                    .map(|state| DomainError::InstanceStateInvalid {
+                        id: s.clone(),
+                        state,
+                    }),
+            )
+            .collect();
         let protocol = [
             TcError::SignatureFailure(s.clone()),
             TcError::SignatureExpire(s.clone()),

@@ -1,0 +1,315 @@
+//! Instances and their operations: launch, describe, and the generic submission of
+//! asynchronous operations that every dialect's start/stop/bind calls go through.
+
+use crate::account::{Account, Secret};
+use crate::error::DomainError;
+use crate::instance::{
+    images, HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType,
+};
+use crate::keypair::Namespace;
+use crate::service::Core;
+use crate::store::{Conflict, StoreError};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+/// How many instances one account may hold per namespace.
+pub const INSTANCE_QUOTA: usize = 200;
+
+/// First and last address handed to instances: 127.1.0.1 ..= 127.1.255.254 (127.0.0.1 is the
+/// host's own).
+pub const ADDRESS_RANGE: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(127, 1, 0, 1), Ipv4Addr::new(127, 1, 255, 254));
+
+/// What RunInstances (and its siblings) asks for.
+#[derive(Clone)]
+pub struct LaunchSpec {
+    /// Namespace.
+    pub namespace: Namespace,
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: String,
+    /// Image.
+    pub image_id: String,
+    /// Names, one per instance (the dialect expands patterns).
+    pub names: Vec<String>,
+    /// Login password, already checked against the dialect's complexity rule.
+    pub password: Option<String>,
+    /// Key pairs to bind at creation.
+    pub key_ids: Vec<String>,
+    /// Instance type label.
+    pub instance_type: String,
+    /// SSH port each sandbox listens on.
+    pub ssh_port: u16,
+    /// Wire action name for the create operation.
+    pub action: String,
+    /// Request id.
+    pub request_id: String,
+}
+
+impl std::fmt::Debug for LaunchSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchSpec")
+            .field("namespace", &self.namespace)
+            .field("image_id", &self.image_id)
+            .field("names", &self.names)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("key_ids", &self.key_ids)
+            .finish()
+    }
+}
+
+/// SHA-512 crypt hash of a password, as `/etc/shadow` holds it.
+pub fn hash_password(password: &str) -> Result<String, DomainError> {
+    sha_crypt::sha512_simple(password, &sha_crypt::Sha512Params::default())
+        .map_err(|e| DomainError::internal(format!("password hashing failed: {e:?}")))
+}
+
+fn store_err(e: StoreError) -> DomainError {
+    DomainError::internal(e)
+}
+
+fn next_addresses(used: &HashSet<String>, n: usize) -> Result<Vec<String>, DomainError> {
+    let (first, last) = (u32::from(ADDRESS_RANGE.0), u32::from(ADDRESS_RANGE.1));
+    let out: Vec<String> = (first..=last)
+        .map(|a| Ipv4Addr::from(a).to_string())
+        .filter(|a| !used.contains(a))
+        .take(n)
+        .collect();
+    if out.len() < n {
+        return Err(DomainError::internal("no free instance address left"));
+    }
+    Ok(out)
+}
+
+impl Core {
+    /// The image with this id in the namespace.
+    pub fn image(&self, ns: Namespace, id: &str) -> Result<Image, DomainError> {
+        images(ns)
+            .into_iter()
+            .find(|i| i.id == id)
+            .ok_or_else(|| DomainError::ImageNotFound { id: id.into() })
+    }
+
+    /// Check instance ids for shape, duplicates and count.
+    pub fn check_instance_ids(
+        &self,
+        ns: Namespace,
+        param: &str,
+        ids: &[String],
+        max: usize,
+    ) -> Result<(), DomainError> {
+        if ids.len() > max {
+            return Err(DomainError::TooManyValues {
+                param: param.into(),
+                max,
+                given: ids.len(),
+            });
+        }
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !ns.is_instance_id(id) {
+                return Err(DomainError::InstanceIdMalformed { id: id.clone() });
+            }
+            if !seen.insert(id.as_str()) {
+                return Err(DomainError::DuplicateValue {
+                    param: param.into(),
+                    value: id.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Create instance records and their create operations; returns the new ids.
+    pub async fn launch_instances(
+        &self,
+        account: &Account,
+        spec: LaunchSpec,
+    ) -> Result<Vec<String>, DomainError> {
+        let image = self.image(spec.namespace, &spec.image_id)?;
+        if image.os == OsType::Windows && !spec.key_ids.is_empty() {
+            return Err(DomainError::InstanceNotLinux {
+                id: spec.image_id.clone(),
+            });
+        }
+        if !spec.key_ids.is_empty() {
+            self.get_key_pairs(account, spec.namespace, &spec.key_ids)
+                .await?;
+        }
+        let existing = self
+            .store()
+            .list_instances(&account.id, spec.namespace)
+            .await
+            .map_err(store_err)?;
+        if existing.len() + spec.names.len() > INSTANCE_QUOTA {
+            return Err(DomainError::InstanceQuotaExceeded {
+                limit: INSTANCE_QUOTA,
+            });
+        }
+        let password_hash = spec.password.as_deref().map(hash_password).transpose()?;
+        for _attempt in 0..5 {
+            let used: HashSet<String> = self
+                .store()
+                .all_instances()
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .map(|i| i.private_ip)
+                .collect();
+            let addresses = next_addresses(&used, spec.names.len())?;
+            let now = self.now();
+            let mut instances = Vec::new();
+            let mut ops = Vec::new();
+            for (name, ip) in spec.names.iter().zip(addresses) {
+                let (prefix, len) = spec.namespace.instance_id_shape();
+                let inst = Instance {
+                    id: crate::ids::new_id(prefix, len),
+                    account_id: account.id.clone(),
+                    namespace: spec.namespace,
+                    region: spec.region.clone(),
+                    zone: spec.zone.clone(),
+                    name: name.clone(),
+                    image_id: image.id.clone(),
+                    os: image.os,
+                    os_name: image.os_name.clone(),
+                    instance_type: spec.instance_type.clone(),
+                    state: InstanceState::Pending,
+                    host: if image.os == OsType::Linux {
+                        HostKind::Sandbox
+                    } else {
+                        HostKind::Record
+                    },
+                    private_ip: ip,
+                    ssh_port: spec.ssh_port,
+                    password_hash: password_hash.clone().map(Secret::new),
+                    key_ids: spec.key_ids.clone(),
+                    effective_key_ids: spec.key_ids.clone(),
+                    desired_generation: i64::from(!spec.key_ids.is_empty()),
+                    applied_generation: 0,
+                    latest_operation: None,
+                    latest_operation_state: None,
+                    latest_operation_request_id: None,
+                    latest_operation_error: None,
+                    created_at: now,
+                };
+                ops.push(NewOperation {
+                    account_id: account.id.clone(),
+                    instance_id: inst.id.clone(),
+                    action: spec.action.clone(),
+                    request_id: spec.request_id.clone(),
+                    kind: OpKind::Create,
+                    new_state: None,
+                    created_at: now,
+                });
+                instances.push(inst);
+            }
+            match self.store().insert_instances(&instances, &ops).await {
+                Ok(()) => return Ok(instances.into_iter().map(|i| i.id).collect()),
+                Err(StoreError::Conflict(Conflict::Address | Conflict::Id)) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(DomainError::internal(
+            "could not allocate instance ids and addresses",
+        ))
+    }
+
+    /// The account's instances of a namespace, optionally only `ids` (in their order of
+    /// creation); unknown ids are left out.
+    pub async fn list_instances(
+        &self,
+        account: &Account,
+        ns: Namespace,
+    ) -> Result<Vec<Instance>, DomainError> {
+        self.store()
+            .list_instances(&account.id, ns)
+            .await
+            .map_err(store_err)
+    }
+
+    /// The instances with these ids; the first unknown one is `InstanceNotFound`.
+    pub async fn get_instances(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        ids: &[String],
+    ) -> Result<Vec<Instance>, DomainError> {
+        let all = self.list_instances(account, ns).await?;
+        ids.iter()
+            .map(|id| {
+                all.iter()
+                    .find(|i| &i.id == id)
+                    .cloned()
+                    .ok_or_else(|| DomainError::InstanceNotFound { id: id.clone() })
+            })
+            .collect()
+    }
+
+    /// Submit one operation per instance, all or none. `plan` applies the dialect's rule to
+    /// each instance and returns the operation and the state the instance enters now.
+    pub async fn submit<F>(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        ids: &[String],
+        action: &str,
+        request_id: &str,
+        plan: F,
+    ) -> Result<(), DomainError>
+    where
+        F: Fn(&Instance) -> Result<(OpKind, Option<InstanceState>), DomainError>,
+    {
+        let instances = self.get_instances(account, ns, ids).await?;
+        let now = self.now();
+        let mut ops = Vec::with_capacity(instances.len());
+        for inst in &instances {
+            let (kind, new_state) = plan(inst)?;
+            ops.push(NewOperation {
+                account_id: account.id.clone(),
+                instance_id: inst.id.clone(),
+                action: action.to_string(),
+                request_id: request_id.to_string(),
+                kind,
+                new_state,
+                created_at: now,
+            });
+        }
+        match self.store().submit_operations(&ops).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(Conflict::InstanceBusy)) => {
+                // Another request got in between our check and the write.
+                let busy = self.get_instances(account, ns, ids).await?;
+                let id = busy
+                    .iter()
+                    .find(|i| i.is_busy())
+                    .map(|i| i.id.clone())
+                    .unwrap_or_default();
+                Err(DomainError::InstanceBusy { id })
+            }
+            Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_skip_used_ones() {
+        let used: HashSet<String> = ["127.1.0.1".to_string()].into();
+        assert_eq!(
+            next_addresses(&used, 2).unwrap(),
+            vec!["127.1.0.2", "127.1.0.3"]
+        );
+    }
+
+    #[test]
+    fn passwords_hash_as_shadow_wants() {
+        let h = hash_password("Passw0rd!").unwrap();
+        assert!(h.starts_with("$6$"));
+        assert!(sha_crypt::sha512_check("Passw0rd!", &h).is_ok());
+    }
+}

@@ -1,0 +1,500 @@
+//! [`InstanceStore`] on SQLite: instances, their bound keys, and durable operations.
+
+use crate::sqlite::{backend, is_unique_violation, SqliteStore};
+use async_trait::async_trait;
+use keyplane_core::account::Secret;
+use keyplane_core::instance::{
+    HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, Operation, OsType,
+};
+use keyplane_core::keypair::Namespace;
+use keyplane_core::store::{Conflict, InstanceStore, StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde_json::{json, Value};
+
+/// Encode an operation kind for storage (shared with the PostgreSQL store).
+pub fn kind_to_json(kind: &OpKind) -> String {
+    match kind {
+        OpKind::Create => json!({"type": "create"}),
+        OpKind::Start => json!({"type": "start"}),
+        OpKind::Stop { force } => json!({"type": "stop", "force": force}),
+        OpKind::Reboot { force } => json!({"type": "reboot", "force": force}),
+        OpKind::Terminate => json!({"type": "terminate"}),
+        OpKind::Bind {
+            add,
+            remove,
+            replace,
+            deferred,
+        } => json!({
+            "type": "bind", "add": add, "remove": remove, "replace": replace, "deferred": deferred
+        }),
+    }
+    .to_string()
+}
+
+/// Decode a stored operation kind.
+pub fn kind_from_json(text: &str) -> Option<OpKind> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let strings = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let flag = |k: &str| v[k].as_bool().unwrap_or(false);
+    Some(match v["type"].as_str()? {
+        "create" => OpKind::Create,
+        "start" => OpKind::Start,
+        "stop" => OpKind::Stop {
+            force: flag("force"),
+        },
+        "reboot" => OpKind::Reboot {
+            force: flag("force"),
+        },
+        "terminate" => OpKind::Terminate,
+        "bind" => OpKind::Bind {
+            add: strings("add"),
+            remove: strings("remove"),
+            replace: flag("replace"),
+            deferred: flag("deferred"),
+        },
+        _ => return None,
+    })
+}
+
+const INSTANCE_COLS: &str =
+    "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
+    instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
+    desired_generation, applied_generation, latest_operation, latest_operation_state, \
+    latest_operation_request_id, latest_operation_error, created_at";
+
+fn bad(what: &str, v: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("{what}: {v}"), rusqlite::types::Type::Text)
+}
+
+fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
+    let text = |i: usize| r.get::<_, String>(i);
+    let ns = text(2)?;
+    let os = text(7)?;
+    let state = text(10)?;
+    let host = text(11)?;
+    let effective: String = text(15)?;
+    Ok(Instance {
+        id: text(0)?,
+        account_id: text(1)?,
+        namespace: Namespace::parse(&ns).ok_or_else(|| bad("namespace", &ns))?,
+        region: text(3)?,
+        zone: text(4)?,
+        name: text(5)?,
+        image_id: text(6)?,
+        os: OsType::parse(&os).ok_or_else(|| bad("os", &os))?,
+        os_name: text(8)?,
+        instance_type: text(9)?,
+        state: InstanceState::parse(&state).ok_or_else(|| bad("state", &state))?,
+        host: HostKind::parse(&host).ok_or_else(|| bad("host", &host))?,
+        private_ip: text(12)?,
+        ssh_port: r.get::<_, i64>(13)? as u16,
+        password_hash: r.get::<_, Option<String>>(14)?.map(Secret::new),
+        key_ids: Vec::new(),
+        effective_key_ids: serde_json::from_str(&effective).unwrap_or_default(),
+        desired_generation: r.get(16)?,
+        applied_generation: r.get(17)?,
+        latest_operation: r.get(18)?,
+        latest_operation_state: r
+            .get::<_, Option<String>>(19)?
+            .and_then(|s| OpState::parse(&s)),
+        latest_operation_request_id: r.get(20)?,
+        latest_operation_error: r.get(21)?,
+        created_at: r.get(22)?,
+    })
+}
+
+fn fill_keys(c: &Connection, instances: &mut [Instance]) -> StoreResult<()> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position",
+        )
+        .map_err(backend)?;
+    for inst in instances.iter_mut() {
+        let rows = st
+            .query_map(params![inst.id], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        inst.key_ids = rows.collect::<Result<_, _>>().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn query_instances(
+    c: &Connection,
+    where_sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<Instance>> {
+    let sql = format!("SELECT {INSTANCE_COLS} FROM instances {where_sql} ORDER BY created_at, id");
+    let mut st = c.prepare_cached(&sql).map_err(backend)?;
+    let rows = st.query_map(args, instance_from_row).map_err(backend)?;
+    let mut out: Vec<Instance> = rows.collect::<Result<_, _>>().map_err(backend)?;
+    fill_keys(c, &mut out)?;
+    Ok(out)
+}
+
+fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> StoreResult<()> {
+    let busy: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM operations WHERE instance_id = ?1 AND state = 'OPERATING' LIMIT 1",
+            params![op.instance_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if busy.is_some() {
+        return Err(StoreError::Conflict(Conflict::InstanceBusy));
+    }
+    tx.execute(
+        "INSERT INTO operations (account_id, instance_id, action, request_id, kind, step, \
+         was_running, target_generation, state, claim_until, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 'OPERATING', 0, ?6, ?6)",
+        params![
+            op.account_id,
+            op.instance_id,
+            op.action,
+            op.request_id,
+            kind_to_json(&op.kind),
+            op.created_at
+        ],
+    )
+    .map_err(backend)?;
+    let n = tx
+        .execute(
+            "UPDATE instances SET latest_operation = ?1, latest_operation_state = 'OPERATING', \
+             latest_operation_request_id = ?2, latest_operation_error = NULL, \
+             state = COALESCE(?3, state) WHERE id = ?4",
+            params![
+                op.action,
+                op.request_id,
+                op.new_state.map(|s| s.as_str()),
+                op.instance_id
+            ],
+        )
+        .map_err(backend)?;
+    if n == 0 {
+        return Err(StoreError::NotFound(op.instance_id.clone()));
+    }
+    Ok(())
+}
+
+fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
+    let kind: String = r.get(5)?;
+    let state: String = r.get(9)?;
+    Ok(Operation {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        instance_id: r.get(2)?,
+        action: r.get(3)?,
+        request_id: r.get(4)?,
+        kind: kind_from_json(&kind).ok_or_else(|| bad("kind", &kind))?,
+        step: r.get(6)?,
+        was_running: r.get::<_, i64>(7)? != 0,
+        target_generation: r.get(8)?,
+        state: OpState::parse(&state).ok_or_else(|| bad("state", &state))?,
+        created_at: r.get(10)?,
+    })
+}
+
+fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> StoreResult<()> {
+    tx.execute(
+        "DELETE FROM instance_keys WHERE instance_id = ?1",
+        params![id],
+    )
+    .map_err(backend)?;
+    for (i, k) in key_ids.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO instance_keys (instance_id, key_pair_id, position) VALUES (?1, ?2, ?3)",
+            params![id, k, i as i64],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Set the effective keys; bump the desired generation when they change. Returns it.
+fn write_effective(tx: &Transaction<'_>, id: &str, effective: &[String]) -> StoreResult<i64> {
+    let (current, generation): (String, i64) = tx
+        .query_row(
+            "SELECT effective_key_ids, desired_generation FROM instances WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let current: Vec<String> = serde_json::from_str(&current).unwrap_or_default();
+    if current == effective {
+        return Ok(generation);
+    }
+    let encoded = serde_json::to_string(effective).map_err(backend)?;
+    tx.execute(
+        "UPDATE instances SET effective_key_ids = ?1, desired_generation = desired_generation + 1 WHERE id = ?2",
+        params![encoded, id],
+    )
+    .map_err(backend)?;
+    Ok(generation + 1)
+}
+
+#[async_trait]
+impl InstanceStore for SqliteStore {
+    async fn insert_instances(
+        &self,
+        instances: &[Instance],
+        ops: &[NewOperation],
+    ) -> StoreResult<()> {
+        let (instances, ops) = (instances.to_vec(), ops.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for i in &instances {
+                tx.execute(
+                    &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"),
+                    params![
+                        i.id, i.account_id, i.namespace.as_str(), i.region, i.zone, i.name, i.image_id,
+                        i.os.as_str(), i.os_name, i.instance_type, i.state.as_str(), i.host.as_str(),
+                        i.private_ip, i.ssh_port as i64, i.password_hash.as_ref().map(|h| h.expose().to_string()),
+                        serde_json::to_string(&i.effective_key_ids).map_err(backend)?,
+                        i.desired_generation, i.applied_generation, i.latest_operation,
+                        i.latest_operation_state.map(|s| s.as_str()), i.latest_operation_request_id,
+                        i.latest_operation_error, i.created_at
+                    ],
+                )
+                .map_err(|e| match is_unique_violation(&e) {
+                    Some(msg) if msg.contains("private_ip") => StoreError::Conflict(Conflict::Address),
+                    Some(_) => StoreError::Conflict(Conflict::Id),
+                    None => backend(e),
+                })?;
+                write_keys(&tx, &i.id, &i.key_ids)?;
+            }
+            for op in &ops {
+                insert_op(&tx, op)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_instances(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+    ) -> StoreResult<Vec<Instance>> {
+        let account_id = account_id.to_string();
+        self.with(move |c| {
+            query_instances(
+                c,
+                "WHERE account_id = ?1 AND namespace = ?2",
+                &[&account_id, &namespace.as_str()],
+            )
+        })
+        .await
+    }
+
+    async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
+        let id = id.to_string();
+        self.with(move |c| Ok(query_instances(c, "WHERE id = ?1", &[&id])?.pop()))
+            .await
+    }
+
+    async fn all_instances(&self) -> StoreResult<Vec<Instance>> {
+        self.with(|c| query_instances(c, "", &[])).await
+    }
+
+    async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
+        let ops = ops.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for op in &ops {
+                insert_op(&tx, op)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn claim_operation(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<Operation>> {
+        let worker = worker.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let op = tx
+                .query_row(
+                    "SELECT id, account_id, instance_id, action, request_id, kind, step, was_running, \
+                     target_generation, state, created_at FROM operations \
+                     WHERE state = 'OPERATING' AND claim_until <= ?1 ORDER BY id LIMIT 1",
+                    params![now],
+                    operation_from_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(op) = &op {
+                tx.execute(
+                    "UPDATE operations SET claimed_by = ?1, claim_until = ?2, updated_at = ?3 WHERE id = ?4",
+                    params![worker, lease_until, now, op.id],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(op)
+        })
+        .await
+    }
+
+    async fn renew_claim(&self, op_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool> {
+        let worker = worker.to_string();
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE operations SET claim_until = ?1 WHERE id = ?2 AND claimed_by = ?3 AND state = 'OPERATING'",
+                    params![lease_until, op_id, worker],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn save_progress(&self, op: &Operation) -> StoreResult<()> {
+        let op = op.clone();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE operations SET step = ?1, was_running = ?2, target_generation = ?3 WHERE id = ?4",
+                params![op.step, op.was_running as i64, op.target_generation, op.id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_operation(
+        &self,
+        op_id: i64,
+        state: OpState,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let error = error.map(str::to_string);
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let (instance, request_id): (String, String) = tx
+                .query_row(
+                    "SELECT instance_id, request_id FROM operations WHERE id = ?1",
+                    params![op_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "UPDATE operations SET state = ?1, error = ?2, claimed_by = NULL WHERE id = ?3",
+                params![state.as_str(), error, op_id],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "UPDATE instances SET latest_operation_state = ?1, latest_operation_error = ?2 \
+                 WHERE id = ?3 AND latest_operation_request_id = ?4",
+                params![state.as_str(), error, instance, request_id],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE instances SET state = ?1 WHERE id = ?2",
+                params![state.as_str(), id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_bindings(
+        &self,
+        id: &str,
+        key_ids: &[String],
+        effective: Option<&[String]>,
+    ) -> StoreResult<i64> {
+        let (id, key_ids) = (id.to_string(), key_ids.to_vec());
+        let effective = effective.map(<[String]>::to_vec);
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            write_keys(&tx, &id, &key_ids)?;
+            let generation = match &effective {
+                Some(eff) => write_effective(&tx, &id, eff)?,
+                None => tx
+                    .query_row(
+                        "SELECT desired_generation FROM instances WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?,
+            };
+            tx.commit().map_err(backend)?;
+            Ok(generation)
+        })
+        .await
+    }
+
+    async fn activate_bindings(&self, id: &str) -> StoreResult<i64> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let mut st = tx
+                .prepare("SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position")
+                .map_err(backend)?;
+            let keys: Vec<String> = st
+                .query_map(params![id], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            drop(st);
+            let generation = write_effective(&tx, &id, &keys)?;
+            tx.commit().map_err(backend)?;
+            Ok(generation)
+        })
+        .await
+    }
+
+    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE instances SET applied_generation = MAX(applied_generation, ?1) WHERE id = ?2",
+                params![generation, id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_instance(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                "DELETE FROM instance_keys WHERE instance_id = ?1",
+                params![id],
+            )
+            .map_err(backend)?;
+            tx.execute("DELETE FROM instances WHERE id = ?1", params![id])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+}
