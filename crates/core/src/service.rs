@@ -236,12 +236,30 @@ impl Core {
                 created_at: self.now(),
                 associated_instance_ids: Vec::new(),
             };
-            match self.store.insert_key_pair(&kp).await {
+            match self.store.insert_key_pair(&kp, KEY_PAIR_QUOTA).await {
                 Ok(()) => return Ok(kp),
                 Err(StoreError::Conflict(Conflict::Id)) => continue,
                 Err(StoreError::Conflict(Conflict::KeyPairName)) => {
                     return Err(DomainError::KeyPairNameDuplicate {
                         name: spec.name.clone(),
+                    })
+                }
+                Err(StoreError::Conflict(Conflict::PublicKey)) => {
+                    let existing = self
+                        .store
+                        .list_key_pairs(&account.id, namespace, Some(&spec.region))
+                        .await
+                        .map_err(store_err)?;
+                    let existing_id = existing
+                        .into_iter()
+                        .find(|k| k.fingerprint_sha256 == public.fingerprint_sha256)
+                        .map(|k| k.id)
+                        .unwrap_or_default();
+                    return Err(DomainError::PublicKeyDuplicate { existing_id });
+                }
+                Err(StoreError::Conflict(Conflict::Quota)) => {
+                    return Err(DomainError::KeyPairQuotaExceeded {
+                        limit: KEY_PAIR_QUOTA,
                     })
                 }
                 Err(e) => return Err(store_err(e)),
@@ -265,7 +283,7 @@ impl Core {
             });
         }
         let name = spec.name.clone();
-        let generated = tokio_free_generate(&name)?;
+        let generated = generate_rsa(&name)?;
         let key_pair = self
             .insert_new(account, namespace, &spec, generated.public.clone())
             .await?;
@@ -405,10 +423,4 @@ impl Core {
             Err(e) => Err(store_err(e)),
         }
     }
-}
-
-/// RSA generation is CPU-bound (tens of milliseconds); it runs inline, which is acceptable
-/// for a call the providers rate-limit anyway.
-fn tokio_free_generate(comment: &str) -> Result<crate::keypair::GeneratedKey, DomainError> {
-    generate_rsa(comment)
 }

@@ -16,6 +16,10 @@ pub enum Conflict {
     KeyPairName,
     /// The generated id is taken (astronomically rare; the caller retries).
     Id,
+    /// The account already holds this public key (in the namespace and region).
+    PublicKey,
+    /// The account holds as many key pairs as it may.
+    Quota,
     /// The instance already has an operation in progress.
     InstanceBusy,
     /// The instance's address is taken.
@@ -54,8 +58,11 @@ pub trait Store: InstanceStore + Send + Sync + 'static {
     /// All accounts, oldest first.
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
 
-    /// Insert a key pair; `Conflict(KeyPairName)` if the name is taken.
-    async fn insert_key_pair(&self, key_pair: &KeyPair) -> StoreResult<()>;
+    /// Insert a key pair, atomically checking the rules a concurrent insert could break:
+    /// `Conflict(KeyPairName)` if the name is taken, `Conflict(PublicKey)` if the account
+    /// already holds the key, `Conflict(Quota)` if the account holds `quota` key pairs of the
+    /// namespace.
+    async fn insert_key_pair(&self, key_pair: &KeyPair, quota: usize) -> StoreResult<()>;
     /// The account's key pairs of a namespace (and region, when given), oldest first.
     async fn list_key_pairs(
         &self,

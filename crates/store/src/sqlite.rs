@@ -100,6 +100,9 @@ CREATE TABLE operations (
 );
 CREATE INDEX operations_open ON operations(state, id);
 "#,
+    r#"
+CREATE UNIQUE INDEX key_pairs_public_key ON key_pairs(account_id, namespace, region, fingerprint_sha256);
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -280,11 +283,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_key_pair(&self, kp: &KeyPair) -> StoreResult<()> {
+    async fn insert_key_pair(&self, kp: &KeyPair, quota: usize) -> StoreResult<()> {
         let kp = kp.clone();
         self.with(move |c| {
             let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
-            c.execute(
+            let tx = c.transaction().map_err(backend)?;
+            let held: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM key_pairs WHERE account_id = ?1 AND namespace = ?2",
+                    params![kp.account_id, kp.namespace.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if held as usize >= quota {
+                return Err(StoreError::Conflict(Conflict::Quota));
+            }
+            tx.execute(
                 &format!(
                     "INSERT INTO key_pairs ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
                 ),
@@ -304,13 +318,16 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(|e| match is_unique_violation(&e) {
-                Some(msg) if msg.contains("key_pairs.name") => {
+                Some(msg) if msg.contains("key_pairs.fingerprint_sha256") => {
+                    StoreError::Conflict(Conflict::PublicKey)
+                }
+                Some(msg) if msg.ends_with("key_pairs.name") => {
                     StoreError::Conflict(Conflict::KeyPairName)
                 }
                 Some(_) => StoreError::Conflict(Conflict::Id),
                 None => backend(e),
             })?;
-            Ok(())
+            tx.commit().map_err(backend)
         })
         .await
     }

@@ -15,7 +15,7 @@ fn key(account: &Account, ns: Namespace, name: &str, at: i64) -> KeyPair {
         description: "d".into(),
         project_id: 0,
         public_key: format!("ssh-ed25519 AAAA {name}"),
-        fingerprint_sha256: format!("SHA256:{name}"),
+        fingerprint_sha256: format!("SHA256:{name}-{at}"),
         fingerprint_md5: "00".into(),
         tags: vec![("env".into(), "ci".into())],
         created_at: at,
@@ -66,20 +66,20 @@ async fn key_pairs(store: &dyn Store) {
     store.insert_account(&b).await.unwrap();
     let k1 = key(&a, Namespace::Cvm, "k1", 100);
     let k2 = key(&a, Namespace::Cvm, "k2", 101);
-    store.insert_key_pair(&k1).await.unwrap();
-    store.insert_key_pair(&k2).await.unwrap();
+    store.insert_key_pair(&k1, 100).await.unwrap();
+    store.insert_key_pair(&k2, 100).await.unwrap();
     // Same name in another namespace and in another account is fine.
     store
-        .insert_key_pair(&key(&a, Namespace::Lighthouse, "k1", 102))
+        .insert_key_pair(&key(&a, Namespace::Lighthouse, "k1", 102), 100)
         .await
         .unwrap();
     store
-        .insert_key_pair(&key(&b, Namespace::Cvm, "k1", 103))
+        .insert_key_pair(&key(&b, Namespace::Cvm, "k1", 103), 100)
         .await
         .unwrap();
     assert_eq!(
         store
-            .insert_key_pair(&key(&a, Namespace::Cvm, "k1", 104))
+            .insert_key_pair(&key(&a, Namespace::Cvm, "k1", 104), 100)
             .await,
         Err(StoreError::Conflict(Conflict::KeyPairName))
     );
