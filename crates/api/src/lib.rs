@@ -2,11 +2,15 @@
 //! core.
 //!
 //! - [`tencent_v3`]: Tencent Cloud API 3.0 (TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256).
+//! - [`tencent_legacy`]: the legacy CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`).
+//! - [`agent_api`]: what guest agents fetch and report.
 //!
 //! [`run`] is the one start seam: the caller binds the listener and owns shutdown.
 #![forbid(unsafe_code)]
 
+pub mod agent_api;
 pub mod common;
+pub mod tencent_legacy;
 pub mod tencent_v3;
 
 pub use common::server::{router, run, ApiConfig, AppState};

@@ -25,6 +25,10 @@ pub struct FileConfig {
     pub max_clock_skew_secs: Option<i64>,
     /// Log filter (`info`, `keyplane_api=debug`, ...).
     pub log: Option<String>,
+    /// Sandbox instance directory.
+    pub sandbox_dir: Option<PathBuf>,
+    /// SSH port of sandbox instances.
+    pub ssh_port: Option<u16>,
 }
 
 impl FileConfig {
@@ -39,8 +43,13 @@ impl FileConfig {
     }
 }
 
-/// The default data directory: `$HOME/.local/share/keyplane`, or `./keyplane-data`.
+/// The default data directory: `/var/lib/keyplane` for root (sandbox instances need every
+/// directory above them searchable, which root's home is not), else
+/// `$HOME/.local/share/keyplane`, or `./keyplane-data`.
 pub fn default_data_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/keyplane");
+    }
     match std::env::var_os("HOME") {
         Some(home) if !home.is_empty() => PathBuf::from(home).join(".local/share/keyplane"),
         _ => PathBuf::from("keyplane-data"),
@@ -52,16 +61,27 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keyplane.db")
 }
 
-/// Create the data directory (0700) if needed.
+/// Create the data directory if needed, and the database file in it with mode 0600 (SQLite
+/// gives its WAL and shared-memory files the database file's mode).
+///
+/// The directory is 0711: others may pass through it to the sandbox instances inside (which
+/// run as unprivileged uids) but cannot list it; every secret file in it is 0600.
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o711)
             .create(dir)
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     }
+    let db = database_path(dir);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)
+        .with_context(|| format!("cannot create {}", db.display()))?;
     Ok(())
 }
 

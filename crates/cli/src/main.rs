@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod agent;
 mod config;
 mod serve;
 
@@ -23,6 +24,8 @@ enum Command {
     /// Manage accounts and their API credentials (works while the server runs).
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Run the guest agent: keep this host's SSH keys and password switch as the server decides.
+    Agent(agent::AgentArgs),
     /// Print the default configuration file.
     DefaultConfig,
 }
@@ -32,6 +35,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Account(cmd) => account::run(cmd),
+        Command::Agent(args) => agent::run(args),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

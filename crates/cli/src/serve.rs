@@ -6,10 +6,13 @@ use clap::Args;
 use keyplane_api::{ApiConfig, AppState};
 use keyplane_core::service::SystemClock;
 use keyplane_core::Core;
+use keyplane_instances::worker::{Worker, WorkerConfig};
+use keyplane_instances::{SandboxConfig, SandboxHost};
 use keyplane_store::SqliteStore;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Flags of `keyplane serve`.
 #[derive(Debug, Args)]
@@ -32,6 +35,13 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `keyplane_api=debug` [default: info].
     #[arg(long, env = "KEYPLANE_LOG")]
     log: Option<String>,
+    /// Where sandbox instances live [default: <data dir>/sandbox]. Every directory above it
+    /// must be searchable by other users (instances run as unprivileged uids).
+    #[arg(long, env = "KEYPLANE_SANDBOX_DIR")]
+    sandbox_dir: Option<PathBuf>,
+    /// TCP port of each sandbox instance's SSH server, on its own loopback address [default: 22].
+    #[arg(long, env = "KEYPLANE_SSH_PORT")]
+    ssh_port: Option<u16>,
 }
 
 /// Run the server until SIGINT or SIGTERM.
@@ -54,6 +64,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ..ApiConfig::default()
     };
     let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+    let sandbox = SandboxSettings {
+        dir: args
+            .sandbox_dir
+            .or(file.sandbox_dir)
+            .unwrap_or_else(|| data_dir.join("sandbox")),
+        ssh_port: args.ssh_port.or(file.ssh_port).unwrap_or(22),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&log).context("invalid log filter")?,
@@ -61,15 +78,53 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(listen, data_dir, api))
+    runtime.block_on(serve(listen, data_dir, api, sandbox))
 }
 
-async fn serve(listen: String, data_dir: PathBuf, api: ApiConfig) -> Result<()> {
+struct SandboxSettings {
+    dir: PathBuf,
+    ssh_port: u16,
+}
+
+/// The sandbox driver, or why there is none on this host.
+fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
+    let config = SandboxConfig {
+        ssh_port: s.ssh_port,
+        ..SandboxConfig::default()
+    };
+    if !rustix::process::geteuid().is_root() {
+        return Err("the server is not running as root (it needs to map instance uids and bind each instance's SSH port)".into());
+    }
+    std::fs::create_dir_all(&s.dir)
+        .map_err(|e| format!("cannot create {}: {e}", s.dir.display()))?;
+    let host = SandboxHost::new(s.dir.clone(), config).map_err(|e| e.to_string())?;
+    host.setup_prerequisites().map_err(|e| e.to_string())?;
+    Ok(Arc::new(host))
+}
+
+async fn serve(
+    listen: String,
+    data_dir: PathBuf,
+    api: ApiConfig,
+    sandbox: SandboxSettings,
+) -> Result<()> {
     config::ensure_data_dir(&data_dir)?;
     let store = SqliteStore::open(&config::database_path(&data_dir))
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let core = Core::new(Arc::new(store), Arc::new(SystemClock));
+    let core = Core::new(Arc::new(store), Arc::new(SystemClock)).with_ssh_port(sandbox.ssh_port);
     bootstrap_admin(&core, &data_dir).await?;
+    let host = open_sandbox(&sandbox);
+    match &host {
+        Ok(_) => eprintln!(
+            "keyplane: sandbox instances in {} (SSH on port {} of each instance's own 127.1.x.y address)",
+            sandbox.dir.display(),
+            sandbox.ssh_port
+        ),
+        Err(why) => eprintln!(
+            "keyplane: sandbox instances are unavailable: {why}\n\
+             keyplane: Linux instances will end LAUNCH_FAILED until this is fixed; Windows records still work."
+        ),
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -79,13 +134,43 @@ async fn serve(listen: String, data_dir: PathBuf, api: ApiConfig) -> Result<()> 
         data_dir.display()
     );
     tracing::info!(%addr, "listening");
-    let state = AppState::new(core, api);
+    let server_ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".parse()?
+    } else {
+        addr.ip()
+    };
+    let worker_cfg = WorkerConfig {
+        concurrency: 16,
+        lease_secs: 10,
+        agent_exe: std::env::current_exe().context("cannot locate the keyplane executable")?,
+        server_url: format!(
+            "http://{}",
+            std::net::SocketAddr::new(server_ip, addr.port())
+        ),
+        apply_timeout: Duration::from_secs(30),
+    };
+    let state = AppState::new(core.clone(), api);
+    let worker = Worker::new(core, host.clone(), worker_cfg, state.wake.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn({
+        let worker = worker.clone();
+        async move {
+            worker.restore().await;
+            worker.run(stop_rx).await;
+        }
+    });
     keyplane_api::run(state, listener, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
+    if let Ok(host) = host {
+        host.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {

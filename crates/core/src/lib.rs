@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod agent;
 pub mod binding;
 pub mod compute;
 pub mod error;

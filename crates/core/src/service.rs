@@ -112,6 +112,7 @@ pub struct CreatedKeyPair {
 pub struct Core {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    ssh_port: u16,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -121,7 +122,22 @@ fn store_err(e: StoreError) -> DomainError {
 impl Core {
     /// A service over `store`, reading time from `clock`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Core {
-        Core { store, clock }
+        Core {
+            store,
+            clock,
+            ssh_port: 22,
+        }
+    }
+
+    /// The same service, with sandbox instances' SSH servers on `port` (22 by default).
+    pub fn with_ssh_port(mut self, port: u16) -> Core {
+        self.ssh_port = port;
+        self
+    }
+
+    /// The port new sandbox instances' SSH servers listen on.
+    pub fn ssh_port(&self) -> u16 {
+        self.ssh_port
     }
 
     /// The underlying store.

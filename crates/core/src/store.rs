@@ -87,6 +87,10 @@ pub trait Store: InstanceStore + Send + Sync + 'static {
         ids: &[String],
     ) -> StoreResult<()>;
 
+    /// A named server-wide value, created from `initial` on first use (the agent-token key is
+    /// one), the same for every node sharing the store.
+    async fn setting(&self, name: &str, initial: &str) -> StoreResult<String>;
+
     /// Record a request nonce. Returns `false` when the same nonce was already recorded in
     /// `scope` and has not expired (a replay). Expired nonces are purged on the way.
     async fn remember_nonce(

@@ -102,6 +102,7 @@ CREATE INDEX operations_open ON operations(state, id);
 "#,
     r#"
 CREATE UNIQUE INDEX key_pairs_public_key ON key_pairs(account_id, namespace, region, fingerprint_sha256);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
 ];
 
@@ -429,6 +430,24 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn setting(&self, name: &str, initial: &str) -> StoreResult<String> {
+        let (name, initial) = (name.to_string(), initial.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
+                params![name, initial],
+            )
+            .map_err(backend)?;
+            c.query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .map_err(backend)
         })
         .await
     }

@@ -28,6 +28,7 @@ pub async fn run(store: Arc<dyn Store>) {
     accounts(&*store).await;
     key_pairs(&*store).await;
     nonces(&*store).await;
+    settings(&*store).await;
 }
 
 async fn accounts(store: &dyn Store) {
@@ -150,6 +151,15 @@ async fn key_pairs(store: &dyn Store) {
             .unwrap()
             .len(),
         1
+    );
+}
+
+async fn settings(store: &dyn Store) {
+    assert_eq!(store.setting("k", "first").await.unwrap(), "first");
+    assert_eq!(
+        store.setting("k", "second").await.unwrap(),
+        "first",
+        "set once, then kept"
     );
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub config: ApiConfig,
     /// Rate limiter.
     pub limiter: Limiter,
+    /// Notified after every API request, so the operation worker looks for new work at once.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             core,
             config,
             limiter,
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -87,7 +90,16 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     if raw.path == "/healthz" {
         return (StatusCode::OK, "ok\n").into_response();
     }
-    crate::tencent_v3::handle(&state, &raw).await
+    if raw.path.starts_with(crate::agent_api::PREFIX) {
+        return crate::agent_api::handle(&state, &raw).await;
+    }
+    let response = if raw.path == "/v2/index.php" {
+        crate::tencent_legacy::handle(&state, &raw).await
+    } else {
+        crate::tencent_v3::handle(&state, &raw).await
+    };
+    state.wake.notify_one();
+    response
 }
 
 /// Serve on `listener` until `shutdown` resolves, then drain open requests.

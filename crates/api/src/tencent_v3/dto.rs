@@ -1,5 +1,11 @@
 //! Wire structures of the Tencent API 3.0 dialect (field names exactly as the SDK models).
 
+pub mod instances;
+pub mod run;
+
+pub use instances::*;
+pub use run::*;
+
 use crate::common::params::lenient_i64;
 use keyplane_core::keypair::KeyPair;
 use serde::{Deserialize, Serialize};

@@ -37,8 +37,134 @@ pub enum TcError {
     RequestLimitExceeded(String),
     /// The body is larger than accepted.
     RequestSizeLimitExceeded(usize),
+    /// A CVM wire rule refused the request.
+    Cvm(CvmRefusal),
     /// A domain rule refused the request.
     Domain(DomainError),
+}
+
+/// Refusals that are rules of the CVM wire contract rather than of the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CvmRefusal {
+    /// `DryRun` was set and every check passed.
+    DryRun,
+    /// The zone is not a zone of the request's region.
+    ZoneMismatchRegion {
+        /// The zone as given.
+        zone: String,
+        /// The request's region.
+        region: String,
+    },
+    /// DescribeImages got both `ImageIds` and `Filters`.
+    ImageIdsWithFilters,
+    /// A documented billing mode the sandbox does not offer.
+    ChargeTypeUnsupported(String),
+    /// A project other than the default project 0.
+    ProjectNotFound(i64),
+    /// `ClientToken` longer than 64 characters.
+    ClientTokenTooLong(usize),
+    /// `InstanceName` longer than 128 characters.
+    InstanceNameTooLong(usize),
+    /// `HostName` breaks the naming rule.
+    HostNameIllegal(String),
+    /// Login settings that cannot be combined.
+    LoginConflict(String),
+    /// `UserData` is not base64.
+    UserDataInvalid,
+    /// `UserData` decodes to more than 16 KiB.
+    UserDataTooLarge(usize),
+    /// A launch template id of the wrong shape.
+    LaunchTemplateIdMalformed(String),
+    /// A launch template that does not exist (none do).
+    LaunchTemplateNotFound(String),
+    /// `InstanceType` is not shaped like `S5.MEDIUM4`.
+    InstanceTypeMalformed(String),
+    /// `MinCount` is larger than `InstanceCount`.
+    MinCountInvalid {
+        /// MinCount.
+        min: i64,
+        /// InstanceCount.
+        count: i64,
+    },
+}
+
+impl CvmRefusal {
+    /// The wire code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CvmRefusal::DryRun => "DryRunOperation",
+            CvmRefusal::ZoneMismatchRegion { .. } => "InvalidZone.MismatchRegion",
+            CvmRefusal::ImageIdsWithFilters => {
+                "InvalidParameter.InvalidParameterCoexistImageIdsFilters"
+            }
+            CvmRefusal::ChargeTypeUnsupported(_) => "UnsupportedOperation.InstanceChargeType",
+            CvmRefusal::ProjectNotFound(_) => "InvalidProjectId.NotFound",
+            CvmRefusal::ClientTokenTooLong(_) => "InvalidClientToken.TooLong",
+            CvmRefusal::InstanceNameTooLong(_) => "InvalidInstanceName.TooLong",
+            CvmRefusal::HostNameIllegal(_) => "InvalidParameter.HostNameIllegal",
+            CvmRefusal::LoginConflict(_) => "InvalidParameter.ParameterConflict",
+            CvmRefusal::UserDataInvalid => "InvalidParameterValue.InvalidUserDataFormat",
+            CvmRefusal::UserDataTooLarge(_) => "InvalidParameterValue.TooLarge",
+            CvmRefusal::LaunchTemplateIdMalformed(_) => {
+                "InvalidParameterValue.LaunchTemplateIdMalformed"
+            }
+            CvmRefusal::LaunchTemplateNotFound(_) => "InvalidParameterValue.LaunchTemplateNotFound",
+            CvmRefusal::InstanceTypeMalformed(_) => "InvalidInstanceType.Malformed",
+            CvmRefusal::MinCountInvalid { .. } => "InvalidParameterValue.InvalidParameterMinCount",
+        }
+    }
+
+    /// The human message.
+    pub fn message(&self) -> String {
+        match self {
+            CvmRefusal::DryRun => {
+                "Request validation passed; the request would have succeeded, but the DryRun flag is set."
+                    .into()
+            }
+            CvmRefusal::ZoneMismatchRegion { zone, region } => {
+                format!("The zone `{zone}` does not exist in the region `{region}`.")
+            }
+            CvmRefusal::ImageIdsWithFilters => {
+                "The parameters `ImageIds` and `Filters` cannot be given together.".into()
+            }
+            CvmRefusal::ChargeTypeUnsupported(t) => format!(
+                "The instance charge type `{t}` is not supported here; use POSTPAID_BY_HOUR."
+            ),
+            CvmRefusal::ProjectNotFound(p) => {
+                format!("The project `{p}` does not exist; only the default project 0 does.")
+            }
+            CvmRefusal::ClientTokenTooLong(n) => {
+                format!("The ClientToken is {n} characters long; at most 64 are allowed.")
+            }
+            CvmRefusal::InstanceNameTooLong(n) => {
+                format!("The InstanceName is {n} characters long; at most 128 are allowed.")
+            }
+            CvmRefusal::HostNameIllegal(why) => format!("The HostName is invalid: {why}."),
+            CvmRefusal::LoginConflict(why) => format!("The LoginSettings conflict: {why}."),
+            CvmRefusal::UserDataInvalid => "The UserData must be base64-encoded.".into(),
+            CvmRefusal::UserDataTooLarge(n) => {
+                format!("The UserData decodes to {n} bytes; at most 16384 are allowed.")
+            }
+            CvmRefusal::LaunchTemplateIdMalformed(id) => format!(
+                "The launch template id `{id}` is malformed; expected `lt-` and 8 lower-case letters or digits."
+            ),
+            CvmRefusal::LaunchTemplateNotFound(id) => {
+                format!("The launch template `{id}` does not exist.")
+            }
+            CvmRefusal::InstanceTypeMalformed(t) => format!(
+                "The instance type `{t}` is malformed; expected a family and a size such as `S5.MEDIUM4`."
+            ),
+            CvmRefusal::MinCountInvalid { min, count } => {
+                format!("MinCount ({min}) must not be larger than InstanceCount ({count}).")
+            }
+        }
+    }
+}
+
+impl From<CvmRefusal> for TcError {
+    fn from(e: CvmRefusal) -> Self {
+        TcError::Cvm(e)
+    }
 }
 
 impl From<DomainError> for TcError {
@@ -77,6 +203,7 @@ impl TcError {
             TcError::UnsupportedRegion(_) => "UnsupportedRegion",
             TcError::RequestLimitExceeded(_) => "RequestLimitExceeded",
             TcError::RequestSizeLimitExceeded(_) => "RequestSizeLimitExceeded",
+            TcError::Cvm(e) => e.code(),
             TcError::Domain(e) => match product {
                 Product::Cvm => cvm_code(e),
             },
@@ -108,6 +235,7 @@ impl TcError {
             TcError::RequestSizeLimitExceeded(n) => {
                 format!("The request body exceeds the limit of {n} bytes.")
             }
+            TcError::Cvm(e) => e.message(),
             TcError::Domain(e) => domain_message(e),
         }
     }
@@ -311,7 +439,31 @@ mod tests {
             TcError::RequestLimitExceeded(s.clone()),
             TcError::RequestSizeLimitExceeded(1),
         ];
-        let all = domain.into_iter().map(TcError::Domain).chain(protocol);
+        let cvm = [
+            CvmRefusal::DryRun,
+            CvmRefusal::ZoneMismatchRegion {
+                zone: s.clone(),
+                region: s.clone(),
+            },
+            CvmRefusal::ImageIdsWithFilters,
+            CvmRefusal::ChargeTypeUnsupported(s.clone()),
+            CvmRefusal::ProjectNotFound(1),
+            CvmRefusal::ClientTokenTooLong(65),
+            CvmRefusal::InstanceNameTooLong(129),
+            CvmRefusal::HostNameIllegal(s.clone()),
+            CvmRefusal::LoginConflict(s.clone()),
+            CvmRefusal::UserDataInvalid,
+            CvmRefusal::UserDataTooLarge(1),
+            CvmRefusal::LaunchTemplateIdMalformed(s.clone()),
+            CvmRefusal::LaunchTemplateNotFound(s.clone()),
+            CvmRefusal::InstanceTypeMalformed(s.clone()),
+            CvmRefusal::MinCountInvalid { min: 2, count: 1 },
+        ];
+        let all = domain
+            .into_iter()
+            .map(TcError::Domain)
+            .chain(protocol)
+            .chain(cvm.into_iter().map(TcError::Cvm));
         for e in all {
             let code = e.code(Product::Cvm);
             assert!(

@@ -15,7 +15,7 @@ use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use error::TcError;
-use handlers::{keypairs, Ctx};
+use handlers::{bind, images, instances, keypairs, run, Ctx};
 use router::{CvmAction, Product, REGIONS};
 use serde_json::{json, Value};
 use tracing::{info, warn, Instrument};
@@ -33,7 +33,7 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     async {
         let mut claimed = Claimed::default();
         let started = std::time::Instant::now();
-        let (result, product) = process(state, raw, &mut claimed).await;
+        let (result, product) = process(state, raw, &mut claimed, &request_id).await;
         let span = tracing::Span::current();
         if let Some(a) = &claimed.action {
             span.record("action", a.as_str());
@@ -59,16 +59,21 @@ async fn process(
     state: &AppState,
     raw: &RawRequest,
     claimed: &mut Claimed,
+    request_id: &str,
 ) -> (Result<Value, TcError>, Product) {
     let auth = match authenticate(state, raw, claimed).await {
         Ok(a) => a,
         Err(e) => return (Err(e), Product::Cvm),
     };
     let product = auth.product;
-    (dispatch(state, auth).await, product)
+    (dispatch(state, auth, request_id).await, product)
 }
 
-async fn dispatch(state: &AppState, auth: Authenticated) -> Result<Value, TcError> {
+async fn dispatch(
+    state: &AppState,
+    auth: Authenticated,
+    request_id: &str,
+) -> Result<Value, TcError> {
     let Authenticated {
         account,
         product,
@@ -97,6 +102,7 @@ async fn dispatch(state: &AppState, auth: Authenticated) -> Result<Value, TcErro
                 core: &state.core,
                 account: &account,
                 region: &region,
+                request_id,
             };
             match act {
                 CvmAction::CreateKeyPair => keypairs::create(&ctx, params).await,
@@ -104,6 +110,16 @@ async fn dispatch(state: &AppState, auth: Authenticated) -> Result<Value, TcErro
                 CvmAction::DescribeKeyPairs => keypairs::describe(&ctx, params).await,
                 CvmAction::DeleteKeyPairs => keypairs::delete(&ctx, params).await,
                 CvmAction::ModifyKeyPairAttribute => keypairs::modify(&ctx, params).await,
+                CvmAction::AssociateInstancesKeyPairs => bind::associate(&ctx, params).await,
+                CvmAction::DisassociateInstancesKeyPairs => bind::disassociate(&ctx, params).await,
+                CvmAction::DescribeImages => images::describe(&ctx, params).await,
+                CvmAction::RunInstances => run::run(&ctx, params).await,
+                CvmAction::DescribeInstances => instances::describe(&ctx, params).await,
+                CvmAction::DescribeInstancesStatus => instances::status(&ctx, params).await,
+                CvmAction::StartInstances => instances::start(&ctx, params).await,
+                CvmAction::StopInstances => instances::stop(&ctx, params).await,
+                CvmAction::RebootInstances => instances::reboot(&ctx, params).await,
+                CvmAction::TerminateInstances => instances::terminate(&ctx, params).await,
             }
         }
     }

@@ -66,6 +66,16 @@ actions!(
         DescribeKeyPairs,
         DeleteKeyPairs,
         ModifyKeyPairAttribute,
+        AssociateInstancesKeyPairs,
+        DisassociateInstancesKeyPairs,
+        DescribeImages,
+        RunInstances,
+        DescribeInstances,
+        DescribeInstancesStatus,
+        StartInstances,
+        StopInstances,
+        RebootInstances,
+        TerminateInstances,
     }
 );
 
@@ -102,6 +112,16 @@ mod tests {
             "CreateKeyPair",
             "DescribeKeyPairs",
             "ModifyKeyPairAttribute",
+            "AssociateInstancesKeyPairs",
+            "DisassociateInstancesKeyPairs",
+            "DescribeImages",
+            "RunInstances",
+            "DescribeInstances",
+            "DescribeInstancesStatus",
+            "StartInstances",
+            "StopInstances",
+            "RebootInstances",
+            "TerminateInstances",
         ] {
             assert_eq!(CvmAction::parse(a).unwrap().name(), a);
         }

@@ -1,0 +1,129 @@
+//! The guest agents' API: `GET /keyplane/agent/v1/instances/{id}/ssh-state[?after=N&wait=S]`
+//! (long poll for the desired SSH state) and `POST .../report` (what was applied).
+//! Each request carries `Authorization: Bearer <agent token>`, valid for one instance only.
+
+use crate::common::request::RawRequest;
+use crate::common::server::AppState;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyplane_core::DomainError;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+/// Path prefix of the agent API.
+pub const PREFIX: &str = "/keyplane/agent/v1/instances/";
+/// Longest accepted long poll, seconds.
+const MAX_WAIT_SECS: u64 = 60;
+/// How often a long poll looks for a change.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Deserialize)]
+struct ReportBody {
+    generation: i64,
+    ok: bool,
+    #[serde(default)]
+    message: String,
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    answer(status, json!({ "error": message }))
+}
+
+fn internal(e: DomainError) -> Response {
+    tracing::warn!(error = %e, "agent API failure");
+    refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+/// Serve one agent request.
+pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
+    let Some(rest) = raw.path.strip_prefix(PREFIX) else {
+        return refuse(StatusCode::NOT_FOUND, "no such agent endpoint");
+    };
+    let Some((id, tail)) = rest.split_once('/') else {
+        return refuse(StatusCode::NOT_FOUND, "no such agent endpoint");
+    };
+    let token = raw
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
+        .unwrap_or_default();
+    match state.core.check_agent_token(id, &token).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid agent token for this instance",
+            )
+        }
+        Err(e) => return internal(e),
+    }
+    match (raw.method.as_str(), tail) {
+        ("GET", "ssh-state") => ssh_state(state, raw, id).await,
+        ("POST", "report") => report(state, raw, id).await,
+        _ => refuse(StatusCode::NOT_FOUND, "no such agent endpoint"),
+    }
+}
+
+async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
+    let params = raw.query_params();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let after: Option<i64> = match get("after").map(|v| v.parse()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "after must be an integer"),
+    };
+    let wait = match get("wait").map(|v| v.parse::<u64>()) {
+        None => 0,
+        Some(Ok(v)) => v.min(MAX_WAIT_SECS),
+        Some(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "wait must be a number of seconds"),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let instance = match state.core.instance_by_id(id).await {
+            Ok(i) => i,
+            Err(DomainError::InstanceNotFound { .. }) => {
+                return refuse(StatusCode::NOT_FOUND, "the instance no longer exists")
+            }
+            Err(e) => return internal(e),
+        };
+        let changed = after.is_none_or(|a| instance.desired_generation > a);
+        if changed || tokio::time::Instant::now() >= deadline {
+            return match state.core.desired_ssh_state(&instance).await {
+                Ok(d) => answer(
+                    StatusCode::OK,
+                    json!({
+                        "generation": d.generation,
+                        "authorized_keys": d.authorized_keys,
+                        "password_authentication": d.password_authentication,
+                    }),
+                ),
+                Err(e) => internal(e),
+            };
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn report(state: &AppState, raw: &RawRequest, id: &str) -> Response {
+    let body: ReportBody = match serde_json::from_slice(&raw.body) {
+        Ok(b) => b,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("invalid report: {e}")),
+    };
+    if !body.ok {
+        tracing::warn!(instance = %id, generation = body.generation, message = %body.message, "agent failed to apply");
+        return answer(StatusCode::OK, json!({}));
+    }
+    match state.core.agent_applied(id, body.generation).await {
+        Ok(()) => answer(StatusCode::OK, json!({})),
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,297 @@
+//! CVM instance actions: DescribeInstances, DescribeInstancesStatus, StartInstances,
+//! StopInstances, RebootInstances, TerminateInstances. The lifecycle calls record one durable
+//! asynchronous operation per instance (all or none) that a worker carries out later.
+
+use super::{check_filters, invalid, non_empty, page, Ctx};
+use crate::common::params::decode;
+use crate::tencent_v3::dto::*;
+use crate::tencent_v3::error::TcError;
+use keyplane_core::instance::{Instance, InstanceState, OpKind};
+use keyplane_core::keypair::Namespace;
+use keyplane_core::DomainError;
+use serde_json::{json, Value};
+
+const NS: Namespace = Namespace::Cvm;
+/// At most this many instances in one call.
+pub const MAX_IDS: usize = 100;
+
+/// Check a list of instance ids for presence, shape, duplicates and count.
+pub fn check_ids(ctx: &Ctx<'_>, ids: Vec<String>, param: &str) -> Result<Vec<String>, TcError> {
+    let ids = non_empty(ids, param)?;
+    ctx.core.check_instance_ids(NS, param, &ids, MAX_IDS)?;
+    Ok(ids)
+}
+
+fn not_found(inst: &Instance) -> DomainError {
+    DomainError::InstanceNotFound {
+        id: inst.id.clone(),
+    }
+}
+
+/// The account's instances in the request's region, oldest first.
+async fn regional(ctx: &Ctx<'_>) -> Result<Vec<Instance>, TcError> {
+    let all = ctx.core.list_instances(ctx.account, NS).await?;
+    Ok(all.into_iter().filter(|i| i.region == ctx.region).collect())
+}
+
+fn parse_time(param: &str, v: &str) -> Result<i64, TcError> {
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| {
+            invalid(
+                param,
+                format!("`{v}` is not a time like 2024-01-01T00:00:00Z"),
+            )
+        })
+}
+
+/// Whether `inst` passes `f`; unknown filter names are refused.
+fn matches(f: &Filter, inst: &Instance) -> Result<bool, TcError> {
+    let any = |s: &str| f.values.iter().any(|v| v == s);
+    Ok(match f.name.as_str() {
+        "zone" => any(&inst.zone),
+        "project-id" => {
+            for v in &f.values {
+                v.parse::<i64>()
+                    .map_err(|_| invalid("project-id", format!("`{v}` is not an integer")))?;
+            }
+            any("0")
+        }
+        "instance-id" => any(&inst.id),
+        "uuid" => any(&instance_uuid(&inst.id)),
+        "instance-name" => f.values.iter().any(|v| inst.name.contains(v.as_str())),
+        "instance-charge-type" => any("POSTPAID_BY_HOUR"),
+        "instance-state" => any(inst.state.as_str()),
+        "private-ip-address" => any(&inst.private_ip),
+        "creation-start-time" => {
+            let mut ok = false;
+            for v in &f.values {
+                ok |= inst.created_at >= parse_time("creation-start-time", v)?;
+            }
+            ok
+        }
+        "creation-end-time" => {
+            let mut ok = false;
+            for v in &f.values {
+                ok |= inst.created_at <= parse_time("creation-end-time", v)?;
+            }
+            ok
+        }
+        // Documented, but nothing here has public or IPv6 addresses, dedicated hosts or
+        // clusters, VPCs, security groups or tags.
+        "public-ip-address"
+        | "ipv6-address"
+        | "host-id"
+        | "dedicated-cluster-id"
+        | "vpc-id"
+        | "subnet-id"
+        | "security-group-id"
+        | "tag-key"
+        | "tag-value" => false,
+        name if name.starts_with("tag:") && name.len() > 4 => false,
+        name => {
+            return Err(TcError::Domain(DomainError::UnknownFilter {
+                name: name.into(),
+            }));
+        }
+    })
+}
+
+/// DescribeInstances: unknown ids are simply not returned.
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+    let req: DescribeInstancesRequest = decode(params)?;
+    let ids = req.instance_ids.filter(|v| !v.is_empty());
+    let filters = req.filters.filter(|v| !v.is_empty());
+    if ids.is_some() && filters.is_some() {
+        return Err(TcError::Domain(DomainError::ConflictingParameters {
+            first: "InstanceIds".into(),
+            second: "Filters".into(),
+        }));
+    }
+    if let Some(ids) = &ids {
+        ctx.core
+            .check_instance_ids(NS, "InstanceIds", ids, MAX_IDS)?;
+    }
+    let filters = filters.unwrap_or_default();
+    check_filters(&filters)?;
+    let (offset, limit) = page(req.offset, req.limit)?;
+    let mut matching = Vec::new();
+    for inst in regional(ctx).await? {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&inst.id)) {
+            continue;
+        }
+        let mut keep = true;
+        for f in &filters {
+            keep &= matches(f, &inst)?;
+        }
+        if keep {
+            matching.push(inst);
+        }
+    }
+    let total = matching.len();
+    let set: Vec<InstanceOut> = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(InstanceOut::from_domain)
+        .collect();
+    Ok(json!({ "TotalCount": total, "InstanceSet": set }))
+}
+
+/// DescribeInstancesStatus.
+pub async fn status(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+    let req: DescribeInstancesStatusRequest = decode(params)?;
+    let ids = req.instance_ids.filter(|v| !v.is_empty());
+    if let Some(ids) = &ids {
+        ctx.core
+            .check_instance_ids(NS, "InstanceIds", ids, MAX_IDS)?;
+    }
+    let (offset, limit) = page(req.offset, req.limit)?;
+    let matching: Vec<Instance> = regional(ctx)
+        .await?
+        .into_iter()
+        .filter(|i| ids.as_ref().is_none_or(|ids| ids.contains(&i.id)))
+        .collect();
+    let total = matching.len();
+    let set: Vec<Value> = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|i| json!({ "InstanceId": i.id, "InstanceState": i.state.as_str() }))
+        .collect();
+    Ok(json!({ "TotalCount": total, "InstanceStatusSet": set }))
+}
+
+/// Record `kind` on every instance, all or none, when each is in one of the `from` states and
+/// has no operation in progress; each enters `to` now.
+async fn lifecycle(
+    ctx: &Ctx<'_>,
+    ids: &[String],
+    action: &str,
+    from: &[InstanceState],
+    kind: OpKind,
+    to: InstanceState,
+) -> Result<Value, TcError> {
+    let region = ctx.region.to_string();
+    ctx.core
+        .submit(ctx.account, NS, ids, action, ctx.request_id, |inst| {
+            if inst.region != region {
+                return Err(not_found(inst));
+            }
+            // A transitional state (PENDING, STOPPING, ...) answers with its own code; a
+            // settled one with an operation in progress (a key binding) is "in progress".
+            if !from.contains(&inst.state) {
+                return Err(DomainError::InstanceStateInvalid {
+                    id: inst.id.clone(),
+                    state: inst.state,
+                });
+            }
+            if inst.is_busy() {
+                return Err(DomainError::InstanceBusy {
+                    id: inst.id.clone(),
+                });
+            }
+            Ok((kind.clone(), Some(to)))
+        })
+        .await?;
+    Ok(json!({}))
+}
+
+/// Whether a stop is hard, from `StopType` and the deprecated flag (`ForceStop` /
+/// `ForceReboot`), which cannot be combined.
+fn hard_stop(
+    flag_name: &str,
+    flag: Option<bool>,
+    stop_type: Option<&str>,
+) -> Result<bool, TcError> {
+    if flag.is_some() && stop_type.is_some() {
+        return Err(TcError::InvalidParameter(format!(
+            "The parameters `{flag_name}` and `StopType` cannot be given together; `{flag_name}` is deprecated, use `StopType`."
+        )));
+    }
+    // Why: SOFT and SOFT_FIRST (and the deprecated flag, which means "soft first") are one
+    // operation here: the sandbox's soft stop ends with a kill once its grace period is over.
+    match stop_type {
+        None | Some("SOFT") | Some("SOFT_FIRST") => Ok(false),
+        Some("HARD") => Ok(true),
+        Some(other) => Err(invalid(
+            "StopType",
+            format!("`{other}` is not one of SOFT, HARD, SOFT_FIRST"),
+        )),
+    }
+}
+
+/// StartInstances: STOPPED instances only.
+pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+    let req: StartInstancesRequest = decode(params)?;
+    let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
+    lifecycle(
+        ctx,
+        &ids,
+        "StartInstances",
+        &[InstanceState::Stopped],
+        OpKind::Start,
+        InstanceState::Starting,
+    )
+    .await
+}
+
+/// StopInstances: RUNNING instances only.
+pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+    let req: StopInstancesRequest = decode(params)?;
+    let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
+    let force = hard_stop("ForceStop", req.force_stop, req.stop_type.as_deref())?;
+    match req.stopped_mode.as_deref() {
+        None | Some("KEEP_CHARGING") | Some("STOP_CHARGING") => {}
+        Some(other) => {
+            return Err(invalid(
+                "StoppedMode",
+                format!("`{other}` is not one of KEEP_CHARGING, STOP_CHARGING"),
+            ))
+        }
+    }
+    lifecycle(
+        ctx,
+        &ids,
+        "StopInstances",
+        &[InstanceState::Running],
+        OpKind::Stop { force },
+        InstanceState::Stopping,
+    )
+    .await
+}
+
+/// RebootInstances: RUNNING instances only.
+pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+    let req: RebootInstancesRequest = decode(params)?;
+    let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
+    let force = hard_stop("ForceReboot", req.force_reboot, req.stop_type.as_deref())?;
+    lifecycle(
+        ctx,
+        &ids,
+        "RebootInstances",
+        &[InstanceState::Running],
+        OpKind::Reboot { force },
+        InstanceState::Rebooting,
+    )
+    .await
+}
+
+/// TerminateInstances: RUNNING, STOPPED or LAUNCH_FAILED instances.
+pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+    let req: TerminateInstancesRequest = decode(params)?;
+    let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
+    lifecycle(
+        ctx,
+        &ids,
+        "TerminateInstances",
+        &[
+            InstanceState::Running,
+            InstanceState::Stopped,
+            InstanceState::LaunchFailed,
+        ],
+        OpKind::Terminate,
+        InstanceState::Terminating,
+    )
+    .await
+}

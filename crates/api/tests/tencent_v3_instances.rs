@@ -1,0 +1,201 @@
+//! In-process tests of the CVM instance, image and key-binding actions on the router: every
+//! action's happy path at the record level (the operation a worker would carry out later),
+//! and every refusal with its exact code.
+#![recursion_limit = "256"]
+
+use axum::body::{to_bytes, Body};
+use axum::http::Request;
+use keyplane_api::tencent_v3::signature::{
+    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
+};
+use keyplane_api::{router, ApiConfig, AppState};
+use keyplane_core::account::{Account, Secret};
+use keyplane_core::instance::{InstanceState, OpState};
+use keyplane_core::service::Clock;
+use keyplane_core::store::InstanceStore;
+use keyplane_core::Core;
+use keyplane_store::SqliteStore;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const SECRET_ID: &str = "AKIDinstancesTEST00000000000000000000";
+const SECRET_KEY: &str = "instancesTESTsecretKEY00000000000";
+const NOW: i64 = 1_795_482_395;
+const REGION: &str = "ap-guangzhou";
+const KEY_A: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIRF8lXPd0sPOj9nqAd4vm2P4tUtcerb0/0/KG7LHrKJ a";
+const KEY_B: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPGZAGXx9EOoGbc75pfXOHdHL78Rsj4sB3XUZF0HwvO1 b";
+const LINUX: &str = "img-kpdeb12x";
+const WINDOWS: &str = "img-kpwin22x";
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        NOW
+    }
+}
+
+struct H {
+    app: axum::Router,
+    store: Arc<SqliteStore>,
+}
+
+async fn harness() -> H {
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let core = Core::new(store.clone(), Arc::new(FixedClock));
+    let mut a = Account::generate("instances", false, 0);
+    a.secret_id = SECRET_ID.into();
+    a.secret_key = Secret::new(SECRET_KEY);
+    keyplane_core::store::Store::insert_account(&*store, &a)
+        .await
+        .unwrap();
+    let config = ApiConfig {
+        rate_limit_per_second: 0,
+        ..ApiConfig::default()
+    };
+    H {
+        app: router(AppState::new(core, config)),
+        store,
+    }
+}
+
+/// Sign a TC3 POST the way the official SDK does.
+fn tc3_post(region: &str, action: &str, body: &str) -> Request<Body> {
+    let host = "127.0.0.1:8787";
+    let date = time::OffsetDateTime::from_unix_timestamp(NOW)
+        .unwrap()
+        .date()
+        .to_string();
+    let signed = vec!["content-type".to_string(), "host".to_string()];
+    let headers = |n: &str| match n {
+        "content-type" => Some("application/json".to_string()),
+        "host" => Some(host.to_string()),
+        _ => None,
+    };
+    let canonical =
+        tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
+    let sts = tc3_string_to_sign(&NOW.to_string(), &date, "cvm", &canonical);
+    let sig = tc3_signature(SECRET_KEY, &date, "cvm", &sts);
+    Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("x-tc-action", action)
+        .header("x-tc-version", "2017-03-12")
+        .header("x-tc-region", region)
+        .header("x-tc-timestamp", NOW.to_string())
+        .header(
+            "authorization",
+            format!("TC3-HMAC-SHA256 Credential={SECRET_ID}/{date}/cvm/tc3_request, SignedHeaders=content-type;host, Signature={sig}"),
+        )
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+impl H {
+    /// The `Response` object of a call.
+    async fn call_in(&self, region: &str, action: &str, body: Value) -> Value {
+        let req = tc3_post(region, action, &body.to_string());
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let bytes = to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(v["Response"]["RequestId"].is_string(), "{v}");
+        v["Response"].clone()
+    }
+
+    /// A call that must succeed.
+    async fn ok(&self, action: &str, body: Value) -> Value {
+        let r = self.call_in(REGION, action, body).await;
+        assert!(r["Error"].is_null(), "{action}: {r}");
+        r
+    }
+
+    /// The error code of a call that must fail.
+    async fn code(&self, action: &str, body: Value) -> String {
+        let r = self.call_in(REGION, action, body).await;
+        let code = r["Error"]["Code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{action} succeeded: {r}"));
+        assert!(!r["Error"]["Message"].as_str().unwrap().is_empty());
+        code.to_string()
+    }
+
+    async fn import_key(&self, name: &str, public_key: &str) -> String {
+        let r = self
+            .ok(
+                "ImportKeyPair",
+                json!({"KeyName": name, "ProjectId": 0, "PublicKey": public_key}),
+            )
+            .await;
+        r["KeyId"].as_str().unwrap().to_string()
+    }
+
+    /// RunInstances with `extra` merged over a minimal Linux request; the ids and RequestId.
+    async fn run(&self, extra: Value) -> (Vec<String>, String) {
+        let r = self.ok("RunInstances", run_body(extra)).await;
+        let ids = r["InstanceIdSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        (ids, r["RequestId"].as_str().unwrap().to_string())
+    }
+
+    async fn instance(&self, id: &str) -> Value {
+        let r = self
+            .ok("DescribeInstances", json!({"InstanceIds": [id]}))
+            .await;
+        assert_eq!(r["TotalCount"], 1, "{r}");
+        r["InstanceSet"][0].clone()
+    }
+
+    /// Finish every recorded operation (as the worker would), then set these states.
+    async fn settle(&self, states: &[(&str, InstanceState)]) {
+        while let Some(op) = self
+            .store
+            .claim_operation("test", NOW, NOW + 60)
+            .await
+            .unwrap()
+        {
+            self.store
+                .finish_operation(op.id, OpState::Success, None)
+                .await
+                .unwrap();
+        }
+        for (id, state) in states {
+            self.store.set_instance_state(id, *state).await.unwrap();
+        }
+    }
+}
+
+fn run_body(extra: Value) -> Value {
+    let mut body = json!({
+        "Placement": {"Zone": "ap-guangzhou-3"},
+        "ImageId": LINUX,
+        "InstanceType": "S5.MEDIUM4",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("ins-").is_some_and(|s| {
+        s.len() == 8
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+#[path = "tencent_v3_instances/describe.rs"]
+mod describe;
+#[path = "tencent_v3_instances/lifecycle.rs"]
+mod lifecycle;
+#[path = "tencent_v3_instances/run.rs"]
+mod run;

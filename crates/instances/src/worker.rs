@@ -1,0 +1,409 @@
+//! The operation worker: claims durable operations and carries them out on sandbox instances
+//! (or on records, for Windows). Every operation is a sequence of idempotent steps whose
+//! progress is saved, so a worker that dies mid-way leaves the rest to the next claimant and
+//! nothing is applied twice.
+
+use crate::{InstanceSpec, SandboxHost};
+use keyplane_core::binding::next_keys;
+use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, OpState, Operation};
+use keyplane_core::keypair::Namespace;
+use keyplane_core::{Core, DomainError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Operations carried out at once.
+    pub concurrency: usize,
+    /// How long a claim lasts without renewal, seconds.
+    pub lease_secs: i64,
+    /// The `keyplane` executable (runs as the guest agent).
+    pub agent_exe: PathBuf,
+    /// Base URL the agent reaches the API at.
+    pub server_url: String,
+    /// How long one agent run may take.
+    pub apply_timeout: Duration,
+}
+
+/// The operation worker of one server process.
+pub struct Worker {
+    core: Core,
+    host: Result<Arc<SandboxHost>, String>,
+    cfg: WorkerConfig,
+    id: String,
+    wake: Arc<Notify>,
+}
+
+type StepResult = Result<(), String>;
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Worker {
+    /// A worker over `core`; `host` is the sandbox driver or why there is none. `wake` is
+    /// notified by the API when it records an operation.
+    pub fn new(
+        core: Core,
+        host: Result<Arc<SandboxHost>, String>,
+        cfg: WorkerConfig,
+        wake: Arc<Notify>,
+    ) -> Arc<Worker> {
+        let id = format!(
+            "worker-{}-{}",
+            std::process::id(),
+            keyplane_core::ids::random_token(8)
+        );
+        Arc::new(Worker {
+            core,
+            host,
+            cfg,
+            id,
+            wake,
+        })
+    }
+
+    fn host(&self) -> Result<&Arc<SandboxHost>, String> {
+        self.host
+            .as_ref()
+            .map_err(|why| format!("sandbox instances are unavailable on this host: {why}"))
+    }
+
+    /// Start again the sandboxes that were running when the server stopped.
+    pub async fn restore(&self) {
+        let all = match self.core.store().all_instances().await {
+            Ok(a) => a,
+            Err(e) => return tracing::warn!(error = %e, "cannot list instances to restore"),
+        };
+        for inst in all {
+            if inst.host == HostKind::Sandbox
+                && inst.state == InstanceState::Running
+                && !inst.is_busy()
+            {
+                match self.boot(&inst).await {
+                    Ok(()) => tracing::info!(instance = %inst.id, "restored"),
+                    Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot restore"),
+                }
+            }
+        }
+    }
+
+    /// Claim and carry out operations until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let now = self.core.now();
+            match self
+                .core
+                .store()
+                .claim_operation(&self.id, now, now + self.cfg.lease_secs)
+                .await
+            {
+                Ok(Some(op)) => {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.carry_out(op).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(error = %e, "cannot claim operations");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn carry_out(&self, mut op: Operation) {
+        let renew = {
+            let (core, id, op_id, lease) = (
+                self.core.clone(),
+                self.id.clone(),
+                op.id,
+                self.cfg.lease_secs,
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs((lease / 3).max(1) as u64)).await;
+                    let until = core.now() + lease;
+                    if !matches!(core.store().renew_claim(op_id, &id, until).await, Ok(true)) {
+                        tracing::warn!(operation = op_id, "lost the claim on an operation");
+                        return;
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.execute(&mut op).await;
+        renew.abort();
+        let (state, error) = match &outcome {
+            Ok(()) => (OpState::Success, None),
+            Err(e) => (OpState::Failed, Some(e.as_str())),
+        };
+        tracing::info!(
+            operation = op.id,
+            instance = %op.instance_id,
+            action = %op.action,
+            request_id = %op.request_id,
+            state = state.as_str(),
+            error = error.unwrap_or(""),
+            millis = started.elapsed().as_millis() as u64,
+            "operation finished"
+        );
+        if let Err(e) = self
+            .core
+            .store()
+            .finish_operation(op.id, state, error)
+            .await
+        {
+            tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
+        }
+    }
+
+    async fn execute(&self, op: &mut Operation) -> StepResult {
+        let inst = match self.core.instance_by_id(&op.instance_id).await {
+            Ok(i) => i,
+            // Terminated meanwhile: nothing left to do.
+            Err(DomainError::InstanceNotFound { .. }) => return Ok(()),
+            Err(e) => return Err(text(e)),
+        };
+        match op.kind.clone() {
+            OpKind::Create => self.create(op, &inst).await,
+            OpKind::Start => self.boot(&inst).await,
+            OpKind::Stop { force } => self.halt(&inst, force).await,
+            OpKind::Reboot { force } => {
+                self.halt(&inst, force).await?;
+                self.boot(&inst).await
+            }
+            OpKind::Terminate => self.terminate(&inst).await,
+            OpKind::Bind {
+                add,
+                remove,
+                replace,
+                deferred,
+            } => self.bind(op, &inst, &add, &remove, replace, deferred).await,
+        }
+    }
+
+    async fn set_state(&self, id: &str, state: InstanceState) -> StepResult {
+        self.core
+            .store()
+            .set_instance_state(id, state)
+            .await
+            .map_err(text)
+    }
+
+    async fn save(&self, op: &Operation) -> StepResult {
+        self.core.store().save_progress(op).await.map_err(text)
+    }
+
+    async fn create(&self, op: &mut Operation, inst: &Instance) -> StepResult {
+        if inst.host == HostKind::Record {
+            return self.set_state(&inst.id, InstanceState::Running).await;
+        }
+        let outcome = async {
+            if op.step < 1 {
+                let host = self.host()?;
+                let spec = InstanceSpec {
+                    id: inst.id.clone(),
+                    address: inst.private_ip.parse().map_err(text)?,
+                    password: None,
+                    password_hash: inst.password_hash.as_ref().map(|h| h.expose().to_string()),
+                    hostname: hostname_for(inst),
+                };
+                host.create(spec).await.map_err(text)?;
+                op.step = 1;
+                self.save(op).await?;
+            }
+            self.boot(inst).await
+        }
+        .await;
+        if outcome.is_err() {
+            self.set_state(&inst.id, InstanceState::LaunchFailed)
+                .await?;
+        }
+        outcome
+    }
+
+    /// Apply the effective SSH state (making bound keys effective first on ECS, where a start
+    /// or reboot is what activates them), then start the SSH server.
+    async fn boot(&self, inst: &Instance) -> StepResult {
+        if inst.host == HostKind::Record {
+            return self.set_state(&inst.id, InstanceState::Running).await;
+        }
+        let host = self.host()?;
+        if inst.namespace == Namespace::Ecs {
+            self.core
+                .store()
+                .activate_bindings(&inst.id)
+                .await
+                .map_err(text)?;
+        }
+        self.apply(&inst.id).await?;
+        host.start(&inst.id).await.map_err(text)?;
+        self.set_state(&inst.id, InstanceState::Running).await
+    }
+
+    async fn halt(&self, inst: &Instance, force: bool) -> StepResult {
+        if inst.host == HostKind::Sandbox {
+            self.host()?.stop(&inst.id, force).await.map_err(text)?;
+        }
+        self.set_state(&inst.id, InstanceState::Stopped).await
+    }
+
+    async fn terminate(&self, inst: &Instance) -> StepResult {
+        if inst.host == HostKind::Sandbox {
+            if let Ok(host) = self.host() {
+                host.destroy(&inst.id).await.map_err(text)?;
+            }
+        }
+        self.core
+            .store()
+            .delete_instance(&inst.id)
+            .await
+            .map_err(text)
+    }
+
+    /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied, then start
+    /// again if it was running.
+    async fn bind(
+        &self,
+        op: &mut Operation,
+        inst: &Instance,
+        add: &[String],
+        remove: &[String],
+        replace: bool,
+        deferred: bool,
+    ) -> StepResult {
+        let keys = next_keys(&inst.key_ids, add, remove, replace);
+        if deferred {
+            // ECS: recorded now, in effect from the next start or reboot.
+            self.core
+                .store()
+                .set_bindings(&inst.id, &keys, None)
+                .await
+                .map_err(text)?;
+            return Ok(());
+        }
+        if op.step < 1 {
+            op.was_running = inst.state == InstanceState::Running;
+            op.step = 1;
+            self.save(op).await?;
+        }
+        if op.step < 2 {
+            if op.was_running {
+                self.halt(inst, true).await?;
+            }
+            op.step = 2;
+            self.save(op).await?;
+        }
+        if op.step < 3 {
+            op.target_generation = self
+                .core
+                .store()
+                .set_bindings(&inst.id, &keys, Some(&keys))
+                .await
+                .map_err(text)?;
+            op.step = 3;
+            self.save(op).await?;
+        }
+        if op.step < 4 {
+            if inst.host == HostKind::Sandbox {
+                self.apply(&inst.id).await?;
+            }
+            op.step = 4;
+            self.save(op).await?;
+        }
+        if op.was_running {
+            let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
+            self.boot(&now).await?;
+        }
+        Ok(())
+    }
+
+    /// Run the guest agent once on the instance's files (as the instance's root) and check it
+    /// reported the desired generation applied.
+    async fn apply(&self, id: &str) -> StepResult {
+        let host = self.host()?;
+        let want = self
+            .core
+            .instance_by_id(id)
+            .await
+            .map_err(text)?
+            .desired_generation;
+        let token = self.core.agent_token(id).await.map_err(text)?;
+        let mut cmd = host.guest_command(id, &self.cfg.agent_exe).map_err(text)?;
+        cmd.args([
+            "agent",
+            "--once",
+            "--server",
+            &self.cfg.server_url,
+            "--instance",
+            id,
+        ])
+        .arg("--ssh-dir")
+        .arg(host.ssh_state_dir(id))
+        .env("KEYPLANE_AGENT_TOKEN", token)
+        .env("KEYPLANE_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+        let out = tokio::time::timeout(self.cfg.apply_timeout, cmd.output())
+            .await
+            .map_err(|_| {
+                format!(
+                    "the guest agent did not finish within {:?}",
+                    self.cfg.apply_timeout
+                )
+            })?
+            .map_err(|e| format!("cannot run the guest agent: {e}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(format!("the guest agent failed: {}", err.trim()));
+        }
+        let applied = self
+            .core
+            .instance_by_id(id)
+            .await
+            .map_err(text)?
+            .applied_generation;
+        if applied < want {
+            return Err(format!(
+                "the guest agent reported generation {applied}, expected {want}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A host name for the instance: its name when that is a valid host name, else its id.
+fn hostname_for(inst: &Instance) -> String {
+    let name = inst.name.to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        name
+    } else {
+        inst.id.clone()
+    }
+}

@@ -1,0 +1,506 @@
+//! Real sandbox instances logged into with the real `ssh` client.
+//!
+//! Needs root and the packages openssh-server, openssh-client, sshpass and uidmap; the tests
+//! that need root print a SKIP line and pass when not run as root.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use keyplane_instances::{
+    apply_ssh_state, write_atomic, Error, InstanceSpec, SandboxConfig, SandboxHost,
+    IDS_PER_INSTANCE,
+};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIP: sandbox tests need root (user namespaces, newuidmap, nsenter)");
+            return;
+        }
+    };
+}
+
+/// A temporary directory outside /tmp: instances get a private /tmp, so paths under the host's
+/// /tmp are not reachable from inside (the isolation test needs them to be).
+fn sandbox_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sandbox-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// A host whose uid ranges start at `first_slot` of the default range, so tests running in
+/// parallel never share a uid.
+fn test_host(root: &Path, first_slot: u32) -> SandboxHost {
+    let default = SandboxHost::new(root.join("setup"), SandboxConfig::default()).unwrap();
+    default.setup_prerequisites().unwrap();
+    let config = SandboxConfig {
+        ssh_port: 0,
+        subuid_base: SandboxConfig::default().subuid_base + first_slot * IDS_PER_INSTANCE,
+        max_instances: 4,
+        stop_timeout: Duration::from_secs(3),
+        ..SandboxConfig::default()
+    };
+    let host = SandboxHost::new(root.join("sandbox"), config).unwrap();
+    host.check_prerequisites().unwrap();
+    host
+}
+
+fn spec(id: &str, last_octet: u8, password: &str) -> InstanceSpec {
+    InstanceSpec {
+        id: id.into(),
+        address: Ipv4Addr::new(127, 1, 0, last_octet),
+        password: Some(password.into()),
+        password_hash: None,
+        hostname: format!("{id}-host"),
+    }
+}
+
+enum Auth<'a> {
+    Password(&'a str),
+    Key(&'a Path),
+}
+
+/// The real ssh client running `command` in the instance, checking the instance's host key.
+fn ssh_command(
+    host: &SandboxHost,
+    id: &str,
+    addr: SocketAddr,
+    auth: Auth<'_>,
+    command: &str,
+) -> Command {
+    let known_hosts = host.root_dir().join(format!("known_hosts-{id}"));
+    let line = format!(
+        "[{}]:{} {}\n",
+        addr.ip(),
+        addr.port(),
+        host.host_public_key(id).unwrap()
+    );
+    std::fs::write(&known_hosts, line).unwrap();
+    let mut cmd = match auth {
+        Auth::Password(pw) => {
+            let mut c = Command::new("sshpass");
+            c.arg("-e").env("SSHPASS", pw).arg("ssh");
+            c.args([
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password",
+            ]);
+            c.args(["-o", "NumberOfPasswordPrompts=1"]);
+            c
+        }
+        Auth::Key(key) => {
+            let mut c = Command::new("ssh");
+            c.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o"])
+                .arg("PasswordAuthentication=no")
+                .arg("-i")
+                .arg(key);
+            c
+        }
+    };
+    cmd.args([
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
+    ])
+    .arg("-o")
+    .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+    .args(["-p", &addr.port().to_string()])
+    .arg(format!("root@{}", addr.ip()))
+    .arg(command)
+    .stdin(std::process::Stdio::null())
+    .kill_on_drop(true);
+    cmd
+}
+
+/// Runs `command` in the instance with the real ssh client and waits for it.
+async fn ssh(
+    host: &SandboxHost,
+    id: &str,
+    addr: SocketAddr,
+    auth: Auth<'_>,
+    command: &str,
+) -> Output {
+    ssh_command(host, id, addr, auth, command)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn assert_denied(out: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Permission denied"),
+        "{what} should be refused: {:?} stdout {} stderr {stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Generates a client key pair; returns (private key path, public key line).
+async fn client_key(dir: &Path) -> (PathBuf, String) {
+    let path = dir.join("client_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@keyplane", "-f"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    assert_ok(&out, "ssh-keygen");
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public.trim().to_owned())
+}
+
+/// Uid of a host process.
+fn host_uid(pid: u32) -> u32 {
+    std::fs::metadata(format!("/proc/{pid}")).unwrap().uid()
+}
+
+/// An interactive-like session running `sleep 300`, once it has started.
+async fn live_session(host: &SandboxHost, id: &str, addr: SocketAddr, pw: &str) -> Child {
+    let mut session = ssh_command(
+        host,
+        id,
+        addr,
+        Auth::Password(pw),
+        "echo started; sleep 300",
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = tokio::io::BufReader::new(session.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).await.unwrap();
+    assert_eq!(line.trim(), "started");
+    session
+}
+
+async fn assert_session_ended(mut session: Child) {
+    let status = tokio::time::timeout(Duration::from_secs(10), session.wait()).await;
+    assert!(!status.expect("session still running").unwrap().success());
+}
+
+async fn connection_refused(addr: SocketAddr) -> bool {
+    matches!(
+        tokio::net::TcpStream::connect(addr).await,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// Root inside, an unprivileged uid outside; the host's /etc is not writable. Returns the
+/// instance's host PIDs.
+async fn assert_root_inside_only(
+    host: &SandboxHost,
+    id: &str,
+    addr: SocketAddr,
+    pw: &str,
+) -> Vec<u32> {
+    let script = "id -un; hostname; cat /proc/self/uid_map; touch /etc/keyplane-should-fail && echo WROTE; exit 0";
+    let out = ssh(host, id, addr, Auth::Password(pw), script).await;
+    assert_ok(&out, "inspection");
+    let text = stdout(&out);
+    let uid = host.instance_uid(id).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("root"));
+    assert_eq!(lines.next(), Some(format!("{id}-host").as_str()));
+    let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["0", &uid.to_string(), "65536"]);
+    assert!(!text.contains("WROTE"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    assert!(!Path::new("/etc/keyplane-should-fail").exists());
+    let procs = host.processes(id).await;
+    assert!(procs.len() >= 2, "{procs:?}");
+    assert!(procs.iter().any(|p| host_uid(*p) == uid), "{procs:?}");
+    assert!(procs
+        .iter()
+        .filter(|p| host_uid(**p) != 0)
+        .all(|p| host_uid(*p) == uid));
+    procs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_and_key_logins_follow_the_ssh_state() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    let host = test_host(tmp.path(), 0);
+    let (id, pw) = ("ins-login01", "Pw-login-1");
+    host.create(spec(id, 11, pw)).await.unwrap();
+
+    let started = Instant::now();
+    let addr = host.start(id).await.unwrap();
+    let out = ssh(&host, id, addr, Auth::Password(pw), "id -u").await;
+    eprintln!(
+        "MEASURE first password login {:?} after start",
+        started.elapsed()
+    );
+    assert_ok(&out, "password login");
+    assert_eq!(stdout(&out), "0");
+
+    let procs = assert_root_inside_only(&host, id, addr, pw).await;
+
+    // Bind a key: key login works, password login is refused on the very next connection.
+    let (key, public) = client_key(tmp.path()).await;
+    apply_ssh_state(
+        &host.ssh_state_dir(id),
+        std::slice::from_ref(&public),
+        false,
+    )
+    .unwrap();
+    let uid = host.instance_uid(id).unwrap();
+    let keys_file = host.ssh_state_dir(id).join("keyplane/authorized_keys");
+    let meta = std::fs::metadata(&keys_file).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o600));
+    assert_ok(
+        &ssh(&host, id, addr, Auth::Key(&key), "true").await,
+        "key login",
+    );
+    assert_denied(
+        &ssh(&host, id, addr, Auth::Password(pw), "true").await,
+        "password login",
+    );
+
+    // Unbind: password login is back, the key is refused.
+    apply_ssh_state(&host.ssh_state_dir(id), &[], true).unwrap();
+    assert_ok(
+        &ssh(&host, id, addr, Auth::Password(pw), "true").await,
+        "password login",
+    );
+    assert_denied(
+        &ssh(&host, id, addr, Auth::Key(&key), "true").await,
+        "key login",
+    );
+
+    // Stop: refused. Start again: works, same host key.
+    host.stop(id, false).await.unwrap();
+    assert!(!host.is_running(id).await);
+    assert!(connection_refused(addr).await);
+    assert!(procs
+        .iter()
+        .all(|p| !Path::new(&format!("/proc/{p}")).exists()));
+    let addr = host.start(id).await.unwrap();
+    assert_ok(
+        &ssh(&host, id, addr, Auth::Password(pw), "true").await,
+        "login after restart",
+    );
+    host.destroy(id).await.unwrap();
+    assert!(connection_refused(addr).await);
+    assert!(!host.ssh_state_dir(id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_sessions_and_instances_are_isolated() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    let host = test_host(tmp.path(), 4);
+    let (a, b) = ("ins-iso-a", "ins-iso-b");
+    host.create(spec(a, 21, "Pw-a")).await.unwrap();
+    host.create(spec(b, 22, "Pw-b")).await.unwrap();
+    let addr_a = host.start(a).await.unwrap();
+    let addr_b = host.start(b).await.unwrap();
+
+    // Files persist in /root across a reboot; /tmp does not. B cannot reach A's files.
+    let setup = "echo kept > /root/persist; echo gone > /tmp/scratch";
+    assert_ok(
+        &ssh(&host, a, addr_a, Auth::Password("Pw-a"), setup).await,
+        "write files",
+    );
+    let a_dir = host.ssh_state_dir(a);
+    let peek = format!("ls {}", a_dir.display());
+    let out = ssh(&host, b, addr_b, Auth::Password("Pw-b"), &peek).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    assert_ne!(host.instance_uid(a).unwrap(), host.instance_uid(b).unwrap());
+
+    // A live session dies with a forced stop.
+    let session = live_session(&host, a, addr_a, "Pw-a").await;
+    let stopped = Instant::now();
+    host.stop(a, true).await.unwrap();
+    eprintln!(
+        "MEASURE forced stop with a live session took {:?}",
+        stopped.elapsed()
+    );
+    assert_session_ended(session).await;
+    eprintln!(
+        "MEASURE forced stop ended the session in {:?}",
+        stopped.elapsed()
+    );
+    assert!(connection_refused(addr_a).await);
+    assert!(host.is_running(b).await, "stopping A must not touch B");
+
+    // Start + reboot (soft stop ends sessions too) with a new password.
+    let addr_a = host.start(a).await.unwrap();
+    let session = live_session(&host, a, addr_a, "Pw-a").await;
+    host.set_password(a, Some("Pw-a2")).await.unwrap();
+    let addr_a = host.reboot(a).await.unwrap();
+    assert_session_ended(session).await;
+    let out = ssh(
+        &host,
+        a,
+        addr_a,
+        Auth::Password("Pw-a2"),
+        "cat /root/persist; ls /tmp",
+    )
+    .await;
+    assert_ok(&out, "login after reboot");
+    assert_eq!(stdout(&out), "kept");
+    assert_denied(
+        &ssh(&host, a, addr_a, Auth::Password("Pw-a"), "true").await,
+        "old password",
+    );
+    host.shutdown().await;
+    assert!(!host.is_running(a).await && !host.is_running(b).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_or_crashed_hosts_leave_no_instances() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    // Alive = exists and is not a zombie (a killed child stays a zombie until it is reaped).
+    let alive = |pids: &[u32]| {
+        pids.iter().any(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+
+    // Dropping the host (e.g. a panic) kills its instances.
+    let host = test_host(tmp.path(), 8);
+    host.create(spec("ins-drop", 31, "pw")).await.unwrap();
+    host.start("ins-drop").await.unwrap();
+    let pids = host.processes("ins-drop").await;
+    drop(host);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive(&pids), "{pids:?}");
+
+    // A server that died without cleaning up: the next one kills the leftovers on open.
+    let host = test_host(tmp.path(), 8);
+    host.start("ins-drop").await.unwrap();
+    let pids = host.processes("ins-drop").await;
+    std::mem::forget(host);
+    assert!(alive(&pids));
+    let host = test_host(tmp.path(), 8);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive(&pids[1..]), "{pids:?}");
+    assert!(!host.is_running("ins-drop").await);
+    host.destroy("ins-drop").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_network_reaches_nothing_on_the_host() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    let shared = test_host(&tmp.path().join("shared"), 12);
+    let config = SandboxConfig {
+        private_network: true,
+        ..shared.config().clone()
+    };
+    let private = SandboxHost::new(
+        tmp.path().join("private"),
+        SandboxConfig {
+            subuid_base: config.subuid_base + 4 * IDS_PER_INSTANCE,
+            ..config
+        },
+    )
+    .unwrap();
+    private.check_prerequisites().unwrap();
+    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = probe.local_addr().unwrap().port();
+    let script = format!(
+        "ip -o link | wc -l; (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo REACHED; exit 0"
+    );
+    for (host, id, octet, reachable) in [
+        (&shared, "ins-net-s", 41, true),
+        (&private, "ins-net-p", 42, false),
+    ] {
+        host.create(spec(id, octet, "pw")).await.unwrap();
+        let addr = host.start(id).await.unwrap();
+        let out = ssh(host, id, addr, Auth::Password("pw"), &script).await;
+        assert_ok(&out, id);
+        let text = stdout(&out);
+        assert_eq!(text.contains("REACHED"), reachable, "{id}: {text}");
+        if !reachable {
+            assert_eq!(text.lines().next(), Some("1"), "only loopback: {text}");
+        }
+        host.destroy(id).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn atomic_writer_refuses_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "original").unwrap();
+
+    // The target is a symlink: refused, the link target untouched.
+    std::os::unix::fs::symlink(outside.join("victim"), dir.join("authorized_keys")).unwrap();
+    let err = write_atomic(&dir, "authorized_keys", b"evil", 0o600, None).unwrap_err();
+    assert!(matches!(err, Error::SymlinkRefused(_)), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "original"
+    );
+
+    // The directory is a symlink: refused.
+    std::os::unix::fs::symlink(&outside, tmp.path().join("linkdir")).unwrap();
+    let err =
+        write_atomic(&tmp.path().join("linkdir"), "victim", b"evil", 0o600, None).unwrap_err();
+    assert!(matches!(err, Error::SymlinkRefused(_)), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "original"
+    );
+
+    // The agent's subdirectory replaced by a symlink: refused, nothing written outside.
+    let ssh_dir = tmp.path().join("etc-ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    std::os::unix::fs::symlink(&outside, ssh_dir.join("keyplane")).unwrap();
+    assert!(apply_ssh_state(&ssh_dir, &["ssh-ed25519 AAAA k".into()], false).is_err());
+    assert!(!outside.join("authorized_keys").exists());
+
+    // A plain write: content, mode, no temp file left behind.
+    write_atomic(&dir, "plain", b"hello\n", 0o600, None).unwrap();
+    let meta = std::fs::metadata(dir.join("plain")).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("plain")).unwrap(),
+        "hello\n"
+    );
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
