@@ -156,3 +156,34 @@ def test_kill_during_batch_bind_loses_nothing(tmp_path):
     finally:
         if srv.running:
             srv.stop()
+
+
+def test_instances_come_back_after_a_restart(tmp_path):
+    srv = start_sandbox_server()
+    try:
+        creds = srv.create_account()
+        client = cvm(srv, creds)
+        running, stopped = run_instances(client, count=2)
+        kp = call(client, "CreateKeyPair", KeyName="restart_key", ProjectId=0).KeyPair
+        key_file = save_private_key(kp.PrivateKey, tmp_path)
+        call(client, "AssociateInstancesKeyPairs", InstanceIds=[running], KeyIds=[kp.KeyId], ForceStop=True)
+        call(client, "StopInstances", InstanceIds=[stopped])
+        wait_settled(client, [running, stopped])
+        assert srv.stop() == 0
+        srv.start()
+        client = cvm(srv, creds)
+        deadline = time.monotonic() + 30
+        while True:
+            inst = describe(client, running)
+            if logged_in(key_login(inst, key_file)):
+                break
+            assert time.monotonic() < deadline, "the running instance did not come back"
+            time.sleep(0.2)
+        assert inst.InstanceState == "RUNNING"
+        assert not logged_in(password_login(inst)), "the key binding survives the restart"
+        off = describe(client, stopped)
+        assert off.InstanceState == "STOPPED"
+        assert not logged_in(password_login(off)), "a stopped instance stays stopped"
+    finally:
+        if srv.running:
+            srv.stop()

@@ -227,7 +227,8 @@ impl Worker {
                     address: inst.private_ip.parse().map_err(text)?,
                     password: None,
                     password_hash: inst.password_hash.as_ref().map(|h| h.expose().to_string()),
-                    hostname: hostname_for(inst),
+                    // The instance id, which is also what DescribeInstances reports as HostName.
+                    hostname: inst.id.clone(),
                 };
                 host.create(spec).await.map_err(text)?;
                 op.step = 1;
@@ -339,9 +340,25 @@ impl Worker {
         Ok(())
     }
 
-    /// Run the guest agent once on the instance's files (as the instance's root) and check it
-    /// reported the desired generation applied.
+    /// Run the guest agent once on the instance's files and check it reported the desired
+    /// generation applied; a failed run (an agent killed mid-way, say) is retried, which is safe
+    /// because applying the same state twice writes the same files.
     async fn apply(&self, id: &str) -> StepResult {
+        let mut last = String::new();
+        for attempt in 1..=3u64 {
+            match self.apply_once(id).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(instance = %id, attempt, error = %e, "guest agent run failed");
+                    last = e;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn apply_once(&self, id: &str) -> StepResult {
         let host = self.host()?;
         let want = self
             .core
@@ -390,20 +407,5 @@ impl Worker {
             ));
         }
         Ok(())
-    }
-}
-
-/// A host name for the instance: its name when that is a valid host name, else its id.
-fn hostname_for(inst: &Instance) -> String {
-    let name = inst.name.to_ascii_lowercase();
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        name
-    } else {
-        inst.id.clone()
     }
 }
