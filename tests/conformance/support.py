@@ -75,7 +75,7 @@ def _server_env() -> dict:
 
 # ----------------------------------------------------------------------------- the server
 
-LISTEN_RE = re.compile(r"keyplane: listening on http://(127\.0\.0\.1):(\d+) \(data directory (.+)\)")
+LISTEN_RE = re.compile(r"keyplane: listening on http://([0-9.]+):(\d+) \(data directory (.+)\)")
 
 #: Every server started and not yet stopped; conftest attaches their logs to failed tests.
 RUNNING: list["KeyplaneServer"] = []
@@ -89,11 +89,11 @@ class KeyplaneServer:
     stderr; an unread pipe would block it) and kept in `log`.
     """
 
-    def __init__(self, data_dir: Path, extra_args=()):
+    def __init__(self, data_dir: Path, extra_args=(), host="127.0.0.1"):
         self.data_dir = Path(data_dir)
         self.extra_args = [str(a) for a in extra_args]
         self.proc: subprocess.Popen | None = None
-        self.host = "127.0.0.1"
+        self.host = host
         self.port: int | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=4000)
 
@@ -101,7 +101,7 @@ class KeyplaneServer:
     def start(self, timeout: float = 30.0) -> "KeyplaneServer":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.port = None
-        cmd = [keyplane_bin(), "serve", "--listen", "127.0.0.1:0",
+        cmd = [keyplane_bin(), "serve", "--listen", f"{self.host}:0",
                "--data-dir", str(self.data_dir), *self.extra_args]
         self.log.append("$ " + " ".join(cmd))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

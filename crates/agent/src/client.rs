@@ -1,7 +1,7 @@
 //! The agent's conversation with the server: fetch (long poll), apply, report.
 
-use crate::{apply, DesiredState, Plan, Report};
-use std::path::PathBuf;
+use crate::{apply_target, DesiredState, Plan, Report, Target};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -14,8 +14,8 @@ pub struct AgentConfig {
     pub instance_id: String,
     /// Its agent token.
     pub token: String,
-    /// The sshd configuration directory holding the agent's files.
-    pub ssh_dir: PathBuf,
+    /// Where the state is applied.
+    pub target: Target,
     /// How long one long poll may wait for a change, seconds.
     pub poll_secs: u64,
 }
@@ -26,7 +26,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("server", &self.server)
             .field("instance_id", &self.instance_id)
             .field("token", &"[REDACTED]")
-            .field("ssh_dir", &self.ssh_dir)
+            .field("target", &self.target)
             .finish()
     }
 }
@@ -121,22 +121,18 @@ impl Agent {
     }
 
     async fn apply_and_report(&self, desired: &DesiredState) -> Result<Plan, AgentError> {
-        let dir = self.cfg.ssh_dir.clone();
+        let target = self.cfg.target.clone();
         let d = desired.clone();
-        let outcome = tokio::task::spawn_blocking(move || apply(&dir, &d))
+        let outcome = tokio::task::spawn_blocking(move || apply_target(&target, &d))
             .await
             .map_err(|e| AgentError::Apply(e.to_string()))?;
         let report = Report {
             generation: desired.generation,
             ok: outcome.is_ok(),
-            message: outcome
-                .as_ref()
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
+            message: outcome.as_ref().err().cloned().unwrap_or_default(),
         };
         self.report(&report).await?;
-        let plan = outcome.map_err(|e| AgentError::Apply(e.to_string()))?;
+        let plan = outcome.map_err(AgentError::Apply)?;
         tracing::info!(
             instance = %self.cfg.instance_id,
             generation = desired.generation,
@@ -188,4 +184,60 @@ impl Agent {
             }
         }
     }
+}
+
+/// What registration returns: the host's instance and its own agent token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Registered {
+    /// The new instance's id.
+    pub instance_id: String,
+    /// The token for every later call (valid for this instance only).
+    pub agent_token: String,
+    /// The dialect namespace (`cvm`, `lighthouse`, `ecs`).
+    pub namespace: String,
+    /// The region.
+    pub region: String,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("instance_id", &self.instance_id)
+            .field("agent_token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// Register this host with a registration token (`POST /keyplane/agent/v1/register`).
+pub async fn register(
+    server: &str,
+    token: &str,
+    hostname: &str,
+    address: &str,
+    ssh_port: u16,
+    os_name: &str,
+) -> Result<Registered, AgentError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .map_err(|e| AgentError::Transport(e.to_string()))?;
+    let body = serde_json::json!({
+        "token": token, "hostname": hostname, "address": address,
+        "ssh_port": ssh_port, "os_name": os_name,
+    });
+    let resp = http
+        .post(format!(
+            "{}/keyplane/agent/v1/register",
+            server.trim_end_matches('/')
+        ))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| AgentError::Transport(e.to_string()))?;
+    Agent::check(resp)
+        .await?
+        .json()
+        .await
+        .map_err(|e| AgentError::Transport(e.to_string()))
 }

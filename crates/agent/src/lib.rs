@@ -9,10 +9,62 @@
 
 mod client;
 
-pub use client::{Agent, AgentConfig, AgentError};
+pub use client::{register, Agent, AgentConfig, AgentError, Registered};
 
+use keyplane_instances::HostLayout;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// How sshd learns about a changed drop-in on a real host.
+#[derive(Debug, Clone)]
+pub enum Reload {
+    /// Send SIGHUP to the pid in this file (`/run/sshd.pid`).
+    PidFile(PathBuf),
+    /// Run this command (`systemctl reload ssh`).
+    Command(Vec<String>),
+}
+
+/// Where the agent applies the state.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A sandbox instance: its sshd configuration directory, whose `keyplane/authorized_keys`
+    /// and `sshd_config.d/00-keyplane.conf` the agent owns (sshd runs per connection there, so
+    /// no reload is needed).
+    Sandbox(PathBuf),
+    /// A real host: the login user's `~/.ssh/keyplane_authorized_keys` and the host's sshd
+    /// drop-in, with sshd reloaded when the drop-in changes.
+    Host(HostLayout, Reload),
+}
+
+/// Ask sshd to re-read its configuration.
+pub fn reload_sshd(reload: &Reload) -> Result<(), String> {
+    match reload {
+        Reload::PidFile(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let raw: i32 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{} holds no pid", path.display()))?;
+            let pid =
+                rustix::process::Pid::from_raw(raw).ok_or_else(|| format!("invalid pid {raw}"))?;
+            rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+                .map_err(|e| format!("signalling sshd ({raw}): {e}"))
+        }
+        Reload::Command(argv) => {
+            let (program, args) = argv.split_first().ok_or("empty reload command")?;
+            let status = std::process::Command::new(program)
+                .args(args)
+                .status()
+                .map_err(|e| format!("running {program}: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("{} exited with {status}", argv.join(" ")))
+            }
+        }
+    }
+}
 
 /// Wire form of the desired SSH state (`GET .../ssh-state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +137,41 @@ pub fn plan(desired: &DesiredState, current: &CurrentState) -> Plan {
         add,
         remove,
         password_authentication,
+    }
+}
+
+/// Read what the agent's own files hold at `target`.
+pub fn read_target(target: &Target) -> CurrentState {
+    match target {
+        Target::Sandbox(dir) => read_current(dir),
+        Target::Host(layout, _) => CurrentState {
+            authorized_keys: keyplane_instances::read_host_keys(layout).unwrap_or_default(),
+            password_authentication: keyplane_instances::read_host_password_switch(
+                &layout.sshd_dir,
+            ),
+        },
+    }
+}
+
+/// Apply `desired` at `target` unless it is already in place; returns the plan carried out.
+pub fn apply_target(target: &Target, desired: &DesiredState) -> Result<Plan, String> {
+    match target {
+        Target::Sandbox(dir) => apply(dir, desired).map_err(|e| e.to_string()),
+        Target::Host(layout, reload) => {
+            let p = plan(desired, &read_target(target));
+            if !p.is_empty() {
+                let changed = keyplane_instances::apply_host_ssh_state(
+                    layout,
+                    &desired.authorized_keys,
+                    desired.password_authentication,
+                )
+                .map_err(|e| e.to_string())?;
+                if changed {
+                    reload_sshd(reload)?;
+                }
+            }
+            Ok(p)
+        }
     }
 }
 

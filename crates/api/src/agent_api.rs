@@ -13,10 +13,27 @@ use std::time::Duration;
 
 /// Path prefix of the agent API.
 pub const PREFIX: &str = "/keyplane/agent/v1/instances/";
+/// Where hosts register with a registration token.
+pub const REGISTER: &str = "/keyplane/agent/v1/register";
 /// Longest accepted long poll, seconds.
 const MAX_WAIT_SECS: u64 = 60;
-/// How often a long poll looks for a change.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a long poll looks for a change made elsewhere (another node).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    token: String,
+    hostname: String,
+    address: String,
+    #[serde(default = "default_ssh_port")]
+    ssh_port: u16,
+    #[serde(default)]
+    os_name: String,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
 
 #[derive(Debug, Deserialize)]
 struct ReportBody {
@@ -42,6 +59,59 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 fn internal(e: DomainError) -> Response {
     tracing::warn!(error = %e, "agent API failure");
     refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+/// `POST /keyplane/agent/v1/register`: a host presents a registration token once and becomes
+/// an instance of the token's account and dialect.
+pub async fn register(state: &AppState, raw: &RawRequest) -> Response {
+    use keyplane_core::registration::{HostFacts, RegistrationError};
+    if raw.method != "POST" {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+    }
+    let body: RegisterBody = match serde_json::from_slice(&raw.body) {
+        Ok(b) => b,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid registration: {e}"),
+            )
+        }
+    };
+    let facts = HostFacts {
+        hostname: body.hostname,
+        address: body.address,
+        ssh_port: body.ssh_port,
+        os_name: if body.os_name.is_empty() {
+            "Linux".into()
+        } else {
+            body.os_name
+        },
+    };
+    match state.core.register_host(&body.token, facts).await {
+        Ok((inst, token)) => {
+            tracing::info!(instance = %inst.id, account = %inst.account_id, "host registered");
+            answer(
+                StatusCode::OK,
+                json!({
+                    "instance_id": inst.id,
+                    "agent_token": token,
+                    "namespace": inst.namespace.as_str(),
+                    "region": inst.region,
+                }),
+            )
+        }
+        Err(
+            e @ (RegistrationError::Invalid | RegistrationError::Expired | RegistrationError::Used),
+        ) => refuse(StatusCode::UNAUTHORIZED, &e.to_string()),
+        Err(e @ RegistrationError::AddressTaken(_)) => refuse(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ RegistrationError::InvalidHost(_)) => {
+            refuse(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e @ RegistrationError::Internal(_)) => {
+            tracing::warn!(error = %e, "registration failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 /// Serve one agent request.
@@ -87,6 +157,7 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
         Some(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "wait must be a number of seconds"),
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut changes = state.ssh_changes.subscribe();
     loop {
         let instance = match state.core.instance_by_id(id).await {
             Ok(i) => i,
@@ -109,7 +180,24 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
                 Err(e) => internal(e),
             };
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        wait_for_change(&mut changes, id, deadline).await;
+    }
+}
+
+/// Until this node changes `id`, the poll interval passes (changes made by other nodes sharing
+/// the database), or the deadline.
+async fn wait_for_change(
+    changes: &mut tokio::sync::broadcast::Receiver<String>,
+    id: &str,
+    deadline: tokio::time::Instant,
+) {
+    let until = deadline.min(tokio::time::Instant::now() + POLL_INTERVAL);
+    loop {
+        match tokio::time::timeout_at(until, changes.recv()).await {
+            Ok(Ok(changed)) if changed != id => continue,
+            // This instance changed, messages were lost (look again), or time is up.
+            _ => return,
+        }
     }
 }
 

@@ -3,12 +3,14 @@
 //!
 //! - [`tencent_v3`]: Tencent Cloud API 3.0 (TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256).
 //! - [`tencent_legacy`]: the legacy CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`).
+//! - [`aliyun_rpc`]: Alibaba Cloud ECS 2014-05-26 (RPC HMAC-SHA1 and ACS3-HMAC-SHA256).
 //! - [`agent_api`]: what guest agents fetch and report.
 //!
 //! [`run`] is the one start seam: the caller binds the listener and owns shutdown.
 #![forbid(unsafe_code)]
 
 pub mod agent_api;
+pub mod aliyun_rpc;
 pub mod common;
 pub mod tencent_legacy;
 pub mod tencent_v3;

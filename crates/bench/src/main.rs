@@ -5,9 +5,7 @@
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use clap::Parser;
-use keyplane_api::tencent_v3::signature::{
-    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
-};
+use keyplane_bench::{Client, Cred};
 use rand::RngCore;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -32,65 +30,6 @@ struct Args {
     /// ImportKeyPair calls per worker (each account holds at most 500 key pairs).
     #[arg(long, default_value_t = 250)]
     imports_per_worker: usize,
-}
-
-#[derive(Clone)]
-struct Cred {
-    id: String,
-    key: String,
-}
-
-struct Client {
-    http: reqwest::Client,
-    endpoint: String,
-    cred: Cred,
-}
-
-impl Client {
-    async fn call(&self, action: &str, body: &Value) -> Result<Value> {
-        let body = body.to_string();
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let date = time::OffsetDateTime::from_unix_timestamp(ts)?
-            .date()
-            .to_string();
-        let signed = vec!["content-type".to_string(), "host".to_string()];
-        let host = self.endpoint.clone();
-        let headers = |n: &str| match n {
-            "content-type" => Some("application/json".to_string()),
-            "host" => Some(host.clone()),
-            _ => None,
-        };
-        let canonical =
-            tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
-        let sts = tc3_string_to_sign(&ts.to_string(), &date, "cvm", &canonical);
-        let sig = tc3_signature(&self.cred.key, &date, "cvm", &sts);
-        let resp = self
-            .http
-            .post(format!("http://{}/", self.endpoint))
-            .header("content-type", "application/json")
-            .header("x-tc-action", action)
-            .header("x-tc-version", "2017-03-12")
-            .header("x-tc-region", "ap-guangzhou")
-            .header("x-tc-timestamp", ts.to_string())
-            .header(
-                "authorization",
-                format!(
-                    "TC3-HMAC-SHA256 Credential={}/{date}/cvm/tc3_request, SignedHeaders=content-type;host, Signature={sig}",
-                    self.cred.id
-                ),
-            )
-            .body(body)
-            .send()
-            .await?;
-        let v: Value = resp.json().await?;
-        if let Some(code) = v["Response"]["Error"]["Code"].as_str() {
-            bail!(
-                "{action} failed: {code}: {}",
-                v["Response"]["Error"]["Message"]
-            );
-        }
-        Ok(v)
-    }
 }
 
 fn random_ed25519_line(comment: &str) -> String {

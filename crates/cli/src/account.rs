@@ -1,12 +1,11 @@
 //! `keyplane account ...`: admin commands on the database; safe while the server runs.
 
-use crate::config;
+use crate::config::{self, DatabaseUrl};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use keyplane_core::account::Account;
 use keyplane_core::service::SystemClock;
 use keyplane_core::Core;
-use keyplane_store::SqliteStore;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +16,9 @@ pub struct DataDirArg {
     /// Data directory of the server [default: $HOME/.local/share/keyplane].
     #[arg(long, env = "KEYPLANE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The server's shared database, `postgres://...` [default: SQLite in the data directory].
+    #[arg(long, env = "KEYPLANE_DATABASE")]
+    database: Option<DatabaseUrl>,
 }
 
 /// Account commands.
@@ -61,12 +63,10 @@ pub fn credentials_json(a: &Account) -> String {
     .to_string()
 }
 
-fn open(data: DataDirArg) -> Result<Core> {
+pub(crate) async fn open(data: DataDirArg) -> Result<Core> {
     let dir = data.data_dir.unwrap_or_else(config::default_data_dir);
-    config::ensure_data_dir(&dir)?;
-    let store = SqliteStore::open(&config::database_path(&dir))
-        .map_err(|e| anyhow::anyhow!("cannot open the database in {}: {e}", dir.display()))?;
-    Ok(Core::new(Arc::new(store), Arc::new(SystemClock)))
+    let store = config::open_store(data.database.as_ref(), &dir).await?;
+    Ok(Core::new(store, Arc::new(SystemClock)))
 }
 
 /// Run an account command.
@@ -75,7 +75,7 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
     rt.block_on(async {
         match cmd {
             AccountCommand::Create { name, admin, data } => {
-                let core = open(data)?;
+                let core = open(data).await?;
                 let a = core
                     .create_account(&name, admin)
                     .await
@@ -83,7 +83,7 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
                 println!("{}", credentials_json(&a));
             }
             AccountCommand::List { data } => {
-                let core = open(data)?;
+                let core = open(data).await?;
                 let all = core
                     .store()
                     .list_accounts()
@@ -98,7 +98,7 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
                 }
             }
             AccountCommand::Credentials { name, data } => {
-                let core = open(data)?;
+                let core = open(data).await?;
                 let Some(a) = core
                     .store()
                     .account_by_name(&name)

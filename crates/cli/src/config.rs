@@ -2,8 +2,11 @@
 //! the embedded defaults.
 
 use anyhow::{Context, Result};
+use keyplane_core::store::Store;
+use keyplane_store::{redact_database_url, PostgresStore, SqliteStore};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The documented default configuration (also printed by `keyplane default-config`).
 pub const DEFAULT_CONFIG: &str = include_str!("../keyplane.example.toml");
@@ -19,6 +22,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
+    /// Shared database URL (`postgres://...`); SQLite in the data directory when absent.
+    pub database: Option<DatabaseUrl>,
     /// Requests per second per account and action.
     pub rate_limit: Option<u32>,
     /// Accepted clock skew, seconds.
@@ -43,6 +48,73 @@ impl FileConfig {
     }
 }
 
+/// A database URL (`postgres://user:password@host:port/database`). Its `Debug` form hides
+/// the password, so the flags and the config can be logged.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL with its password, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_database_url(&self.0)
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.redacted())
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> DatabaseUrl {
+        DatabaseUrl(url)
+    }
+}
+
+/// Any text is taken here and checked by [`open_store`], so that no error message (clap's
+/// included) repeats a password.
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<DatabaseUrl, Self::Err> {
+        Ok(DatabaseUrl(s.to_string()))
+    }
+}
+
+/// Open the store: PostgreSQL at `database` (schema migrated on the way), else SQLite in
+/// `data_dir` (created if needed). Shared by `serve` and the `account` commands.
+pub async fn open_store(database: Option<&DatabaseUrl>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    match database.filter(|url| !url.0.is_empty()) {
+        Some(url) if !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://")) => {
+            anyhow::bail!(
+                "unsupported database URL {:?}: expected postgres://user:password@host:port/database \
+                 (leave it out for SQLite in the data directory)",
+                url.redacted()
+            )
+        }
+        Some(url) => {
+            let store = PostgresStore::connect(url.expose())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            ensure_data_dir(data_dir)?;
+            ensure_database_file(data_dir)?;
+            let store = SqliteStore::open(&database_path(data_dir)).map_err(|e| {
+                anyhow::anyhow!("cannot open the database in {}: {e}", data_dir.display())
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// The default data directory: `/var/lib/keyplane` for root (sandbox instances need every
 /// directory above them searchable, which root's home is not), else
 /// `$HOME/.local/share/keyplane`, or `./keyplane-data`.
@@ -61,13 +133,12 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keyplane.db")
 }
 
-/// Create the data directory if needed, and the database file in it with mode 0600 (SQLite
-/// gives its WAL and shared-memory files the database file's mode).
+/// Create the data directory if needed.
 ///
 /// The directory is 0711: others may pass through it to the sandbox instances inside (which
 /// run as unprivileged uids) but cannot list it; every secret file in it is 0600.
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -75,6 +146,13 @@ pub fn ensure_data_dir(dir: &Path) -> Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     }
+    Ok(())
+}
+
+/// Create the SQLite database file with mode 0600 (SQLite gives its WAL and shared-memory
+/// files the database file's mode).
+fn ensure_database_file(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let db = database_path(dir);
     std::fs::OpenOptions::new()
         .create(true)
@@ -94,5 +172,40 @@ mod tests {
         let c: FileConfig = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(c.listen.as_deref(), Some(DEFAULT_LISTEN));
         assert_eq!(c.rate_limit, Some(10));
+        assert_eq!(c.database, None);
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_never_shown_with_their_password() {
+        let url: DatabaseUrl = "postgres://kp:s3cret@db:5432/keyplane".parse().unwrap();
+        assert_eq!(url.expose(), "postgres://kp:s3cret@db:5432/keyplane");
+        let shown = format!("{url:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("kp:***@db"),
+            "{shown}"
+        );
+        let c: FileConfig = toml::from_str(r#"database = "postgresql://kp:s3cret@db/k""#).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wrong: DatabaseUrl = "mysql://kp:s3cret@db/k".parse().unwrap();
+        let err = rt
+            .block_on(open_store(Some(&wrong), dir.path()))
+            .err()
+            .unwrap();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("unsupported") && !err.contains("s3cret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_database_url_means_sqlite_in_the_data_dir() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let empty = DatabaseUrl::from(String::new());
+        rt.block_on(open_store(Some(&empty), dir.path())).unwrap();
+        assert!(database_path(dir.path()).exists());
     }
 }

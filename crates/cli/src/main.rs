@@ -3,6 +3,7 @@
 
 mod account;
 mod agent;
+mod agent_token;
 mod config;
 mod serve;
 
@@ -26,6 +27,9 @@ enum Command {
     Account(account::AccountCommand),
     /// Run the guest agent: keep this host's SSH keys and password switch as the server decides.
     Agent(agent::AgentArgs),
+    /// Registration tokens for real hosts running `keyplane agent`.
+    #[command(subcommand)]
+    AgentToken(agent_token::AgentTokenCommand),
     /// Print the default configuration file.
     DefaultConfig,
 }
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Account(cmd) => account::run(cmd),
         Command::Agent(args) => agent::run(args),
+        Command::AgentToken(cmd) => agent_token::run(cmd),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

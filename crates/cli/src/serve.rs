@@ -1,6 +1,6 @@
 //! `keyplane serve`.
 
-use crate::config::{self, FileConfig};
+use crate::config::{self, DatabaseUrl, FileConfig};
 use anyhow::{Context, Result};
 use clap::Args;
 use keyplane_api::{ApiConfig, AppState};
@@ -8,7 +8,6 @@ use keyplane_core::service::SystemClock;
 use keyplane_core::Core;
 use keyplane_instances::worker::{Worker, WorkerConfig};
 use keyplane_instances::{SandboxConfig, SandboxHost};
-use keyplane_store::SqliteStore;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +22,10 @@ pub struct ServeArgs {
     /// Data directory (database, instance files) [default: $HOME/.local/share/keyplane].
     #[arg(long, env = "KEYPLANE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Shared database, `postgres://user:password@host:port/database`, for several nodes
+    /// [default: SQLite in the data directory].
+    #[arg(long, env = "KEYPLANE_DATABASE")]
+    database: Option<DatabaseUrl>,
     /// Configuration file (TOML; see `keyplane default-config`).
     #[arg(long, env = "KEYPLANE_CONFIG")]
     config: Option<PathBuf>,
@@ -55,6 +58,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(config::default_data_dir);
+    let database = args
+        .database
+        .or(file.database)
+        .filter(|url| !url.expose().is_empty());
     let api = ApiConfig {
         rate_limit_per_second: args.rate_limit.or(file.rate_limit).unwrap_or(10),
         max_clock_skew_secs: args
@@ -78,7 +85,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(listen, data_dir, api, sandbox))
+    runtime.block_on(serve(listen, data_dir, database, api, sandbox))
 }
 
 struct SandboxSettings {
@@ -105,14 +112,24 @@ fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
 async fn serve(
     listen: String,
     data_dir: PathBuf,
+    database: Option<DatabaseUrl>,
     api: ApiConfig,
     sandbox: SandboxSettings,
 ) -> Result<()> {
     config::ensure_data_dir(&data_dir)?;
-    let store = SqliteStore::open(&config::database_path(&data_dir))
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let core = Core::new(Arc::new(store), Arc::new(SystemClock)).with_ssh_port(sandbox.ssh_port);
-    bootstrap_admin(&core, &data_dir).await?;
+    let store = config::open_store(database.as_ref(), &data_dir).await?;
+    match &database {
+        Some(url) => eprintln!(
+            "keyplane: database {} (shared: run as many nodes on it as you like)",
+            url.redacted()
+        ),
+        None => eprintln!(
+            "keyplane: database {} (SQLite)",
+            config::database_path(&data_dir).display()
+        ),
+    }
+    let core = Core::new(store, Arc::new(SystemClock)).with_ssh_port(sandbox.ssh_port);
+    bootstrap_admin(&core, &data_dir, database.as_ref()).await?;
     let host = open_sandbox(&sandbox);
     match &host {
         Ok(_) => eprintln!(
@@ -150,7 +167,13 @@ async fn serve(
         apply_timeout: Duration::from_secs(30),
     };
     let state = AppState::new(core.clone(), api);
-    let worker = Worker::new(core, host.clone(), worker_cfg, state.wake.clone());
+    let worker = Worker::new(
+        core,
+        host.clone(),
+        worker_cfg,
+        state.wake.clone(),
+        state.ssh_changes.clone(),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn({
         let worker = worker.clone();
@@ -180,7 +203,13 @@ pub async fn shutdown_signal() {
 }
 
 /// On the first start, create the `admin` account and leave its credentials in a 0600 file.
-async fn bootstrap_admin(core: &Core, data_dir: &Path) -> Result<()> {
+/// With a shared database, the node that creates it keeps the file; a node that loses the race
+/// goes on with the account the other one made.
+async fn bootstrap_admin(
+    core: &Core,
+    data_dir: &Path,
+    database: Option<&DatabaseUrl>,
+) -> Result<()> {
     let accounts = core
         .store()
         .list_accounts()
@@ -189,10 +218,17 @@ async fn bootstrap_admin(core: &Core, data_dir: &Path) -> Result<()> {
     if !accounts.is_empty() {
         return Ok(());
     }
-    let admin = core
-        .create_account("admin", true)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create the admin account: {e}"))?;
+    let admin = match core.create_account("admin", true).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            let made_elsewhere = core.store().account_by_name("admin").await;
+            if matches!(made_elsewhere, Ok(Some(_))) {
+                eprintln!("keyplane: another node created the admin account just now");
+                return Ok(());
+            }
+            anyhow::bail!("cannot create the admin account: {e}");
+        }
+    };
     let path = data_dir.join("admin-credentials.json");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -203,13 +239,15 @@ async fn bootstrap_admin(core: &Core, data_dir: &Path) -> Result<()> {
     use std::io::Write;
     writeln!(f, "{}", crate::account::credentials_json(&admin))?;
     f.sync_all()?;
+    let place = match database {
+        Some(url) => format!("--database {}", url.redacted()),
+        None => format!("--data-dir {}", data_dir.display()),
+    };
     eprintln!(
         "keyplane: first start: created the admin account. Its credentials are in {} (mode 0600);\n\
-         keyplane: print them any time with `keyplane account credentials admin --data-dir {}`,\n\
-         keyplane: and create more accounts with `keyplane account create NAME --data-dir {}`.",
+         keyplane: print them any time with `keyplane account credentials admin {place}`,\n\
+         keyplane: and create more accounts with `keyplane account create NAME {place}`.",
         path.display(),
-        data_dir.display(),
-        data_dir.display()
     );
     Ok(())
 }

@@ -48,6 +48,17 @@ pub fn check_bindable(rule: BindRule, inst: &Instance) -> Result<(), DomainError
             id: inst.id.clone(),
         });
     }
+    // Why: a real, agent-managed host is never stopped by the API; its agent applies the change
+    // live, so every dialect may bind to it while it runs.
+    if inst.host == crate::instance::HostKind::Agent {
+        return match inst.state {
+            InstanceState::Running => Ok(()),
+            state => Err(DomainError::InstanceStateInvalid {
+                id: inst.id.clone(),
+                state,
+            }),
+        };
+    }
     let allowed = match inst.state {
         InstanceState::Stopped => true,
         InstanceState::Running => matches!(
@@ -98,24 +109,31 @@ pub fn check_change(
 /// The operation a change becomes.
 pub fn bind_operation(rule: BindRule, change: &BindChange) -> OpKind {
     let deferred = rule == BindRule::Ecs;
+    // Lighthouse documents only "a RUNNING instance is forcibly shut down, then bound": it
+    // is not started again (the Lighthouse dialect sets `restart` itself for AssociateType
+    // ONLINE). CVM's ForceStop starts the instance again once the keys are in place.
+    let restart = rule != BindRule::Lighthouse;
     match change {
         BindChange::Replace(keys) => OpKind::Bind {
             add: keys.clone(),
             remove: vec![],
             replace: true,
             deferred,
+            restart,
         },
         BindChange::Add(keys) => OpKind::Bind {
             add: keys.clone(),
             remove: vec![],
             replace: false,
             deferred,
+            restart,
         },
         BindChange::Remove(keys) => OpKind::Bind {
             add: vec![],
             remove: keys.clone(),
             replace: false,
             deferred,
+            restart,
         },
     }
 }

@@ -88,6 +88,8 @@ pub enum HostKind {
     Sandbox,
     /// A record only (Windows images): no process behind it.
     Record,
+    /// A real host that registered itself; its `keyplane agent` applies what is decided.
+    Agent,
 }
 
 impl HostKind {
@@ -96,6 +98,7 @@ impl HostKind {
         match self {
             HostKind::Sandbox => "sandbox",
             HostKind::Record => "record",
+            HostKind::Agent => "agent",
         }
     }
     /// Parse the storage name.
@@ -103,6 +106,7 @@ impl HostKind {
         match s {
             "sandbox" => Some(HostKind::Sandbox),
             "record" => Some(HostKind::Record),
+            "agent" => Some(HostKind::Agent),
             _ => None,
         }
     }
@@ -273,7 +277,8 @@ pub enum OpKind {
     },
     /// Destroy.
     Terminate,
-    /// Change the bound keys: stop if running, bind, apply, start again if it was running.
+    /// Change the bound keys: stop if running, bind, apply, and start again if it was running
+    /// and `restart` is set.
     Bind {
         /// Keys to bind.
         add: Vec<String>,
@@ -283,6 +288,9 @@ pub enum OpKind {
         replace: bool,
         /// Whether the change waits for the next start/reboot (ECS) instead of applying now.
         deferred: bool,
+        /// Whether an instance that was running is started again afterwards (CVM ForceStop);
+        /// `false` leaves it STOPPED (Lighthouse: "forcibly shut down, then bound").
+        restart: bool,
     },
 }
 

@@ -27,6 +27,7 @@
 mod error;
 mod fsutil;
 mod host;
+mod host_state;
 mod layout;
 mod listener;
 mod prereq;
@@ -41,6 +42,9 @@ use std::time::Duration;
 pub use error::{Error, Missing, PrereqError, Result};
 pub use fsutil::{write_atomic, Owner};
 pub use host::SandboxHost;
+pub use host_state::{
+    apply_host_ssh_state, read_host_keys, read_host_password_switch, HostLayout, HOST_KEYS_FILE,
+};
 pub use ssh_state::{
     apply_ssh_state, keys_path, read_ssh_keys, state_owner, DROPIN_DIR, DROPIN_FILE, KEYS_DIR,
     KEYS_FILE,

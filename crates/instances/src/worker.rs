@@ -35,9 +35,18 @@ pub struct Worker {
     cfg: WorkerConfig,
     id: String,
     wake: Arc<Notify>,
+    ssh_changes: tokio::sync::broadcast::Sender<String>,
 }
 
 type StepResult = Result<(), String>;
+
+/// How a bind operation changes the keys (the flags of `OpKind::Bind`).
+#[derive(Debug, Clone, Copy)]
+struct BindHow {
+    replace: bool,
+    deferred: bool,
+    restart: bool,
+}
 
 fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -45,12 +54,14 @@ fn text(e: impl std::fmt::Display) -> String {
 
 impl Worker {
     /// A worker over `core`; `host` is the sandbox driver or why there is none. `wake` is
-    /// notified by the API when it records an operation.
+    /// notified by the API when it records an operation; the worker notifies `ssh_changes`
+    /// whenever an instance's desired SSH state changes (agents' long polls wait on it).
     pub fn new(
         core: Core,
         host: Result<Arc<SandboxHost>, String>,
         cfg: WorkerConfig,
         wake: Arc<Notify>,
+        ssh_changes: tokio::sync::broadcast::Sender<String>,
     ) -> Arc<Worker> {
         let id = format!(
             "worker-{}-{}",
@@ -63,6 +74,7 @@ impl Worker {
             cfg,
             id,
             wake,
+            ssh_changes,
         })
     }
 
@@ -185,6 +197,9 @@ impl Worker {
             Err(DomainError::InstanceNotFound { .. }) => return Ok(()),
             Err(e) => return Err(text(e)),
         };
+        if inst.host == HostKind::Agent {
+            return self.execute_on_agent_host(op, &inst).await;
+        }
         match op.kind.clone() {
             OpKind::Create => self.create(op, &inst).await,
             OpKind::Start => self.boot(&inst).await,
@@ -199,7 +214,61 @@ impl Worker {
                 remove,
                 replace,
                 deferred,
-            } => self.bind(op, &inst, &add, &remove, replace, deferred).await,
+                restart,
+            } => {
+                let how = BindHow {
+                    replace,
+                    deferred,
+                    restart,
+                };
+                self.bind(op, &inst, &add, &remove, how).await
+            }
+        }
+    }
+
+    /// A real host's own agent applies changes live: record the keys, wake its long poll,
+    /// and wait for its report. Power operations belong to the host's owner.
+    async fn execute_on_agent_host(&self, op: &mut Operation, inst: &Instance) -> StepResult {
+        match op.kind.clone() {
+            OpKind::Bind { add, remove, replace, .. } => {
+                if op.step < 3 {
+                    let keys = next_keys(&inst.key_ids, &add, &remove, replace);
+                    op.target_generation = self
+                        .core
+                        .store()
+                        .set_bindings(&inst.id, &keys, Some(&keys))
+                        .await
+                        .map_err(text)?;
+                    op.step = 3;
+                    self.save(op).await?;
+                }
+                // No receiver (no agent polling this node) is fine: agents poll every second.
+                let _ = self.ssh_changes.send(inst.id.clone());
+                self.wait_applied(&inst.id, op.target_generation).await
+            }
+            OpKind::Terminate => self.core.store().delete_instance(&inst.id).await.map_err(text),
+            OpKind::Create => Ok(()),
+            OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => Err(
+                "an agent-managed host is started and stopped on the host itself, not through the API".into(),
+            ),
+        }
+    }
+
+    /// Wait until the instance's agent reports `generation` applied.
+    async fn wait_applied(&self, id: &str, generation: i64) -> StepResult {
+        let deadline = tokio::time::Instant::now() + self.cfg.apply_timeout;
+        loop {
+            let inst = self.core.instance_by_id(id).await.map_err(text)?;
+            if inst.applied_generation >= generation {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the host's agent did not report the change applied within {:?} (it reported generation {}, {generation} wanted); is `keyplane agent` running there?",
+                    self.cfg.apply_timeout, inst.applied_generation
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -284,18 +353,17 @@ impl Worker {
     }
 
     /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied, then start
-    /// again if it was running.
+    /// again if it was running and the operation says to restart it.
     async fn bind(
         &self,
         op: &mut Operation,
         inst: &Instance,
         add: &[String],
         remove: &[String],
-        replace: bool,
-        deferred: bool,
+        how: BindHow,
     ) -> StepResult {
-        let keys = next_keys(&inst.key_ids, add, remove, replace);
-        if deferred {
+        let keys = next_keys(&inst.key_ids, add, remove, how.replace);
+        if how.deferred {
             // ECS: recorded now, in effect from the next start or reboot.
             self.core
                 .store()
@@ -333,7 +401,7 @@ impl Worker {
             op.step = 4;
             self.save(op).await?;
         }
-        if op.was_running {
+        if op.was_running && how.restart {
             let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
             self.boot(&now).await?;
         }

@@ -1,12 +1,20 @@
 //! Keyplane storage back ends behind [`keyplane_core::store::Store`].
 //!
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory (WAL).
+//! - [`postgres::PostgresStore`]: PostgreSQL, for several API nodes sharing one database.
 //!
 //! [`suite`] is the one scenario suite every back end must pass.
 #![forbid(unsafe_code)]
 
+pub mod postgres;
+mod postgres_instances;
+mod postgres_schema;
 pub mod sqlite;
 mod sqlite_instances;
 pub mod suite;
 
+#[cfg(test)]
+mod postgres_tests;
+
+pub use postgres::{redact_database_url, PostgresStore};
 pub use sqlite::SqliteStore;

@@ -24,8 +24,10 @@ pub fn kind_to_json(kind: &OpKind) -> String {
             remove,
             replace,
             deferred,
+            restart,
         } => json!({
-            "type": "bind", "add": add, "remove": remove, "replace": replace, "deferred": deferred
+            "type": "bind", "add": add, "remove": remove, "replace": replace, "deferred": deferred,
+            "restart": restart
         }),
     }
     .to_string()
@@ -59,6 +61,8 @@ pub fn kind_from_json(text: &str) -> Option<OpKind> {
             remove: strings("remove"),
             replace: flag("replace"),
             deferred: flag("deferred"),
+            // Operations recorded before the flag existed restarted what they stopped.
+            restart: v["restart"].as_bool().unwrap_or(true),
         },
         _ => return None,
     })
@@ -441,7 +445,9 @@ impl InstanceStore for SqliteStore {
                         params![id],
                         |r| r.get(0),
                     )
-                    .map_err(backend)?,
+                    .optional()
+                    .map_err(backend)?
+                    .ok_or_else(|| StoreError::NotFound(id.clone()))?,
             };
             tx.commit().map_err(backend)?;
             Ok(generation)
@@ -496,5 +502,29 @@ impl InstanceStore for SqliteStore {
             tx.commit().map_err(backend)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn bind_kinds_round_trip_and_old_rows_restart() {
+        for restart in [true, false] {
+            let kind = OpKind::Bind {
+                add: vec!["lhkp-aaaaaaaa".into()],
+                remove: vec![],
+                replace: true,
+                deferred: false,
+                restart,
+            };
+            assert_eq!(kind_from_json(&kind_to_json(&kind)), Some(kind));
+        }
+        let old = r#"{"type":"bind","add":["skey-aaaaaaaa"],"remove":[],"replace":true,"deferred":false}"#;
+        assert!(matches!(
+            kind_from_json(old),
+            Some(OpKind::Bind { restart: true, .. })
+        ));
     }
 }

@@ -1,6 +1,9 @@
 //! The storage scenario suite: every back end runs exactly this.
 
 use keyplane_core::account::Account;
+use keyplane_core::instance::{
+    HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, OsType,
+};
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::store::{Conflict, Store, StoreError};
 use std::sync::Arc;
@@ -29,6 +32,9 @@ pub async fn run(store: Arc<dyn Store>) {
     key_pairs(&*store).await;
     nonces(&*store).await;
     settings(&*store).await;
+    instances(&*store).await;
+    operations(&*store).await;
+    bindings(&*store).await;
 }
 
 async fn accounts(store: &dyn Store) {
@@ -169,4 +175,350 @@ async fn nonces(store: &dyn Store) {
     assert!(store.remember_nonce("other", "n1", 100, 20).await.unwrap());
     // After expiry the nonce is forgotten.
     assert!(store.remember_nonce("s", "n1", 300, 100).await.unwrap());
+}
+
+/// A record-only (Windows) instance at `127.2.0.n`, with `keys` bound and in effect.
+pub(crate) fn instance(account: &Account, n: u32, keys: &[&str], at: i64) -> Instance {
+    let (prefix, len) = Namespace::Cvm.instance_id_shape();
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    Instance {
+        id: keyplane_core::ids::new_id(prefix, len),
+        account_id: account.id.clone(),
+        namespace: Namespace::Cvm,
+        region: "ap-guangzhou".into(),
+        zone: "ap-guangzhou-3".into(),
+        name: format!("vm{n}"),
+        image_id: "img-kpwin22x".into(),
+        os: OsType::Windows,
+        os_name: "Windows Server 2022".into(),
+        instance_type: "S5.SMALL2".into(),
+        state: InstanceState::Pending,
+        host: HostKind::Record,
+        private_ip: format!("127.2.{}.{}", n / 250, n % 250 + 1),
+        ssh_port: 22,
+        password_hash: None,
+        key_ids: keys.clone(),
+        effective_key_ids: keys,
+        desired_generation: 1,
+        applied_generation: 0,
+        latest_operation: None,
+        latest_operation_state: None,
+        latest_operation_request_id: None,
+        latest_operation_error: None,
+        created_at: at,
+    }
+}
+
+/// An operation on `inst`.
+pub(crate) fn new_op(
+    inst: &Instance,
+    action: &str,
+    kind: OpKind,
+    new_state: Option<InstanceState>,
+    at: i64,
+) -> NewOperation {
+    NewOperation {
+        account_id: inst.account_id.clone(),
+        instance_id: inst.id.clone(),
+        action: action.into(),
+        request_id: format!("req-{action}-{}-{at}", inst.id),
+        kind,
+        new_state,
+        created_at: at,
+    }
+}
+
+async fn get(store: &dyn Store, id: &str) -> Instance {
+    store.get_instance(id).await.unwrap().expect("instance")
+}
+
+async fn instances(store: &dyn Store) {
+    let a = Account::generate("suite-inst-a", false, 30);
+    let b = Account::generate("suite-inst-b", false, 31);
+    store.insert_account(&a).await.unwrap();
+    store.insert_account(&b).await.unwrap();
+    let k1 = key(&a, Namespace::Cvm, "ik1", 300);
+    store.insert_key_pair(&k1, 100).await.unwrap();
+    let i1 = instance(&a, 1, &[&k1.id], 310);
+    let i2 = instance(&a, 2, &[], 311);
+    let ops = [
+        new_op(&i1, "RunInstances", OpKind::Create, None, 310),
+        new_op(&i2, "RunInstances", OpKind::Create, None, 311),
+    ];
+    store
+        .insert_instances(&[i1.clone(), i2.clone()], &ops)
+        .await
+        .unwrap();
+
+    // The address is unique, and a batch is recorded all or none.
+    let i3 = instance(&a, 3, &[], 312);
+    let mut taken = instance(&a, 1, &[], 312);
+    taken.id = "ins-taken001".into();
+    assert_eq!(
+        store.insert_instances(&[i3.clone(), taken], &[]).await,
+        Err(StoreError::Conflict(Conflict::Address))
+    );
+    assert!(store.get_instance(&i3.id).await.unwrap().is_none());
+
+    let listed = store.list_instances(&a.id, Namespace::Cvm).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        [i1.id.as_str(), i2.id.as_str()]
+    );
+    let got = &listed[0];
+    assert_eq!(got.key_ids, vec![k1.id.clone()]);
+    assert_eq!(got.effective_key_ids, vec![k1.id.clone()]);
+    assert_eq!(got.latest_operation.as_deref(), Some("RunInstances"));
+    assert_eq!(got.latest_operation_state, Some(OpState::Operating));
+    assert_eq!(
+        got.latest_operation_request_id,
+        Some(ops[0].request_id.clone())
+    );
+    assert_eq!(
+        (got.os, got.host, got.ssh_port),
+        (OsType::Windows, HostKind::Record, 22)
+    );
+    assert_eq!(get(store, &i2.id).await.key_ids, Vec::<String>::new());
+    assert!(store
+        .list_instances(&b.id, Namespace::Cvm)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_instances(&a.id, Namespace::Lighthouse)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.all_instances().await.unwrap().len(), 2);
+
+    // Key pairs name the instances they are bound to.
+    let keys = store
+        .list_key_pairs(&a.id, Namespace::Cvm, None)
+        .await
+        .unwrap();
+    assert_eq!(keys[0].associated_instance_ids, vec![i1.id.clone()]);
+
+    // One operation in progress per instance; a rejected batch records nothing.
+    let stop = |i: &Instance| {
+        new_op(
+            i,
+            "StopInstances",
+            OpKind::Stop { force: true },
+            Some(InstanceState::Stopping),
+            320,
+        )
+    };
+    assert_eq!(
+        store.submit_operations(&[stop(&i1)]).await,
+        Err(StoreError::Conflict(Conflict::InstanceBusy))
+    );
+    assert_eq!(get(store, &i1.id).await.state, InstanceState::Pending);
+    let mut ghost = stop(&i1);
+    ghost.instance_id = "ins-none0000".into();
+    assert_eq!(
+        store.submit_operations(&[ghost]).await,
+        Err(StoreError::NotFound("ins-none0000".into()))
+    );
+}
+
+async fn operations(store: &dyn Store) {
+    let a = Account::generate("suite-ops", false, 40);
+    store.insert_account(&a).await.unwrap();
+    let i1 = instance(&a, 11, &[], 400);
+    let i2 = instance(&a, 12, &[], 401);
+    let create = |i: &Instance, at| new_op(i, "RunInstances", OpKind::Create, None, at);
+    store
+        .insert_instances(
+            &[i1.clone(), i2.clone()],
+            &[create(&i1, 400), create(&i2, 401)],
+        )
+        .await
+        .unwrap();
+    // Drain what earlier scenarios left open, so the claims below are ours.
+    while let Some(op) = store.claim_operation("drain", 1_000, 1_000).await.unwrap() {
+        if op.instance_id == i1.id || op.instance_id == i2.id {
+            store
+                .finish_operation(op.id, OpState::Success, None)
+                .await
+                .unwrap();
+            continue;
+        }
+        store
+            .finish_operation(op.id, OpState::Failed, Some("drained"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        get(store, &i1.id).await.latest_operation_state,
+        Some(OpState::Success)
+    );
+
+    // Oldest first; a claimed operation is not handed out again until its lease lapses.
+    let stop = OpKind::Stop { force: true };
+    let stopping = Some(InstanceState::Stopping);
+    store
+        .submit_operations(&[
+            new_op(&i1, "StopInstances", stop.clone(), stopping, 410),
+            new_op(&i2, "StopInstances", stop.clone(), stopping, 410),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(get(store, &i2.id).await.state, InstanceState::Stopping);
+    assert_eq!(
+        store
+            .submit_operations(&[new_op(&i2, "StartInstances", OpKind::Start, None, 411)])
+            .await,
+        Err(StoreError::Conflict(Conflict::InstanceBusy))
+    );
+    let op1 = store
+        .claim_operation("w1", 2_000, 2_010)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (op1.instance_id.as_str(), &op1.kind),
+        (i1.id.as_str(), &stop)
+    );
+    assert_eq!((op1.step, op1.state), (0, OpState::Operating));
+    let op2 = store
+        .claim_operation("w2", 2_000, 2_010)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(op2.instance_id, i2.id);
+    assert_eq!(
+        store.claim_operation("w3", 2_005, 2_015).await.unwrap(),
+        None
+    );
+    assert!(store.renew_claim(op1.id, "w1", 2_020).await.unwrap());
+    assert!(!store.renew_claim(op1.id, "w2", 2_020).await.unwrap());
+
+    // Progress is kept for the next claimant once the lease lapses.
+    let mut progressed = op1.clone();
+    progressed.step = 2;
+    progressed.was_running = true;
+    progressed.target_generation = 7;
+    store.save_progress(&progressed).await.unwrap();
+    let again = store
+        .claim_operation("w3", 2_020, 2_030)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, op1.id, "the oldest lapsed claim comes first");
+    assert_eq!(
+        (again.step, again.was_running, again.target_generation),
+        (2, true, 7)
+    );
+    assert!(
+        !store.renew_claim(op1.id, "w1", 2_040).await.unwrap(),
+        "lost to w3"
+    );
+
+    store
+        .finish_operation(op1.id, OpState::Success, None)
+        .await
+        .unwrap();
+    store
+        .finish_operation(op2.id, OpState::Failed, Some("boom"))
+        .await
+        .unwrap();
+    assert!(!store.renew_claim(op1.id, "w3", 2_040).await.unwrap());
+    assert_eq!(
+        store.claim_operation("w4", 9_000, 9_010).await.unwrap(),
+        None
+    );
+    let (s1, s2) = (get(store, &i1.id).await, get(store, &i2.id).await);
+    assert_eq!(s1.latest_operation_state, Some(OpState::Success));
+    assert_eq!(s1.latest_operation.as_deref(), Some("StopInstances"));
+    assert_eq!(s2.latest_operation_state, Some(OpState::Failed));
+    assert_eq!(s2.latest_operation_error.as_deref(), Some("boom"));
+
+    // Finished: the instance takes a new operation, which clears the old error.
+    store
+        .submit_operations(&[new_op(&i2, "StartInstances", OpKind::Start, None, 420)])
+        .await
+        .unwrap();
+    let s2 = get(store, &i2.id).await;
+    assert_eq!(s2.latest_operation_state, Some(OpState::Operating));
+    assert_eq!(s2.latest_operation_error, None);
+    let op3 = store
+        .claim_operation("w5", 9_000, 9_010)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(op3.kind, OpKind::Start);
+    store
+        .finish_operation(op3.id, OpState::Success, None)
+        .await
+        .unwrap();
+    store
+        .set_instance_state(&i2.id, InstanceState::Running)
+        .await
+        .unwrap();
+    assert_eq!(get(store, &i2.id).await.state, InstanceState::Running);
+}
+
+async fn bindings(store: &dyn Store) {
+    let a = Account::generate("suite-bind", false, 50);
+    store.insert_account(&a).await.unwrap();
+    let k1 = key(&a, Namespace::Cvm, "bk1", 500);
+    let k2 = key(&a, Namespace::Cvm, "bk2", 501);
+    store.insert_key_pair(&k1, 100).await.unwrap();
+    store.insert_key_pair(&k2, 100).await.unwrap();
+    let inst = instance(&a, 21, &[&k1.id], 502);
+    store
+        .insert_instances(std::slice::from_ref(&inst), &[])
+        .await
+        .unwrap();
+    let id = inst.id.as_str();
+    let (both, only_k2) = (vec![k1.id.clone(), k2.id.clone()], vec![k2.id.clone()]);
+
+    // Bound keys alone do not change what is in effect.
+    assert_eq!(store.set_bindings(id, &both, None).await.unwrap(), 1);
+    let got = get(store, id).await;
+    assert_eq!(
+        (got.key_ids, got.effective_key_ids),
+        (both.clone(), vec![k1.id.clone()])
+    );
+    // The generation moves only when the effective keys change.
+    assert_eq!(store.set_bindings(id, &both, Some(&both)).await.unwrap(), 2);
+    assert_eq!(store.set_bindings(id, &both, Some(&both)).await.unwrap(), 2);
+    assert_eq!(get(store, id).await.desired_generation, 2);
+    // Deferred (ECS): recorded now, in effect at activation.
+    assert_eq!(store.set_bindings(id, &only_k2, None).await.unwrap(), 2);
+    assert_eq!(store.activate_bindings(id).await.unwrap(), 3);
+    assert_eq!(store.activate_bindings(id).await.unwrap(), 3);
+    assert_eq!(get(store, id).await.effective_key_ids, only_k2);
+    assert_eq!(
+        store.set_bindings("ins-none0000", &[], None).await,
+        Err(StoreError::NotFound("ins-none0000".into()))
+    );
+
+    // The applied generation never goes back.
+    store.set_applied_generation(id, 3).await.unwrap();
+    store.set_applied_generation(id, 1).await.unwrap();
+    assert_eq!(get(store, id).await.applied_generation, 3);
+
+    let associated = |keys: Vec<KeyPair>| -> Vec<Vec<String>> {
+        keys.into_iter()
+            .map(|k| k.associated_instance_ids)
+            .collect()
+    };
+    let keys = store
+        .list_key_pairs(&a.id, Namespace::Cvm, None)
+        .await
+        .unwrap();
+    assert_eq!(associated(keys), vec![vec![], vec![id.to_string()]]);
+
+    store.delete_instance(id).await.unwrap();
+    assert!(store.get_instance(id).await.unwrap().is_none());
+    let keys = store
+        .list_key_pairs(&a.id, Namespace::Cvm, None)
+        .await
+        .unwrap();
+    assert_eq!(associated(keys), vec![Vec::<String>::new(), vec![]]);
+    store
+        .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()])
+        .await
+        .unwrap();
 }

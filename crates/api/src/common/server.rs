@@ -46,6 +46,9 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Notified after every API request, so the operation worker looks for new work at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Carries the id of every instance whose desired SSH state changes on this node, so the
+    /// agents' long polls answer at once.
+    pub ssh_changes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             config,
             limiter,
             wake: Arc::new(tokio::sync::Notify::new()),
+            ssh_changes: tokio::sync::broadcast::channel(4096).0,
         })
     }
 }
@@ -90,11 +94,16 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     if raw.path == "/healthz" {
         return (StatusCode::OK, "ok\n").into_response();
     }
+    if raw.path == crate::agent_api::REGISTER {
+        return crate::agent_api::register(&state, &raw).await;
+    }
     if raw.path.starts_with(crate::agent_api::PREFIX) {
         return crate::agent_api::handle(&state, &raw).await;
     }
     let response = if raw.path == "/v2/index.php" {
         crate::tencent_legacy::handle(&state, &raw).await
+    } else if crate::aliyun_rpc::claims(&raw) {
+        crate::aliyun_rpc::handle(&state, &raw).await
     } else {
         crate::tencent_v3::handle(&state, &raw).await
     };

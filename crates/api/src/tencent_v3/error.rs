@@ -1,6 +1,7 @@
 //! Tencent API 3.0 errors: protocol errors of this dialect, plus the domain's, each mapped
 //! to its exact code string by an exhaustive `match`.
 
+use super::lighthouse::error::{lighthouse_code, LighthouseRefusal};
 use super::router::Product;
 use crate::common::params::ParamError;
 use keyplane_core::instance::InstanceState;
@@ -39,6 +40,8 @@ pub enum TcError {
     RequestSizeLimitExceeded(usize),
     /// A CVM wire rule refused the request.
     Cvm(CvmRefusal),
+    /// A Lighthouse wire rule refused the request.
+    Lighthouse(LighthouseRefusal),
     /// A domain rule refused the request.
     Domain(DomainError),
 }
@@ -167,6 +170,12 @@ impl From<CvmRefusal> for TcError {
     }
 }
 
+impl From<LighthouseRefusal> for TcError {
+    fn from(e: LighthouseRefusal) -> Self {
+        TcError::Lighthouse(e)
+    }
+}
+
 impl From<DomainError> for TcError {
     fn from(e: DomainError) -> Self {
         TcError::Domain(e)
@@ -194,7 +203,10 @@ impl TcError {
             TcError::SecretIdNotFound(_) => "AuthFailure.SecretIdNotFound",
             TcError::TokenFailure => "AuthFailure.TokenFailure",
             TcError::MissingParameter(_) => "MissingParameter",
-            TcError::MissingAtLeastOne(_) => "MissingParameter.AtLeastOne",
+            TcError::MissingAtLeastOne(_) => match product {
+                Product::Cvm => "MissingParameter.AtLeastOne",
+                Product::Lighthouse => "MissingParameter",
+            },
             TcError::UnknownParameter(_) => "UnknownParameter",
             TcError::InvalidParameter(_) => "InvalidParameter",
             TcError::InvalidAction(_) => "InvalidAction",
@@ -204,8 +216,10 @@ impl TcError {
             TcError::RequestLimitExceeded(_) => "RequestLimitExceeded",
             TcError::RequestSizeLimitExceeded(_) => "RequestSizeLimitExceeded",
             TcError::Cvm(e) => e.code(),
+            TcError::Lighthouse(e) => e.code(),
             TcError::Domain(e) => match product {
                 Product::Cvm => cvm_code(e),
+                Product::Lighthouse => lighthouse_code(e),
             },
         }
     }
@@ -236,6 +250,7 @@ impl TcError {
                 format!("The request body exceeds the limit of {n} bytes.")
             }
             TcError::Cvm(e) => e.message(),
+            TcError::Lighthouse(e) => e.message(),
             TcError::Domain(e) => domain_message(e),
         }
     }
@@ -317,14 +332,19 @@ fn domain_message(e: &DomainError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn known_codes() -> Vec<String> {
+    /// The vendor's codes for `product`: its own list and the common list.
+    pub(crate) fn known_codes(product: Product) -> Vec<String> {
         let mut out = Vec::new();
+        let own = match product {
+            Product::Cvm => include_str!("../../data/tencent_cvm_error_codes.txt"),
+            Product::Lighthouse => include_str!("../../data/tencent_lighthouse_error_codes.txt"),
+        };
         for text in [
             include_str!("../../data/tencent_common_error_codes.txt"),
-            include_str!("../../data/tencent_cvm_error_codes.txt"),
+            own,
         ] {
             out.extend(
                 text.lines()
@@ -335,9 +355,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn every_code_we_emit_is_a_vendor_code() {
-        let known = known_codes();
+    /// One of every domain error (every instance state too).
+    pub(crate) fn every_domain_error() -> Vec<DomainError> {
         let s = String::from("x");
         let domain = [
             DomainError::KeyPairIdMalformed { id: s.clone() },
@@ -412,7 +431,7 @@ mod tests {
             InstanceState::Rebooting,
             InstanceState::Terminating,
         ];
-        let domain: Vec<DomainError> = domain
+        domain
             .into_iter()
             .chain(
                 states
@@ -422,8 +441,13 @@ mod tests {
                         state,
                     }),
             )
-            .collect();
-        let protocol = [
+            .collect()
+    }
+
+    /// One of every protocol error.
+    pub(crate) fn every_protocol_error() -> Vec<TcError> {
+        let s = String::from("x");
+        vec![
             TcError::SignatureFailure(s.clone()),
             TcError::SignatureExpire(s.clone()),
             TcError::SecretIdNotFound(s.clone()),
@@ -438,7 +462,13 @@ mod tests {
             TcError::UnsupportedRegion(s.clone()),
             TcError::RequestLimitExceeded(s.clone()),
             TcError::RequestSizeLimitExceeded(1),
-        ];
+        ]
+    }
+
+    #[test]
+    fn every_code_we_emit_is_a_vendor_code() {
+        let known = known_codes(Product::Cvm);
+        let s = String::from("x");
         let cvm = [
             CvmRefusal::DryRun,
             CvmRefusal::ZoneMismatchRegion {
@@ -459,10 +489,10 @@ mod tests {
             CvmRefusal::InstanceTypeMalformed(s.clone()),
             CvmRefusal::MinCountInvalid { min: 2, count: 1 },
         ];
-        let all = domain
+        let all = every_domain_error()
             .into_iter()
             .map(TcError::Domain)
-            .chain(protocol)
+            .chain(every_protocol_error())
             .chain(cvm.into_iter().map(TcError::Cvm));
         for e in all {
             let code = e.code(Product::Cvm);

@@ -1,11 +1,12 @@
 //! Tencent Cloud API 3.0: TC3-HMAC-SHA256 (POST JSON, GET) and v1 HmacSHA1/HmacSHA256 (GET,
-//! POST form). Every answer is HTTP 200 with `Content-Type: application/json` exactly and a
+//! POST form), for CVM 2017-03-12 and Lighthouse 2020-03-24 ([`lighthouse`]). Every answer is HTTP 200 with `Content-Type: application/json` exactly and a
 //! `RequestId`: the official SDKs ignore error envelopes under any other content type.
 
 pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod handlers;
+pub mod lighthouse;
 pub mod router;
 pub mod signature;
 
@@ -121,6 +122,9 @@ async fn dispatch(
                 CvmAction::RebootInstances => instances::reboot(&ctx, params).await,
                 CvmAction::TerminateInstances => instances::terminate(&ctx, params).await,
             }
+        }
+        Product::Lighthouse => {
+            lighthouse::dispatch(state, &account, &action, region, params, request_id).await
         }
     }
 }

@@ -5,6 +5,8 @@
 pub enum Product {
     /// CVM, Version 2017-03-12.
     Cvm,
+    /// Lighthouse, Version 2020-03-24.
+    Lighthouse,
 }
 
 impl Product {
@@ -13,8 +15,12 @@ impl Product {
         use super::error::TcError;
         match (service, version) {
             ("cvm", "2017-03-12") => Ok(Product::Cvm),
+            ("lighthouse", "2020-03-24") => Ok(Product::Lighthouse),
             ("cvm", v) => Err(TcError::NoSuchVersion(format!(
                 "The version `{v}` of product `cvm` does not exist; use 2017-03-12."
+            ))),
+            ("lighthouse", v) => Err(TcError::NoSuchVersion(format!(
+                "The version `{v}` of product `lighthouse` does not exist; use 2020-03-24."
             ))),
             (s, _) => Err(TcError::NoSuchProduct(format!(
                 "The product `{s}` is not served by this endpoint."
@@ -26,16 +32,18 @@ impl Product {
     pub fn from_version(version: &str) -> Result<Product, super::error::TcError> {
         match version {
             "2017-03-12" => Ok(Product::Cvm),
+            "2020-03-24" => Ok(Product::Lighthouse),
             v => Err(super::error::TcError::NoSuchVersion(format!(
                 "The version `{v}` does not exist."
             ))),
         }
     }
 
-    /// The product's service name (`cvm`).
+    /// The product's service name (`cvm`, `lighthouse`).
     pub fn service(self) -> &'static str {
         match self {
             Product::Cvm => "cvm",
+            Product::Lighthouse => "lighthouse",
         }
     }
 }
@@ -76,6 +84,26 @@ actions!(
         StopInstances,
         RebootInstances,
         TerminateInstances,
+    }
+);
+
+actions!(
+    /// Lighthouse 2020-03-24 actions served.
+    LighthouseAction {
+        DescribeBlueprints,
+        DescribeBundles,
+        CreateInstances,
+        DescribeInstances,
+        StartInstances,
+        StopInstances,
+        RebootInstances,
+        TerminateInstances,
+        CreateKeyPair,
+        ImportKeyPair,
+        DescribeKeyPairs,
+        DeleteKeyPairs,
+        AssociateInstancesKeyPairs,
+        DisassociateInstancesKeyPairs,
     }
 );
 
@@ -129,5 +157,22 @@ mod tests {
         assert_eq!(Product::resolve("cvm", "2017-03-12").unwrap(), Product::Cvm);
         assert!(Product::resolve("cvm", "2020-01-01").is_err());
         assert!(Product::resolve("cbs", "2017-03-12").is_err());
+        assert_eq!(
+            Product::resolve("lighthouse", "2020-03-24").unwrap(),
+            Product::Lighthouse
+        );
+        assert!(Product::resolve("lighthouse", "2017-03-12").is_err());
+        assert!(Product::resolve("cvm", "2020-03-24").is_err());
+        assert_eq!(
+            Product::from_version("2020-03-24").unwrap(),
+            Product::Lighthouse
+        );
+        assert_eq!(
+            LighthouseAction::parse("AssociateInstancesKeyPairs")
+                .unwrap()
+                .name(),
+            "AssociateInstancesKeyPairs"
+        );
+        assert!(LighthouseAction::parse("ModifyKeyPairAttribute").is_none());
     }
 }

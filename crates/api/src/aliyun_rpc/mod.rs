@@ -1,0 +1,123 @@
+//! Alibaba Cloud ECS, Version 2014-05-26 (RPC style): the classic HMAC-SHA1 signature (query
+//! or form parameters; `aliyun-python-sdk-ecs`) and ACS3-HMAC-SHA256 (`alibabacloud-ecs20140526`).
+//! Errors use HTTP 4xx/5xx with `{RequestId, HostId, Code, Message, Recommend}`, because the
+//! Alibaba SDKs decide success by the status alone.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod handlers;
+pub mod render;
+pub mod router;
+pub mod signature;
+
+use crate::common::request::{new_request_id, RawRequest};
+use crate::common::server::AppState;
+use auth::{authenticate, claim};
+use axum::response::Response;
+use error::AliError;
+use handlers::{bind, instances, keypairs, launch, Ctx};
+use router::{EcsAction, REGIONS, VERSION};
+use serde_json::Value;
+use tracing::{info, warn, Instrument};
+
+/// Whether a request is in this dialect: an ACS3 `Authorization`, or RPC signature parameters
+/// (`AccessKeyId`, `SignatureVersion`; Tencent's v1 scheme uses `SecretId` instead).
+pub fn claims(raw: &RawRequest) -> bool {
+    let acs3 = raw
+        .header("authorization")
+        .is_some_and(|a| a.trim_start().starts_with(signature::ACS3_ALGORITHM));
+    acs3 || auth::all_params(raw)
+        .iter()
+        .any(|(k, _)| k == "AccessKeyId" || k == "SignatureVersion")
+}
+
+/// Serve one ECS request.
+pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
+    // ECS request ids are upper-case UUIDs.
+    let request_id = new_request_id().to_uppercase();
+    let claimed = claim(raw);
+    let span = tracing::info_span!(
+        "request",
+        dialect = "aliyun-ecs",
+        request_id = %request_id,
+        action = claimed.action.as_deref().unwrap_or(""),
+        access_key_id = claimed.access_key_id.as_deref().unwrap_or(""),
+    );
+    async {
+        let started = std::time::Instant::now();
+        let action = claimed.action.clone().unwrap_or_default();
+        let result = process(state, raw, &request_id).await;
+        let micros = started.elapsed().as_micros() as u64;
+        match result {
+            Ok(fields) => {
+                info!(micros, "ok");
+                render::success(&action, &request_id, fields, claimed.format)
+            }
+            Err(e) => {
+                let (code, status) = e.code();
+                if let AliError::Domain(keyplane_core::DomainError::Internal(detail)) = &e {
+                    warn!(micros, code, status, detail = %detail, "failed");
+                } else {
+                    info!(micros, code, status, "refused");
+                }
+                render::failure(&request_id, &e, claimed.format)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn process(state: &AppState, raw: &RawRequest, request_id: &str) -> Result<Value, AliError> {
+    let auth = authenticate(state, raw).await?;
+    if auth.version != VERSION {
+        return Err(AliError::InvalidVersion(format!(
+            "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}.",
+            auth.version
+        )));
+    }
+    let action = EcsAction::parse(&auth.action)
+        .ok_or_else(|| AliError::InvalidAction(auth.action.clone()))?;
+    let region = auth
+        .params
+        .iter()
+        .find(|(k, _)| k == "RegionId")
+        .map(|(_, v)| v.as_str());
+    match region {
+        Some(r) if !REGIONS.contains(&r) => return Err(AliError::InvalidRegion(r.to_string())),
+        None | Some("") if !action.is_instance_action() => {
+            return Err(AliError::MissingParameter("RegionId".into()))
+        }
+        _ => {}
+    }
+    if !state
+        .limiter
+        .check(&auth.account.id, &format!("ecs.{}", action.name()))
+    {
+        return Err(AliError::Throttling(action.name().into()));
+    }
+    let ctx = Ctx {
+        core: &state.core,
+        account: &auth.account,
+        request_id,
+        wake: &state.wake,
+    };
+    let p = &auth.params;
+    match action {
+        EcsAction::CreateKeyPair => keypairs::create(&ctx, p).await,
+        EcsAction::ImportKeyPair => keypairs::import(&ctx, p).await,
+        EcsAction::DescribeKeyPairs => keypairs::describe(&ctx, p).await,
+        EcsAction::DeleteKeyPairs => keypairs::delete(&ctx, p).await,
+        EcsAction::AttachKeyPair => bind::attach(&ctx, p).await,
+        EcsAction::DetachKeyPair => bind::detach(&ctx, p).await,
+        EcsAction::DescribeImages => launch::describe_images(&ctx, p).await,
+        EcsAction::RunInstances => launch::run(&ctx, p).await,
+        EcsAction::CreateInstance => launch::create(&ctx, p).await,
+        EcsAction::DescribeInstances => instances::describe(&ctx, p).await,
+        EcsAction::StartInstance => instances::start(&ctx, p).await,
+        EcsAction::StopInstance => instances::stop(&ctx, p).await,
+        EcsAction::RebootInstance => instances::reboot(&ctx, p).await,
+        EcsAction::DeleteInstance => instances::delete(&ctx, p).await,
+    }
+}

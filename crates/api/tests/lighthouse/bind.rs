@@ -1,0 +1,294 @@
+//! AssociateInstancesKeyPairs and DisassociateInstancesKeyPairs: the operations they record,
+//! and every rule of seed 002 with its code.
+
+use super::*;
+
+const ASSOCIATE: &str = "AssociateInstancesKeyPairs";
+const DISASSOCIATE: &str = "DisassociateInstancesKeyPairs";
+
+fn pair(instance: &str, key: &str) -> Value {
+    json!({"InstanceIds": [instance], "KeyIds": [key]})
+}
+
+fn with(mut body: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+#[tokio::test]
+async fn associating_a_running_instance_leaves_it_stopped() {
+    let h = harness().await;
+    let k = h.import_key("a", KEY_A).await;
+    let id = h.create(json!({})).await.remove(0);
+    h.settle(&[(&id, InstanceState::Running)]).await;
+    let r = h.ok(ASSOCIATE, pair(&id, &k)).await;
+    assert_eq!(r.as_object().unwrap().len(), 1, "only RequestId: {r}");
+    let i = h.instance(&id).await;
+    assert_eq!(i["LatestOperation"], ASSOCIATE);
+    assert_eq!(i["LatestOperationState"], "OPERATING");
+    assert_eq!(i["LatestOperationRequestId"], r["RequestId"]);
+    let busy = h.code(ASSOCIATE, pair(&id, &k)).await;
+    assert_eq!(busy, "OperationDenied.InstanceOperationInProgress");
+    assert_ne!(busy, "UnsupportedOperation.LatestOperationUnfinished");
+    // The worker force-stops, binds, and (OFFLINE, the documented default) does not restart.
+    let kinds = h.settle(&[]).await;
+    assert_eq!(
+        kinds,
+        vec![OpKind::Bind {
+            add: vec![k.clone()],
+            remove: vec![],
+            replace: true,
+            deferred: false,
+            restart: false,
+        }]
+    );
+    assert_eq!(h.instance(&id).await["LatestOperationState"], "SUCCESS");
+    // Explicit OFFLINE is the same; ONLINE ends where it began.
+    h.bound(&id, &[]).await;
+    h.ok(
+        ASSOCIATE,
+        with(pair(&id, &k), json!({"AssociateType": "OFFLINE"})),
+    )
+    .await;
+    assert!(matches!(
+        h.settle(&[]).await[..],
+        [OpKind::Bind { restart: false, .. }]
+    ));
+    h.ok(
+        ASSOCIATE,
+        with(
+            pair(&id, &k),
+            json!({"AssociateType": "ONLINE", "Username": "root"}),
+        ),
+    )
+    .await;
+    assert!(matches!(
+        h.settle(&[]).await[..],
+        [OpKind::Bind { restart: true, .. }]
+    ));
+}
+
+#[tokio::test]
+async fn keys_replace_and_unbind() {
+    let h = harness().await;
+    let (ka, kb) = (
+        h.import_key("a", KEY_A).await,
+        h.import_key("b", KEY_B).await,
+    );
+    let id = h.create(json!({})).await.remove(0);
+    h.settle(&[(&id, InstanceState::Stopped)]).await;
+    h.bound(&id, &[&ka]).await;
+    let i = h.instance(&id).await;
+    assert_eq!(i["LoginSettings"]["KeyIds"], json!([ka]));
+    // "If the instance is already associated with a key, the old key will become invalid."
+    h.ok(ASSOCIATE, pair(&id, &kb)).await;
+    assert!(matches!(
+        &h.settle(&[]).await[..],
+        [OpKind::Bind { add, replace: true, .. }] if *add == vec![kb.clone()]
+    ));
+    h.bound(&id, &[&kb]).await;
+    assert_eq!(
+        h.code(ASSOCIATE, pair(&id, &kb)).await,
+        "UnsupportedOperation.KeyPairBindDuplicate"
+    );
+    assert_eq!(
+        h.code(DISASSOCIATE, pair(&id, &ka)).await,
+        "UnsupportedOperation.KeyPairNotBoundToInstance"
+    );
+    let r = h.ok(DISASSOCIATE, pair(&id, &kb)).await;
+    let i = h.instance(&id).await;
+    assert_eq!(i["LatestOperation"], DISASSOCIATE);
+    assert_eq!(i["LatestOperationRequestId"], r["RequestId"]);
+    assert_eq!(
+        h.settle(&[]).await,
+        vec![OpKind::Bind {
+            add: vec![],
+            remove: vec![kb.clone()],
+            replace: false,
+            deferred: false,
+            restart: false,
+        }]
+    );
+    // Username: only for ONLINE, and only the sandbox's root.
+    let cases = [
+        (
+            ASSOCIATE,
+            json!({"Username": "root"}),
+            "InvalidParameter.ParameterConflict",
+        ),
+        (
+            ASSOCIATE,
+            json!({"AssociateType": "ONLINE", "Username": "ubuntu"}),
+            "InvalidParameterValue",
+        ),
+        (
+            ASSOCIATE,
+            json!({"AssociateType": "LATER"}),
+            "InvalidParameterValue",
+        ),
+        (
+            DISASSOCIATE,
+            json!({"DisassociateType": "OFFLINE", "Username": "root"}),
+            "InvalidParameter.ParameterConflict",
+        ),
+        (
+            DISASSOCIATE,
+            json!({"DisassociateType": "ONLINE", "Username": "lighthouse"}),
+            "UnsupportedOperation.KeyPairUnbindUsernameMismatch",
+        ),
+    ];
+    for (action, extra, code) in cases {
+        let body = with(pair(&id, &ka), extra.clone());
+        assert_eq!(h.code(action, body).await, code, "{action} {extra}");
+    }
+}
+
+#[tokio::test]
+async fn every_seed_code_for_binding() {
+    let h = harness().await;
+    let k = h.import_key("a", KEY_A).await;
+    let ids = h.create(json!({"InstanceCount": 4})).await;
+    let (pending, failed, stopping) = (ids[0].as_str(), ids[1].as_str(), ids[2].as_str());
+    let running = ids[3].as_str();
+    let win = h
+        .create(
+            json!({"BlueprintId": WINDOWS, "LoginConfiguration": {"Password": "Kp-Passw0rd!x"}}),
+        )
+        .await
+        .remove(0);
+    // PENDING: OperationDenied.InstanceCreating, for both calls.
+    for action in [ASSOCIATE, DISASSOCIATE] {
+        assert_eq!(
+            h.code(action, pair(pending, &k)).await,
+            "OperationDenied.InstanceCreating",
+            "{action}"
+        );
+    }
+    h.settle(&[
+        (failed, InstanceState::LaunchFailed),
+        (stopping, InstanceState::Stopping),
+        (running, InstanceState::Running),
+        (&win, InstanceState::Stopped),
+    ])
+    .await;
+    let many_ids: Vec<String> = (0..101).map(|i| format!("lhins-{i:08}")).collect();
+    let many_keys: Vec<String> = (0..101).map(|i| format!("lhkp-{i:08}")).collect();
+    let cases = [
+        (
+            pair(failed, &k),
+            "UnsupportedOperation.InvalidInstanceState",
+        ),
+        (
+            pair(stopping, &k),
+            "UnsupportedOperation.InvalidInstanceState",
+        ),
+        (
+            json!({"InstanceIds": [running, running], "KeyIds": [k]}),
+            "InvalidParameterValue.Duplicated",
+        ),
+        (
+            json!({"InstanceIds": [running], "KeyIds": [k, k]}),
+            "InvalidParameterValue.Duplicated",
+        ),
+        (
+            json!({"InstanceIds": many_ids, "KeyIds": [k]}),
+            "InvalidParameterValue.LimitExceeded",
+        ),
+        (
+            json!({"InstanceIds": [running], "KeyIds": many_keys}),
+            "InvalidParameterValue.LimitExceeded",
+        ),
+        (
+            pair("lhins-1122", &k),
+            "InvalidParameterValue.InstanceIdMalformed",
+        ),
+        (
+            pair("ins-12345678", &k),
+            "InvalidParameterValue.InstanceIdMalformed",
+        ),
+        (
+            pair(running, "lhkp-1122"),
+            "InvalidParameterValue.KeyPairIdMalformed",
+        ),
+        (
+            pair(running, "skey-12345678"),
+            "InvalidParameterValue.KeyPairIdMalformed",
+        ),
+        (
+            pair("lhins-zzzzzzzz", &k),
+            "ResourceNotFound.InstanceIdNotFound",
+        ),
+        (
+            pair(running, "lhkp-zzzzzzzz"),
+            "ResourceNotFound.KeyIdNotFound",
+        ),
+        (json!({"InstanceIds": [running]}), "MissingParameter"),
+        (
+            json!({"InstanceIds": [running], "KeyIds": []}),
+            "MissingParameter",
+        ),
+        (json!({"KeyIds": [k]}), "MissingParameter"),
+        (
+            with(pair(running, &k), json!({"ForceStop": true})),
+            "UnknownParameter",
+        ),
+    ];
+    for action in [ASSOCIATE, DISASSOCIATE] {
+        for (body, code) in &cases {
+            assert_eq!(h.code(action, body.clone()).await, *code, "{action} {body}");
+        }
+    }
+    assert_eq!(
+        h.code(ASSOCIATE, pair(&win, &k)).await,
+        "UnsupportedOperation.WindowsNotAllowToAssociateKeyPair"
+    );
+    assert_eq!(
+        h.code(DISASSOCIATE, pair(&win, &k)).await,
+        "UnsupportedOperation.WindowsNotSupportKeyPair"
+    );
+    // All or none: one instance refused, nothing recorded on the other.
+    let batch = json!({"InstanceIds": [running, failed], "KeyIds": [k]});
+    assert_eq!(
+        h.code(ASSOCIATE, batch).await,
+        "UnsupportedOperation.InvalidInstanceState"
+    );
+    assert_eq!(
+        h.instance(running).await["LatestOperation"],
+        "CreateInstances"
+    );
+}
+
+#[tokio::test]
+async fn regions_and_the_optional_region() {
+    let h = harness().await;
+    let k = h.import_key("a", KEY_A).await;
+    let far = h
+        .call_in(
+            Some("ap-shanghai"),
+            "CreateInstances",
+            create_body(json!({})),
+        )
+        .await["InstanceIdSet"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.settle(&[(&far, InstanceState::Stopped)]).await;
+    // Known to the account, but not in this region.
+    assert_eq!(
+        h.code(ASSOCIATE, pair(&far, &k)).await,
+        "ResourceNotFound.InstanceNotFound"
+    );
+    // Region is documented as not required for this call: then every region is searched.
+    let r = h.call_in(None, ASSOCIATE, pair(&far, &k)).await;
+    assert!(r["Error"].is_null(), "{r}");
+    let r = h
+        .call_in(
+            Some("ap-shanghai"),
+            "DescribeInstances",
+            json!({"InstanceIds": [far]}),
+        )
+        .await;
+    assert_eq!(r["InstanceSet"][0]["LatestOperation"], ASSOCIATE);
+}

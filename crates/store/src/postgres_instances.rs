@@ -1,0 +1,472 @@
+//! [`InstanceStore`] on PostgreSQL: instances, their bound keys, and durable operations shared
+//! by every node.
+
+use crate::postgres::{conflict_or, corrupt, in_transaction, Fail, PostgresStore};
+use crate::sqlite_instances::{kind_from_json, kind_to_json};
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
+use keyplane_core::account::Secret;
+use keyplane_core::instance::{
+    HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
+};
+use keyplane_core::keypair::Namespace;
+use keyplane_core::store::{Conflict, InstanceStore, StoreError, StoreResult};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+const INSTANCE_COLS: &str =
+    "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
+    instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
+    desired_generation, applied_generation, latest_operation, latest_operation_state, \
+    latest_operation_request_id, latest_operation_error, created_at";
+
+const OPERATION_COLS: &str = "id, account_id, instance_id, action, request_id, kind, step, \
+     was_running, target_generation, state, created_at";
+
+fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
+    let text = |i: usize| r.try_get::<_, String>(i);
+    let (ns, os, state, host) = (text(2)?, text(7)?, text(10)?, text(11)?);
+    let effective = text(15)?;
+    let latest_state: Option<String> = r.try_get(19)?;
+    Ok(Instance {
+        id: text(0)?,
+        account_id: text(1)?,
+        namespace: Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+        region: text(3)?,
+        zone: text(4)?,
+        name: text(5)?,
+        image_id: text(6)?,
+        os: OsType::parse(&os).ok_or_else(|| corrupt("os", &os))?,
+        os_name: text(8)?,
+        instance_type: text(9)?,
+        state: InstanceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        host: HostKind::parse(&host).ok_or_else(|| corrupt("host", &host))?,
+        private_ip: text(12)?,
+        ssh_port: r.try_get::<_, i64>(13)? as u16,
+        password_hash: r.try_get::<_, Option<String>>(14)?.map(Secret::new),
+        key_ids: Vec::new(),
+        effective_key_ids: serde_json::from_str(&effective).unwrap_or_default(),
+        desired_generation: r.try_get(16)?,
+        applied_generation: r.try_get(17)?,
+        latest_operation: r.try_get(18)?,
+        latest_operation_state: latest_state.and_then(|s| OpState::parse(&s)),
+        latest_operation_request_id: r.try_get(20)?,
+        latest_operation_error: r.try_get(21)?,
+        created_at: r.try_get(22)?,
+    })
+}
+
+fn operation_from_row(r: &Row) -> Result<Operation, Fail> {
+    let kind: String = r.try_get(5)?;
+    let state: String = r.try_get(9)?;
+    Ok(Operation {
+        id: r.try_get(0)?,
+        account_id: r.try_get(1)?,
+        instance_id: r.try_get(2)?,
+        action: r.try_get(3)?,
+        request_id: r.try_get(4)?,
+        kind: kind_from_json(&kind).ok_or_else(|| corrupt("operation kind", &kind))?,
+        step: r.try_get::<_, i64>(6)? as i32,
+        was_running: r.try_get(7)?,
+        target_generation: r.try_get(8)?,
+        state: OpState::parse(&state).ok_or_else(|| corrupt("operation state", &state))?,
+        created_at: r.try_get(10)?,
+    })
+}
+
+/// Instances matching `where_sql`, oldest first, with their bound keys.
+async fn query_instances(
+    c: &impl GenericClient,
+    where_sql: &str,
+    args: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Instance>, Fail> {
+    let sql = format!("SELECT {INSTANCE_COLS} FROM instances {where_sql} ORDER BY created_at, id");
+    let st = c.prepare_cached(&sql).await?;
+    let mut out = c
+        .query(&st, args)
+        .await?
+        .iter()
+        .map(instance_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<&str> = out.iter().map(|i| i.id.as_str()).collect();
+    let keys = c
+        .prepare_cached(
+            "SELECT instance_id, key_pair_id FROM instance_keys WHERE instance_id = ANY($1) \
+             ORDER BY instance_id, position",
+        )
+        .await?;
+    let rows = c.query(&keys, &[&ids]).await?;
+    for row in rows {
+        let instance: String = row.try_get(0)?;
+        if let Some(i) = out.iter_mut().find(|i| i.id == instance) {
+            i.key_ids.push(row.try_get(1)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Record one operation on an instance the transaction has locked (or just inserted).
+async fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> Result<(), Fail> {
+    let busy = tx
+        .prepare_cached(
+            "SELECT id FROM operations WHERE instance_id = $1 AND state = 'OPERATING' LIMIT 1",
+        )
+        .await?;
+    if tx.query_opt(&busy, &[&op.instance_id]).await?.is_some() {
+        return Err(Fail::Store(StoreError::Conflict(Conflict::InstanceBusy)));
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO operations (account_id, instance_id, action, request_id, kind, step, \
+             was_running, target_generation, state, claim_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, FALSE, 0, 'OPERATING', 0, $6, $6)",
+        )
+        .await?;
+    tx.execute(
+        &insert,
+        &[
+            &op.account_id,
+            &op.instance_id,
+            &op.action,
+            &op.request_id,
+            &kind_to_json(&op.kind),
+            &op.created_at,
+        ],
+    )
+    .await
+    .map_err(|e| conflict_or(e, |_| Conflict::InstanceBusy))?;
+    let latest = tx
+        .prepare_cached(
+            "UPDATE instances SET latest_operation = $1, latest_operation_state = 'OPERATING', \
+             latest_operation_request_id = $2, latest_operation_error = NULL, \
+             state = COALESCE($3, state) WHERE id = $4",
+        )
+        .await?;
+    let n = tx
+        .execute(
+            &latest,
+            &[
+                &op.action,
+                &op.request_id,
+                &op.new_state.map(|s| s.as_str()),
+                &op.instance_id,
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Err(Fail::Store(StoreError::NotFound(op.instance_id.clone())));
+    }
+    Ok(())
+}
+
+async fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> Result<(), Fail> {
+    tx.execute("DELETE FROM instance_keys WHERE instance_id = $1", &[&id])
+        .await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO instance_keys (instance_id, key_pair_id, position) VALUES ($1, $2, $3)",
+        )
+        .await?;
+    for (i, k) in key_ids.iter().enumerate() {
+        tx.execute(&insert, &[&id, k, &(i as i64)]).await?;
+    }
+    Ok(())
+}
+
+/// Lock an instance row for the rest of the transaction; its effective keys and generation.
+async fn lock_instance(tx: &Transaction<'_>, id: &str) -> Result<(Vec<String>, i64), Fail> {
+    let st = tx
+        .prepare_cached(
+            "SELECT effective_key_ids, desired_generation FROM instances WHERE id = $1 FOR UPDATE",
+        )
+        .await?;
+    let row = tx
+        .query_opt(&st, &[&id])
+        .await?
+        .ok_or_else(|| Fail::Store(StoreError::NotFound(id.to_string())))?;
+    let effective: String = row.try_get(0)?;
+    Ok((
+        serde_json::from_str(&effective).unwrap_or_default(),
+        row.try_get(1)?,
+    ))
+}
+
+/// Set the effective keys of a locked instance; bump the desired generation when they change.
+async fn write_effective(
+    tx: &Transaction<'_>,
+    id: &str,
+    (current, generation): (Vec<String>, i64),
+    effective: &[String],
+) -> Result<i64, Fail> {
+    if current == effective {
+        return Ok(generation);
+    }
+    let encoded = serde_json::to_string(effective).map_err(crate::sqlite::backend)?;
+    tx.execute(
+        "UPDATE instances SET effective_key_ids = $1, desired_generation = desired_generation + 1 \
+         WHERE id = $2",
+        &[&encoded, &id],
+    )
+    .await?;
+    Ok(generation + 1)
+}
+
+#[async_trait]
+impl InstanceStore for PostgresStore {
+    async fn insert_instances(
+        &self,
+        instances: &[Instance],
+        ops: &[NewOperation],
+    ) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            let insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO instances ({INSTANCE_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,\
+                     $10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"
+                ))
+                .await?;
+            for i in instances {
+                let effective =
+                    serde_json::to_string(&i.effective_key_ids).map_err(crate::sqlite::backend)?;
+                tx.execute(
+                    &insert,
+                    &[
+                        &i.id,
+                        &i.account_id,
+                        &i.namespace.as_str(),
+                        &i.region,
+                        &i.zone,
+                        &i.name,
+                        &i.image_id,
+                        &i.os.as_str(),
+                        &i.os_name,
+                        &i.instance_type,
+                        &i.state.as_str(),
+                        &i.host.as_str(),
+                        &i.private_ip,
+                        &(i.ssh_port as i64),
+                        &i.password_hash.as_ref().map(|h| h.expose()),
+                        &effective,
+                        &i.desired_generation,
+                        &i.applied_generation,
+                        &i.latest_operation,
+                        &i.latest_operation_state.map(|s| s.as_str()),
+                        &i.latest_operation_request_id,
+                        &i.latest_operation_error,
+                        &i.created_at,
+                    ],
+                )
+                .await
+                .map_err(|e| {
+                    conflict_or(e, |c| match c {
+                        "instances_address" => Conflict::Address,
+                        _ => Conflict::Id,
+                    })
+                })?;
+                write_keys(&tx, &i.id, &i.key_ids).await?;
+            }
+            for op in ops {
+                insert_op(&tx, op).await?;
+            }
+        })
+    }
+
+    async fn list_instances(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+    ) -> StoreResult<Vec<Instance>> {
+        async {
+            let c = self.client().await?;
+            query_instances(
+                &c,
+                "WHERE account_id = $1 AND namespace = $2",
+                &[&account_id, &namespace.as_str()],
+            )
+            .await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
+        async {
+            let c = self.client().await?;
+            Ok(query_instances(&c, "WHERE id = $1", &[&id]).await?.pop())
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn all_instances(&self) -> StoreResult<Vec<Instance>> {
+        async {
+            let c = self.client().await?;
+            query_instances(&c, "", &[]).await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
+        let mut ids: Vec<&str> = ops.iter().map(|op| op.instance_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        in_transaction!(self, |tx| {
+            // Lock the instances in id order (no deadlock between overlapping submissions):
+            // a concurrent submission for any of them waits here, then sees our operation.
+            let lock = tx
+                .prepare_cached(
+                    "SELECT id FROM instances WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                )
+                .await?;
+            tx.query(&lock, &[&ids]).await?;
+            for op in ops {
+                insert_op(&tx, op).await?;
+            }
+        })
+    }
+
+    async fn claim_operation(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<Operation>> {
+        in_transaction!(self, |tx| {
+            // SKIP LOCKED: a row another node is claiming right now is passed over, not waited
+            // for; the claim is the row lock plus the new claim_until, committed together.
+            let claim = tx
+                .prepare_cached(&format!(
+                    "UPDATE operations SET claimed_by = $1, claim_until = $2, updated_at = $3 \
+                     WHERE id = (SELECT id FROM operations \
+                                 WHERE state = 'OPERATING' AND claim_until <= $3 \
+                                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {OPERATION_COLS}"
+                ))
+                .await?;
+            match tx.query_opt(&claim, &[&worker, &lease_until, &now]).await? {
+                Some(row) => Some(operation_from_row(&row)?),
+                None => None,
+            }
+        })
+    }
+
+    async fn renew_claim(&self, op_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool> {
+        in_transaction!(self, |tx| {
+            tx.execute(
+                "UPDATE operations SET claim_until = $1 \
+                 WHERE id = $2 AND claimed_by = $3 AND state = 'OPERATING'",
+                &[&lease_until, &op_id, &worker],
+            )
+            .await?
+                == 1
+        })
+    }
+
+    async fn save_progress(&self, op: &Operation) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            tx.execute(
+                "UPDATE operations SET step = $1, was_running = $2, target_generation = $3 \
+                 WHERE id = $4",
+                &[
+                    &(op.step as i64),
+                    &op.was_running,
+                    &op.target_generation,
+                    &op.id,
+                ],
+            )
+            .await?;
+        })
+    }
+
+    async fn finish_operation(
+        &self,
+        op_id: i64,
+        state: OpState,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    "UPDATE operations SET state = $1, error = $2, claimed_by = NULL WHERE id = $3 \
+                     RETURNING instance_id, request_id",
+                    &[&state.as_str(), &error, &op_id],
+                )
+                .await?
+                .ok_or_else(|| Fail::Store(StoreError::NotFound(op_id.to_string())))?;
+            let (instance, request_id): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            tx.execute(
+                "UPDATE instances SET latest_operation_state = $1, latest_operation_error = $2 \
+                 WHERE id = $3 AND latest_operation_request_id = $4",
+                &[&state.as_str(), &error, &instance, &request_id],
+            )
+            .await?;
+        })
+    }
+
+    async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            tx.execute(
+                "UPDATE instances SET state = $1 WHERE id = $2",
+                &[&state.as_str(), &id],
+            )
+            .await?;
+        })
+    }
+
+    async fn set_bindings(
+        &self,
+        id: &str,
+        key_ids: &[String],
+        effective: Option<&[String]>,
+    ) -> StoreResult<i64> {
+        in_transaction!(self, |tx| {
+            let current = lock_instance(&tx, id).await?;
+            write_keys(&tx, id, key_ids).await?;
+            match effective {
+                Some(eff) => write_effective(&tx, id, current, eff).await?,
+                None => current.1,
+            }
+        })
+    }
+
+    async fn activate_bindings(&self, id: &str) -> StoreResult<i64> {
+        in_transaction!(self, |tx| {
+            let current = lock_instance(&tx, id).await?;
+            let rows = tx
+                .query(
+                    "SELECT key_pair_id FROM instance_keys WHERE instance_id = $1 ORDER BY position",
+                    &[&id],
+                )
+                .await?;
+            let keys = rows
+                .iter()
+                .map(|r| r.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            write_effective(&tx, id, current, &keys).await?
+        })
+    }
+
+    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            tx.execute(
+                "UPDATE instances SET applied_generation = GREATEST(applied_generation, $1) \
+                 WHERE id = $2",
+                &[&generation, &id],
+            )
+            .await?;
+        })
+    }
+
+    async fn delete_instance(&self, id: &str) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            tx.execute("DELETE FROM instance_keys WHERE instance_id = $1", &[&id])
+                .await?;
+            tx.execute("DELETE FROM instances WHERE id = $1", &[&id])
+                .await?;
+        })
+    }
+}

@@ -1,0 +1,224 @@
+"""Several `keyplane serve` nodes on one PostgreSQL database: the same accounts and key pairs
+on every node, nonces shared (a signed request is served once, whichever node it reaches),
+every operation carried out by exactly one node, the admin account made once.
+
+Runs when KEYPLANE_TEST_POSTGRES holds a PostgreSQL URL (`scripts/postgres-up` prints one;
+.ci/run sets it) and `psql` is installed; each module run uses a schema of its own, dropped
+afterwards. Skipped otherwise.
+"""
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+import support
+from sandbox import call, wait_settled
+from support import (
+    REGION,
+    KeyplaneServer,
+    RawResponse,
+    check_error_envelope,
+    check_success_envelope,
+    create_key,
+    cvm,
+    delete_keys,
+    describe,
+    expect_error,
+    import_key,
+    unique_name,
+    v1_query,
+)
+
+PG = os.environ.get("KEYPLANE_TEST_POSTGRES", "")
+pytestmark = pytest.mark.skipif(
+    not PG or shutil.which("psql") is None,
+    reason="set KEYPLANE_TEST_POSTGRES to a PostgreSQL URL (scripts/postgres-up) and install psql "
+           "to run the multi-node tests")
+
+FINISHED_RE = re.compile(r"operation finished.* operation=(\d+)")
+
+
+def psql(url, sql) -> list[list[str]]:
+    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAt", "-F", "\t", "-c", sql],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, f"psql failed: {out.stderr}"
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A URL whose connections use a fresh schema (dropped at the end)."""
+    schema = f"kp_conf_{uuid.uuid4().hex[:12]}"
+    psql(PG, f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG else "?"
+    yield f"{PG}{sep}options=-c%20search_path%3D{schema}"
+    psql(PG, f"DROP SCHEMA {schema} CASCADE")
+
+
+def start_together(servers):
+    """Start the servers at the same moment (migrations and the admin account race)."""
+    errors = []
+
+    def start(srv):
+        try:
+            srv.start()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return servers
+
+
+@pytest.fixture(scope="module")
+def nodes(keyplane_bin, database, tmp_path_factory):
+    a, b = start_together([
+        KeyplaneServer(tmp_path_factory.mktemp("node-a") / "data", ["--rate-limit", "0", "--database", database]),
+        KeyplaneServer(tmp_path_factory.mktemp("node-b") / "data", ["--rate-limit", "0", "--database", database]),
+    ])
+    yield a, b
+    for srv in (a, b):
+        rc = srv.stop()
+        assert rc == 0, f"keyplane exited with rc {rc} on SIGTERM:\n{srv.output()}"
+
+
+def account_create(database, name=None) -> dict:
+    """`keyplane account create NAME --database URL`: no server and no data directory needed."""
+    name = name or f"mn_{uuid.uuid4().hex[:10]}"
+    out = subprocess.run([support.keyplane_bin(), "account", "create", name, "--database", database],
+                         capture_output=True, text=True, env=support._server_env(), timeout=60)
+    assert out.returncode == 0, f"account create failed: {out.stderr}"
+    return json.loads(out.stdout)
+
+
+def test_nodes_start_together_and_make_one_admin(nodes, database):
+    a, b = nodes
+    holders = [n for n in nodes if (n.data_dir / "admin-credentials.json").exists()]
+    assert len(holders) == 1, "exactly one node creates the admin account and keeps its file"
+    admin = holders[0].admin_credentials()
+    for node in nodes:
+        assert describe(cvm(node, admin)).TotalCount == 0, "the admin account works on every node"
+    assert [r[0] for r in psql(database, "SELECT version FROM schema_migrations ORDER BY 1")] == ["1", "2", "3"]
+    password = urlsplit(PG).password
+    for node in nodes:
+        said = [line for line in node.log if not line.startswith("$ ")]  # not our command line
+        shown = [line for line in said if line.startswith("keyplane: database postgres")]
+        assert len(shown) == 1, node.output()
+        if password:
+            assert ":***@" in shown[0], shown[0]
+            assert not [line for line in said if f":{password}@" in line], "the password was logged"
+
+
+def test_accounts_and_key_pairs_are_the_same_on_every_node(nodes, database, keygen):
+    a, b = nodes
+    creds = account_create(database)
+    ca, cb = cvm(a, creds), cvm(b, creds)
+
+    made = create_key(ca, unique_name("ab"), tags={"env": "ci"}).KeyPair
+    seen = describe(cb, key_ids=[made.KeyId]).KeyPairSet
+    assert [(k.KeyId, k.KeyName, k.PublicKey) for k in seen] == [(made.KeyId, made.KeyName, made.PublicKey)]
+    expect_error(cb, "InvalidKeyPairName.Duplicate", create_key, cb, made.KeyName)
+
+    _, pub = keygen.new("ed25519")
+    imported = import_key(cb, unique_name("ba"), pub)
+    expect_error(ca, "InvalidPublicKey.Duplicate", import_key, ca, unique_name("again"), pub)
+    assert describe(ca).TotalCount == 2
+    delete_keys(ca, [imported])
+    expect_error(cb, "InvalidKeyPairId.NotFound", delete_keys, cb, [imported])
+    assert [k.KeyId for k in describe(cb).KeyPairSet] == [made.KeyId]
+
+    # an account made on node B's side is isolated on node A too
+    other = cvm(a, account_create(database))
+    assert describe(other).TotalCount == 0
+    expect_error(other, "InvalidKeyPairId.NotFound", delete_keys, other, [made.KeyId])
+
+
+def test_a_signed_request_is_served_once_whichever_node_it_reaches(nodes, database):
+    a, b = nodes
+    creds = account_create(database)
+    params = {"Action": "DescribeKeyPairs", "Version": "2017-03-12", "Region": REGION,
+              "Timestamp": int(time.time()), "Nonce": random.randint(1, 2**31),
+              "SecretId": creds["secret_id"]}
+    first = v1_query(a.endpoint, params, creds["secret_key"])
+    check_success_envelope(RawResponse.of(requests.get(f"{a.url}/?{first}", timeout=30)))
+    # The signature covers the Host, so sign the same Timestamp and Nonce for node B: the
+    # signature is right, and the pair is refused because node A already saw it.
+    replay = v1_query(b.endpoint, params, creds["secret_key"])
+    check_error_envelope(RawResponse.of(requests.get(f"{b.url}/?{replay}", timeout=30)),
+                         "AuthFailure.SignatureFailure")
+    fresh = dict(params, Nonce=params["Nonce"] + 1)
+    query = v1_query(b.endpoint, fresh, creds["secret_key"])
+    check_success_envelope(RawResponse.of(requests.get(f"{b.url}/?{query}", timeout=30)))
+
+
+def test_every_operation_is_carried_out_by_exactly_one_node(nodes, database):
+    a, b = nodes
+    creds = account_create(database)
+    clients = [cvm(a, creds), cvm(b, creds)]
+    ids = []
+    for i, c in enumerate(clients * 2):  # Windows images are records: no sandbox needed
+        r = call(c, "RunInstances", ImageId="img-kpwin22x", Placement={"Zone": "ap-guangzhou-3"},
+                 InstanceCount=5, InstanceName=f"mn{i}", LoginSettings={"Password": "Kp-Passw0rd!"})
+        ids.extend(r.InstanceIdSet)
+    settled = wait_settled(clients[0], ids)
+    assert {i.LatestOperationState for i in settled.values()} == {"SUCCESS"}
+    for round_ in range(3):
+        for n, iid in enumerate(ids):
+            c = clients[(n + round_) % 2]
+            call(c, "StopInstances", InstanceIds=[iid], StopType="HARD")
+        wait_settled(clients[1], ids)
+        for n, iid in enumerate(ids):
+            call(clients[(n + round_ + 1) % 2], "StartInstances", InstanceIds=[iid])
+        settled = wait_settled(clients[0], ids)
+        assert {i.InstanceState for i in settled.values()} == {"RUNNING"}
+
+    rows = psql(database, f"SELECT id, state FROM operations WHERE account_id = '{creds['account_id']}'")
+    assert len(rows) == len(ids) * 7
+    assert {state for _, state in rows} == {"SUCCESS"}
+    ours = {int(op_id) for op_id, _ in rows}
+    done_by = {}
+    for node in nodes:
+        for line in node.log:
+            m = FINISHED_RE.search(line)
+            if m and int(m.group(1)) in ours:
+                done_by.setdefault(int(m.group(1)), []).append(node.url)
+    assert set(done_by) == ours, "every operation was carried out"
+    twice = {op: by for op, by in done_by.items() if len(by) > 1}
+    assert not twice, f"operations carried out more than once: {twice}"
+    # each node's worker is woken by the calls it serves, so both take their share
+    for node in nodes:
+        assert any(by == [node.url] for by in done_by.values()), f"{node.url} carried out nothing"
+    for node in nodes:
+        assert not [line for line in node.log if "cannot claim" in line or "lost the claim" in line]
+
+
+def test_each_node_enforces_the_rate_limit_on_its_own(database, start_server):
+    """The limiter is in memory, per node (see the README): a burst that node A refuses is
+    still served by node B."""
+    a = start_server("--rate-limit", "5", "--database", database)
+    b = start_server("--rate-limit", "5", "--database", database)
+    creds = account_create(database)
+    ca, cb = cvm(a, creds), cvm(b, creds)
+    refused = 0
+    for _ in range(20):
+        try:
+            describe(ca)
+        except TencentCloudSDKException as e:
+            assert e.code == "RequestLimitExceeded", e
+            refused += 1
+    assert refused >= 1, "node A limits a burst"
+    assert describe(cb).TotalCount == 0, "node B has its own budget"
