@@ -94,6 +94,8 @@ class KeyplaneServer:
         self.extra_args = [str(a) for a in extra_args]
         self.proc: subprocess.Popen | None = None
         self.host = host
+        #: Set to keep the same port across restarts (agents hold the server's URL).
+        self.fixed_port: int | None = None
         self.port: int | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=4000)
 
@@ -101,7 +103,7 @@ class KeyplaneServer:
     def start(self, timeout: float = 30.0) -> "KeyplaneServer":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.port = None
-        cmd = [keyplane_bin(), "serve", "--listen", f"{self.host}:0",
+        cmd = [keyplane_bin(), "serve", "--listen", f"{self.host}:{self.fixed_port or 0}",
                "--data-dir", str(self.data_dir), *self.extra_args]
         self.log.append("$ " + " ".join(cmd))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

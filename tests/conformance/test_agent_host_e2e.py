@@ -121,6 +121,15 @@ def test_a_registered_host_is_bound_and_logged_into(netns, tmp_path):
         assert oct(keys.stat().st_mode & 0o777) == "0o600"
         assert (home / ".ssh" / "authorized_keys").exists() is False, "the agent writes only its own file"
 
+        # The server goes away: the host keeps the last applied state, and the agent reconnects.
+        srv.fixed_port = srv.port
+        assert srv.stop() == 0
+        time.sleep(3)
+        assert agent.poll() is None, "the agent survives an unreachable server"
+        assert key_login(ns_ip, key_file).returncode == 0, "the last applied state stays"
+        srv.start()
+        client = cvm(srv, creds)
+
         call(client, "DisassociateInstancesKeyPairs", InstanceIds=[inst.InstanceId], KeyIds=[kp.KeyId])
         done = wait_settled(client, [inst.InstanceId])[inst.InstanceId]
         assert done.LatestOperationState == "SUCCESS", done.LatestOperationErrorMsg

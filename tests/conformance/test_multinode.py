@@ -222,3 +222,79 @@ def test_each_node_enforces_the_rate_limit_on_its_own(database, start_server):
             refused += 1
     assert refused >= 1, "node A limits a burst"
     assert describe(cb).TotalCount == 0, "node B has its own budget"
+
+
+def register_host(node, database, account_name, n) -> tuple[str, str]:
+    token = subprocess.run([support.keyplane_bin(), "agent-token", "create", "--account", account_name,
+                            "--database", database], capture_output=True, text=True, timeout=60,
+                           env=support._server_env())
+    assert token.returncode == 0, token.stderr
+    r = requests.post(f"{node.url}/keyplane/agent/v1/register", timeout=30, json={
+        "token": token.stdout.strip(), "hostname": f"killhost{n}", "address": f"127.4.{n // 250}.{n % 250 + 1}"})
+    assert r.status_code == 200, r.text
+    return r.json()["instance_id"], r.json()["agent_token"]
+
+
+def test_a_killed_node_loses_no_operation_and_applies_none_twice(database, tmp_path_factory):
+    """Bind operations wait for the hosts' agents; the node that claimed them is killed mid-way;
+    the other node finishes every one of them, and each host's keys changed exactly once."""
+    a = KeyplaneServer(tmp_path_factory.mktemp("kill-a") / "data", ["--rate-limit", "0", "--database", database])
+    b = KeyplaneServer(tmp_path_factory.mktemp("kill-b") / "data", ["--rate-limit", "0", "--database", database])
+    start_together([a, b])
+    try:
+        creds = account_create(database)
+        hosts = [register_host(a, database, creds["account"], n) for n in range(6)]
+        key_id = create_key(cvm(a, creds), unique_name("kill")).KeyPair.KeyId
+        release = threading.Event()
+        reported = {}
+
+        def simulated_agent(iid, token):
+            """Polls the surviving node; reports a change only once released."""
+            after = 0
+            while after < 1:
+                r = requests.get(f"{b.url}/keyplane/agent/v1/instances/{iid}/ssh-state",
+                                 params={"after": after, "wait": 2}, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"})
+                generation = r.json()["generation"]
+                if generation > after:
+                    release.wait(60)
+                    requests.post(f"{b.url}/keyplane/agent/v1/instances/{iid}/report", timeout=30,
+                                  headers={"Authorization": f"Bearer {token}"},
+                                  json={"generation": generation, "ok": True, "message": ""})
+                    reported[iid] = generation
+                    after = generation
+
+        agents = [threading.Thread(target=simulated_agent, args=h, daemon=True) for h in hosts]
+        for t in agents:
+            t.start()
+        ids = [iid for iid, _ in hosts]
+        call(cvm(a, creds), "AssociateInstancesKeyPairs", InstanceIds=ids, KeyIds=[key_id])
+        # Wait until every operation has recorded its bindings (step 3) under a claim.
+        deadline = time.monotonic() + 30
+        while True:
+            rows = psql(database, "SELECT count(*) FROM operations WHERE action = 'AssociateInstancesKeyPairs' "
+                                  f"AND account_id = '{creds['account_id']}' AND step >= 3")
+            if int(rows[0][0]) == len(ids):
+                break
+            assert time.monotonic() < deadline, "operations did not start"
+            time.sleep(0.05)
+        by_a = psql(database, "SELECT count(*) FROM operations WHERE action = 'AssociateInstancesKeyPairs' "
+                              f"AND account_id = '{creds['account_id']}' AND claimed_by LIKE 'worker-{a.proc.pid}-%'")
+        assert int(by_a[0][0]) > 0, "node A, which serves the call, claimed some of the operations"
+        a.kill()
+        release.set()
+        settled = wait_settled(cvm(b, creds), ids, timeout=60)
+        for iid, inst in settled.items():
+            assert inst.LatestOperationState == "SUCCESS", (iid, inst.LatestOperationErrorMsg)
+            assert inst.LoginSettings.KeyIds == [key_id]
+        rows = psql(database, "SELECT desired_generation, applied_generation FROM instances "
+                              f"WHERE account_id = '{creds['account_id']}'")
+        assert rows and all(r == ["1", "1"] for r in rows), f"each host's keys changed exactly once: {rows}"
+        ops = psql(database, "SELECT state FROM operations WHERE action = 'AssociateInstancesKeyPairs' "
+                             f"AND account_id = '{creds['account_id']}'")
+        assert [s for (s,) in ops] == ["SUCCESS"] * len(ids)
+        assert reported == {iid: 1 for iid in ids}
+    finally:
+        for srv in (a, b):
+            if srv.running:
+                srv.stop()
