@@ -199,6 +199,111 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// One value of every variant, and of every nested value that a dialect may map to a code
+    /// of its own (each name problem, each instance state): what the dialects' tests run their
+    /// exhaustive code maps over.
+    pub fn examples() -> Vec<DomainError> {
+        use crate::instance::InstanceState as S;
+        let x = || String::from("x");
+        let mut list = vec![
+            DomainError::KeyPairIdMalformed { id: x() },
+            DomainError::KeyPairNotFound { id: x() },
+            DomainError::KeyPairNameDuplicate { name: x() },
+            DomainError::KeyPairQuotaExceeded { limit: 1 },
+            DomainError::PublicKeyMalformed { reason: x() },
+            DomainError::PublicKeyDuplicate { existing_id: x() },
+            DomainError::KeyPairInUse { id: x() },
+            DomainError::TooManyValues {
+                param: x(),
+                max: 1,
+                given: 2,
+            },
+            DomainError::DuplicateValue {
+                param: x(),
+                value: x(),
+            },
+            DomainError::InvalidParameterValue {
+                param: x(),
+                reason: x(),
+            },
+            DomainError::ConflictingParameters {
+                first: x(),
+                second: x(),
+            },
+            DomainError::UnknownFilter { name: x() },
+            DomainError::FilterLimitExceeded { reason: x() },
+            DomainError::InstanceIdMalformed { id: x() },
+            DomainError::InstanceNotFound { id: x() },
+            DomainError::InstanceBusy { id: x() },
+            DomainError::InstanceNotLinux { id: x() },
+            DomainError::KeyAlreadyBound {
+                instance: x(),
+                key: x(),
+            },
+            DomainError::KeyNotBound {
+                instance: x(),
+                key: x(),
+            },
+            DomainError::ImageIdMalformed { id: x() },
+            DomainError::ImageNotFound { id: x() },
+            DomainError::InvalidPassword { reason: x() },
+            DomainError::InstanceQuotaExceeded { limit: 1 },
+            DomainError::Internal(x()),
+        ];
+        for problem in [
+            NameProblem::Empty,
+            NameProblem::TooShort { min: 2 },
+            NameProblem::TooLong { max: 25 },
+            NameProblem::IllegalChar,
+        ] {
+            list.push(DomainError::KeyPairNameInvalid { name: x(), problem });
+        }
+        for state in [
+            S::Pending,
+            S::LaunchFailed,
+            S::Running,
+            S::Stopped,
+            S::Starting,
+            S::Stopping,
+            S::Rebooting,
+            S::Terminating,
+        ] {
+            list.push(DomainError::InstanceStateInvalid { id: x(), state });
+        }
+        // A new variant fails to compile here until it is added to the list above.
+        for e in &list {
+            match e {
+                DomainError::KeyPairIdMalformed { .. }
+                | DomainError::KeyPairNotFound { .. }
+                | DomainError::KeyPairNameInvalid { .. }
+                | DomainError::KeyPairNameDuplicate { .. }
+                | DomainError::KeyPairQuotaExceeded { .. }
+                | DomainError::PublicKeyMalformed { .. }
+                | DomainError::PublicKeyDuplicate { .. }
+                | DomainError::KeyPairInUse { .. }
+                | DomainError::TooManyValues { .. }
+                | DomainError::DuplicateValue { .. }
+                | DomainError::InvalidParameterValue { .. }
+                | DomainError::ConflictingParameters { .. }
+                | DomainError::UnknownFilter { .. }
+                | DomainError::FilterLimitExceeded { .. }
+                | DomainError::InstanceIdMalformed { .. }
+                | DomainError::InstanceNotFound { .. }
+                | DomainError::InstanceBusy { .. }
+                | DomainError::InstanceStateInvalid { .. }
+                | DomainError::InstanceNotLinux { .. }
+                | DomainError::KeyAlreadyBound { .. }
+                | DomainError::KeyNotBound { .. }
+                | DomainError::ImageIdMalformed { .. }
+                | DomainError::ImageNotFound { .. }
+                | DomainError::InvalidPassword { .. }
+                | DomainError::InstanceQuotaExceeded { .. }
+                | DomainError::Internal(_) => {}
+            }
+        }
+        list
+    }
+
     /// An internal error from anything printable.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         DomainError::Internal(e.to_string())

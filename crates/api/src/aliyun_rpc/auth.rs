@@ -92,9 +92,8 @@ fn check_clock(state: &AppState, name: &str, value: &str) -> Result<i64, AliErro
     // (`--max-clock-skew-secs`, 5 minutes by default) to every dialect, as the design requires,
     // so replay is bounded the same way everywhere. Clients with a synchronised clock never
     // notice.
-    let window = state.config.max_clock_skew_secs;
-    let now = state.core.now();
-    if (now - ts).abs() > window {
+    if state.outside_clock_window(ts).is_some() {
+        let window = state.config.max_clock_skew_secs;
         return Err(AliError::TimestampExpired(format!(
             "Specified time stamp or date value is expired: {value} differs from the server time by more than {window} seconds."
         )));
@@ -113,16 +112,8 @@ async fn find_account(state: &AppState, access_key_id: &str) -> Result<Account, 
 }
 
 async fn remember_nonce(state: &AppState, key_id: &str, nonce: &str) -> Result<(), AliError> {
-    let now = state.core.now();
     let fresh = state
-        .core
-        .store()
-        .remember_nonce(
-            &format!("aliyun:{key_id}"),
-            nonce,
-            now + 2 * state.config.max_clock_skew_secs + 1,
-            now,
-        )
+        .fresh_nonce(&format!("aliyun:{key_id}"), nonce)
         .await
         .map_err(internal)?;
     if fresh {

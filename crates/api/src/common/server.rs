@@ -65,6 +65,32 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// `None` when the signed unix time `ts` is within the accepted clock window; otherwise
+    /// the server's time, for the dialect's refusal message.
+    pub fn outside_clock_window(&self, ts: i64) -> Option<i64> {
+        let now = self.core.now();
+        ((now - ts).abs() > self.config.max_clock_skew_secs).then_some(now)
+    }
+
+    /// Record a signed request's nonce in `scope` (dialect and credential); `false` when it
+    /// was already used. A nonce is remembered for twice the clock window, which outlives
+    /// every timestamp the window still accepts.
+    pub async fn fresh_nonce(
+        &self,
+        scope: &str,
+        nonce: &str,
+    ) -> Result<bool, keyplane_core::DomainError> {
+        let now = self.core.now();
+        let expires = now + 2 * self.config.max_clock_skew_secs + 1;
+        self.core
+            .store()
+            .remember_nonce(scope, nonce, expires, now)
+            .await
+            .map_err(keyplane_core::DomainError::internal)
+    }
+}
+
 /// The axum router serving every dialect.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(entry).with_state(state)

@@ -57,9 +57,8 @@ fn check_clock(state: &AppState, timestamp: &str) -> Result<i64, LegacyError> {
             "The Timestamp `{timestamp}` is not a unix time in seconds."
         ))
     })?;
-    let now = state.core.now();
-    let window = state.config.max_clock_skew_secs;
-    if (now - ts).abs() > window {
+    if let Some(now) = state.outside_clock_window(ts) {
+        let window = state.config.max_clock_skew_secs;
         return Err(LegacyError::TimestampExpired(format!(
             "The Timestamp {ts} and the server time {now} differ by more than {window} seconds."
         )));
@@ -127,19 +126,13 @@ pub async fn authenticate(
             "The signature does not match: sign METHOD + Host + /v2/index.php + ? + the sorted parameters with your SecretKey.".into(),
         ));
     }
-    let now = state.core.now();
-    let window = state.config.max_clock_skew_secs;
     let fresh = state
-        .core
-        .store()
-        .remember_nonce(
+        .fresh_nonce(
             &format!("{NONCE_SCOPE}{secret_id}"),
             &format!("{ts}:{nonce}"),
-            now + 2 * window + 1,
-            now,
         )
         .await
-        .map_err(|e| LegacyError::Domain(DomainError::internal(e)))?;
+        .map_err(LegacyError::Domain)?;
     if !fresh {
         return Err(LegacyError::NonceReused(format!(
             "The Nonce {nonce} with Timestamp {ts} was already used: a signed request cannot be replayed."

@@ -191,7 +191,6 @@ fn domain_message(e: &DomainError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyplane_core::instance::InstanceState;
 
     /// `(code, codeDesc)` rows of the data file.
     fn known() -> Vec<(i64, String)> {
@@ -211,79 +210,7 @@ mod tests {
     /// One value of every variant, with every nested variant that changes the code.
     fn every_error() -> Vec<LegacyError> {
         let s = String::from("x");
-        let mut domain = vec![
-            DomainError::KeyPairIdMalformed { id: s.clone() },
-            DomainError::KeyPairNotFound { id: s.clone() },
-            DomainError::KeyPairNameDuplicate { name: s.clone() },
-            DomainError::KeyPairQuotaExceeded { limit: 1 },
-            DomainError::PublicKeyMalformed { reason: s.clone() },
-            DomainError::PublicKeyDuplicate {
-                existing_id: s.clone(),
-            },
-            DomainError::KeyPairInUse { id: s.clone() },
-            DomainError::TooManyValues {
-                param: s.clone(),
-                max: 1,
-                given: 2,
-            },
-            DomainError::DuplicateValue {
-                param: s.clone(),
-                value: s.clone(),
-            },
-            DomainError::InvalidParameterValue {
-                param: s.clone(),
-                reason: s.clone(),
-            },
-            DomainError::ConflictingParameters {
-                first: s.clone(),
-                second: s.clone(),
-            },
-            DomainError::UnknownFilter { name: s.clone() },
-            DomainError::FilterLimitExceeded { reason: s.clone() },
-            DomainError::InstanceIdMalformed { id: s.clone() },
-            DomainError::InstanceNotFound { id: s.clone() },
-            DomainError::InstanceBusy { id: s.clone() },
-            DomainError::InstanceNotLinux { id: s.clone() },
-            DomainError::KeyAlreadyBound {
-                instance: s.clone(),
-                key: s.clone(),
-            },
-            DomainError::KeyNotBound {
-                instance: s.clone(),
-                key: s.clone(),
-            },
-            DomainError::ImageIdMalformed { id: s.clone() },
-            DomainError::ImageNotFound { id: s.clone() },
-            DomainError::InvalidPassword { reason: s.clone() },
-            DomainError::InstanceQuotaExceeded { limit: 1 },
-            DomainError::Internal(s.clone()),
-        ];
-        for problem in [
-            NameProblem::Empty,
-            NameProblem::TooShort { min: 2 },
-            NameProblem::TooLong { max: 25 },
-            NameProblem::IllegalChar,
-        ] {
-            domain.push(DomainError::KeyPairNameInvalid {
-                name: s.clone(),
-                problem,
-            });
-        }
-        for state in [
-            InstanceState::Pending,
-            InstanceState::LaunchFailed,
-            InstanceState::Running,
-            InstanceState::Stopped,
-            InstanceState::Starting,
-            InstanceState::Stopping,
-            InstanceState::Rebooting,
-            InstanceState::Terminating,
-        ] {
-            domain.push(DomainError::InstanceStateInvalid {
-                id: s.clone(),
-                state,
-            });
-        }
+        let domain = DomainError::examples();
         let protocol = [
             LegacyError::SignatureFailure(s.clone()),
             LegacyError::SecretIdNotFound(s.clone()),

@@ -58,8 +58,7 @@ fn check_clock(state: &AppState, timestamp: &str) -> Result<i64, TcError> {
             "The Timestamp `{timestamp}` is not a unix time in seconds."
         ))
     })?;
-    let now = state.core.now();
-    if (now - ts).abs() > state.config.max_clock_skew_secs {
+    if let Some(now) = state.outside_clock_window(ts) {
         return Err(TcError::SignatureExpire(format!(
             "Signature expired: the request timestamp {ts} and the server time {now} differ by more than {} seconds.",
             state.config.max_clock_skew_secs
@@ -247,18 +246,9 @@ async fn v1(
             "The provided credentials could not be validated: the signature does not match. Check your SecretKey and the signing steps.".into(),
         ));
     }
-    let window = state.config.max_clock_skew_secs;
     let fresh = state
-        .core
-        .store()
-        .remember_nonce(
-            &format!("tc-v1:{secret_id}"),
-            &format!("{ts}:{nonce}"),
-            state.core.now() + 2 * window + 1,
-            state.core.now(),
-        )
-        .await
-        .map_err(|e| TcError::Domain(keyplane_core::DomainError::internal(e)))?;
+        .fresh_nonce(&format!("tc-v1:{secret_id}"), &format!("{ts}:{nonce}"))
+        .await?;
     if !fresh {
         return Err(TcError::SignatureFailure(format!(
             "The Nonce {nonce} with Timestamp {ts} was already used: a signed request cannot be replayed."
