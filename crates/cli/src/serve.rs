@@ -104,6 +104,18 @@ fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
     }
     std::fs::create_dir_all(&s.dir)
         .map_err(|e| format!("cannot create {}: {e}", s.dir.display()))?;
+    // Why a probe: a host sshd listening on 0.0.0.0:22 takes port 22 on every loopback
+    // address too, and each instance would then fail to start; say so once, up front.
+    if let Err(e) = std::net::TcpListener::bind(("127.1.255.254", s.ssh_port)) {
+        if s.ssh_port != 0 {
+            return Err(format!(
+                "port {} cannot be bound on instance addresses ({e}); is the host's own sshd \
+                 listening on 0.0.0.0:{}? Give --ssh-port (e.g. 2222) or make it listen on \
+                 specific addresses",
+                s.ssh_port, s.ssh_port
+            ));
+        }
+    }
     let host = SandboxHost::new(s.dir.clone(), config).map_err(|e| e.to_string())?;
     host.setup_prerequisites().map_err(|e| e.to_string())?;
     Ok(Arc::new(host))
