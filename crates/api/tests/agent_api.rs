@@ -1,0 +1,237 @@
+//! In-process tests of the agents' API: registration tokens are single-use and expire, an
+//! agent token works for its own instance only, long polls answer on change, reports count.
+
+use axum::body::{to_bytes, Body};
+use axum::http::Request;
+use keyplane_api::{router, ApiConfig, AppState};
+use keyplane_core::keypair::Namespace;
+use keyplane_core::service::Clock;
+use keyplane_core::Core;
+use keyplane_store::SqliteStore;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct TestClock(AtomicI64);
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Harness {
+    app: axum::Router,
+    core: Core,
+    clock: Arc<TestClock>,
+}
+
+async fn harness() -> Harness {
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
+    let core = Core::new(store, clock.clone());
+    Harness {
+        app: router(AppState::new(core.clone(), ApiConfig::default())),
+        core,
+        clock,
+    }
+}
+
+async fn send(
+    h: &Harness,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string())),
+        None => b.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = h.app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn register(h: &Harness, token: &str, address: &str) -> (u16, Value) {
+    let body = json!({"token": token, "hostname": "h1", "address": address, "ssh_port": 22});
+    send(h, "POST", "/keyplane/agent/v1/register", None, Some(body)).await
+}
+
+#[tokio::test]
+async fn registration_tokens_are_single_use_and_expire() {
+    let h = harness().await;
+    let acct = h.core.create_account("ops", false).await.unwrap();
+    let token = h
+        .core
+        .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
+        .await
+        .unwrap();
+    let (status, body) = register(&h, &token, "10.0.0.5").await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["instance_id"].as_str().unwrap();
+    assert!(Namespace::Cvm.is_instance_id(id), "{id}");
+    let listed = h.core.list_instances(&acct, Namespace::Cvm).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].private_ip, "10.0.0.5");
+
+    let (status, body) = register(&h, &token, "10.0.0.6").await;
+    assert_eq!(status, 401, "a used token is refused: {body}");
+    assert!(body["error"].as_str().unwrap().contains("already used"));
+
+    let late = h
+        .core
+        .issue_registration_token(&acct, Namespace::Lighthouse, "ap-guangzhou", 60)
+        .await
+        .unwrap();
+    h.clock.0.fetch_add(61, Ordering::SeqCst);
+    let (status, body) = register(&h, &late, "10.0.0.7").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("expired"));
+
+    let mut forged = token.clone();
+    forged.push('0');
+    assert_eq!(register(&h, &forged, "10.0.0.8").await.0, 401);
+    let fresh = h
+        .core
+        .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
+        .await
+        .unwrap();
+    assert_eq!(register(&h, &fresh, "not-an-ip").await.0, 400);
+}
+
+#[tokio::test]
+async fn an_agent_acts_only_on_its_own_instance() {
+    let h = harness().await;
+    let acct = h.core.create_account("ops", false).await.unwrap();
+    let mut hosts = Vec::new();
+    for addr in ["10.0.0.1", "10.0.0.2"] {
+        let t = h
+            .core
+            .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
+            .await
+            .unwrap();
+        let (_, body) = register(&h, &t, addr).await;
+        hosts.push((
+            body["instance_id"].as_str().unwrap().to_string(),
+            body["agent_token"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (a, a_token) = &hosts[0];
+    let (b, _) = &hosts[1];
+    let state = |id: &str| format!("/keyplane/agent/v1/instances/{id}/ssh-state");
+    let (status, body) = send(&h, "GET", &state(a), Some(a_token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"generation": 0, "authorized_keys": [], "password_authentication": true})
+    );
+    assert_eq!(
+        send(&h, "GET", &state(b), Some(a_token), None).await.0,
+        401,
+        "A's token on B"
+    );
+    assert_eq!(
+        send(&h, "GET", &state(a), None, None).await.0,
+        401,
+        "no token"
+    );
+    assert_eq!(
+        send(&h, "GET", &state(a), Some("0".repeat(64).as_str()), None)
+            .await
+            .0,
+        401
+    );
+    let report = |id: &str| format!("/keyplane/agent/v1/instances/{id}/report");
+    let ok = json!({"generation": 1, "ok": true, "message": ""});
+    assert_eq!(
+        send(&h, "POST", &report(b), Some(a_token), Some(ok.clone()))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        send(&h, "POST", &report(a), Some(a_token), Some(ok))
+            .await
+            .0,
+        200
+    );
+    let inst = h.core.instance_by_id(a).await.unwrap();
+    assert_eq!(inst.applied_generation, 1);
+    assert_eq!(
+        h.core.instance_by_id(b).await.unwrap().applied_generation,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_when_the_state_changes() {
+    let h = harness().await;
+    let acct = h.core.create_account("ops", false).await.unwrap();
+    let t = h
+        .core
+        .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
+        .await
+        .unwrap();
+    let (_, body) = register(&h, &t, "10.0.0.1").await;
+    let id = body["instance_id"].as_str().unwrap().to_string();
+    let token = body["agent_token"].as_str().unwrap().to_string();
+    let key = h
+        .core
+        .import_key_pair(
+            &acct,
+            Namespace::Cvm,
+            keyplane_core::service::NewKeyPair {
+                name: "k".into(),
+                ..Default::default()
+            },
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k",
+        )
+        .await
+        .unwrap();
+    let uri = format!("/keyplane/agent/v1/instances/{id}/ssh-state?after=0&wait=10");
+    let poll = {
+        let h_app = h.app.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let req = Request::builder()
+                .uri(uri)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let started = std::time::Instant::now();
+            let resp = h_app.oneshot(req).await.unwrap();
+            let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            (
+                started.elapsed(),
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+            )
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let keys = vec![key.id.clone()];
+    h.core
+        .store()
+        .set_bindings(&id, &keys, Some(&keys))
+        .await
+        .unwrap();
+    let (elapsed, body) = poll.await.unwrap();
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "answered on the change, not at the deadline"
+    );
+    assert_eq!(body["generation"], 1);
+    assert_eq!(body["password_authentication"], false);
+    assert_eq!(body["authorized_keys"], json!([key.public_key]));
+}
