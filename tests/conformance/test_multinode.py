@@ -112,7 +112,8 @@ def test_nodes_start_together_and_make_one_admin(nodes, database):
     admin = holders[0].admin_credentials()
     for node in nodes:
         assert describe(cvm(node, admin)).TotalCount == 0, "the admin account works on every node"
-    assert [r[0] for r in psql(database, "SELECT version FROM schema_migrations ORDER BY 1")] == ["1", "2", "3"]
+    versions = [int(r[0]) for r in psql(database, "SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 4, versions
     password = urlsplit(PG).password
     for node in nodes:
         said = [line for line in node.log if not line.startswith("$ ")]  # not our command line
@@ -294,6 +295,37 @@ def test_a_killed_node_loses_no_operation_and_applies_none_twice(database, tmp_p
                              f"AND account_id = '{creds['account_id']}'")
         assert [s for (s,) in ops] == ["SUCCESS"] * len(ids)
         assert reported == {iid: 1 for iid in ids}
+    finally:
+        for srv in (a, b):
+            if srv.running:
+                srv.stop()
+
+
+def test_sandbox_instances_are_operated_by_the_node_that_holds_them(database):
+    """Two nodes, each with its own sandbox: whichever node a call reaches, an instance's
+    operations are carried out by the node its sandbox lives on."""
+    from sandbox import free_ssh_port, logged_in, password_login, require_sandbox, run_instances, sandbox_data_dir
+    require_sandbox()
+    a = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", "--database", database, "--ssh-port", free_ssh_port()])
+    b = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", "--database", database, "--ssh-port", free_ssh_port()])
+    start_together([a, b])
+    try:
+        creds = account_create(database)
+        ids = run_instances(cvm(a, creds), count=4) + run_instances(cvm(b, creds), count=4)
+        for round_, (stopper, starter) in enumerate([(a, b), (b, a)]):
+            call(cvm(stopper, creds), "StopInstances", InstanceIds=ids)
+            settled = wait_settled(cvm(starter, creds), ids)
+            assert {i.LatestOperationState for i in settled.values()} == {"SUCCESS"}, settled
+            assert {i.InstanceState for i in settled.values()} == {"STOPPED"}
+            for inst in settled.values():
+                assert not logged_in(password_login(inst)), f"round {round_}: really stopped"
+            call(cvm(starter, creds), "StartInstances", InstanceIds=ids)
+            settled = wait_settled(cvm(stopper, creds), ids)
+            assert {i.LatestOperationState for i in settled.values()} == {"SUCCESS"}, settled
+            for inst in settled.values():
+                assert logged_in(password_login(inst)), f"round {round_}: {inst.InstanceId} is back"
+        owners = psql(database, f"SELECT DISTINCT sandbox_owner FROM instances WHERE account_id = '{creds['account_id']}'")
+        assert all(o for (o,) in owners) and 1 <= len(owners) <= 2, owners
     finally:
         for srv in (a, b):
             if srv.running:

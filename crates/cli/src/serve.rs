@@ -121,6 +121,26 @@ fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
     Ok(Arc::new(host))
 }
 
+/// The id of a sandbox directory (created on first use): operations on the sandbox instances
+/// it holds go to the node that uses it.
+fn sandbox_owner_id(dir: &Path) -> Result<String> {
+    let path = dir.join("owner-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_string());
+    }
+    let id = format!("sandbox-{}", keyplane_core::ids::random_token(16));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    use std::io::Write;
+    f.write_all(id.as_bytes())?;
+    f.sync_all()?;
+    Ok(id)
+}
+
 async fn serve(
     listen: String,
     data_dir: PathBuf,
@@ -177,6 +197,10 @@ async fn serve(
             std::net::SocketAddr::new(server_ip, addr.port())
         ),
         apply_timeout: Duration::from_secs(30),
+        sandbox_owner: match &host {
+            Ok(_) => Some(sandbox_owner_id(&sandbox.dir)?),
+            Err(_) => None,
+        },
     };
     let state = AppState::new(core.clone(), api);
     let worker = Worker::new(

@@ -102,6 +102,31 @@ pub trait Store: InstanceStore + Send + Sync + 'static {
     ) -> StoreResult<bool>;
 }
 
+/// Which operations a worker may claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimable<'a> {
+    /// Every operation.
+    Any,
+    /// What one node can carry out: operations on records and agent-managed hosts, and on the
+    /// sandbox instances that live on this node (`sandbox_owner`, the id of its sandbox
+    /// directory). A sandbox instance not yet owned (its create operation) becomes this
+    /// node's with the claim. `None`: this node has no sandbox, so no sandbox operation.
+    Node {
+        /// This node's sandbox owner id.
+        sandbox_owner: Option<&'a str>,
+    },
+}
+
+impl Claimable<'_> {
+    /// `(any, owner)` for the store queries.
+    pub fn parts(&self) -> (bool, Option<&str>) {
+        match self {
+            Claimable::Any => (true, None),
+            Claimable::Node { sandbox_owner } => (false, *sandbox_owner),
+        }
+    }
+}
+
 /// Instances, their bound keys and their durable operations.
 #[async_trait]
 pub trait InstanceStore: Send + Sync + 'static {
@@ -125,12 +150,24 @@ pub trait InstanceStore: Send + Sync + 'static {
     /// in progress (then none is recorded). Sets each instance's latest operation fields.
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()>;
     /// Claim the oldest unfinished operation whose claim has lapsed, for `worker` until
-    /// `lease_until`. No instance has two operations claimed at once.
+    /// `lease_until`, whatever instance it is on. No instance has two operations claimed at once.
     async fn claim_operation(
         &self,
         worker: &str,
         now: i64,
         lease_until: i64,
+    ) -> StoreResult<Option<Operation>> {
+        self.claim_operation_scoped(worker, now, lease_until, Claimable::Any)
+            .await
+    }
+    /// Claim as [`InstanceStore::claim_operation`] does, only among the operations `scope`
+    /// allows.
+    async fn claim_operation_scoped(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+        scope: Claimable<'_>,
     ) -> StoreResult<Option<Operation>>;
     /// Extend a claim; `false` when the claim was lost to another worker.
     async fn renew_claim(&self, op_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool>;

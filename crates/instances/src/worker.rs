@@ -7,6 +7,7 @@ use crate::{InstanceSpec, SandboxHost};
 use keyplane_core::binding::next_keys;
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, OpState, Operation};
 use keyplane_core::keypair::Namespace;
+use keyplane_core::store::Claimable;
 use keyplane_core::{Core, DomainError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub struct WorkerConfig {
     pub server_url: String,
     /// How long one agent run may take.
     pub apply_timeout: Duration,
+    /// The id of this node's sandbox directory: the sandbox instances it holds are operated by
+    /// this node only. `None` when the node has no sandbox.
+    pub sandbox_owner: Option<String>,
 }
 
 /// The operation worker of one server process.
@@ -86,6 +90,9 @@ impl Worker {
 
     /// Start again the sandboxes that were running when the server stopped.
     pub async fn restore(&self) {
+        let Ok(host) = self.host() else { return };
+        // Only the instances this node's sandbox holds: others live on other nodes.
+        let here = host.list().unwrap_or_default();
         let all = match self.core.store().all_instances().await {
             Ok(a) => a,
             Err(e) => return tracing::warn!(error = %e, "cannot list instances to restore"),
@@ -94,6 +101,7 @@ impl Worker {
             if inst.host == HostKind::Sandbox
                 && inst.state == InstanceState::Running
                 && !inst.is_busy()
+                && here.contains(&inst.id)
             {
                 match self.boot(&inst).await {
                     Ok(()) => tracing::info!(instance = %inst.id, "restored"),
@@ -114,10 +122,13 @@ impl Worker {
                 return;
             };
             let now = self.core.now();
+            let scope = Claimable::Node {
+                sandbox_owner: self.cfg.sandbox_owner.as_deref(),
+            };
             match self
                 .core
                 .store()
-                .claim_operation(&self.id, now, now + self.cfg.lease_secs)
+                .claim_operation_scoped(&self.id, now, now + self.cfg.lease_secs, scope)
                 .await
             {
                 Ok(Some(op)) => {

@@ -10,7 +10,7 @@ use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
 };
 use keyplane_core::keypair::Namespace;
-use keyplane_core::store::{Conflict, InstanceStore, StoreError, StoreResult};
+use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -329,26 +329,46 @@ impl InstanceStore for PostgresStore {
         })
     }
 
-    async fn claim_operation(
+    async fn claim_operation_scoped(
         &self,
         worker: &str,
         now: i64,
         lease_until: i64,
+        scope: Claimable<'_>,
     ) -> StoreResult<Option<Operation>> {
+        let (any, owner) = scope.parts();
         in_transaction!(self, |tx| {
             // SKIP LOCKED: a row another node is claiming right now is passed over, not waited
             // for; the claim is the row lock plus the new claim_until, committed together.
             let claim = tx
                 .prepare_cached(&format!(
                     "UPDATE operations SET claimed_by = $1, claim_until = $2, updated_at = $3 \
-                     WHERE id = (SELECT id FROM operations \
-                                 WHERE state = 'OPERATING' AND claim_until <= $3 \
-                                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     WHERE id = (SELECT o.id FROM operations o \
+                                 LEFT JOIN instances i ON i.id = o.instance_id \
+                                 WHERE o.state = 'OPERATING' AND o.claim_until <= $3 \
+                                 AND ($4 OR i.id IS NULL OR i.host <> 'sandbox' \
+                                      OR ($5::TEXT IS NOT NULL \
+                                          AND (i.sandbox_owner IS NULL OR i.sandbox_owner = $5))) \
+                                 ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED) \
                      RETURNING {OPERATION_COLS}"
                 ))
                 .await?;
-            match tx.query_opt(&claim, &[&worker, &lease_until, &now]).await? {
-                Some(row) => Some(operation_from_row(&row)?),
+            match tx
+                .query_opt(&claim, &[&worker, &lease_until, &now, &any, &owner])
+                .await?
+            {
+                Some(row) => {
+                    let op = operation_from_row(&row)?;
+                    if let Some(owner) = owner {
+                        tx.execute(
+                            "UPDATE instances SET sandbox_owner = $1 \
+                             WHERE id = $2 AND host = 'sandbox' AND sandbox_owner IS NULL",
+                            &[&owner, &op.instance_id],
+                        )
+                        .await?;
+                    }
+                    Some(op)
+                }
                 None => None,
             }
         })

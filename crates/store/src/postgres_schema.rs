@@ -103,6 +103,9 @@ CREATE UNIQUE INDEX operations_one_open ON operations(instance_id) WHERE state =
 CREATE UNIQUE INDEX key_pairs_public_key ON key_pairs(account_id, namespace, region, fingerprint_sha256);
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN sandbox_owner TEXT;
+"#,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

@@ -104,6 +104,9 @@ CREATE INDEX operations_open ON operations(state, id);
 CREATE UNIQUE INDEX key_pairs_public_key ON key_pairs(account_id, namespace, region, fingerprint_sha256);
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN sandbox_owner TEXT;
+"#,
 ];
 
 /// SQLite-backed [`Store`].

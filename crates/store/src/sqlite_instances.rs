@@ -7,7 +7,7 @@ use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, Operation, OsType,
 };
 use keyplane_core::keypair::Namespace;
-use keyplane_core::store::{Conflict, InstanceStore, StoreError, StoreResult};
+use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::{json, Value};
 
@@ -322,21 +322,28 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
-    async fn claim_operation(
+    async fn claim_operation_scoped(
         &self,
         worker: &str,
         now: i64,
         lease_until: i64,
+        scope: Claimable<'_>,
     ) -> StoreResult<Option<Operation>> {
         let worker = worker.to_string();
+        let (any, owner) = scope.parts();
+        let owner = owner.map(str::to_string);
         self.with(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let op = tx
                 .query_row(
-                    "SELECT id, account_id, instance_id, action, request_id, kind, step, was_running, \
-                     target_generation, state, created_at FROM operations \
-                     WHERE state = 'OPERATING' AND claim_until <= ?1 ORDER BY id LIMIT 1",
-                    params![now],
+                    "SELECT o.id, o.account_id, o.instance_id, o.action, o.request_id, o.kind, o.step, \
+                     o.was_running, o.target_generation, o.state, o.created_at \
+                     FROM operations o LEFT JOIN instances i ON i.id = o.instance_id \
+                     WHERE o.state = 'OPERATING' AND o.claim_until <= ?1 \
+                     AND (?2 OR i.id IS NULL OR i.host <> 'sandbox' \
+                          OR (?3 IS NOT NULL AND (i.sandbox_owner IS NULL OR i.sandbox_owner = ?3))) \
+                     ORDER BY o.id LIMIT 1",
+                    params![now, any, owner],
                     operation_from_row,
                 )
                 .optional()
@@ -347,6 +354,14 @@ impl InstanceStore for SqliteStore {
                     params![worker, lease_until, now, op.id],
                 )
                 .map_err(backend)?;
+                if let Some(owner) = &owner {
+                    tx.execute(
+                        "UPDATE instances SET sandbox_owner = ?1 \
+                         WHERE id = ?2 AND host = 'sandbox' AND sandbox_owner IS NULL",
+                        params![owner, op.instance_id],
+                    )
+                    .map_err(backend)?;
+                }
             }
             tx.commit().map_err(backend)?;
             Ok(op)

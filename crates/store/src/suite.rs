@@ -35,6 +35,7 @@ pub async fn run(store: Arc<dyn Store>) {
     instances(&*store).await;
     operations(&*store).await;
     bindings(&*store).await;
+    sandbox_affinity(&*store).await;
 }
 
 async fn accounts(store: &dyn Store) {
@@ -519,6 +520,102 @@ async fn bindings(store: &dyn Store) {
     assert_eq!(associated(keys), vec![Vec::<String>::new(), vec![]]);
     store
         .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()])
+        .await
+        .unwrap();
+}
+
+/// A node claims operations on records and on the sandbox instances it holds only; a sandbox
+/// instance's first claim makes the claiming node its owner.
+async fn sandbox_affinity(store: &dyn Store) {
+    use keyplane_core::store::Claimable;
+    let a = Account::generate("suite-affinity", false, 50);
+    store.insert_account(&a).await.unwrap();
+    let mut sandbox = instance(&a, 41, &[], 500);
+    sandbox.host = HostKind::Sandbox;
+    sandbox.os = OsType::Linux;
+    let record = instance(&a, 42, &[], 501);
+    // Finish what earlier scenarios left open, so the claims below see only ours.
+    while let Some(op) = store.claim_operation("drain", 5_000, 5_001).await.unwrap() {
+        store
+            .finish_operation(op.id, OpState::Success, None)
+            .await
+            .unwrap();
+    }
+    let create = |i: &Instance, at| new_op(i, "RunInstances", OpKind::Create, None, at);
+    store
+        .insert_instances(
+            &[sandbox.clone(), record.clone()],
+            &[create(&sandbox, 500), create(&record, 501)],
+        )
+        .await
+        .unwrap();
+    let now = 6_000;
+    let no_sandbox = Claimable::Node {
+        sandbox_owner: None,
+    };
+    let first = store
+        .claim_operation_scoped("w", now, now + 10, no_sandbox)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.instance_id, record.id,
+        "a node without a sandbox takes the record's operation"
+    );
+    assert_eq!(
+        store
+            .claim_operation_scoped("w", now, now + 10, no_sandbox)
+            .await
+            .unwrap(),
+        None,
+        "but never a sandbox instance's"
+    );
+    let n1 = Claimable::Node {
+        sandbox_owner: Some("node-1"),
+    };
+    let n2 = Claimable::Node {
+        sandbox_owner: Some("node-2"),
+    };
+    let op = store
+        .claim_operation_scoped("w1", now, now + 10, n1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(op.instance_id, sandbox.id);
+    store
+        .finish_operation(op.id, OpState::Success, None)
+        .await
+        .unwrap();
+    store
+        .finish_operation(first.id, OpState::Success, None)
+        .await
+        .unwrap();
+    store
+        .submit_operations(&[new_op(
+            &sandbox,
+            "StopInstances",
+            OpKind::Stop { force: false },
+            None,
+            now,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_operation_scoped("w2", now, now + 10, n2)
+            .await
+            .unwrap(),
+        None,
+        "another node's sandbox is not ours to operate"
+    );
+    let op = store
+        .claim_operation_scoped("w1", now, now + 10, n1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(op.instance_id, sandbox.id, "its owner takes it");
+    store
+        .finish_operation(op.id, OpState::Success, None)
         .await
         .unwrap();
 }
