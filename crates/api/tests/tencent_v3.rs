@@ -341,3 +341,21 @@ async fn rate_limit_is_per_account_and_action() {
     .await;
     assert_eq!(other_action.code(), Some("InvalidKeyPairId.NotFound"));
 }
+
+#[tokio::test]
+async fn an_oversized_body_gets_the_size_error() {
+    let h = harness(0).await;
+    let big = format!(r#"{{"KeyIds": ["{}"]}}"#, "x".repeat(2 << 20));
+    let a = send(
+        &h,
+        tc3_post(
+            SECRET_ID,
+            SECRET_KEY,
+            CAPTURE_TIME,
+            "DescribeKeyPairs",
+            &big,
+        ),
+    )
+    .await;
+    assert_eq!(a.code(), Some("RequestSizeLimitExceeded"), "{}", a.body);
+}

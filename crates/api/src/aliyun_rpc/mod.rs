@@ -70,6 +70,9 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
 }
 
 async fn process(state: &AppState, raw: &RawRequest, request_id: &str) -> Result<Value, AliError> {
+    if let Some(m) = raw.oversized_message() {
+        return Err(AliError::InvalidParameter(m));
+    }
     let auth = authenticate(state, raw).await?;
     if auth.version != VERSION {
         return Err(AliError::InvalidVersion(format!(

@@ -18,9 +18,18 @@ pub struct RawRequest {
     pub body: Vec<u8>,
     /// The peer address, for logs.
     pub peer: Option<std::net::SocketAddr>,
+    /// Set (to the limit) when the body was larger than accepted; `body` is then empty and the
+    /// dialect answers with its own size error.
+    pub oversized: Option<usize>,
 }
 
 impl RawRequest {
+    /// The refusal message for an oversized body, if it was.
+    pub fn oversized_message(&self) -> Option<String> {
+        self.oversized
+            .map(|limit| format!("The request body exceeds the limit of {limit} bytes."))
+    }
+
     /// A header's raw value as a string (first occurrence), if present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers

@@ -102,12 +102,10 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let (parts, body) = req.into_parts();
-    let too_large = state.config.max_body_bytes;
-    let body = match to_bytes(body, too_large).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => {
-            return crate::tencent_v3::request_too_large(too_large);
-        }
+    let limit = state.config.max_body_bytes;
+    let (body, oversized) = match to_bytes(body, limit).await {
+        Ok(b) => (b.to_vec(), None),
+        Err(_) => (Vec::new(), Some(limit)),
     };
     let raw = RawRequest {
         method: parts.method.as_str().to_string(),
@@ -116,6 +114,7 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
         headers: parts.headers,
         body,
         peer,
+        oversized,
     };
     if raw.path == "/healthz" {
         return (StatusCode::OK, "ok\n").into_response();

@@ -65,6 +65,9 @@ async fn process(
     request_id: &str,
     claimed: &mut Claimed,
 ) -> Result<Value, LegacyError> {
+    if let Some(m) = raw.oversized_message() {
+        return Err(LegacyError::InvalidParameter(m));
+    }
     let auth = authenticate(state, raw, claimed).await?;
     let action = LegacyAction::parse(&auth.action).ok_or_else(|| {
         LegacyError::InvalidAction(format!(

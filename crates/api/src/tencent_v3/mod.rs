@@ -62,6 +62,9 @@ async fn process(
     claimed: &mut Claimed,
     request_id: &str,
 ) -> (Result<Value, TcError>, Product) {
+    if let Some(limit) = raw.oversized {
+        return (Err(TcError::RequestSizeLimitExceeded(limit)), Product::Cvm);
+    }
     let auth = match authenticate(state, raw, claimed).await {
         Ok(a) => a,
         Err(e) => return (Err(e), Product::Cvm),
@@ -155,13 +158,4 @@ pub fn render(request_id: &str, result: Result<Value, TcError>, product: Product
         }),
     };
     json_response(body)
-}
-
-/// The answer to a body over the size limit.
-pub fn request_too_large(limit: usize) -> Response {
-    render(
-        &new_request_id(),
-        Err(TcError::RequestSizeLimitExceeded(limit)),
-        Product::Cvm,
-    )
 }
