@@ -3,22 +3,14 @@
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::{router, ApiConfig, AppState};
 use keyplane_core::keypair::Namespace;
-use keyplane_core::service::Clock;
 use keyplane_core::Core;
-use keyplane_store::SqliteStore;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-struct TestClock(AtomicI64);
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+mod support;
+use support::TestClock;
 
 struct Harness {
     app: axum::Router,
@@ -27,13 +19,16 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
-    let core = Core::new(store, clock.clone());
+    let t = support::server(
+        support::account("agents-test", "AKIDagents", "secret"),
+        1_800_000_000,
+        0,
+    )
+    .await;
     Harness {
-        app: router(AppState::new(core.clone(), ApiConfig::default())),
-        core,
-        clock,
+        app: t.app,
+        core: t.core,
+        clock: t.clock,
     }
 }
 
@@ -95,7 +90,7 @@ async fn registration_tokens_are_single_use_and_expire() {
         .issue_registration_token(&acct, Namespace::Lighthouse, "ap-guangzhou", 60)
         .await
         .unwrap();
-    h.clock.0.fetch_add(61, Ordering::SeqCst);
+    h.clock.advance(61);
     let (status, body) = register(&h, &late, "10.0.0.7").await;
     assert_eq!(status, 401, "{body}");
     assert!(body["error"].as_str().unwrap().contains("expired"));

@@ -15,16 +15,14 @@ use keyplane_api::aliyun_rpc::signature::{
     acs3_canonical_request, acs3_signature, acs3_string_to_sign, pct, rpc_signature,
     rpc_string_to_sign, sha256_hex,
 };
-use keyplane_api::{router, ApiConfig, AppState};
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::binding::next_keys;
 use keyplane_core::instance::{InstanceState, OpKind, OpState};
 use keyplane_core::service::Clock;
-use keyplane_core::store::{InstanceStore, Store};
-use keyplane_core::Core;
+use keyplane_core::store::InstanceStore;
 use keyplane_store::SqliteStore;
 use serde_json::Value;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -34,12 +32,8 @@ pub const SECRET: &str = "EXAMPLEaccessKeySecret0123456789";
 pub const CAPTURE_TIME: i64 = 1_795_482_400;
 pub const REGION: &str = "cn-hangzhou";
 
-pub struct TestClock(AtomicI64);
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+mod support;
+pub use support::TestClock;
 
 pub struct Harness {
     pub app: axum::Router,
@@ -48,21 +42,14 @@ pub struct Harness {
 }
 
 pub async fn harness(rate_limit: u32) -> Harness {
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let clock = Arc::new(TestClock(AtomicI64::new(CAPTURE_TIME)));
-    let core = Core::new(store.clone(), clock.clone());
     let mut a = Account::generate("capture", false, 0);
     a.access_key_id = AK.into();
     a.access_key_secret = Secret::new(SECRET);
-    Store::insert_account(&*store, &a).await.unwrap();
-    let config = ApiConfig {
-        rate_limit_per_second: rate_limit,
-        ..ApiConfig::default()
-    };
+    let t = support::server(a, CAPTURE_TIME, rate_limit).await;
     Harness {
-        app: router(AppState::new(core, config)),
-        clock,
-        store,
+        app: t.app,
+        clock: t.clock,
+        store: t.store,
     }
 }
 
@@ -398,7 +385,7 @@ async fn a_changed_byte_fails_with_the_servers_string_to_sign() {
 #[tokio::test]
 async fn the_clock_window_and_unknown_keys() {
     let h = harness(0).await;
-    h.clock.0.store(CAPTURE_TIME + 301, Ordering::SeqCst);
+    h.clock.set(CAPTURE_TIME + 301);
     let a = send(
         &h,
         capture_request("alicore-ecs-DescribeKeyPairs-HMACSHA1-POST", |_| {}),
@@ -408,7 +395,7 @@ async fn the_clock_window_and_unknown_keys() {
         (a.status, a.code()),
         (400, "InvalidTimeStamp.Expired".into())
     );
-    h.clock.0.store(CAPTURE_TIME - 299, Ordering::SeqCst);
+    h.clock.set(CAPTURE_TIME - 299);
     let a = send(
         &h,
         capture_request("teasdk-ecs-DescribeKeyPairs-ACS3-HMAC-SHA256-POST", |_| {}),

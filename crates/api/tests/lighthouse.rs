@@ -6,18 +6,10 @@
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::tencent_v3::signature::{
-    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
-};
-use keyplane_api::{router, ApiConfig, AppState};
-use keyplane_core::account::{Account, Secret};
 use keyplane_core::instance::{InstanceState, OpKind, OpState};
-use keyplane_core::service::Clock;
 use keyplane_core::store::InstanceStore;
-use keyplane_core::Core;
 use keyplane_store::SqliteStore;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -36,14 +28,8 @@ const WINDOWS: &str = "lhbp-kpwin22x";
 const BUNDLE: &str = "bundle_kp_gen_02";
 const PASSWORD: &str = "Kp-Passw0rd!";
 
-/// The server's clock: NOW unless a test moves it (requests stay signed at NOW, well within
-/// the accepted skew).
-struct TestClock(AtomicI64);
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+mod support;
+use support::TestClock;
 
 struct H {
     app: axum::Router,
@@ -52,23 +38,16 @@ struct H {
 }
 
 async fn harness_with(rate_limit: u32) -> H {
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
-    let core = Core::new(store.clone(), clock.clone());
-    let mut a = Account::generate("lighthouse", false, 0);
-    a.secret_id = SECRET_ID.into();
-    a.secret_key = Secret::new(SECRET_KEY);
-    keyplane_core::store::Store::insert_account(&*store, &a)
-        .await
-        .unwrap();
-    let config = ApiConfig {
-        rate_limit_per_second: rate_limit,
-        ..ApiConfig::default()
-    };
+    let t = support::server(
+        support::account("lighthouse", SECRET_ID, SECRET_KEY),
+        NOW,
+        rate_limit,
+    )
+    .await;
     H {
-        app: router(AppState::new(core, config)),
-        store,
-        clock,
+        app: t.app,
+        store: t.store,
+        clock: t.clock,
     }
 }
 
@@ -84,37 +63,15 @@ fn tc3(
     action: &str,
     body: &str,
 ) -> Request<Body> {
-    let host = "127.0.0.1:8787";
-    let date = time::OffsetDateTime::from_unix_timestamp(NOW)
-        .unwrap()
-        .date()
-        .to_string();
-    let signed = vec!["content-type".to_string(), "host".to_string()];
-    let headers = |n: &str| match n {
-        "content-type" => Some("application/json".to_string()),
-        "host" => Some(host.to_string()),
-        _ => None,
+    let t = support::Tc3 {
+        secret_id: SECRET_ID,
+        secret_key: SECRET_KEY,
+        service,
+        version,
+        region,
+        ts: NOW,
     };
-    let canonical =
-        tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
-    let sts = tc3_string_to_sign(&NOW.to_string(), &date, service, &canonical);
-    let sig = tc3_signature(SECRET_KEY, &date, service, &sts);
-    let mut b = Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header("x-tc-action", action)
-        .header("x-tc-version", version)
-        .header("x-tc-timestamp", NOW.to_string())
-        .header(
-            "authorization",
-            format!("TC3-HMAC-SHA256 Credential={SECRET_ID}/{date}/{service}/tc3_request, SignedHeaders=content-type;host, Signature={sig}"),
-        );
-    if let Some(r) = region {
-        b = b.header("x-tc-region", r);
-    }
-    b.body(Body::from(body.to_string())).unwrap()
+    support::tc3_post(&t, action, body)
 }
 
 async fn answer(app: &axum::Router, req: Request<Body>) -> Value {
@@ -192,7 +149,7 @@ impl H {
 
     /// Move the server's clock `secs` seconds on.
     fn advance(&self, secs: i64) {
-        self.clock.0.fetch_add(secs, Ordering::SeqCst);
+        self.clock.advance(secs);
     }
 
     /// Finish every recorded operation (as the worker would), then set these states; the

@@ -6,17 +6,14 @@ use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use base64::Engine;
 use keyplane_api::tencent_v3::signature::{v1_signature, v1_string_to_sign, V1Method};
-use keyplane_api::{router, ApiConfig, AppState};
-use keyplane_core::account::{Account, Secret};
+use keyplane_core::account::Account;
 use keyplane_core::compute::LaunchSpec;
 use keyplane_core::instance::{InstanceState, OpState};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::service::{Clock, NewKeyPair};
-use keyplane_core::store::Store;
 use keyplane_core::Core;
-use keyplane_store::SqliteStore;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -26,12 +23,8 @@ const NOW: i64 = 1795482395;
 const HOST: &str = "127.0.0.1:8787";
 const PATH: &str = "/v2/index.php";
 
-struct TestClock(AtomicI64);
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+mod support;
+use support::TestClock;
 
 struct Harness {
     app: axum::Router,
@@ -42,18 +35,12 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
-    let core = Core::new(store.clone(), clock.clone());
-    let mut account = Account::generate("legacy", false, 0);
-    account.secret_id = SECRET_ID.into();
-    account.secret_key = Secret::new(SECRET_KEY);
-    store.insert_account(&account).await.unwrap();
+    let t = support::server(support::account("legacy", SECRET_ID, SECRET_KEY), NOW, 10).await;
     Harness {
-        app: router(AppState::new(core.clone(), ApiConfig::default())),
-        clock,
-        core,
-        account,
+        app: t.app,
+        clock: t.clock,
+        core: t.core,
+        account: t.account,
         nonce: AtomicU64::new(1000),
     }
 }

@@ -3,16 +3,7 @@
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::tencent_v3::signature::{
-    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
-};
-use keyplane_api::{router, ApiConfig, AppState};
-use keyplane_core::account::{Account, Secret};
-use keyplane_core::service::Clock;
-use keyplane_core::Core;
-use keyplane_store::SqliteStore;
 use serde_json::Value;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -21,12 +12,8 @@ const SECRET_KEY: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
 /// The captures were signed around this time.
 const CAPTURE_TIME: i64 = 1795482395;
 
-struct TestClock(AtomicI64);
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+mod support;
+use support::{Tc3, TestClock};
 
 struct Harness {
     app: axum::Router,
@@ -34,22 +21,15 @@ struct Harness {
 }
 
 async fn harness(rate_limit: u32) -> Harness {
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let clock = Arc::new(TestClock(AtomicI64::new(CAPTURE_TIME)));
-    let core = Core::new(store.clone(), clock.clone());
-    let mut a = Account::generate("capture", false, 0);
-    a.secret_id = SECRET_ID.into();
-    a.secret_key = Secret::new(SECRET_KEY);
-    keyplane_core::store::Store::insert_account(&*store, &a)
-        .await
-        .unwrap();
-    let config = ApiConfig {
-        rate_limit_per_second: rate_limit,
-        ..ApiConfig::default()
-    };
+    let t = support::server(
+        support::account("capture", SECRET_ID, SECRET_KEY),
+        CAPTURE_TIME,
+        rate_limit,
+    )
+    .await;
     Harness {
-        app: router(AppState::new(core, config)),
-        clock,
+        app: t.app,
+        clock: t.clock,
     }
 }
 
@@ -187,7 +167,7 @@ async fn v1_nonces_cannot_be_replayed() {
 #[tokio::test]
 async fn stale_timestamps_are_refused_on_both_schemes() {
     let h = harness(0).await;
-    h.clock.0.store(CAPTURE_TIME + 301, Ordering::SeqCst);
+    h.clock.set(CAPTURE_TIME + 301);
     for name in [
         "tcsdk-cvm-DescribeKeyPairs-TC3-POST",
         "tcsdk-cvm-DescribeKeyPairs-HmacSHA256-GET",
@@ -195,14 +175,14 @@ async fn stale_timestamps_are_refused_on_both_schemes() {
         let a = send(&h, capture_request(name, |_| {})).await;
         assert_eq!(a.code(), Some("AuthFailure.SignatureExpire"), "{name}");
     }
-    h.clock.0.store(CAPTURE_TIME - 301, Ordering::SeqCst);
+    h.clock.set(CAPTURE_TIME - 301);
     let a = send(
         &h,
         capture_request("tcsdk-cvm-DescribeKeyPairs-TC3-POST", |_| {}),
     )
     .await;
     assert_eq!(a.code(), Some("AuthFailure.SignatureExpire"));
-    h.clock.0.store(CAPTURE_TIME + 299, Ordering::SeqCst);
+    h.clock.set(CAPTURE_TIME + 299);
     let a = send(
         &h,
         capture_request("tcsdk-cvm-DescribeKeyPairs-TC3-POST", |_| {}),
@@ -213,36 +193,15 @@ async fn stale_timestamps_are_refused_on_both_schemes() {
 
 /// Sign a TC3 POST the way the official SDK does.
 fn tc3_post(secret_id: &str, secret_key: &str, ts: i64, action: &str, body: &str) -> Request<Body> {
-    let host = "127.0.0.1:8787";
-    let date = time::OffsetDateTime::from_unix_timestamp(ts)
-        .unwrap()
-        .date()
-        .to_string();
-    let signed = vec!["content-type".to_string(), "host".to_string()];
-    let headers = |n: &str| match n {
-        "content-type" => Some("application/json".to_string()),
-        "host" => Some(host.to_string()),
-        _ => None,
+    let t = Tc3 {
+        secret_id,
+        secret_key,
+        service: "cvm",
+        version: "2017-03-12",
+        region: Some("ap-guangzhou"),
+        ts,
     };
-    let canonical =
-        tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
-    let sts = tc3_string_to_sign(&ts.to_string(), &date, "cvm", &canonical);
-    let sig = tc3_signature(secret_key, &date, "cvm", &sts);
-    Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header("x-tc-action", action)
-        .header("x-tc-version", "2017-03-12")
-        .header("x-tc-region", "ap-guangzhou")
-        .header("x-tc-timestamp", ts.to_string())
-        .header(
-            "authorization",
-            format!("TC3-HMAC-SHA256 Credential={secret_id}/{date}/cvm/tc3_request, SignedHeaders=content-type;host, Signature={sig}"),
-        )
-        .body(Body::from(body.to_string()))
-        .unwrap()
+    support::tc3_post(&t, action, body)
 }
 
 #[tokio::test]

@@ -5,15 +5,8 @@
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::tencent_v3::signature::{
-    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
-};
-use keyplane_api::{router, ApiConfig, AppState};
-use keyplane_core::account::{Account, Secret};
 use keyplane_core::instance::{InstanceState, OpState};
-use keyplane_core::service::Clock;
 use keyplane_core::store::InstanceStore;
-use keyplane_core::Core;
 use keyplane_store::SqliteStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -30,12 +23,7 @@ const KEY_B: &str =
 const LINUX: &str = "img-kpdeb12x";
 const WINDOWS: &str = "img-kpwin22x";
 
-struct FixedClock;
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        NOW
-    }
-}
+mod support;
 
 struct H {
     app: axum::Router,
@@ -43,56 +31,24 @@ struct H {
 }
 
 async fn harness() -> H {
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let core = Core::new(store.clone(), Arc::new(FixedClock));
-    let mut a = Account::generate("instances", false, 0);
-    a.secret_id = SECRET_ID.into();
-    a.secret_key = Secret::new(SECRET_KEY);
-    keyplane_core::store::Store::insert_account(&*store, &a)
-        .await
-        .unwrap();
-    let config = ApiConfig {
-        rate_limit_per_second: 0,
-        ..ApiConfig::default()
-    };
+    let t = support::server(support::account("instances", SECRET_ID, SECRET_KEY), NOW, 0).await;
     H {
-        app: router(AppState::new(core, config)),
-        store,
+        app: t.app,
+        store: t.store,
     }
 }
 
 /// Sign a TC3 POST the way the official SDK does.
 fn tc3_post(region: &str, action: &str, body: &str) -> Request<Body> {
-    let host = "127.0.0.1:8787";
-    let date = time::OffsetDateTime::from_unix_timestamp(NOW)
-        .unwrap()
-        .date()
-        .to_string();
-    let signed = vec!["content-type".to_string(), "host".to_string()];
-    let headers = |n: &str| match n {
-        "content-type" => Some("application/json".to_string()),
-        "host" => Some(host.to_string()),
-        _ => None,
+    let t = support::Tc3 {
+        secret_id: SECRET_ID,
+        secret_key: SECRET_KEY,
+        service: "cvm",
+        version: "2017-03-12",
+        region: Some(region),
+        ts: NOW,
     };
-    let canonical =
-        tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
-    let sts = tc3_string_to_sign(&NOW.to_string(), &date, "cvm", &canonical);
-    let sig = tc3_signature(SECRET_KEY, &date, "cvm", &sts);
-    Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header("x-tc-action", action)
-        .header("x-tc-version", "2017-03-12")
-        .header("x-tc-region", region)
-        .header("x-tc-timestamp", NOW.to_string())
-        .header(
-            "authorization",
-            format!("TC3-HMAC-SHA256 Credential={SECRET_ID}/{date}/cvm/tc3_request, SignedHeaders=content-type;host, Signature={sig}"),
-        )
-        .body(Body::from(body.to_string()))
-        .unwrap()
+    support::tc3_post(&t, action, body)
 }
 
 impl H {

@@ -1,25 +1,9 @@
 //! Actions and regions of the ECS 2014-05-26 dialect.
 
+use crate::common::actions;
+
 /// The one version served.
 pub const VERSION: &str = "2014-05-26";
-
-macro_rules! actions {
-    ($(#[$m:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $(#[allow(missing_docs)] $variant),* }
-        impl $name {
-            /// Parse the wire action name (case-sensitive, as the service is).
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $(stringify!($variant) => Some(Self::$variant),)* _ => None }
-            }
-            /// The wire action name.
-            pub fn name(self) -> &'static str {
-                match self { $(Self::$variant => stringify!($variant)),* }
-            }
-        }
-    };
-}
 
 actions!(
     /// ECS 2014-05-26 actions served.

@@ -1,5 +1,7 @@
 //! Products, versions and actions of the Tencent API 3.0 dialect.
 
+use crate::common::actions;
+
 /// A Tencent product served by this dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Product {
@@ -46,24 +48,6 @@ impl Product {
             Product::Lighthouse => "lighthouse",
         }
     }
-}
-
-macro_rules! actions {
-    ($(#[$m:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $(#[allow(missing_docs)] $variant),* }
-        impl $name {
-            /// Parse the wire action name (case-sensitive, as the service is).
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $(stringify!($variant) => Some(Self::$variant),)* _ => None }
-            }
-            /// The wire action name.
-            pub fn name(self) -> &'static str {
-                match self { $(Self::$variant => stringify!($variant)),* }
-            }
-        }
-    };
 }
 
 actions!(
