@@ -121,6 +121,27 @@ fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
     Ok(Arc::new(host))
 }
 
+/// A copy of this executable inside the sandbox directory, for the guest agent: instances run
+/// it as their own unprivileged uid, which may not reach the original (say, under /root).
+fn agent_executable(sandbox_dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::env::current_exe().context("cannot locate the keyplane executable")?;
+    let dir = sandbox_dir.join("bin");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let target = dir.join("keyplane");
+    let tmp = dir.join(format!(".keyplane.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    // A hard link when on the same file system (no copy of a large binary), else a copy.
+    if std::fs::hard_link(&exe, &tmp).is_err() {
+        std::fs::copy(&exe, &tmp)
+            .with_context(|| format!("cannot copy {} to {}", exe.display(), tmp.display()))?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, &target)?;
+    Ok(target)
+}
+
 /// The id of a sandbox directory (created on first use): operations on the sandbox instances
 /// it holds go to the node that uses it.
 fn sandbox_owner_id(dir: &Path) -> Result<String> {
@@ -191,7 +212,10 @@ async fn serve(
     let worker_cfg = WorkerConfig {
         concurrency: 16,
         lease_secs: 10,
-        agent_exe: std::env::current_exe().context("cannot locate the keyplane executable")?,
+        agent_exe: match &host {
+            Ok(_) => agent_executable(&sandbox.dir)?,
+            Err(_) => std::env::current_exe().context("cannot locate the keyplane executable")?,
+        },
         server_url: format!(
             "http://{}",
             std::net::SocketAddr::new(server_ip, addr.port())
