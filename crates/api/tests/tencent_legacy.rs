@@ -197,6 +197,7 @@ async fn launch(
         ssh_port: 22,
         action: "RunInstances".into(),
         request_id: "launch".into(),
+        client_token: None,
     };
     let ids = h.core.launch_instances(account, spec).await.unwrap();
     finish_operations(h).await;

@@ -45,6 +45,9 @@ pub struct LaunchSpec {
     pub action: String,
     /// Request id.
     pub request_id: String,
+    /// Idempotency token: a repeated launch with the same token returns the first one's
+    /// instances instead of creating more.
+    pub client_token: Option<String>,
 }
 
 impl std::fmt::Debug for LaunchSpec {
@@ -204,8 +207,20 @@ impl Core {
                 });
                 instances.push(inst);
             }
-            match self.store().insert_instances(&instances, &ops).await {
-                Ok(()) => return Ok(instances.into_iter().map(|i| i.id).collect()),
+            let inserted = match &spec.client_token {
+                Some(token) => {
+                    self.store()
+                        .insert_instances_once(&instances, &ops, token)
+                        .await
+                }
+                None => self
+                    .store()
+                    .insert_instances(&instances, &ops)
+                    .await
+                    .map(|()| instances.iter().map(|i| i.id.clone()).collect()),
+            };
+            match inserted {
+                Ok(ids) => return Ok(ids),
                 Err(StoreError::Conflict(Conflict::Address | Conflict::Id)) => continue,
                 Err(e) => return Err(store_err(e)),
             }

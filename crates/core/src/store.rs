@@ -136,6 +136,16 @@ pub trait InstanceStore: Send + Sync + 'static {
         instances: &[Instance],
         ops: &[NewOperation],
     ) -> StoreResult<()>;
+    /// Insert instances and their first operations under a client token, once: when the
+    /// account already used `client_token` in the namespace, nothing is inserted and the ids
+    /// recorded with it are returned; otherwise the instances, operations and token are
+    /// recorded together and the new ids returned.
+    async fn insert_instances_once(
+        &self,
+        instances: &[Instance],
+        ops: &[NewOperation],
+        client_token: &str,
+    ) -> StoreResult<Vec<String>>;
     /// The account's instances of a namespace, oldest first.
     async fn list_instances(
         &self,

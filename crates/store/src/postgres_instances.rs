@@ -214,6 +214,64 @@ async fn write_effective(
     Ok(generation + 1)
 }
 
+/// Insert instances with their bound keys, then their operations.
+async fn insert_all(
+    tx: &Transaction<'_>,
+    instances: &[Instance],
+    ops: &[NewOperation],
+) -> Result<(), Fail> {
+    let insert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO instances ({INSTANCE_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,\
+             $10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"
+        ))
+        .await?;
+    for i in instances {
+        let effective =
+            serde_json::to_string(&i.effective_key_ids).map_err(crate::sqlite::backend)?;
+        tx.execute(
+            &insert,
+            &[
+                &i.id,
+                &i.account_id,
+                &i.namespace.as_str(),
+                &i.region,
+                &i.zone,
+                &i.name,
+                &i.image_id,
+                &i.os.as_str(),
+                &i.os_name,
+                &i.instance_type,
+                &i.state.as_str(),
+                &i.host.as_str(),
+                &i.private_ip,
+                &(i.ssh_port as i64),
+                &i.password_hash.as_ref().map(|h| h.expose()),
+                &effective,
+                &i.desired_generation,
+                &i.applied_generation,
+                &i.latest_operation,
+                &i.latest_operation_state.map(|s| s.as_str()),
+                &i.latest_operation_request_id,
+                &i.latest_operation_error,
+                &i.created_at,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            conflict_or(e, |c| match c {
+                "instances_address" => Conflict::Address,
+                _ => Conflict::Id,
+            })
+        })?;
+        write_keys(tx, &i.id, &i.key_ids).await?;
+    }
+    for op in ops {
+        insert_op(tx, op).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl InstanceStore for PostgresStore {
     async fn insert_instances(
@@ -222,54 +280,45 @@ impl InstanceStore for PostgresStore {
         ops: &[NewOperation],
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            let insert = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO instances ({INSTANCE_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,\
-                     $10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"
-                ))
-                .await?;
-            for i in instances {
-                let effective =
-                    serde_json::to_string(&i.effective_key_ids).map_err(crate::sqlite::backend)?;
-                tx.execute(
-                    &insert,
-                    &[
-                        &i.id,
-                        &i.account_id,
-                        &i.namespace.as_str(),
-                        &i.region,
-                        &i.zone,
-                        &i.name,
-                        &i.image_id,
-                        &i.os.as_str(),
-                        &i.os_name,
-                        &i.instance_type,
-                        &i.state.as_str(),
-                        &i.host.as_str(),
-                        &i.private_ip,
-                        &(i.ssh_port as i64),
-                        &i.password_hash.as_ref().map(|h| h.expose()),
-                        &effective,
-                        &i.desired_generation,
-                        &i.applied_generation,
-                        &i.latest_operation,
-                        &i.latest_operation_state.map(|s| s.as_str()),
-                        &i.latest_operation_request_id,
-                        &i.latest_operation_error,
-                        &i.created_at,
-                    ],
+            insert_all(&tx, instances, ops).await?;
+        })
+    }
+
+    async fn insert_instances_once(
+        &self,
+        instances: &[Instance],
+        ops: &[NewOperation],
+        client_token: &str,
+    ) -> StoreResult<Vec<String>> {
+        let first = instances
+            .first()
+            .ok_or_else(|| StoreError::Backend("no instances".into()))?;
+        let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+        let encoded = serde_json::to_string(&ids).map_err(crate::sqlite::backend)?;
+        in_transaction!(self, |tx| {
+            // The token row first: a concurrent launch with the same token waits on it here
+            // and then finds the winner's instances.
+            let claimed = tx
+                .execute(
+                    "INSERT INTO client_tokens (account_id, namespace, token, instance_ids, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&first.account_id, &first.namespace.as_str(), &client_token, &encoded, &first.created_at],
                 )
-                .await
-                .map_err(|e| {
-                    conflict_or(e, |c| match c {
-                        "instances_address" => Conflict::Address,
-                        _ => Conflict::Id,
-                    })
-                })?;
-                write_keys(&tx, &i.id, &i.key_ids).await?;
-            }
-            for op in ops {
-                insert_op(&tx, op).await?;
+                .await?;
+            if claimed == 1 {
+                insert_all(&tx, instances, ops).await?;
+                ids.clone()
+            } else {
+                let row = tx
+                    .query_one(
+                        "SELECT instance_ids FROM client_tokens \
+                         WHERE account_id = $1 AND namespace = $2 AND token = $3",
+                        &[&first.account_id, &first.namespace.as_str(), &client_token],
+                    )
+                    .await?;
+                let stored: String = row.try_get(0)?;
+                serde_json::from_str(&stored)
+                    .map_err(|e| corrupt("client token", &e.to_string()))?
             }
         })
     }

@@ -106,6 +106,16 @@ CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     r#"
 ALTER TABLE instances ADD COLUMN sandbox_owner TEXT;
 "#,
+    r#"
+CREATE TABLE client_tokens (
+    account_id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    token TEXT NOT NULL,
+    instance_ids TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (account_id, namespace, token)
+);
+"#,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

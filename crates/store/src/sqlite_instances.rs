@@ -246,6 +246,38 @@ fn write_effective(tx: &Transaction<'_>, id: &str, effective: &[String]) -> Stor
     Ok(generation + 1)
 }
 
+/// Insert instances with their bound keys, then their operations.
+fn insert_all(
+    tx: &Transaction<'_>,
+    instances: &[Instance],
+    ops: &[NewOperation],
+) -> StoreResult<()> {
+    for i in instances {
+        tx.execute(
+            &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"),
+            params![
+        i.id, i.account_id, i.namespace.as_str(), i.region, i.zone, i.name, i.image_id,
+        i.os.as_str(), i.os_name, i.instance_type, i.state.as_str(), i.host.as_str(),
+        i.private_ip, i.ssh_port as i64, i.password_hash.as_ref().map(|h| h.expose().to_string()),
+        serde_json::to_string(&i.effective_key_ids).map_err(backend)?,
+        i.desired_generation, i.applied_generation, i.latest_operation,
+        i.latest_operation_state.map(|s| s.as_str()), i.latest_operation_request_id,
+        i.latest_operation_error, i.created_at
+            ],
+        )
+        .map_err(|e| match is_unique_violation(&e) {
+            Some(msg) if msg.contains("private_ip") => StoreError::Conflict(Conflict::Address),
+            Some(_) => StoreError::Conflict(Conflict::Id),
+            None => backend(e),
+        })?;
+        write_keys(tx, &i.id, &i.key_ids)?;
+    }
+    for op in ops {
+        insert_op(tx, op)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl InstanceStore for SqliteStore {
     async fn insert_instances(
@@ -256,30 +288,45 @@ impl InstanceStore for SqliteStore {
         let (instances, ops) = (instances.to_vec(), ops.to_vec());
         self.with(move |c| {
             let tx = c.transaction().map_err(backend)?;
-            for i in &instances {
-                tx.execute(
-                    &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"),
-                    params![
-                        i.id, i.account_id, i.namespace.as_str(), i.region, i.zone, i.name, i.image_id,
-                        i.os.as_str(), i.os_name, i.instance_type, i.state.as_str(), i.host.as_str(),
-                        i.private_ip, i.ssh_port as i64, i.password_hash.as_ref().map(|h| h.expose().to_string()),
-                        serde_json::to_string(&i.effective_key_ids).map_err(backend)?,
-                        i.desired_generation, i.applied_generation, i.latest_operation,
-                        i.latest_operation_state.map(|s| s.as_str()), i.latest_operation_request_id,
-                        i.latest_operation_error, i.created_at
-                    ],
-                )
-                .map_err(|e| match is_unique_violation(&e) {
-                    Some(msg) if msg.contains("private_ip") => StoreError::Conflict(Conflict::Address),
-                    Some(_) => StoreError::Conflict(Conflict::Id),
-                    None => backend(e),
-                })?;
-                write_keys(&tx, &i.id, &i.key_ids)?;
-            }
-            for op in &ops {
-                insert_op(&tx, op)?;
-            }
+            insert_all(&tx, &instances, &ops)?;
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_instances_once(
+        &self,
+        instances: &[Instance],
+        ops: &[NewOperation],
+        client_token: &str,
+    ) -> StoreResult<Vec<String>> {
+        let (instances, ops) = (instances.to_vec(), ops.to_vec());
+        let token = client_token.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let first = instances.first().ok_or_else(|| backend("no instances"))?;
+            let (account, ns) = (first.account_id.clone(), first.namespace.as_str());
+            let earlier: Option<String> = tx
+                .query_row(
+                    "SELECT instance_ids FROM client_tokens WHERE account_id = ?1 AND namespace = ?2 AND token = ?3",
+                    params![account, ns, token],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(ids) = earlier {
+                return serde_json::from_str(&ids).map_err(backend);
+            }
+            insert_all(&tx, &instances, &ops)?;
+            let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+            tx.execute(
+                "INSERT INTO client_tokens (account_id, namespace, token, instance_ids, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![account, ns, token, serde_json::to_string(&ids).map_err(backend)?, first.created_at],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(ids)
         })
         .await
     }

@@ -36,6 +36,7 @@ pub async fn run(store: Arc<dyn Store>) {
     operations(&*store).await;
     bindings(&*store).await;
     sandbox_affinity(&*store).await;
+    client_tokens(&*store).await;
 }
 
 async fn accounts(store: &dyn Store) {
@@ -618,4 +619,40 @@ async fn sandbox_affinity(store: &dyn Store) {
         .finish_operation(op.id, OpState::Success, None)
         .await
         .unwrap();
+}
+
+/// A launch under a client token happens once; the token is per account.
+async fn client_tokens(store: &dyn Store) {
+    let a = Account::generate("suite-tokens-a", false, 60);
+    let b = Account::generate("suite-tokens-b", false, 61);
+    store.insert_account(&a).await.unwrap();
+    store.insert_account(&b).await.unwrap();
+    let first = vec![instance(&a, 51, &[], 600), instance(&a, 52, &[], 600)];
+    let ids = store
+        .insert_instances_once(&first, &[], "tok-1")
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![first[0].id.clone(), first[1].id.clone()]);
+    let again = vec![instance(&a, 53, &[], 601)];
+    assert_eq!(
+        store
+            .insert_instances_once(&again, &[], "tok-1")
+            .await
+            .unwrap(),
+        ids,
+        "the same token returns the first launch"
+    );
+    assert!(
+        store.get_instance(&again[0].id).await.unwrap().is_none(),
+        "and creates nothing"
+    );
+    let other = vec![instance(&b, 54, &[], 602)];
+    assert_eq!(
+        store
+            .insert_instances_once(&other, &[], "tok-1")
+            .await
+            .unwrap(),
+        vec![other[0].id.clone()],
+        "tokens are per account"
+    );
 }

@@ -261,3 +261,23 @@ async fn run_instances_accepts_every_documented_field() {
     );
     assert_eq!(i["Placement"]["Zone"], "ap-guangzhou-7");
 }
+
+#[tokio::test]
+async fn a_repeated_client_token_returns_the_first_launch() {
+    let h = harness().await;
+    let body = json!({"ImageId": LINUX, "Placement": {"Zone": "ap-guangzhou-3"}, "InstanceCount": 2,
+        "ClientToken": "retry-1", "LoginSettings": {"Password": "Passw0rd!"}});
+    let first = h.ok("RunInstances", body.clone()).await["InstanceIdSet"].clone();
+    let again = h.ok("RunInstances", body).await["InstanceIdSet"].clone();
+    assert_eq!(first, again, "the retry answers the same instances");
+    let all = h.ok("DescribeInstances", json!({})).await;
+    assert_eq!(all["TotalCount"], 2, "and creates none");
+    let other = h
+        .ok(
+            "RunInstances",
+            json!({"ImageId": LINUX, "Placement": {"Zone": "ap-guangzhou-3"},
+            "ClientToken": "retry-2", "LoginSettings": {"Password": "Passw0rd!"}}),
+        )
+        .await;
+    assert_ne!(other["InstanceIdSet"], first);
+}

@@ -256,6 +256,7 @@ async fn plan(
         ssh_port: ctx.core.ssh_port(),
         action: action.to_string(),
         request_id: ctx.request_id.to_string(),
+        client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     })
 }
 

@@ -43,7 +43,7 @@ pub struct RunInstancesRequest {
     pub security_group_ids: Option<Vec<String>>,
     /// Accepted and ignored: no monitoring or security agents.
     pub enhanced_service: Option<EnhancedService>,
-    /// Idempotency token, at most 64 characters (see the handler for how it is used).
+    /// Idempotency token, at most 64 characters: a repeated call returns the first one's instances.
     pub client_token: Option<String>,
     /// Host name, checked against the documented rule.
     pub host_name: Option<String>,

@@ -213,9 +213,6 @@ fn instance_count(count: Option<i64>, min: Option<i64>) -> Result<i64, TcError> 
 }
 
 fn check_client_token(token: &str) -> Result<(), TcError> {
-    // Why: the token is checked but not remembered: idempotency needs a durable record of
-    // (account, token) -> instance ids, which the store does not keep yet. A retried call
-    // creates new instances.
     let len = token.chars().count();
     if len > 64 {
         return Err(CvmRefusal::ClientTokenTooLong(len).into());
@@ -336,6 +333,7 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         ssh_port: ctx.core.ssh_port(),
         action: "RunInstances".into(),
         request_id: ctx.request_id.to_string(),
+        client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     };
     let ids = ctx.core.launch_instances(ctx.account, spec).await?;
     Ok(json!({ "InstanceIdSet": ids }))

@@ -202,8 +202,6 @@ fn extras(req: &CreateInstancesRequest, count: i64) -> Result<(), TcError> {
         return Err(LighthouseRefusal::FirewallTemplateNotFound(id.clone()).into());
     }
     if let Some(token) = &req.client_token {
-        // Why: checked but not remembered (as in the CVM dialect): a retried call creates
-        // new instances.
         let len = token.chars().count();
         if len > 64 {
             return Err(LighthouseRefusal::ClientTokenTooLong(len).into());
@@ -254,6 +252,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         ssh_port: ctx.core.ssh_port(),
         action: "CreateInstances".into(),
         request_id: ctx.request_id.to_string(),
+        client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     };
     let ids = ctx.core.launch_instances(ctx.account, spec).await?;
     Ok(json!({ "InstanceIdSet": ids }))

@@ -236,7 +236,7 @@ pub struct CreateInstancesRequest {
     /// Check only: the answer carries only the RequestId.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub dry_run: Option<bool>,
-    /// At most 64 ASCII characters; checked, not remembered.
+    /// Idempotency token, at most 64 characters: a repeated call returns the first one's instances.
     pub client_token: Option<String>,
     /// Password or key pairs.
     pub login_configuration: Option<LoginConfiguration>,
