@@ -46,6 +46,7 @@ pub fn check_bindable(rule: BindRule, inst: &Instance) -> Result<(), DomainError
     if inst.is_busy() {
         return Err(DomainError::InstanceBusy {
             id: inst.id.clone(),
+            state: inst.state,
         });
     }
     // Why: a real, agent-managed host is never stopped by the API; its agent applies the change

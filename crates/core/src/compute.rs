@@ -295,12 +295,12 @@ impl Core {
             Err(StoreError::Conflict(Conflict::InstanceBusy)) => {
                 // Another request got in between our check and the write.
                 let busy = self.get_instances(account, ns, ids).await?;
-                let id = busy
+                let (id, state) = busy
                     .iter()
                     .find(|i| i.is_busy())
-                    .map(|i| i.id.clone())
-                    .unwrap_or_default();
-                Err(DomainError::InstanceBusy { id })
+                    .map(|i| (i.id.clone(), i.state))
+                    .unwrap_or((String::new(), InstanceState::Running));
+                Err(DomainError::InstanceBusy { id, state })
             }
             Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
             Err(e) => Err(store_err(e)),

@@ -138,7 +138,10 @@ pub enum DomainError {
     InstanceBusy {
         /// The instance.
         id: String,
+        /// Its state meanwhile (a transitional one while it starts, stops or reboots).
+        state: crate::instance::InstanceState,
     },
+
     /// The instance's state does not allow the operation.
     #[error("the instance `{id}` is {state:?}, which the operation does not allow")]
     InstanceStateInvalid {
@@ -234,7 +237,14 @@ impl DomainError {
             DomainError::FilterLimitExceeded { reason: x() },
             DomainError::InstanceIdMalformed { id: x() },
             DomainError::InstanceNotFound { id: x() },
-            DomainError::InstanceBusy { id: x() },
+            DomainError::InstanceBusy {
+                id: x(),
+                state: S::Running,
+            },
+            DomainError::InstanceBusy {
+                id: x(),
+                state: S::Starting,
+            },
             DomainError::InstanceNotLinux { id: x() },
             DomainError::KeyAlreadyBound {
                 instance: x(),

@@ -306,7 +306,7 @@ fn domain_message(e: &DomainError) -> String {
         DomainError::InstanceIdMalformed { id } | DomainError::InstanceNotFound { id } => {
             format!("The specified InstanceId `{id}` does not exist.")
         }
-        DomainError::InstanceBusy { id } => format!(
+        DomainError::InstanceBusy { id, .. } => format!(
             "The current status of the resource does not support this operation: instance `{id}` has an operation in progress."
         ),
         DomainError::InstanceStateInvalid { id, state } => format!(

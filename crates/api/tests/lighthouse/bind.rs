@@ -29,9 +29,9 @@ async fn associating_a_running_instance_leaves_it_stopped() {
     assert_eq!(i["LatestOperation"], ASSOCIATE);
     assert_eq!(i["LatestOperationState"], "OPERATING");
     assert_eq!(i["LatestOperationRequestId"], r["RequestId"]);
+    // Settled (RUNNING) with a binding still OPERATING: the last operation is unfinished.
     let busy = h.code(ASSOCIATE, pair(&id, &k)).await;
-    assert_eq!(busy, "OperationDenied.InstanceOperationInProgress");
-    assert_ne!(busy, "UnsupportedOperation.LatestOperationUnfinished");
+    assert_eq!(busy, "UnsupportedOperation.LatestOperationUnfinished");
     // The worker force-stops, binds, and (OFFLINE, the documented default) does not restart.
     let kinds = h.settle(&[]).await;
     assert_eq!(
@@ -291,4 +291,23 @@ async fn regions_and_the_optional_region() {
         )
         .await;
     assert_eq!(r["InstanceSet"][0]["LatestOperation"], ASSOCIATE);
+}
+
+#[tokio::test]
+async fn a_key_cannot_be_bound_while_the_instance_is_in_transition() {
+    let h = harness().await;
+    let k = h.import_key("a", KEY_A).await;
+    let id = h.create(json!({})).await.remove(0);
+    assert_eq!(
+        h.code(ASSOCIATE, pair(&id, &k)).await,
+        "OperationDenied.InstanceCreating",
+        "still being created"
+    );
+    h.settle(&[(&id, InstanceState::Running)]).await;
+    h.ok("StopInstances", json!({"InstanceIds": [id]})).await;
+    assert_eq!(
+        h.code(ASSOCIATE, pair(&id, &k)).await,
+        "OperationDenied.InstanceOperationInProgress",
+        "stopping: the operation is in progress"
+    );
 }

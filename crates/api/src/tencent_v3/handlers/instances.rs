@@ -189,6 +189,7 @@ async fn lifecycle(
             if inst.is_busy() {
                 return Err(DomainError::InstanceBusy {
                     id: inst.id.clone(),
+                    state: inst.state,
                 });
             }
             Ok((kind.clone(), Some(to)))

@@ -161,13 +161,22 @@ pub fn lighthouse_code(e: &DomainError) -> &'static str {
         DomainError::FilterLimitExceeded { .. } => "InvalidParameter.FilterValueLimitExceeded",
         DomainError::InstanceIdMalformed { .. } => "InvalidParameterValue.InstanceIdMalformed",
         DomainError::InstanceNotFound { .. } => "ResourceNotFound.InstanceIdNotFound",
-        // Why: Lighthouse lists two codes for one situation: OperationDenied.
-        // InstanceOperationInProgress ("the last operation is still in progress") and
-        // UnsupportedOperation.LatestOperationUnfinished ("the last operation has not been
-        // completed"). An instance whose LatestOperationState is OPERATING is, word for word,
-        // one whose last operation is still in progress, so that is the one code we answer;
-        // LatestOperationUnfinished is never emitted.
-        DomainError::InstanceBusy { .. } => "OperationDenied.InstanceOperationInProgress",
+        // Why: Lighthouse lists two codes for an instance whose last operation is not over:
+        // OperationDenied.InstanceOperationInProgress and UnsupportedOperation.
+        // LatestOperationUnfinished. We answer the first while the instance itself is in a
+        // transition (starting, stopping, rebooting, terminating), the second when it is settled
+        // (RUNNING or STOPPED) but an operation on it (a key binding, say) is still OPERATING;
+        // an instance still being created is OperationDenied.InstanceCreating.
+        DomainError::InstanceBusy { state, .. } => match state {
+            InstanceState::Pending => "OperationDenied.InstanceCreating",
+            InstanceState::Running | InstanceState::Stopped | InstanceState::LaunchFailed => {
+                "UnsupportedOperation.LatestOperationUnfinished"
+            }
+            InstanceState::Starting
+            | InstanceState::Stopping
+            | InstanceState::Rebooting
+            | InstanceState::Terminating => "OperationDenied.InstanceOperationInProgress",
+        },
         DomainError::InstanceStateInvalid { state, .. } => match state {
             InstanceState::Pending => "OperationDenied.InstanceCreating",
             InstanceState::LaunchFailed
@@ -257,8 +266,18 @@ mod tests {
                 "UnsupportedOperation.KeyPairBindDuplicate",
             ),
             (
-                DomainError::InstanceBusy { id: id() },
+                DomainError::InstanceBusy {
+                    id: id(),
+                    state: InstanceState::Stopping,
+                },
                 "OperationDenied.InstanceOperationInProgress",
+            ),
+            (
+                DomainError::InstanceBusy {
+                    id: id(),
+                    state: InstanceState::Stopped,
+                },
+                "UnsupportedOperation.LatestOperationUnfinished",
             ),
             (
                 DomainError::InstanceStateInvalid {

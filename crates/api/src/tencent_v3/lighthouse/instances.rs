@@ -139,6 +139,7 @@ async fn lifecycle(
             if inst.is_busy() {
                 return Err(DomainError::InstanceBusy {
                     id: inst.id.clone(),
+                    state: inst.state,
                 });
             }
             if !from.contains(&inst.state) {
