@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Where the database is.
 #[derive(Debug, Args)]
 pub struct DataDirArg {
-    /// Data directory of the server [default: $HOME/.local/share/keyplane].
+    /// Data directory of the server [default: /var/lib/keyplane as root, else $HOME/.local/share/keyplane].
     #[arg(long, env = "KEYPLANE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The server's shared database, `postgres://...` [default: SQLite in the data directory].

@@ -19,7 +19,7 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8787].
     #[arg(long, env = "KEYPLANE_LISTEN")]
     listen: Option<String>,
-    /// Data directory (database, instance files) [default: $HOME/.local/share/keyplane].
+    /// Data directory (database, instance files) [default: /var/lib/keyplane as root, else $HOME/.local/share/keyplane].
     #[arg(long, env = "KEYPLANE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Shared database, `postgres://user:password@host:port/database`, for several nodes
