@@ -5,6 +5,7 @@ ForceStop, wait for SUCCESS, log in with the private key while password login is
 unbind, and password login works again while the key is refused. The same through the legacy
 v2 calls. And a server killed during a batch bind finishes every operation after a restart.
 """
+import subprocess
 import time
 import urllib.request
 
@@ -187,3 +188,15 @@ def test_instances_come_back_after_a_restart(tmp_path):
     finally:
         if srv.running:
             srv.stop()
+
+
+def test_the_host_name_asked_for_is_the_instances_own(client):
+    from sandbox import PASSWORD, SSH, address
+    r = call(client, "RunInstances", ImageId="img-kpdeb12x", Placement={"Zone": "ap-guangzhou-3"},
+             HostName="build-box", LoginSettings={"Password": PASSWORD})
+    inst = wait_settled(client, r.InstanceIdSet)[r.InstanceIdSet[0]]
+    assert inst.HostName == "build-box"
+    ip, port = address(inst)
+    out = subprocess.run(["sshpass", "-p", PASSWORD, *SSH, "-p", str(port), "-o", "PubkeyAuthentication=no",
+                          f"root@{ip}", "hostname"], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "build-box", out

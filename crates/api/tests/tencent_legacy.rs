@@ -198,6 +198,7 @@ async fn launch(
         action: "RunInstances".into(),
         request_id: "launch".into(),
         client_token: None,
+        host_names: Vec::new(),
     };
     let ids = h.core.launch_instances(account, spec).await.unwrap();
     finish_operations(h).await;

@@ -201,6 +201,7 @@ mod tests {
             region: "ap-guangzhou".into(),
             zone: "ap-guangzhou-3".into(),
             name: "n".into(),
+            host_name: "ins-aaaaaaaa".into(),
             image_id: "img-kpdeb12x".into(),
             os,
             os_name: "Debian".into(),

@@ -33,6 +33,9 @@ pub struct LaunchSpec {
     pub image_id: String,
     /// Names, one per instance (the dialect expands patterns).
     pub names: Vec<String>,
+    /// Host names, one per instance (already checked by the dialect); empty: each instance's
+    /// id.
+    pub host_names: Vec<String>,
     /// Login password, already checked against the dialect's complexity rule.
     pub password: Option<String>,
     /// Key pairs to bind at creation.
@@ -164,10 +167,16 @@ impl Core {
             let now = self.now();
             let mut instances = Vec::new();
             let mut ops = Vec::new();
-            for (name, ip) in spec.names.iter().zip(addresses) {
+            for (n, (name, ip)) in spec.names.iter().zip(addresses).enumerate() {
                 let (prefix, len) = spec.namespace.instance_id_shape();
+                let id = crate::ids::new_id(prefix, len);
                 let inst = Instance {
-                    id: crate::ids::new_id(prefix, len),
+                    host_name: spec
+                        .host_names
+                        .get(n)
+                        .cloned()
+                        .unwrap_or_else(|| id.clone()),
+                    id,
                     account_id: account.id.clone(),
                     namespace: spec.namespace,
                     region: spec.region.clone(),

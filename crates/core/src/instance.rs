@@ -205,6 +205,8 @@ pub struct Instance {
     pub zone: String,
     /// Display name.
     pub name: String,
+    /// Host name inside the instance (its id unless another was asked for).
+    pub host_name: String,
     /// Image it was created from.
     pub image_id: String,
     /// OS family.

@@ -189,6 +189,7 @@ impl Core {
             namespace: claims.namespace,
             region: claims.region.clone(),
             zone: format!("{}-1", claims.region),
+            host_name: facts.hostname.clone(),
             name: facts.hostname,
             image_id: AGENT_HOST_IMAGE.into(),
             os: OsType::Linux,

@@ -122,6 +122,11 @@ impl std::fmt::Debug for InstanceSpec {
     }
 }
 
+/// Whether `name` can be an instance's host name (DNS labels of letters, digits and `-`).
+pub fn valid_hostname(name: &str) -> bool {
+    layout::validate_hostname(name).is_ok()
+}
+
 /// First and last address handed out by [`allocate_address`] (127.1.0.1 ..= 127.1.255.254).
 pub const ADDRESS_RANGE: (Ipv4Addr, Ipv4Addr) =
     (Ipv4Addr::new(127, 1, 0, 1), Ipv4Addr::new(127, 1, 255, 254));

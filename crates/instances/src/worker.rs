@@ -307,8 +307,12 @@ impl Worker {
                     address: inst.private_ip.parse().map_err(text)?,
                     password: None,
                     password_hash: inst.password_hash.as_ref().map(|h| h.expose().to_string()),
-                    // The instance id, which is also what DescribeInstances reports as HostName.
-                    hostname: inst.id.clone(),
+                    // What DescribeInstances reports as HostName, when the sandbox can use it.
+                    hostname: if crate::valid_hostname(&inst.host_name) {
+                        inst.host_name.clone()
+                    } else {
+                        inst.id.clone()
+                    },
                 };
                 host.create(spec).await.map_err(text)?;
                 op.step = 1;

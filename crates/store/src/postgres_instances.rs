@@ -18,7 +18,7 @@ const INSTANCE_COLS: &str =
     "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
     instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
     desired_generation, applied_generation, latest_operation, latest_operation_state, \
-    latest_operation_request_id, latest_operation_error, created_at";
+    latest_operation_request_id, latest_operation_error, created_at, host_name";
 
 const OPERATION_COLS: &str = "id, account_id, instance_id, action, request_id, kind, step, \
      was_running, target_generation, state, created_at";
@@ -53,6 +53,10 @@ fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
         latest_operation_request_id: r.try_get(20)?,
         latest_operation_error: r.try_get(21)?,
         created_at: r.try_get(22)?,
+        host_name: match r.try_get::<_, String>(23)? {
+            h if h.is_empty() => r.try_get(0)?,
+            h => h,
+        },
     })
 }
 
@@ -223,7 +227,7 @@ async fn insert_all(
     let insert = tx
         .prepare_cached(&format!(
             "INSERT INTO instances ({INSTANCE_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,\
-             $10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"
+             $10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)"
         ))
         .await?;
     for i in instances {
@@ -255,6 +259,7 @@ async fn insert_all(
                 &i.latest_operation_request_id,
                 &i.latest_operation_error,
                 &i.created_at,
+                &i.host_name,
             ],
         )
         .await

@@ -116,6 +116,9 @@ CREATE TABLE client_tokens (
     PRIMARY KEY (account_id, namespace, token)
 );
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

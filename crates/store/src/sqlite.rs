@@ -117,6 +117,9 @@ CREATE TABLE client_tokens (
     PRIMARY KEY (account_id, namespace, token)
 );
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// SQLite-backed [`Store`].

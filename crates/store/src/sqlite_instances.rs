@@ -72,7 +72,7 @@ const INSTANCE_COLS: &str =
     "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
     instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
     desired_generation, applied_generation, latest_operation, latest_operation_state, \
-    latest_operation_request_id, latest_operation_error, created_at";
+    latest_operation_request_id, latest_operation_error, created_at, host_name";
 
 fn bad(what: &str, v: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, format!("{what}: {v}"), rusqlite::types::Type::Text)
@@ -112,6 +112,10 @@ fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         latest_operation_request_id: r.get(20)?,
         latest_operation_error: r.get(21)?,
         created_at: r.get(22)?,
+        host_name: match r.get::<_, String>(23)? {
+            h if h.is_empty() => r.get(0)?,
+            h => h,
+        },
     })
 }
 
@@ -254,7 +258,7 @@ fn insert_all(
 ) -> StoreResult<()> {
     for i in instances {
         tx.execute(
-            &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"),
+            &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)"),
             params![
         i.id, i.account_id, i.namespace.as_str(), i.region, i.zone, i.name, i.image_id,
         i.os.as_str(), i.os_name, i.instance_type, i.state.as_str(), i.host.as_str(),
@@ -262,7 +266,7 @@ fn insert_all(
         serde_json::to_string(&i.effective_key_ids).map_err(backend)?,
         i.desired_generation, i.applied_generation, i.latest_operation,
         i.latest_operation_state.map(|s| s.as_str()), i.latest_operation_request_id,
-        i.latest_operation_error, i.created_at
+        i.latest_operation_error, i.created_at, i.host_name
             ],
         )
         .map_err(|e| match is_unique_violation(&e) {

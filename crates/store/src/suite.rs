@@ -190,6 +190,7 @@ pub(crate) fn instance(account: &Account, n: u32, keys: &[&str], at: i64) -> Ins
         region: "ap-guangzhou".into(),
         zone: "ap-guangzhou-3".into(),
         name: format!("vm{n}"),
+        host_name: format!("host{n}"),
         image_id: "img-kpwin22x".into(),
         os: OsType::Windows,
         os_name: "Windows Server 2022".into(),
@@ -268,6 +269,7 @@ async fn instances(store: &dyn Store) {
         [i1.id.as_str(), i2.id.as_str()]
     );
     let got = &listed[0];
+    assert_eq!(got.host_name, "host1");
     assert_eq!(got.key_ids, vec![k1.id.clone()]);
     assert_eq!(got.effective_key_ids, vec![k1.id.clone()]);
     assert_eq!(got.latest_operation.as_deref(), Some("RunInstances"));

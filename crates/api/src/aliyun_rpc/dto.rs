@@ -389,7 +389,7 @@ pub fn instance_out(inst: &Instance, key_name: &str) -> Value {
     json!({
         "InstanceId": inst.id,
         "InstanceName": name,
-        "HostName": inst.id,
+        "HostName": inst.host_name,
         "Description": "",
         "RegionId": inst.region,
         "ZoneId": inst.zone,

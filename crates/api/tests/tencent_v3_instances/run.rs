@@ -281,3 +281,29 @@ async fn a_repeated_client_token_returns_the_first_launch() {
         .await;
     assert_ne!(other["InstanceIdSet"], first);
 }
+
+#[tokio::test]
+async fn host_names_are_kept_and_default_to_the_instance_id() {
+    let h = harness().await;
+    let named = h
+        .ok("RunInstances", json!({"ImageId": LINUX, "Placement": {"Zone": "ap-guangzhou-3"},
+            "InstanceCount": 2, "HostName": "web-{R:1}", "LoginSettings": {"Password": "Passw0rd!"}}))
+        .await;
+    let ids: Vec<String> = named["InstanceIdSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(h.instance(&ids[0]).await["HostName"], "web-1");
+    assert_eq!(h.instance(&ids[1]).await["HostName"], "web-2");
+    let plain = h
+        .ok(
+            "RunInstances",
+            json!({"ImageId": LINUX, "Placement": {"Zone": "ap-guangzhou-3"},
+            "LoginSettings": {"Password": "Passw0rd!"}}),
+        )
+        .await;
+    let id = plain["InstanceIdSet"][0].as_str().unwrap();
+    assert_eq!(h.instance(id).await["HostName"], id);
+}

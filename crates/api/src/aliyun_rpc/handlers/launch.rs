@@ -203,8 +203,6 @@ async fn plan(
         }
     }
     if let Some(h) = req.host_name.as_deref().filter(|h| !h.is_empty()) {
-        // Why: the host name is checked but not applied: a sandbox's host name is its
-        // instance id, which is what DescribeInstances reports as HostName.
         check_host_name(h)?;
     }
     if let Some(d) = req.description.as_deref().filter(|d| !d.is_empty()) {
@@ -250,6 +248,10 @@ async fn plan(
         zone,
         image_id,
         names: names(req.instance_name.as_deref(), count)?,
+        host_names: match req.host_name.as_deref().filter(|h| !h.is_empty()) {
+            Some(h) => vec![h.to_string(); count],
+            None => Vec::new(),
+        },
         password,
         key_ids,
         instance_type,

@@ -406,7 +406,7 @@ impl InstanceOut {
                 host_id: None,
             },
             uuid: instance_uuid(&i.id),
-            host_name: i.id.clone(),
+            host_name: i.host_name.clone(),
             instance_id: i.id,
             instance_type: i.instance_type,
             cpu,

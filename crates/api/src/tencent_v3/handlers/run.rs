@@ -302,9 +302,13 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     }
     let count = instance_count(req.instance_count, req.min_count)?;
     let names = names(req.instance_name.as_deref(), count as usize)?;
-    if let Some(h) = &req.host_name {
-        check_host_name(h, image.os, count as usize)?;
-    }
+    let host_names = match &req.host_name {
+        Some(h) => {
+            check_host_name(h, image.os, count as usize)?;
+            expand(h, count as usize, "HostName")?
+        }
+        None => Vec::new(),
+    };
     if let Some(token) = &req.client_token {
         check_client_token(token)?;
     }
@@ -327,6 +331,7 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         zone,
         image_id,
         names,
+        host_names,
         password,
         key_ids,
         instance_type,

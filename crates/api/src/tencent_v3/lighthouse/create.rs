@@ -246,6 +246,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         zone,
         image_id: image.id,
         names: vec![name; count as usize],
+        host_names: Vec::new(),
         password,
         key_ids,
         instance_type: bundle.id.to_string(),
