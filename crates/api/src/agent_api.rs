@@ -168,7 +168,7 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
         };
         let changed = after.is_none_or(|a| instance.desired_generation > a);
         if changed || tokio::time::Instant::now() >= deadline {
-            return match state.core.desired_ssh_state(&instance).await {
+            return match state.core.serve_ssh_state(&instance).await {
                 Ok(d) => answer(
                     StatusCode::OK,
                     json!({
@@ -202,16 +202,32 @@ async fn wait_for_change(
 }
 
 async fn report(state: &AppState, raw: &RawRequest, id: &str) -> Response {
+    use keyplane_core::agent::ReportError;
     let body: ReportBody = match serde_json::from_slice(&raw.body) {
         Ok(b) => b,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("invalid report: {e}")),
     };
-    if !body.ok {
-        tracing::warn!(instance = %id, generation = body.generation, message = %body.message, "agent failed to apply");
-        return answer(StatusCode::OK, json!({}));
-    }
-    match state.core.agent_applied(id, body.generation).await {
-        Ok(()) => answer(StatusCode::OK, json!({})),
-        Err(e) => internal(e),
+    let outcome = if body.ok {
+        state.core.agent_applied(id, body.generation).await
+    } else {
+        state.core.check_agent_report(id, body.generation).await
+    };
+    match outcome {
+        Ok(()) if body.ok => answer(StatusCode::OK, json!({})),
+        Ok(()) => {
+            tracing::warn!(instance = %id, generation = body.generation, message = %body.message, "agent failed to apply");
+            answer(StatusCode::OK, json!({}))
+        }
+        Err(e @ ReportError::NotIssued { .. }) => {
+            tracing::warn!(instance = %id, error = %e, "agent report refused");
+            answer(
+                StatusCode::CONFLICT,
+                json!({ "error": e.to_string(), "code": "GenerationNotIssued" }),
+            )
+        }
+        Err(ReportError::Domain(DomainError::InstanceNotFound { .. })) => {
+            refuse(StatusCode::NOT_FOUND, "the instance no longer exists")
+        }
+        Err(ReportError::Domain(e)) => internal(e),
     }
 }

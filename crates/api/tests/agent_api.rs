@@ -16,6 +16,7 @@ struct Harness {
     app: axum::Router,
     core: Core,
     clock: Arc<TestClock>,
+    store: Arc<keyplane_store::SqliteStore>,
 }
 
 async fn harness() -> Harness {
@@ -29,6 +30,7 @@ async fn harness() -> Harness {
         app: t.app,
         core: t.core,
         clock: t.clock,
+        store: t.store,
     }
 }
 
@@ -149,7 +151,7 @@ async fn an_agent_acts_only_on_its_own_instance() {
         401
     );
     let report = |id: &str| format!("/keyplane/agent/v1/instances/{id}/report");
-    let ok = json!({"generation": 1, "ok": true, "message": ""});
+    let ok = json!({"generation": 0, "ok": true, "message": ""});
     assert_eq!(
         send(&h, "POST", &report(b), Some(a_token), Some(ok.clone()))
             .await
@@ -162,11 +164,116 @@ async fn an_agent_acts_only_on_its_own_instance() {
             .0,
         200
     );
-    let inst = h.core.instance_by_id(a).await.unwrap();
-    assert_eq!(inst.applied_generation, 1);
     assert_eq!(
-        h.core.instance_by_id(b).await.unwrap().applied_generation,
+        h.core.instance_by_id(a).await.unwrap().applied_generation,
         0
+    );
+    assert_eq!(
+        send(&h, "POST", &report(b), Some(a_token), None).await.0,
+        401,
+        "B's report with A's token"
+    );
+}
+
+/// Register a host and bind one key to it: generation 1 is desired, 0 was never fetched.
+async fn host_with_a_bound_key(h: &Harness) -> (String, String) {
+    let acct = h.core.create_account("ops", false).await.unwrap();
+    let t = h
+        .core
+        .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
+        .await
+        .unwrap();
+    let (_, body) = register(h, &t, "10.0.0.1").await;
+    let id = body["instance_id"].as_str().unwrap().to_string();
+    let token = body["agent_token"].as_str().unwrap().to_string();
+    let key = h
+        .core
+        .import_key_pair(
+            &acct,
+            Namespace::Cvm,
+            keyplane_core::service::NewKeyPair {
+                name: "k".into(),
+                ..Default::default()
+            },
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k",
+        )
+        .await
+        .unwrap();
+    let keys = vec![key.id.clone()];
+    h.core
+        .store()
+        .set_bindings(&id, &keys, Some(&keys))
+        .await
+        .unwrap();
+    (id, token)
+}
+
+#[tokio::test]
+async fn a_report_counts_only_for_a_generation_the_agent_was_given() {
+    let h = harness().await;
+    let (id, token) = host_with_a_bound_key(&h).await;
+    let report = format!("/keyplane/agent/v1/instances/{id}/report");
+    let applied = |g: i64| json!({"generation": g, "ok": true, "message": ""});
+    // Generation 1 is desired but the agent never fetched it; 1001 was never issued at all.
+    for g in [1, 1001, -1] {
+        let (status, body) = send(&h, "POST", &report, Some(&token), Some(applied(g))).await;
+        assert_eq!(status, 409, "generation {g}: {body}");
+        assert_eq!(body["code"], "GenerationNotIssued", "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("never issued"),
+            "{body}"
+        );
+        let failed = json!({"generation": g, "ok": false, "message": "boom"});
+        let (status, _) = send(&h, "POST", &report, Some(&token), Some(failed)).await;
+        assert_eq!(status, 409, "a failure report of generation {g}");
+    }
+    assert_eq!(
+        h.core.instance_by_id(&id).await.unwrap().applied_generation,
+        0,
+        "nothing changed"
+    );
+    // Once served through ssh-state, the same report counts.
+    let state = format!("/keyplane/agent/v1/instances/{id}/ssh-state");
+    let (status, body) = send(&h, "GET", &state, Some(&token), None).await;
+    assert_eq!((status, body["generation"].clone()), (200, json!(1)));
+    let (status, body) = send(&h, "POST", &report, Some(&token), Some(applied(1))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        h.core.instance_by_id(&id).await.unwrap().applied_generation,
+        1
+    );
+    let (status, _) = send(&h, "POST", &report, Some(&token), Some(applied(1001))).await;
+    assert_eq!(status, 409, "still nothing beyond what was served");
+    assert_eq!(
+        h.core.instance_by_id(&id).await.unwrap().applied_generation,
+        1
+    );
+}
+
+#[tokio::test]
+async fn what_one_node_served_counts_on_another() {
+    // Two cores ("nodes") on one store: the agent fetches from one and reports to the other.
+    let h = harness().await;
+    let (id, token) = host_with_a_bound_key(&h).await;
+    let other = keyplane_core::Core::new(h.store.clone(), h.clock.clone());
+    let node2 = keyplane_api::router(keyplane_api::AppState::new(
+        other,
+        keyplane_api::ApiConfig::default(),
+    ));
+    let state = format!("/keyplane/agent/v1/instances/{id}/ssh-state");
+    assert_eq!(send(&h, "GET", &state, Some(&token), None).await.0, 200);
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/keyplane/agent/v1/instances/{id}/report"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"generation": 1, "ok": true}).to_string()))
+        .unwrap();
+    let resp = node2.oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        h.core.instance_by_id(&id).await.unwrap().applied_generation,
+        1
     );
 }
 

@@ -10,6 +10,24 @@ use subtle::ConstantTimeEq;
 /// Name of the setting holding the key agent tokens are derived from.
 const AGENT_KEY_SETTING: &str = "agent_token_key";
 
+/// Why an agent's report was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// The report names a generation the server never handed to this agent.
+    #[error(
+        "generation {generation} was never issued to this agent (the latest issued is {issued})"
+    )]
+    NotIssued {
+        /// The generation the report names.
+        generation: i64,
+        /// The highest generation the agent was served.
+        issued: i64,
+    },
+    /// Any other failure (the instance is gone, the store failed).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
 /// The SSH state an instance should be in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredSshState {
@@ -92,16 +110,74 @@ impl Core {
         })
     }
 
-    /// Record that the agent applied `generation`.
+    /// The SSH state `instance` should be in now, recorded as handed to its agent: only a
+    /// generation served this way counts when the agent reports it applied. The record is
+    /// durable, so a report may reach any node sharing the store.
+    pub async fn serve_ssh_state(
+        &self,
+        instance: &Instance,
+    ) -> Result<DesiredSshState, DomainError> {
+        let desired = self.desired_ssh_state(instance).await?;
+        self.store()
+            .record_served_generation(&instance.id, desired.generation)
+            .await
+            .map_err(DomainError::internal)?;
+        Ok(desired)
+    }
+
+    /// Check that a report names a generation served to the agent of `instance_id`, without
+    /// recording anything (a failure report).
+    pub async fn check_agent_report(
+        &self,
+        instance_id: &str,
+        generation: i64,
+    ) -> Result<(), ReportError> {
+        let issued = self
+            .store()
+            .served_generation(instance_id)
+            .await
+            .map_err(DomainError::internal)?
+            .ok_or_else(|| DomainError::InstanceNotFound {
+                id: instance_id.into(),
+            })?;
+        if (0..=issued).contains(&generation) {
+            Ok(())
+        } else {
+            Err(ReportError::NotIssued { generation, issued })
+        }
+    }
+
+    /// Record that the agent applied `generation`, which must be one it was served
+    /// ([`Core::serve_ssh_state`]); anything else is refused and changes nothing.
     pub async fn agent_applied(
         &self,
         instance_id: &str,
         generation: i64,
-    ) -> Result<(), DomainError> {
-        self.store()
+    ) -> Result<(), ReportError> {
+        let recorded = self
+            .store()
             .set_applied_generation(instance_id, generation)
             .await
-            .map_err(DomainError::internal)
+            .map_err(DomainError::internal)?;
+        if recorded {
+            return Ok(());
+        }
+        // Not recorded: say why (no such instance, or a generation never served).
+        self.check_agent_report(instance_id, generation).await?;
+        // Served meanwhile (a concurrent fetch): record it now.
+        if self
+            .store()
+            .set_applied_generation(instance_id, generation)
+            .await
+            .map_err(DomainError::internal)?
+        {
+            Ok(())
+        } else {
+            Err(DomainError::InstanceNotFound {
+                id: instance_id.into(),
+            }
+            .into())
+        }
     }
 }
 

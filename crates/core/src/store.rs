@@ -202,8 +202,15 @@ pub trait InstanceStore: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     /// Make the effective keys the bound keys (ECS at start/reboot). Returns the desired generation.
     async fn activate_bindings(&self, id: &str) -> StoreResult<i64>;
-    /// Record what the agent reported applied.
-    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<()>;
+    /// Record that `generation` of the desired SSH state was handed to the instance's agent
+    /// (the highest such generation is kept).
+    async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()>;
+    /// The highest generation handed to the instance's agent; `None` if there is no instance.
+    async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>>;
+    /// Record what the agent reported applied, if it is a generation it was served (`0 <=
+    /// generation <= served`): `true` when recorded, `false` (nothing changed) otherwise. The
+    /// applied generation never goes back.
+    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<bool>;
     /// Delete an instance and its bindings.
     async fn delete_instance(&self, id: &str) -> StoreResult<()>;
 }

@@ -524,14 +524,39 @@ impl InstanceStore for PostgresStore {
         })
     }
 
-    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
+    async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             tx.execute(
-                "UPDATE instances SET applied_generation = GREATEST(applied_generation, $1) \
-                 WHERE id = $2",
+                "UPDATE instances SET served_generation = $1 \
+                 WHERE id = $2 AND served_generation < $1",
                 &[&generation, &id],
             )
             .await?;
+        })
+    }
+
+    async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
+        in_transaction!(self, |tx| {
+            tx.query_opt(
+                "SELECT served_generation FROM instances WHERE id = $1",
+                &[&id],
+            )
+            .await?
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()?
+        })
+    }
+
+    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<bool> {
+        in_transaction!(self, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE instances SET applied_generation = GREATEST(applied_generation, $1) \
+                     WHERE id = $2 AND $1::BIGINT >= 0 AND $1::BIGINT <= served_generation",
+                    &[&generation, &id],
+                )
+                .await?;
+            n == 1
         })
     }
 

@@ -119,6 +119,10 @@ CREATE TABLE client_tokens (
     r#"
 ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN served_generation BIGINT NOT NULL DEFAULT 0;
+UPDATE instances SET served_generation = desired_generation;
+"#,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

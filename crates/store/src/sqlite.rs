@@ -120,6 +120,12 @@ CREATE TABLE client_tokens (
     r#"
 ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
 "#,
+    // The highest generation handed to the instance's agent. Existing rows count their desired
+    // generation as served: an agent may have fetched it before the upgrade.
+    r#"
+ALTER TABLE instances ADD COLUMN served_generation INTEGER NOT NULL DEFAULT 0;
+UPDATE instances SET served_generation = desired_generation;
+"#,
 ];
 
 /// SQLite-backed [`Store`].

@@ -541,15 +541,45 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
-    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
+    async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
             c.execute(
-                "UPDATE instances SET applied_generation = MAX(applied_generation, ?1) WHERE id = ?2",
+                "UPDATE instances SET served_generation = ?1 \
+                 WHERE id = ?2 AND served_generation < ?1",
                 params![generation, id],
             )
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT served_generation FROM instances WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE instances SET applied_generation = MAX(applied_generation, ?1) \
+                     WHERE id = ?2 AND ?1 >= 0 AND ?1 <= served_generation",
+                    params![generation, id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }

@@ -498,10 +498,25 @@ async fn bindings(store: &dyn Store) {
         Err(StoreError::NotFound("ins-none0000".into()))
     );
 
+    // Only a generation handed to the agent can be reported applied.
+    assert_eq!(store.served_generation(id).await.unwrap(), Some(0));
+    assert!(!store.set_applied_generation(id, 1).await.unwrap());
+    assert!(!store.set_applied_generation(id, -1).await.unwrap());
+    assert_eq!(get(store, id).await.applied_generation, 0);
+    store.record_served_generation(id, 3).await.unwrap();
+    store.record_served_generation(id, 2).await.unwrap();
+    assert_eq!(store.served_generation(id).await.unwrap(), Some(3));
+    assert!(!store.set_applied_generation(id, 1003).await.unwrap());
+    assert_eq!(get(store, id).await.applied_generation, 0);
     // The applied generation never goes back.
-    store.set_applied_generation(id, 3).await.unwrap();
-    store.set_applied_generation(id, 1).await.unwrap();
+    assert!(store.set_applied_generation(id, 3).await.unwrap());
+    assert!(store.set_applied_generation(id, 1).await.unwrap());
     assert_eq!(get(store, id).await.applied_generation, 3);
+    assert_eq!(store.served_generation("ins-none0000").await.unwrap(), None);
+    assert!(!store
+        .set_applied_generation("ins-none0000", 0)
+        .await
+        .unwrap());
 
     let associated = |keys: Vec<KeyPair>| -> Vec<Vec<String>> {
         keys.into_iter()
