@@ -337,3 +337,68 @@ async fn a_long_poll_answers_when_the_state_changes() {
     assert_eq!(body["password_authentication"], false);
     assert_eq!(body["authorized_keys"], json!([key.public_key]));
 }
+
+#[tokio::test]
+async fn an_address_given_to_an_instance_is_refused_on_any_port() {
+    let h = harness().await;
+    let alice = h.core.create_account("alice", false).await.unwrap();
+    let bob = h.core.create_account("bob", false).await.unwrap();
+    // Alice's sandbox instance gets the first sandbox address, 127.1.0.1.
+    let spec = keyplane_core::compute::LaunchSpec {
+        namespace: Namespace::Cvm,
+        region: "ap-guangzhou".into(),
+        zone: "ap-guangzhou-3".into(),
+        image_id: "img-kpdeb12x".into(),
+        names: vec!["web".into()],
+        host_names: vec![],
+        password: None,
+        key_ids: vec![],
+        instance_type: "S5.SMALL1".into(),
+        ssh_port: 22,
+        action: "RunInstances".into(),
+        request_id: "r-1".into(),
+        client_token: None,
+    };
+    let ids = h.core.launch_instances(&alice, spec).await.unwrap();
+    let sandbox = h.core.instance_by_id(&ids[0]).await.unwrap();
+    assert_eq!(sandbox.private_ip, "127.1.0.1");
+    let token = |acct| {
+        let core = h.core.clone();
+        async move {
+            core.issue_registration_token(acct, Namespace::Cvm, "ap-guangzhou", 60)
+                .await
+                .unwrap()
+        }
+    };
+    let with_port = |t: String, address: &str, port: u16| json!({"token": t, "hostname": "h", "address": address, "ssh_port": port});
+    let post = |body| send(&h, "POST", "/keyplane/agent/v1/register", None, Some(body));
+    // Another account's host on the sandbox's address, another port; the same in IPv6 form.
+    for (acct, address, port) in [
+        (&bob, "127.1.0.1", 2222),
+        (&alice, "127.1.0.1", 22),
+        (&bob, "::ffff:127.1.0.1", 2200),
+    ] {
+        let (status, body) = post(with_port(token(acct).await, address, port)).await;
+        assert_eq!(status, 409, "{address}:{port}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("already given"),
+            "{body}"
+        );
+    }
+    // A host's address is its own too: another host, of any account, cannot take it.
+    let (status, body) = post(with_port(token(&bob).await, "10.0.0.5", 22)).await;
+    assert_eq!(status, 200, "{body}");
+    for (acct, port) in [(&alice, 2222), (&bob, 22), (&bob, 23)] {
+        let (status, _) = post(with_port(token(acct).await, "10.0.0.5", port)).await;
+        assert_eq!(status, 409, "10.0.0.5:{port}");
+    }
+    assert_eq!(
+        h.core
+            .list_instances(&bob, Namespace::Cvm)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "nothing registered by the refused attempts"
+    );
+}

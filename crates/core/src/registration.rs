@@ -32,8 +32,9 @@ pub enum RegistrationError {
     /// Already used.
     #[error("the registration token was already used")]
     Used,
-    /// Another instance already has this address and port.
-    #[error("an instance with address {0} is already registered")]
+    /// Another instance (of any account: a sandbox instance or another host) already has this
+    /// address, on whatever port.
+    #[error("the address {0} is already given to another instance")]
     AddressTaken(String),
     /// The host's details are unusable.
     #[error("invalid host details: {0}")]
@@ -163,12 +164,17 @@ impl Core {
                 "hostname must be 1 to 128 characters".into(),
             ));
         }
-        if facts.address.parse::<std::net::IpAddr>().is_err() {
-            return Err(RegistrationError::InvalidHost(format!(
-                "`{}` is not an IP address",
-                facts.address
-            )));
-        }
+        // One textual form per address (`::ffff:10.0.0.1` is 10.0.0.1), so that the store's
+        // one-instance-per-address rule sees through spellings.
+        let address = match facts.address.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_canonical().to_string(),
+            Err(_) => {
+                return Err(RegistrationError::InvalidHost(format!(
+                    "`{}` is not an IP address",
+                    facts.address
+                )))
+            }
+        };
         let fresh = self
             .store()
             .remember_nonce(
@@ -197,7 +203,7 @@ impl Core {
             instance_type: "AGENT.HOST".into(),
             state: InstanceState::Running,
             host: HostKind::Agent,
-            private_ip: facts.address.clone(),
+            private_ip: address.clone(),
             ssh_port: facts.ssh_port,
             password_hash: None,
             key_ids: vec![],
@@ -217,10 +223,7 @@ impl Core {
         {
             Ok(()) => {}
             Err(StoreError::Conflict(Conflict::Address)) => {
-                return Err(RegistrationError::AddressTaken(format!(
-                    "{}:{}",
-                    facts.address, facts.ssh_port
-                )))
+                return Err(RegistrationError::AddressTaken(address))
             }
             Err(e) => return Err(RegistrationError::Internal(e.to_string())),
         }

@@ -14,6 +14,10 @@ use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, Store
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+/// First key of the advisory lock an instance address is held under while it is checked and
+/// inserted ("kpad" in ASCII); the second is the address's hash.
+const ADDRESS_LOCK: i32 = 0x6b70_6164;
+
 const INSTANCE_COLS: &str =
     "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
     instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
@@ -231,6 +235,22 @@ async fn insert_all(
         ))
         .await?;
     for i in instances {
+        // One address, one instance, whatever the port: the unique constraint covers only the
+        // pair, so the address is locked for the rest of the transaction and checked.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&ADDRESS_LOCK, &i.private_ip],
+        )
+        .await?;
+        let taken = tx
+            .query_opt(
+                "SELECT 1 FROM instances WHERE private_ip = $1 LIMIT 1",
+                &[&i.private_ip],
+            )
+            .await?;
+        if taken.is_some() {
+            return Err(Fail::Store(StoreError::Conflict(Conflict::Address)));
+        }
         let effective =
             serde_json::to_string(&i.effective_key_ids).map_err(crate::sqlite::backend)?;
         tx.execute(

@@ -257,6 +257,18 @@ fn insert_all(
     ops: &[NewOperation],
 ) -> StoreResult<()> {
     for i in instances {
+        // One address, one instance, whatever the port (the unique index covers the pair).
+        let taken: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM instances WHERE private_ip = ?1 LIMIT 1",
+                params![i.private_ip],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(Conflict::Address));
+        }
         tx.execute(
             &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)"),
             params![

@@ -262,6 +262,16 @@ async fn instances(store: &dyn Store) {
         Err(StoreError::Conflict(Conflict::Address))
     );
     assert!(store.get_instance(&i3.id).await.unwrap().is_none());
+    // Whatever the port, and whichever account asks.
+    let b = Account::generate("suite-instances-other", false, 301);
+    store.insert_account(&b).await.unwrap();
+    let mut other_port = instance(&b, 1, &[], 312);
+    other_port.id = "ins-taken002".into();
+    other_port.ssh_port = 2222;
+    assert_eq!(
+        store.insert_instances(&[other_port], &[]).await,
+        Err(StoreError::Conflict(Conflict::Address))
+    );
 
     let listed = store.list_instances(&a.id, Namespace::Cvm).await.unwrap();
     assert_eq!(
