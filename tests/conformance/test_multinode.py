@@ -4,14 +4,17 @@ every operation carried out by exactly one node, the admin account made once.
 
 Runs when KEYPLANE_TEST_POSTGRES holds a PostgreSQL URL (`scripts/postgres-up` prints one;
 .ci/run sets it) and `psql` is installed; each module run uses a schema of its own, dropped
-afterwards. Skipped otherwise.
+afterwards. Skipped otherwise. Every node and admin command is given the same master key file
+(`--master-key-file`), as nodes sharing a database must be.
 """
+import base64
 import json
 import os
 import random
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -55,14 +58,28 @@ def psql(url, sql) -> list[list[str]]:
     return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
+#: The master key file every node on the test database shares (written by `database`).
+KEY_FILE = os.path.join(tempfile.mkdtemp(prefix="kp-mn-key-"), "master.key")
+
+
+def on_db(database) -> list[str]:
+    """The flags that put a node or an admin command on the shared database."""
+    return ["--database", database, "--master-key-file", KEY_FILE]
+
+
 @pytest.fixture(scope="module")
 def database():
-    """A URL whose connections use a fresh schema (dropped at the end)."""
+    """A URL whose connections use a fresh schema (dropped at the end), and the master key file
+    the nodes on it share."""
     schema = f"kp_conf_{uuid.uuid4().hex[:12]}"
     psql(PG, f"CREATE SCHEMA {schema}")
+    fd = os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
+    os.close(fd)
     sep = "&" if "?" in PG else "?"
     yield f"{PG}{sep}options=-c%20search_path%3D{schema}"
     psql(PG, f"DROP SCHEMA {schema} CASCADE")
+    os.unlink(KEY_FILE)
 
 
 def start_together(servers):
@@ -87,8 +104,8 @@ def start_together(servers):
 @pytest.fixture(scope="module")
 def nodes(keyplane_bin, database, tmp_path_factory):
     a, b = start_together([
-        KeyplaneServer(tmp_path_factory.mktemp("node-a") / "data", ["--rate-limit", "0", "--database", database]),
-        KeyplaneServer(tmp_path_factory.mktemp("node-b") / "data", ["--rate-limit", "0", "--database", database]),
+        KeyplaneServer(tmp_path_factory.mktemp("node-a") / "data", ["--rate-limit", "0", *on_db(database)]),
+        KeyplaneServer(tmp_path_factory.mktemp("node-b") / "data", ["--rate-limit", "0", *on_db(database)]),
     ])
     yield a, b
     for srv in (a, b):
@@ -99,7 +116,7 @@ def nodes(keyplane_bin, database, tmp_path_factory):
 def account_create(database, name=None) -> dict:
     """`keyplane account create NAME --database URL`: no server and no data directory needed."""
     name = name or f"mn_{uuid.uuid4().hex[:10]}"
-    out = subprocess.run([support.keyplane_bin(), "account", "create", name, "--database", database],
+    out = subprocess.run([support.keyplane_bin(), "account", "create", name, *on_db(database)],
                          capture_output=True, text=True, env=support._server_env(), timeout=60)
     assert out.returncode == 0, f"account create failed: {out.stderr}"
     return json.loads(out.stdout)
@@ -210,8 +227,8 @@ def test_every_operation_is_carried_out_by_exactly_one_node(nodes, database):
 def test_each_node_enforces_the_rate_limit_on_its_own(database, start_server):
     """The limiter is in memory, per node (see the README): a burst that node A refuses is
     still served by node B."""
-    a = start_server("--rate-limit", "5", "--database", database)
-    b = start_server("--rate-limit", "5", "--database", database)
+    a = start_server("--rate-limit", "5", *on_db(database))
+    b = start_server("--rate-limit", "5", *on_db(database))
     creds = account_create(database)
     ca, cb = cvm(a, creds), cvm(b, creds)
     refused = 0
@@ -227,7 +244,7 @@ def test_each_node_enforces_the_rate_limit_on_its_own(database, start_server):
 
 def register_host(node, database, account_name, n) -> tuple[str, str]:
     token = subprocess.run([support.keyplane_bin(), "agent-token", "create", "--account", account_name,
-                            "--database", database], capture_output=True, text=True, timeout=60,
+                            *on_db(database)], capture_output=True, text=True, timeout=60,
                            env=support._server_env())
     assert token.returncode == 0, token.stderr
     r = requests.post(f"{node.url}/keyplane/agent/v1/register", timeout=30, json={
@@ -239,8 +256,8 @@ def register_host(node, database, account_name, n) -> tuple[str, str]:
 def test_a_killed_node_loses_no_operation_and_applies_none_twice(database, tmp_path_factory):
     """Bind operations wait for the hosts' agents; the node that claimed them is killed mid-way;
     the other node finishes every one of them, and each host's keys changed exactly once."""
-    a = KeyplaneServer(tmp_path_factory.mktemp("kill-a") / "data", ["--rate-limit", "0", "--database", database])
-    b = KeyplaneServer(tmp_path_factory.mktemp("kill-b") / "data", ["--rate-limit", "0", "--database", database])
+    a = KeyplaneServer(tmp_path_factory.mktemp("kill-a") / "data", ["--rate-limit", "0", *on_db(database)])
+    b = KeyplaneServer(tmp_path_factory.mktemp("kill-b") / "data", ["--rate-limit", "0", *on_db(database)])
     start_together([a, b])
     try:
         creds = account_create(database)
@@ -306,8 +323,8 @@ def test_sandbox_instances_are_operated_by_the_node_that_holds_them(database):
     operations are carried out by the node its sandbox lives on."""
     from sandbox import free_ssh_port, logged_in, password_login, require_sandbox, run_instances, sandbox_data_dir
     require_sandbox()
-    a = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", "--database", database, "--ssh-port", free_ssh_port()])
-    b = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", "--database", database, "--ssh-port", free_ssh_port()])
+    a = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", *on_db(database), "--ssh-port", free_ssh_port()])
+    b = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", *on_db(database), "--ssh-port", free_ssh_port()])
     start_together([a, b])
     try:
         creds = account_create(database)

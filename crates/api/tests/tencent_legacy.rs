@@ -428,7 +428,7 @@ async fn unknown_keys_and_other_accounts_resources_are_not_found() {
     let mine = launch(&h, &h.account, LINUX, 1, InstanceState::Stopped).await;
     let my_key = import_key(&h, &h.account, 5).await;
     let other = Account::generate("other", false, 0);
-    h.core.store().insert_account(&other).await.unwrap();
+    h.core.add_account(&other).await.unwrap();
     let theirs = launch(&h, &other, LINUX, 1, InstanceState::Stopped).await;
     let their_key = import_key(&h, &other, 6).await;
     for (instance, key, desc) in [

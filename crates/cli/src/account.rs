@@ -4,11 +4,9 @@ use crate::config::{self, DatabaseUrl};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use keyplane_core::account::Account;
-use keyplane_core::service::SystemClock;
 use keyplane_core::Core;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Where the database is.
 #[derive(Debug, Args)]
@@ -19,6 +17,10 @@ pub struct DataDirArg {
     /// The server's shared database, `postgres://...` [default: SQLite in the data directory].
     #[arg(long, env = "KEYPLANE_DATABASE")]
     database: Option<DatabaseUrl>,
+    /// The server's master key file, which account secrets are encrypted with
+    /// [default: <data dir>/master.key].
+    #[arg(long, env = "KEYPLANE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Account commands.
@@ -66,7 +68,8 @@ pub fn credentials_json(a: &Account) -> String {
 pub(crate) async fn open(data: DataDirArg) -> Result<Core> {
     let dir = data.data_dir.unwrap_or_else(config::default_data_dir);
     let store = config::open_store(data.database.as_ref(), &dir).await?;
-    Ok(Core::new(store, Arc::new(SystemClock)))
+    let key = crate::master_key::path(data.master_key_file.as_deref(), &dir);
+    crate::master_key::core_with_key(store, &key).await
 }
 
 /// Run an account command.
@@ -100,7 +103,6 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
             AccountCommand::Credentials { name, data } => {
                 let core = open(data).await?;
                 let Some(a) = core
-                    .store()
                     .account_by_name(&name)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub sandbox_dir: Option<PathBuf>,
     /// SSH port of sandbox instances.
     pub ssh_port: Option<u16>,
+    /// The master key file account secrets are encrypted with.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl FileConfig {

@@ -5,6 +5,7 @@ mod account;
 mod agent;
 mod agent_token;
 mod config;
+mod master_key;
 mod serve;
 
 use clap::{Parser, Subcommand};

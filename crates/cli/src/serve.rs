@@ -4,7 +4,6 @@ use crate::config::{self, DatabaseUrl, FileConfig};
 use anyhow::{Context, Result};
 use clap::Args;
 use keyplane_api::{ApiConfig, AppState};
-use keyplane_core::service::SystemClock;
 use keyplane_core::Core;
 use keyplane_instances::worker::{Worker, WorkerConfig};
 use keyplane_instances::{SandboxConfig, SandboxHost};
@@ -45,6 +44,10 @@ pub struct ServeArgs {
     /// TCP port of each sandbox instance's SSH server, on its own loopback address [default: 22].
     #[arg(long, env = "KEYPLANE_SSH_PORT")]
     ssh_port: Option<u16>,
+    /// Key file account secrets are encrypted with, created (mode 0600) if missing; nodes
+    /// sharing a database must share it [default: <data dir>/master.key].
+    #[arg(long, env = "KEYPLANE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Run the server until SIGINT or SIGTERM.
@@ -71,6 +74,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ..ApiConfig::default()
     };
     let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+    let key_file = crate::master_key::path(
+        args.master_key_file.or(file.master_key_file).as_deref(),
+        &data_dir,
+    );
     let sandbox = SandboxSettings {
         dir: args
             .sandbox_dir
@@ -85,7 +92,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(listen, data_dir, database, api, sandbox))
+    runtime.block_on(serve(
+        Places {
+            data_dir,
+            database,
+            key_file,
+        },
+        listen,
+        api,
+        sandbox,
+    ))
+}
+
+/// Where the server keeps what it keeps.
+struct Places {
+    data_dir: PathBuf,
+    database: Option<DatabaseUrl>,
+    key_file: PathBuf,
 }
 
 struct SandboxSettings {
@@ -163,12 +186,16 @@ fn sandbox_owner_id(dir: &Path) -> Result<String> {
 }
 
 async fn serve(
+    places: Places,
     listen: String,
-    data_dir: PathBuf,
-    database: Option<DatabaseUrl>,
     api: ApiConfig,
     sandbox: SandboxSettings,
 ) -> Result<()> {
+    let Places {
+        data_dir,
+        database,
+        key_file,
+    } = places;
     config::ensure_data_dir(&data_dir)?;
     let store = config::open_store(database.as_ref(), &data_dir).await?;
     match &database {
@@ -181,7 +208,9 @@ async fn serve(
             config::database_path(&data_dir).display()
         ),
     }
-    let core = Core::new(store, Arc::new(SystemClock)).with_ssh_port(sandbox.ssh_port);
+    let core = crate::master_key::core_with_key(store, &key_file)
+        .await?
+        .with_ssh_port(sandbox.ssh_port);
     bootstrap_admin(&core, &data_dir, database.as_ref()).await?;
     let host = open_sandbox(&sandbox);
     match &host {
@@ -281,7 +310,7 @@ async fn bootstrap_admin(
     let admin = match core.create_account("admin", true).await {
         Ok(admin) => admin,
         Err(e) => {
-            let made_elsewhere = core.store().account_by_name("admin").await;
+            let made_elsewhere = core.account_by_name("admin").await;
             if matches!(made_elsewhere, Ok(Some(_))) {
                 eprintln!("keyplane: another node created the admin account just now");
                 return Ok(());

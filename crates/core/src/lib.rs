@@ -13,6 +13,7 @@ pub mod ids;
 pub mod instance;
 pub mod keypair;
 pub mod registration;
+pub mod sealing;
 pub mod service;
 pub mod store;
 

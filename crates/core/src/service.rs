@@ -113,6 +113,7 @@ pub struct Core {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     ssh_port: u16,
+    master_key: Arc<crate::sealing::MasterKey>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -120,13 +121,26 @@ fn store_err(e: StoreError) -> DomainError {
 }
 
 impl Core {
-    /// A service over `store`, reading time from `clock`.
+    /// A service over `store`, reading time from `clock`. Account secrets are sealed with a
+    /// fresh random master key, known to this value only: a server gives its own with
+    /// [`Core::with_master_key`].
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Core {
         Core {
             store,
             clock,
             ssh_port: 22,
+            master_key: Arc::new(crate::sealing::MasterKey::generate()),
         }
+    }
+
+    /// The same service, sealing and opening account secrets with `key`.
+    pub fn with_master_key(mut self, key: crate::sealing::MasterKey) -> Core {
+        self.master_key = Arc::new(key);
+        self
+    }
+
+    pub(crate) fn master_key(&self) -> &crate::sealing::MasterKey {
+        &self.master_key
     }
 
     /// The same service, with sandbox instances' SSH servers on `port` (22 by default).
@@ -159,12 +173,19 @@ impl Core {
             });
         }
         let account = Account::generate(name, is_admin, self.now());
-        match self.store.insert_account(&account).await {
-            Ok(()) => Ok(account),
+        self.insert_sealed(&account).await?;
+        Ok(account)
+    }
+
+    /// Insert `account` with its secrets sealed.
+    pub(crate) async fn insert_sealed(&self, account: &Account) -> Result<(), DomainError> {
+        let sealed = self.master_key.seal_account(account);
+        match self.store.insert_account(&sealed).await {
+            Ok(()) => Ok(()),
             Err(StoreError::Conflict(Conflict::AccountName)) => {
                 Err(DomainError::InvalidParameterValue {
                     param: "name".into(),
-                    reason: format!("an account named `{name}` already exists"),
+                    reason: format!("an account named `{}` already exists", account.name),
                 })
             }
             Err(e) => Err(store_err(e)),

@@ -40,6 +40,22 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// One account's secrets, replaced only if they still hold the old values (another node may
+/// have replaced them first). The values are opaque to the store.
+#[derive(Debug, Clone)]
+pub struct SecretUpdate {
+    /// The account.
+    pub account_id: String,
+    /// The SecretKey as stored now.
+    pub old_secret_key: crate::account::Secret,
+    /// What to store instead.
+    pub new_secret_key: crate::account::Secret,
+    /// The AccessKeySecret as stored now.
+    pub old_access_key_secret: crate::account::Secret,
+    /// What to store instead.
+    pub new_access_key_secret: crate::account::Secret,
+}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -57,6 +73,10 @@ pub trait Store: InstanceStore + Send + Sync + 'static {
     async fn account_by_access_key_id(&self, access_key_id: &str) -> StoreResult<Option<Account>>;
     /// All accounts, oldest first.
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Replace account secrets in one transaction, each only where the row still holds the
+    /// old values; leaves no copy of the old values in the database files it controls.
+    /// Returns how many accounts were changed.
+    async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize>;
 
     /// Insert a key pair, atomically checking the rules a concurrent insert could break:
     /// `Conflict(KeyPairName)` if the name is taken, `Conflict(PublicKey)` if the account

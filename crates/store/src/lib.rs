@@ -3,12 +3,14 @@
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory (WAL).
 //! - [`postgres::PostgresStore`]: PostgreSQL, for several API nodes sharing one database.
 //!
-//! [`suite`] is the one scenario suite every back end must pass.
+//! [`suite`] is the one scenario suite every back end must pass ([`sealing_suite`] is its
+//! last part).
 #![forbid(unsafe_code)]
 
 pub mod postgres;
 mod postgres_instances;
 mod postgres_schema;
+pub mod sealing_suite;
 pub mod sqlite;
 mod sqlite_instances;
 pub mod suite;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::keypair::{KeyPair, Namespace};
-use keyplane_core::store::{Conflict, Store, StoreError, StoreResult};
+use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
@@ -374,6 +374,28 @@ impl Store for PostgresStore {
         }
         .await
         .map_err(Fail::into_store)
+    }
+
+    async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize> {
+        in_transaction!(self, |tx| {
+            let mut changed = 0usize;
+            for u in updates {
+                changed += tx
+                    .execute(
+                        "UPDATE accounts SET secret_key = $1, access_key_secret = $2 \
+                         WHERE id = $3 AND secret_key = $4 AND access_key_secret = $5",
+                        &[
+                            &u.new_secret_key.expose(),
+                            &u.new_access_key_secret.expose(),
+                            &u.account_id,
+                            &u.old_secret_key.expose(),
+                            &u.old_access_key_secret.expose(),
+                        ],
+                    )
+                    .await? as usize;
+            }
+            changed
+        })
     }
 
     async fn insert_key_pair(&self, kp: &KeyPair, quota: usize) -> StoreResult<()> {

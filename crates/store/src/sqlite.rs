@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::keypair::{KeyPair, Namespace};
-use keyplane_core::store::{Conflict, Store, StoreError, StoreResult};
+use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -168,6 +168,9 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
+        // Deleted and overwritten content is zeroed, not left in free pages (old secrets).
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(backend)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(backend)?;
@@ -302,6 +305,36 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let rows = st.query_map([], account_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize> {
+        let updates = updates.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let mut changed = 0usize;
+            for u in &updates {
+                changed += tx
+                    .execute(
+                        "UPDATE accounts SET secret_key = ?1, access_key_secret = ?2 \
+                         WHERE id = ?3 AND secret_key = ?4 AND access_key_secret = ?5",
+                        params![
+                            u.new_secret_key.expose(),
+                            u.new_access_key_secret.expose(),
+                            u.account_id,
+                            u.old_secret_key.expose(),
+                            u.old_access_key_secret.expose()
+                        ],
+                    )
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            // The old values' pages are zeroed (secure_delete) in the database file; move
+            // them out of the write-ahead log too and empty it.
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(backend)?;
+            Ok(changed)
         })
         .await
     }
@@ -520,5 +553,53 @@ mod tests {
         let s = SqliteStore::open(&path).unwrap();
         let back = s.account_by_name("persist").await.unwrap().unwrap();
         assert_eq!(back.secret_key, a.secret_key);
+    }
+
+    /// Whether `needle` occurs in the database file or its write-ahead log.
+    fn on_disk(path: &Path, needle: &str) -> bool {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        [path.to_path_buf(), wal.into()].iter().any(|p| {
+            let bytes = std::fs::read(p).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+    }
+
+    #[tokio::test]
+    async fn no_secret_is_left_in_clear_in_the_files() {
+        use keyplane_core::sealing::MasterKey;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        // An account stored in clear by an earlier version, then sealed at start.
+        let old = Account::generate("old", false, 1);
+        store.insert_account(&old).await.unwrap();
+        assert!(
+            on_disk(&path, old.secret_key.expose()),
+            "the test can see it"
+        );
+        let core =
+            keyplane_core::Core::new(store.clone(), Arc::new(keyplane_core::service::SystemClock))
+                .with_master_key(MasterKey::generate());
+        assert_eq!(core.prepare_secrets().await.unwrap().sealed_now, 1);
+        let mut created = Vec::new();
+        for name in ["alice", "bob", "carol"] {
+            created.push(core.create_account(name, false).await.unwrap());
+        }
+        drop(core);
+        drop(store);
+        for a in created.iter().chain([&old]) {
+            assert!(
+                !on_disk(&path, a.secret_key.expose()),
+                "{}: secret_key",
+                a.name
+            );
+            assert!(
+                !on_disk(&path, a.access_key_secret.expose()),
+                "{}: access_key_secret",
+                a.name
+            );
+            assert!(on_disk(&path, &a.secret_id), "the ids are stored");
+        }
     }
 }

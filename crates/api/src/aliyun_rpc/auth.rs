@@ -104,10 +104,9 @@ fn check_clock(state: &AppState, name: &str, value: &str) -> Result<i64, AliErro
 async fn find_account(state: &AppState, access_key_id: &str) -> Result<Account, AliError> {
     state
         .core
-        .store()
         .account_by_access_key_id(access_key_id)
         .await
-        .map_err(internal)?
+        .map_err(AliError::from)?
         .ok_or_else(|| AliError::AccessKeyNotFound(access_key_id.to_string()))
 }
 

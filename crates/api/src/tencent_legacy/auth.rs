@@ -6,7 +6,6 @@ use crate::common::request::RawRequest;
 use crate::common::server::AppState;
 use crate::tencent_v3::signature::{signatures_match, v1_signature, v1_string_to_sign, V1Method};
 use keyplane_core::account::Account;
-use keyplane_core::DomainError;
 
 /// Common parameters; everything else is a business parameter of the action.
 // Why: the legacy pages list Action, Region, Timestamp, Nonce, SecretId, Signature (plus
@@ -69,10 +68,9 @@ fn check_clock(state: &AppState, timestamp: &str) -> Result<i64, LegacyError> {
 async fn find_account(state: &AppState, secret_id: &str) -> Result<Account, LegacyError> {
     state
         .core
-        .store()
         .account_by_secret_id(secret_id)
         .await
-        .map_err(|e| LegacyError::Domain(DomainError::internal(e)))?
+        .map_err(LegacyError::Domain)?
         .ok_or_else(|| LegacyError::SecretIdNotFound(secret_id.to_string()))
 }
 

@@ -70,10 +70,9 @@ fn check_clock(state: &AppState, timestamp: &str) -> Result<i64, TcError> {
 async fn find_account(state: &AppState, secret_id: &str) -> Result<Account, TcError> {
     state
         .core
-        .store()
         .account_by_secret_id(secret_id)
         .await
-        .map_err(|e| TcError::Domain(keyplane_core::DomainError::internal(e)))?
+        .map_err(TcError::Domain)?
         .ok_or_else(|| TcError::SecretIdNotFound(secret_id.to_string()))
 }
 

@@ -66,9 +66,7 @@ pub async fn server(account: Account, now: i64, rate_limit: u32) -> TestServer {
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     let clock = TestClock::at(now);
     let core = Core::new(store.clone(), clock.clone());
-    keyplane_core::store::Store::insert_account(&*store, &account)
-        .await
-        .unwrap();
+    core.add_account(&account).await.unwrap();
     let config = ApiConfig {
         rate_limit_per_second: rate_limit,
         ..ApiConfig::default()

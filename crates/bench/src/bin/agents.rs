@@ -104,6 +104,7 @@ async fn main() -> Result<()> {
     let store = SqliteStore::open(&args.data_dir.join("keyplane.db"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let core = Core::new(Arc::new(store), Arc::new(SystemClock));
+    // Only the account's id is needed: no secret is opened.
     let account = core
         .store()
         .account_by_name(creds["account"].as_str().context("account")?)
