@@ -4,6 +4,8 @@
 //! error envelope in JSON and XML, and (in the submodules) every action with a stand-in worker.
 #![recursion_limit = "256"]
 
+#[path = "aliyun_rpc/envelopes.rs"]
+mod envelopes;
 #[path = "aliyun_rpc/keypairs.rs"]
 mod keypairs;
 #[path = "aliyun_rpc/lifecycle.rs"]

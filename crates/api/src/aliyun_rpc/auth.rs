@@ -124,8 +124,14 @@ async fn remember_nonce(state: &AppState, key_id: &str, nonce: &str) -> Result<(
 
 /// Authenticate a request of either scheme.
 pub async fn authenticate(state: &AppState, raw: &RawRequest) -> Result<Authenticated, AliError> {
-    match raw.header("authorization").filter(|a| !a.trim().is_empty()) {
-        Some(authz) => acs3(state, raw, &authz).await,
+    let authz = raw.headers.get("authorization").map(|v| v.as_bytes());
+    match authz.filter(|a| !a.trim_ascii().is_empty()) {
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(authz) => acs3(state, raw, authz).await,
+            Err(_) => Err(AliError::IncompleteSignature(
+                "The request signature does not conform to Aliyun standards: the Authorization header is not valid UTF-8.".into(),
+            )),
+        },
         None => rpc(state, raw).await,
     }
 }
@@ -196,6 +202,14 @@ fn header_values(raw: &RawRequest, name: &str) -> Vec<String> {
 }
 
 async fn acs3(state: &AppState, raw: &RawRequest, authz: &str) -> Result<Authenticated, AliError> {
+    let scheme = authz.split_whitespace().next().unwrap_or_default();
+    if scheme != super::signature::ACS3_ALGORITHM {
+        return Err(AliError::IncompleteSignature(format!(
+            "The request signature does not conform to Aliyun standards: the signature algorithm \
+             `{scheme}` is not supported here; sign with {}.",
+            super::signature::ACS3_ALGORITHM
+        )));
+    }
     let auth = parse_acs3_authorization(authz).ok_or_else(|| {
         AliError::IncompleteSignature(
             "The request signature does not conform to Aliyun standards: the Authorization header is not a well-formed ACS3-HMAC-SHA256 authorization.".into(),

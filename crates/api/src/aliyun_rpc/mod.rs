@@ -21,17 +21,6 @@ use router::{EcsAction, REGIONS, VERSION};
 use serde_json::Value;
 use tracing::{info, warn, Instrument};
 
-/// Whether a request is in this dialect: an ACS3 `Authorization`, or RPC signature parameters
-/// (`AccessKeyId`, `SignatureVersion`; Tencent's v1 scheme uses `SecretId` instead).
-pub fn claims(raw: &RawRequest) -> bool {
-    let acs3 = raw
-        .header("authorization")
-        .is_some_and(|a| a.trim_start().starts_with(signature::ACS3_ALGORITHM));
-    acs3 || auth::all_params(raw)
-        .iter()
-        .any(|(k, _)| k == "AccessKeyId" || k == "SignatureVersion")
-}
-
 /// Serve one ECS request.
 pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     // ECS request ids are upper-case UUIDs.

@@ -22,9 +22,12 @@ macro_rules! actions {
 }
 pub(crate) use actions;
 
+pub mod dialect;
+pub mod listener;
 pub mod params;
 pub mod ratelimit;
 pub mod request;
 pub mod server;
+pub mod sniff;
 #[cfg(test)]
 pub mod testing;

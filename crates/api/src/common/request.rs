@@ -3,6 +3,9 @@
 
 use axum::http::HeaderMap;
 
+/// How much of an oversized body is kept to classify the request.
+pub const HEAD_BYTES: usize = 64 * 1024;
+
 /// A request as received, before any dialect has looked at it.
 #[derive(Debug, Clone)]
 pub struct RawRequest {
@@ -16,18 +19,21 @@ pub struct RawRequest {
     pub headers: HeaderMap,
     /// The body bytes.
     pub body: Vec<u8>,
+    /// When the body was oversized: its first bytes (up to [`HEAD_BYTES`]), only to tell which
+    /// dialect the request is in; never authenticated or acted on.
+    pub head: Vec<u8>,
     /// The peer address, for logs.
     pub peer: Option<std::net::SocketAddr>,
-    /// Set (to the limit) when the body was larger than accepted; `body` is then empty and the
-    /// dialect answers with its own size error.
+    /// Set (to the limit) when the body, or the request line, was larger than accepted; `body`
+    /// is then empty and the dialect answers with its own size error.
     pub oversized: Option<usize>,
 }
 
 impl RawRequest {
-    /// The refusal message for an oversized body, if it was.
+    /// The refusal message for an oversized request, if it was.
     pub fn oversized_message(&self) -> Option<String> {
         self.oversized
-            .map(|limit| format!("The request body exceeds the limit of {limit} bytes."))
+            .map(|limit| format!("The request exceeds the limit of {limit} bytes."))
     }
 
     /// A header's raw value as a string (first occurrence), if present and valid UTF-8.

@@ -1,9 +1,11 @@
 //! The HTTP server: one listener, every dialect. A request is routed to its dialect by what
 //! it carries (path, `Authorization` scheme, signature parameters), never by port.
 
+use super::dialect::{classify, Dialect};
+use super::listener::LongTarget;
 use super::ratelimit::Limiter;
-use super::request::RawRequest;
-use axum::body::{to_bytes, Body};
+use super::request::{RawRequest, HEAD_BYTES};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -103,19 +105,26 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
         .map(|c| c.0);
     let (parts, body) = req.into_parts();
     let limit = state.config.max_body_bytes;
-    let (body, oversized) = match to_bytes(body, limit).await {
-        Ok(b) => (b.to_vec(), None),
-        Err(_) => (Vec::new(), Some(limit)),
+    let (body, head, oversized) = match read_body(body, limit).await {
+        Ok(b) => (b, Vec::new(), None),
+        Err(head) => (Vec::new(), head, Some(limit)),
     };
-    let raw = RawRequest {
+    let mut raw = RawRequest {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
         headers: parts.headers,
         body,
+        head,
         peer,
         oversized,
     };
+    // A request line too long for hyper: its real target, and its dialect's size error.
+    if let Some(LongTarget(target)) = parts.extensions.get::<LongTarget>() {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        (raw.path, raw.query) = (path.to_string(), query.to_string());
+        raw.oversized = Some(usize::from(u16::MAX) - 1);
+    }
     if raw.path == "/healthz" {
         return (StatusCode::OK, "ok\n").into_response();
     }
@@ -125,15 +134,41 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     if raw.path.starts_with(crate::agent_api::PREFIX) {
         return crate::agent_api::handle(&state, &raw).await;
     }
-    let response = if raw.path == "/v2/index.php" {
-        crate::tencent_legacy::handle(&state, &raw).await
-    } else if crate::aliyun_rpc::claims(&raw) {
-        crate::aliyun_rpc::handle(&state, &raw).await
-    } else {
-        crate::tencent_v3::handle(&state, &raw).await
-    };
+    let response = serve_dialect(&state, &raw).await;
     state.wake.notify_one();
     response
+}
+
+/// Hand `raw` to the dialect it says it is in ([`classify`]).
+pub(crate) async fn serve_dialect(state: &AppState, raw: &RawRequest) -> Response {
+    match classify(raw) {
+        Dialect::TencentLegacy => crate::tencent_legacy::handle(state, raw).await,
+        Dialect::Aliyun => crate::aliyun_rpc::handle(state, raw).await,
+        Dialect::TencentV3 => crate::tencent_v3::handle(state, raw).await,
+    }
+}
+
+/// The body, or, past `limit` bytes (or when it cannot be read whole), its first
+/// [`HEAD_BYTES`] bytes.
+async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Vec<u8>> {
+    use http_body_util::BodyExt;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            out.truncate(HEAD_BYTES);
+            return Err(out);
+        };
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                let room = HEAD_BYTES.saturating_sub(out.len()).min(data.len());
+                out.extend_from_slice(&data[..room]);
+                out.truncate(HEAD_BYTES);
+                return Err(out);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 /// Serve on `listener` until `shutdown` resolves, then drain open requests.
@@ -152,10 +187,8 @@ pub async fn run(
             }
         })
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = router(state);
+    let result = super::listener::accept_loop(app, listener, shutdown).await;
     housekeeping.abort();
     result
 }

@@ -247,7 +247,7 @@ impl TcError {
                 "Your current request times ({a}) exceed the limit of this API for the account; retry later."
             ),
             TcError::RequestSizeLimitExceeded(n) => {
-                format!("The request body exceeds the limit of {n} bytes.")
+                format!("The request exceeds the limit of {n} bytes.")
             }
             TcError::Cvm(e) => e.message(),
             TcError::Lighthouse(e) => e.message(),
