@@ -10,6 +10,8 @@ mod envelopes;
 mod keypairs;
 #[path = "aliyun_rpc/lifecycle.rs"]
 mod lifecycle;
+#[path = "aliyun_rpc/state_errors.rs"]
+mod state_errors;
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;

@@ -155,3 +155,5 @@ mod describe;
 mod lifecycle;
 #[path = "tencent_v3_instances/run.rs"]
 mod run;
+#[path = "tencent_v3_instances/state_errors.rs"]
+mod state_errors;

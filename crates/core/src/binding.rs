@@ -44,10 +44,7 @@ pub fn check_bindable(rule: BindRule, inst: &Instance) -> Result<(), DomainError
         });
     }
     if inst.is_busy() {
-        return Err(DomainError::InstanceBusy {
-            id: inst.id.clone(),
-            state: inst.state,
-        });
+        return Err(inst.busy_error());
     }
     // Why: a real, agent-managed host is never stopped by the API; its agent applies the change
     // live, so every dialect may bind to it while it runs.

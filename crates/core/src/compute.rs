@@ -304,12 +304,14 @@ impl Core {
             Err(StoreError::Conflict(Conflict::InstanceBusy)) => {
                 // Another request got in between our check and the write.
                 let busy = self.get_instances(account, ns, ids).await?;
-                let (id, state) = busy
-                    .iter()
-                    .find(|i| i.is_busy())
-                    .map(|i| (i.id.clone(), i.state))
-                    .unwrap_or((String::new(), InstanceState::Running));
-                Err(DomainError::InstanceBusy { id, state })
+                Err(busy.iter().find(|i| i.is_busy()).map_or_else(
+                    || DomainError::InstanceBusy {
+                        id: ids.first().cloned().unwrap_or_default(),
+                        state: InstanceState::Running,
+                        operation: "another".into(),
+                    },
+                    Instance::busy_error,
+                ))
             }
             Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
             Err(e) => Err(store_err(e)),

@@ -134,16 +134,24 @@ pub enum DomainError {
         id: String,
     },
     /// The instance has an operation in progress.
-    #[error("the instance `{id}` has an operation in progress")]
+    #[error(
+        "the instance `{id}` is {}, with its {operation} operation still in progress",
+        state.describe()
+    )]
     InstanceBusy {
         /// The instance.
         id: String,
         /// Its state meanwhile (a transitional one while it starts, stops or reboots).
         state: crate::instance::InstanceState,
+        /// The action of the operation in progress (`RunInstances`, `AttachKeyPair`, ...).
+        operation: String,
     },
 
     /// The instance's state does not allow the operation.
-    #[error("the instance `{id}` is {state:?}, which the operation does not allow")]
+    #[error(
+        "the instance `{id}` is {}, which the operation does not allow",
+        state.describe()
+    )]
     InstanceStateInvalid {
         /// The instance.
         id: String,
@@ -240,10 +248,12 @@ impl DomainError {
             DomainError::InstanceBusy {
                 id: x(),
                 state: S::Running,
+                operation: x(),
             },
             DomainError::InstanceBusy {
                 id: x(),
                 state: S::Starting,
+                operation: x(),
             },
             DomainError::InstanceNotLinux { id: x() },
             DomainError::KeyAlreadyBound {

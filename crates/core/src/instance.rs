@@ -64,6 +64,26 @@ impl InstanceState {
             InstanceState::Terminating => "TERMINATING",
         }
     }
+    /// The state in words, for messages: what a person reading an error needs to know.
+    pub fn describe(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending (still being created)",
+            InstanceState::LaunchFailed => "in launch failure (it could not be created)",
+            InstanceState::Running => "running",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Starting => "starting",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Rebooting => "rebooting",
+            InstanceState::Terminating => "terminating",
+        }
+    }
+    /// Whether the instance rests in this state (rather than passing through it).
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            InstanceState::Running | InstanceState::Stopped | InstanceState::LaunchFailed
+        )
+    }
     /// Parse the storage name.
     pub fn parse(s: &str) -> Option<InstanceState> {
         [
@@ -256,6 +276,16 @@ impl Instance {
     /// Whether an operation is still in progress on it.
     pub fn is_busy(&self) -> bool {
         self.latest_operation_state == Some(OpState::Operating)
+    }
+
+    /// The refusal for an instance with an operation in progress: which one, and the state
+    /// it is in meanwhile.
+    pub fn busy_error(&self) -> crate::error::DomainError {
+        crate::error::DomainError::InstanceBusy {
+            id: self.id.clone(),
+            state: self.state,
+            operation: self.latest_operation.clone().unwrap_or_else(|| "an".into()),
+        }
     }
 }
 

@@ -228,6 +228,18 @@ impl AliError {
     }
 }
 
+/// An instance's state as ECS reports it, and what lies behind it where ECS has no word.
+fn status_words(state: keyplane_core::instance::InstanceState) -> String {
+    use keyplane_core::instance::InstanceState as S;
+    match state {
+        S::LaunchFailed => "Stopped (its launch failed)".into(),
+        S::Pending => "Pending (still being created)".into(),
+        S::Running | S::Stopped | S::Starting | S::Stopping | S::Rebooting | S::Terminating => {
+            super::dto::status_name(state).into()
+        }
+    }
+}
+
 /// ECS codes and statuses for domain errors.
 pub fn domain_code(e: &DomainError) -> (&'static str, u16) {
     match e {
@@ -306,12 +318,17 @@ fn domain_message(e: &DomainError) -> String {
         DomainError::InstanceIdMalformed { id } | DomainError::InstanceNotFound { id } => {
             format!("The specified InstanceId `{id}` does not exist.")
         }
-        DomainError::InstanceBusy { id, .. } => format!(
-            "The current status of the resource does not support this operation: instance `{id}` has an operation in progress."
+        DomainError::InstanceBusy {
+            id,
+            state,
+            operation,
+        } => format!(
+            "The current status of the resource does not support this operation: instance `{id}` is {}, with its {operation} operation still in progress.",
+            super::dto::status_name(*state)
         ),
         DomainError::InstanceStateInvalid { id, state } => format!(
             "The current status of the resource does not support this operation: instance `{id}` is {}.",
-            super::dto::status_name(*state)
+            status_words(*state)
         ),
         DomainError::InstanceNotLinux { .. } => {
             "The instance creating is windows, cannot use ssh key pair to login".into()

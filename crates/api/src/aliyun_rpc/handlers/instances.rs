@@ -112,14 +112,13 @@ async fn lifecycle(
                 id: inst.id.clone(),
             });
         }
+        // An operation in progress is the reason, whatever state it leaves the instance in
+        // meanwhile (ECS answers both with IncorrectInstanceStatus; the message says which).
+        if inst.is_busy() {
+            return Err(inst.busy_error());
+        }
         if !from.contains(&inst.state) {
             return Err(DomainError::InstanceStateInvalid {
-                id: inst.id.clone(),
-                state: inst.state,
-            });
-        }
-        if inst.is_busy() {
-            return Err(DomainError::InstanceBusy {
                 id: inst.id.clone(),
                 state: inst.state,
             });

@@ -179,7 +179,11 @@ async fn lifecycle(
                 return Err(not_found(inst));
             }
             // A transitional state (PENDING, STOPPING, ...) answers with its own code; a
-            // settled one with an operation in progress (a key binding) is "in progress".
+            // settled one with an operation in progress (a key binding, which may have stopped
+            // it for now) is "in progress", whether or not its state would allow the call.
+            if inst.is_busy() && inst.state.is_settled() {
+                return Err(inst.busy_error());
+            }
             if !from.contains(&inst.state) {
                 return Err(DomainError::InstanceStateInvalid {
                     id: inst.id.clone(),
@@ -187,10 +191,7 @@ async fn lifecycle(
                 });
             }
             if inst.is_busy() {
-                return Err(DomainError::InstanceBusy {
-                    id: inst.id.clone(),
-                    state: inst.state,
-                });
+                return Err(inst.busy_error());
             }
             Ok((kind.clone(), Some(to)))
         })

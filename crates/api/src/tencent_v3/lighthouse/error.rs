@@ -269,6 +269,7 @@ mod tests {
                 DomainError::InstanceBusy {
                     id: id(),
                     state: InstanceState::Stopping,
+                    operation: "AssociateInstancesKeyPairs".into(),
                 },
                 "OperationDenied.InstanceOperationInProgress",
             ),
@@ -276,6 +277,7 @@ mod tests {
                 DomainError::InstanceBusy {
                     id: id(),
                     state: InstanceState::Stopped,
+                    operation: "AssociateInstancesKeyPairs".into(),
                 },
                 "UnsupportedOperation.LatestOperationUnfinished",
             ),

@@ -137,10 +137,7 @@ async fn lifecycle(
                 return Err(refuse(InstanceState::Pending));
             }
             if inst.is_busy() {
-                return Err(DomainError::InstanceBusy {
-                    id: inst.id.clone(),
-                    state: inst.state,
-                });
+                return Err(inst.busy_error());
             }
             if !from.contains(&inst.state) {
                 return Err(refuse(inst.state));
