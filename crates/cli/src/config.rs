@@ -34,6 +34,10 @@ pub struct FileConfig {
     pub sandbox_dir: Option<PathBuf>,
     /// SSH port of sandbox instances.
     pub ssh_port: Option<u16>,
+    /// Image tarball cache directory.
+    pub image_cache: Option<PathBuf>,
+    /// Outbound network access for sandbox instances (slirp4netns).
+    pub instance_outbound: Option<bool>,
 }
 
 impl FileConfig {

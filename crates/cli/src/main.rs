@@ -5,6 +5,7 @@ mod account;
 mod agent;
 mod agent_token;
 mod config;
+mod image;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,9 @@ enum Command {
     /// Registration tokens for real hosts running `keyplane agent`.
     #[command(subcommand)]
     AgentToken(agent_token::AgentTokenCommand),
+    /// The root filesystems Linux instances boot from: build, list, import.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Print the default configuration file.
     DefaultConfig,
 }
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Account(cmd) => account::run(cmd),
         Command::Agent(args) => agent::run(args),
         Command::AgentToken(cmd) => agent_token::run(cmd),
+        Command::Image(cmd) => image::run(cmd),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

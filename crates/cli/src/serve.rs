@@ -38,10 +38,16 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `keyplane_api=debug` [default: info].
     #[arg(long, env = "KEYPLANE_LOG")]
     log: Option<String>,
-    /// Where sandbox instances live [default: <data dir>/sandbox]. Every directory above it
-    /// must be searchable by other users (instances run as unprivileged uids).
+    /// Where sandbox instances and their images live [default: <data dir>/sandbox].
     #[arg(long, env = "KEYPLANE_SANDBOX_DIR")]
     sandbox_dir: Option<PathBuf>,
+    /// Image tarballs, built the first time an image is needed; several servers on one host
+    /// may share it [default: <data dir>/image-cache].
+    #[arg(long, env = "KEYPLANE_IMAGE_CACHE")]
+    image_cache: Option<PathBuf>,
+    /// Give sandbox instances no outbound network access (they still reach their VPC).
+    #[arg(long, env = "KEYPLANE_NO_OUTBOUND")]
+    no_outbound: bool,
     /// TCP port of each sandbox instance's SSH server, on its own loopback address [default: 22].
     #[arg(long, env = "KEYPLANE_SSH_PORT")]
     ssh_port: Option<u16>,
@@ -71,12 +77,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ..ApiConfig::default()
     };
     let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+    let (dir, image_cache) = crate::image::directories(
+        &data_dir,
+        args.sandbox_dir.or(file.sandbox_dir),
+        args.image_cache.or(file.image_cache),
+    );
     let sandbox = SandboxSettings {
-        dir: args
-            .sandbox_dir
-            .or(file.sandbox_dir)
-            .unwrap_or_else(|| data_dir.join("sandbox")),
+        dir,
+        image_cache,
         ssh_port: args.ssh_port.or(file.ssh_port).unwrap_or(22),
+        outbound: !args.no_outbound && file.instance_outbound.unwrap_or(true),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -90,13 +100,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
 
 struct SandboxSettings {
     dir: PathBuf,
+    image_cache: PathBuf,
     ssh_port: u16,
+    outbound: bool,
 }
 
 /// The sandbox driver, or why there is none on this host.
 fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
     let config = SandboxConfig {
         ssh_port: s.ssh_port,
+        outbound: s.outbound,
         ..SandboxConfig::default()
     };
     if !rustix::process::geteuid().is_root() {
@@ -225,6 +238,7 @@ async fn serve(
             Ok(_) => Some(sandbox_owner_id(&sandbox.dir)?),
             Err(_) => None,
         },
+        image_cache: sandbox.image_cache.clone(),
     };
     let state = AppState::new(core.clone(), api);
     let worker = Worker::new(

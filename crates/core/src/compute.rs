@@ -317,6 +317,49 @@ impl Core {
     }
 }
 
+/// CPU cores and memory (GiB) of a CVM instance type such as `S5.MEDIUM4` or `SA2.2XLARGE16`;
+/// `None` when the label does not have that shape.
+pub fn parse_instance_type(t: &str) -> Option<(i64, i64)> {
+    let (family, size) = t.split_once('.')?;
+    let mut fc = family.chars();
+    if !fc.next()?.is_ascii_uppercase() || !fc.all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let digits_at = size.rfind(|c: char| !c.is_ascii_digit())? + 1;
+    let (class, memory) = size.split_at(digits_at);
+    let memory: i64 = memory.parse().ok().filter(|m| *m > 0)?;
+    let cpu = match class {
+        "SMALL" => 1,
+        "MEDIUM" => 2,
+        "LARGE" => 4,
+        _ => {
+            let n: i64 = class.strip_suffix("XLARGE")?.parse().ok()?;
+            if n < 2 {
+                return None;
+            }
+            4 * n
+        }
+    };
+    Some((cpu, memory))
+}
+
+/// CPU cores and memory (MiB) a sandbox instance gets, by its namespace and type: what
+/// DescribeInstances reports for it (CVM types by their label, Lighthouse bundles by the
+/// catalog, ECS instances as the ECS dialect reports them).
+pub fn instance_resources(ns: Namespace, instance_type: &str) -> (u32, u64) {
+    match ns {
+        Namespace::Cvm => parse_instance_type(instance_type)
+            .map(|(cpu, gib)| (cpu as u32, gib as u64 * 1024))
+            .unwrap_or((1, 1024)),
+        Namespace::Lighthouse => match instance_type {
+            "bundle_kp_gen_02" => (2, 2048),
+            "bundle_kp_gen_04" => (2, 4096),
+            _ => (1, 1024),
+        },
+        Namespace::Ecs => (2, 4096),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

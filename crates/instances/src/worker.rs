@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     /// The id of this node's sandbox directory: the sandbox instances it holds are operated by
     /// this node only. `None` when the node has no sandbox.
     pub sandbox_owner: Option<String>,
+    /// Image tarballs (built the first time an image is needed).
+    pub image_cache: PathBuf,
 }
 
 /// The operation worker of one server process.
@@ -302,6 +304,12 @@ impl Worker {
         let outcome = async {
             if op.step < 1 {
                 let host = self.host()?;
+                let cache = crate::ImageCache::new(self.cfg.image_cache.clone());
+                host.ensure_image(crate::DEFAULT_IMAGE, &cache)
+                    .await
+                    .map_err(text)?;
+                let (cpus, memory_mib) =
+                    keyplane_core::compute::instance_resources(inst.namespace, &inst.instance_type);
                 let spec = InstanceSpec {
                     id: inst.id.clone(),
                     address: inst.private_ip.parse().map_err(text)?,
@@ -313,6 +321,15 @@ impl Worker {
                     } else {
                         inst.id.clone()
                     },
+                    image: crate::DEFAULT_IMAGE.into(),
+                    // One VPC per account and region, as on the clouds' default networks.
+                    vpc: format!("{}/{}", inst.account_id, inst.region),
+                    resources: crate::Resources {
+                        cpus,
+                        memory_mib,
+                        max_processes: host.config().max_processes,
+                    },
+                    user_data: None,
                 };
                 host.create(spec).await.map_err(text)?;
                 op.step = 1;
@@ -459,8 +476,7 @@ impl Worker {
             "--instance",
             id,
         ])
-        .arg("--ssh-dir")
-        .arg(host.ssh_state_dir(id))
+        .args(["--ssh-dir", crate::GUEST_SSH_DIR])
         .env("KEYPLANE_AGENT_TOKEN", token)
         .env("KEYPLANE_LOG", "warn")
         .stdin(std::process::Stdio::null())

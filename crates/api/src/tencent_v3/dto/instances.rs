@@ -117,31 +117,7 @@ pub struct InstancesKeyPairsRequest {
     pub force_stop: Option<bool>,
 }
 
-/// CPU cores and memory (GiB) of an instance type such as `S5.MEDIUM4` or `SA2.2XLARGE16`;
-/// `None` when the label does not have that shape.
-pub fn parse_instance_type(t: &str) -> Option<(i64, i64)> {
-    let (family, size) = t.split_once('.')?;
-    let mut fc = family.chars();
-    if !fc.next()?.is_ascii_uppercase() || !fc.all(|c| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let digits_at = size.rfind(|c: char| !c.is_ascii_digit())? + 1;
-    let (class, memory) = size.split_at(digits_at);
-    let memory: i64 = memory.parse().ok().filter(|m| *m > 0)?;
-    let cpu = match class {
-        "SMALL" => 1,
-        "MEDIUM" => 2,
-        "LARGE" => 4,
-        _ => {
-            let n: i64 = class.strip_suffix("XLARGE")?.parse().ok()?;
-            if n < 2 {
-                return None;
-            }
-            4 * n
-        }
-    };
-    Some((cpu, memory))
-}
+pub use keyplane_core::compute::parse_instance_type;
 
 /// Size in GiB of a sandbox image (what its system disk answers).
 pub fn image_size(os: OsType) -> i64 {
