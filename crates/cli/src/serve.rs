@@ -241,6 +241,7 @@ async fn serve(
         image_cache: sandbox.image_cache.clone(),
     };
     let state = AppState::new(core.clone(), api);
+    let host_ok = host.is_ok();
     let worker = Worker::new(
         core,
         host.clone(),
@@ -251,9 +252,19 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn({
         let worker = worker.clone();
+        async move { worker.run(stop_rx).await }
+    });
+    // Why apart from the worker: installing the image the first time builds it (a minute);
+    // operations on records and agent hosts go on meanwhile, launches wait for the image.
+    tokio::spawn({
+        let worker = worker.clone();
         async move {
+            if host_ok {
+                if let Err(e) = worker.prepare_images().await {
+                    tracing::warn!(error = %e, "the sandbox image cannot be installed");
+                }
+            }
             worker.restore().await;
-            worker.run(stop_rx).await;
         }
     });
     keyplane_api::run(state, listener, shutdown_signal()).await?;

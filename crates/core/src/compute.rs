@@ -3,9 +3,7 @@
 
 use crate::account::{Account, Secret};
 use crate::error::DomainError;
-use crate::instance::{
-    images, HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType,
-};
+use crate::instance::{HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType};
 use crate::keypair::Namespace;
 use crate::service::Core;
 use crate::store::{Conflict, StoreError};
@@ -51,6 +49,8 @@ pub struct LaunchSpec {
     /// Idempotency token: a repeated launch with the same token returns the first one's
     /// instances instead of creating more.
     pub client_token: Option<String>,
+    /// User data (base64, checked by the dialect), run once at each instance's first boot.
+    pub user_data: Option<String>,
 }
 
 impl std::fmt::Debug for LaunchSpec {
@@ -91,7 +91,7 @@ fn next_addresses(used: &HashSet<String>, n: usize) -> Result<Vec<String>, Domai
 impl Core {
     /// The image with this id in the namespace.
     pub fn image(&self, ns: Namespace, id: &str) -> Result<Image, DomainError> {
-        images(ns)
+        self.images(ns)
             .into_iter()
             .find(|i| i.id == id)
             .ok_or_else(|| DomainError::ImageNotFound { id: id.into() })
@@ -210,7 +210,9 @@ impl Core {
                     instance_id: inst.id.clone(),
                     action: spec.action.clone(),
                     request_id: spec.request_id.clone(),
-                    kind: OpKind::Create,
+                    kind: OpKind::Create {
+                        user_data: spec.user_data.clone(),
+                    },
                     new_state: None,
                     created_at: now,
                 });

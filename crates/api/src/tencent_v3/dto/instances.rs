@@ -160,8 +160,8 @@ pub struct ImageOut {
     pub image_source: &'static str,
     /// Null: not being copied.
     pub sync_percent: Option<i64>,
-    /// Why: false although the real Debian image has cloud-init; the sandbox runs no
-    /// cloud-init, so UserData would not be executed and we say so.
+    /// Whether UserData runs at first boot: on the Linux image (the sandbox's init runs it,
+    /// as cloud-init does, logging to /var/log/cloud-init-output.log).
     pub is_support_cloudinit: bool,
     /// No snapshots.
     pub snapshot_set: Vec<serde_json::Value>,
@@ -187,14 +187,14 @@ impl ImageOut {
             created_time: iso8601(IMAGE_CREATED_AT),
             image_name: image.name,
             image_description: image.description,
-            image_size: image_size(image.os),
+            image_size: image.size_gib,
             architecture: "x86_64",
             image_state: "NORMAL",
             platform: image.platform,
             image_creator: "",
             image_source: "OFFICIAL",
             sync_percent: None,
-            is_support_cloudinit: false,
+            is_support_cloudinit: image.os == OsType::Linux,
             snapshot_set: vec![],
             tags: vec![],
             license_type: "TencentCloud",
