@@ -95,7 +95,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(listen, data_dir, database, api, sandbox))
+    let result = runtime.block_on(serve(listen, data_dir, database, api, sandbox));
+    // Why a timeout: an image being installed runs on a blocking thread; stopping must not
+    // wait for it (a half-installed image is staged apart and removed at the next start).
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
 struct SandboxSettings {
@@ -241,7 +245,6 @@ async fn serve(
         image_cache: sandbox.image_cache.clone(),
     };
     let state = AppState::new(core.clone(), api);
-    let host_ok = host.is_ok();
     let worker = Worker::new(
         core,
         host.clone(),
@@ -250,21 +253,12 @@ async fn serve(
         state.ssh_changes.clone(),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    worker.report_images();
     let background = tokio::spawn({
         let worker = worker.clone();
-        async move { worker.run(stop_rx).await }
-    });
-    // Why apart from the worker: installing the image the first time builds it (a minute);
-    // operations on records and agent hosts go on meanwhile, launches wait for the image.
-    tokio::spawn({
-        let worker = worker.clone();
         async move {
-            if host_ok {
-                if let Err(e) = worker.prepare_images().await {
-                    tracing::warn!(error = %e, "the sandbox image cannot be installed");
-                }
-            }
             worker.restore().await;
+            worker.run(stop_rx).await;
         }
     });
     keyplane_api::run(state, listener, shutdown_signal()).await?;

@@ -145,6 +145,7 @@ async fn main() {
             vpc: "bench".into(),
             resources: Resources::default(),
             user_data: None,
+            ssh_port: None,
         };
         host.create(spec).await.unwrap();
         let t0 = Instant::now();

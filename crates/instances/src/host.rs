@@ -81,6 +81,7 @@ impl SandboxHost {
         layout.init()?;
         let images = ImageStore::new(root.join("images"), config.subuid_base);
         images.init()?;
+        images.remove_staging()?;
         for (id, procs) in layout.run_records()? {
             tracing::info!(instance = %id, "killing instance left over by a previous run");
             for (pid, start_time) in procs {
@@ -129,7 +130,7 @@ impl SandboxHost {
         check_address(spec.address)?;
         let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
         let all = self.layout.list_meta()?;
-        if self.config.ssh_port != 0 {
+        if spec.ssh_port.unwrap_or(self.config.ssh_port) != 0 {
             if let Some(other) = all
                 .iter()
                 .find(|m| m.address == spec.address && m.id != spec.id)
@@ -160,6 +161,7 @@ impl SandboxHost {
             vpc: spec.vpc.clone(),
             cpus: spec.resources.cpus,
             memory_mib: spec.resources.memory_mib,
+            ssh_port: spec.ssh_port,
         };
         let owner = self.owner(slot);
         let hash = match (&spec.password_hash, &spec.password) {
@@ -203,6 +205,7 @@ impl SandboxHost {
             *running = None;
         }
         let owner = self.owner(meta.slot);
+        self.layout.migrate_legacy(&meta, owner)?;
         self.layout.lay_out_guest(&meta, owner, None)?;
         if self.images.get(&meta.image)?.is_none() {
             return Err(Error::InvalidImage(format!(
@@ -210,7 +213,8 @@ impl SandboxHost {
                 meta.image
             )));
         }
-        let bind = SocketAddr::from((meta.address, self.config.ssh_port));
+        let port = meta.ssh_port.unwrap_or(self.config.ssh_port);
+        let bind = SocketAddr::from((meta.address, port));
         let tcp = TcpListener::bind(bind)
             .await
             .ctx(|| format!("binding {bind} for instance {id}"))?;
@@ -231,7 +235,7 @@ impl SandboxHost {
         let mut holder = sandbox::spawn_holder(&boot, &ns).await?;
         let mut procs = vec![(holder.pid1, holder.start_time)];
         self.layout.write_run_record(id, &procs)?;
-        let vpc = net::vpc_netns_name(self.layout.root(), &meta.vpc);
+        let vpc = net::vpc_netns_name(self.layout.root(), &vpc_key(&meta));
         {
             let _guard = self.net_lock.lock().await;
             net::ensure_vpc(&vpc).await?;
@@ -297,13 +301,13 @@ impl SandboxHost {
         if let Some(r) = running.take() {
             Self::halt(r, true, self.config.stop_timeout).await;
         }
-        let vpc = self.layout.load_meta(id)?.map(|m| m.vpc);
+        let vpc = self.layout.load_meta(id)?.map(|m| vpc_key(&m));
         self.layout.remove_guest(id)?;
         self.layout.remove_run_record(id)?;
         self.layout.remove_meta(id)?;
         drop(running);
         if let Some(vpc) = vpc {
-            if !self.layout.list_meta()?.iter().any(|m| m.vpc == vpc) {
+            if !self.layout.list_meta()?.iter().any(|m| vpc_key(m) == vpc) {
                 net::remove_vpc(&net::vpc_netns_name(self.layout.root(), &vpc)).await;
             }
         }
@@ -515,6 +519,15 @@ impl SandboxHost {
         };
         let group = cgroup::group_name(self.layout.root());
         Cgroup::create(&group, &meta.id, res).map(Some)
+    }
+}
+
+/// The VPC an instance is in; one of an earlier version (none recorded) gets one of its own.
+fn vpc_key(meta: &Meta) -> String {
+    if meta.vpc.is_empty() {
+        format!("instance/{}", meta.id)
+    } else {
+        meta.vpc.clone()
     }
 }
 

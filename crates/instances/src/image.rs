@@ -87,6 +87,19 @@ impl ImageStore {
             .ctx(|| format!("chmod {}", self.dir.display()))
     }
 
+    /// Removes what interrupted imports left behind (staging trees start with a dot).
+    pub fn remove_staging(&self) -> Result<()> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                remove_tree(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     /// The directory holding the image's `rootfs/`.
     pub fn image_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name)

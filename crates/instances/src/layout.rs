@@ -58,6 +58,9 @@ pub(crate) struct Meta {
     pub cpus: u32,
     #[serde(default)]
     pub memory_mib: u64,
+    /// SSH port at `address` (the host's configured port when absent).
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
 }
 
 fn default_image() -> String {
@@ -233,6 +236,41 @@ impl Layout {
         Ok(public_key)
     }
 
+    /// Moves an instance laid out by an earlier version (its files bind-mounted over the
+    /// host's `/etc/shadow`, `/etc/hostname` and `/root`, owned by a uid range of its own) onto
+    /// a disk of its own: `/root` becomes the disk's, the SSH state is re-owned by `owner`, and
+    /// root's password hash goes to the next boot. Returns whether there was anything to do.
+    pub fn migrate_legacy(&self, meta: &Meta, owner: Owner) -> Result<bool> {
+        let guest = self.guest_dir(&meta.id);
+        let shadow = guest.join("shadow");
+        if !std::fs::symlink_metadata(&shadow).is_ok_and(|m| m.is_file()) {
+            return Ok(false);
+        }
+        let text =
+            std::fs::read_to_string(&shadow).ctx(|| format!("reading {}", shadow.display()))?;
+        let hash = text
+            .lines()
+            .find_map(|l| l.strip_prefix("root:"))
+            .and_then(|rest| rest.split(':').next())
+            .filter(|h| h.starts_with('$'))
+            .map(str::to_owned);
+        chown_tree(&guest.join(SSH_DIR), owner)?;
+        let upper = guest.join("disk").join("upper");
+        std::fs::create_dir_all(&upper).ctx(|| format!("creating {}", upper.display()))?;
+        let home = guest.join("home");
+        if std::fs::symlink_metadata(&home).is_ok_and(|m| m.is_dir()) {
+            chown_tree(&home, owner)?;
+            std::fs::rename(&home, upper.join("root"))
+                .ctx(|| format!("moving {}", home.display()))?;
+        }
+        chown_tree(&guest.join("disk"), owner)?;
+        self.lay_out_guest(meta, owner, Some(hash.as_deref()))?;
+        remove_if_exists(&guest.join("hostname"))?;
+        remove_if_exists(&shadow)?;
+        tracing::info!(instance = %meta.id, "moved an instance of an earlier version onto its own disk");
+        Ok(true)
+    }
+
     /// Leaves user data for the first boot.
     pub fn write_user_data(&self, id: &str, owner: Owner, data: &[u8]) -> Result<()> {
         let boot = self.guest_dir(id).join(BOOT_DIR);
@@ -287,6 +325,26 @@ impl Layout {
         )?;
         Ok(public)
     }
+}
+
+/// Gives every file under `dir` (links themselves, never their targets) to `owner`.
+fn chown_tree(dir: &Path, owner: Owner) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).ctx(|| format!("stat {}", path.display())),
+        };
+        std::os::unix::fs::lchown(&path, Some(owner.uid), Some(owner.gid))
+            .ctx(|| format!("chown {}", path.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).ctx(|| format!("listing {}", path.display()))? {
+                stack.push(entry.ctx(|| format!("listing {}", path.display()))?.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {

@@ -124,6 +124,10 @@ pub struct InstanceSpec {
     pub resources: Resources,
     /// User data, run once as root at the first boot.
     pub user_data: Option<Vec<u8>>,
+    /// The SSH port at `address`, when not the host's [`SandboxConfig::ssh_port`] (the port
+    /// recorded for the instance, so that whichever node holds it listens where
+    /// DescribeInstances says).
+    pub ssh_port: Option<u16>,
 }
 
 impl std::fmt::Debug for InstanceSpec {
@@ -189,6 +193,7 @@ mod tests {
             vpc: String::new(),
             resources: Resources::default(),
             user_data: None,
+            ssh_port: None,
         };
         assert!(!format!("{spec:?}").contains("hunter2"));
     }

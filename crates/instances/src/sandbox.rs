@@ -30,12 +30,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// to wire its network before it boots (stage 2, run by the image's own shell).
 /// `$1` = instance id, `$2` = host name, `$3` = address, `$4` = image tree (relative),
 /// `$5` = DNS server or empty, `$6` = stage 2.
+// Why `userxattr`: in a user namespace overlayfs keeps its metadata (opaque and impure
+// directories) in user.overlay.* attributes; without them it answers EXDEV to the renames
+// dpkg makes when it unpacks a package.
 // Why `cd -P`: dash builds the target from $PWD, whose ancestors instance uids may not search.
 // Why `pivot_root . .` and `umount -l .`: the host's root is stacked under the new one and
 // detached, so no mount the instance can remove ever uncovers a host path.
 const INIT_SCRIPT: &str = r#"set -eu
 mkdir -p disk/root
-mount -t overlay overlay -o "lowerdir=$4,upperdir=disk/upper,workdir=disk/work" disk/root
+mount -t overlay overlay -o "lowerdir=$4,upperdir=disk/upper,workdir=disk/work,userxattr" disk/root
 cd -P disk/root
 mkdir -p etc/ssh proc dev sys run tmp
 mount --bind ../../etc-ssh etc/ssh

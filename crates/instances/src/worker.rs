@@ -93,20 +93,32 @@ impl Worker {
             .map_err(|why| format!("sandbox instances are unavailable on this host: {why}"))
     }
 
+    /// Reports the installed default image's OS name and size to the image calls (the first
+    /// Linux launch installs it when it is not there yet).
+    pub fn report_images(&self) {
+        if let Ok(Ok(Some(info))) = self.host().map(|h| h.image(crate::DEFAULT_IMAGE)) {
+            self.report_image(info);
+        }
+    }
+
+    fn report_image(&self, info: crate::ImageInfo) {
+        self.core
+            .set_linux_image(keyplane_core::instance::LinuxImageFacts {
+                os_name: info.os_name,
+                size_bytes: info.size_bytes,
+            });
+    }
+
     /// Installs the default image when missing (building its tarball the first time, which
-    /// takes a minute), and reports its OS name and size to the image calls.
-    pub async fn prepare_images(&self) -> StepResult {
+    /// takes a minute), and reports it.
+    async fn prepare_images(&self) -> StepResult {
         let host = self.host()?;
         let cache = crate::ImageCache::new(self.cfg.image_cache.clone());
         let info = host
             .ensure_image(crate::DEFAULT_IMAGE, &cache)
             .await
             .map_err(text)?;
-        self.core
-            .set_linux_image(keyplane_core::instance::LinuxImageFacts {
-                os_name: info.os_name,
-                size_bytes: info.size_bytes,
-            });
+        self.report_image(info);
         Ok(())
     }
 
@@ -336,7 +348,6 @@ impl Worker {
         let outcome = async {
             if op.step < 1 {
                 let host = self.host()?;
-                self.prepare_images().await?;
                 let (cpus, memory_mib) =
                     keyplane_core::compute::instance_resources(inst.namespace, &inst.instance_type);
                 let spec = InstanceSpec {
@@ -358,6 +369,7 @@ impl Worker {
                         memory_mib,
                         max_processes: host.config().max_processes,
                     },
+                    ssh_port: Some(inst.ssh_port),
                     user_data: user_data
                         .map(|d| {
                             use base64::Engine;
@@ -387,6 +399,9 @@ impl Worker {
             return self.set_state(&inst.id, InstanceState::Running).await;
         }
         let host = self.host()?;
+        if !matches!(host.image(crate::DEFAULT_IMAGE), Ok(Some(_))) {
+            self.prepare_images().await?;
+        }
         if inst.namespace == Namespace::Ecs {
             self.core
                 .store()

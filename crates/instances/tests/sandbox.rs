@@ -85,6 +85,7 @@ fn spec_in(id: &str, last_octet: u8, password: &str, vpc: &str) -> InstanceSpec 
             max_processes: 256,
         },
         user_data: None,
+        ssh_port: None,
     }
 }
 
