@@ -6,6 +6,7 @@ mod agent;
 mod agent_token;
 mod config;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ enum Command {
     /// Registration tokens for real hosts running `keyplane agent`.
     #[command(subcommand)]
     AgentToken(agent_token::AgentTokenCommand),
+    /// The server's TLS certificate authority.
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Print the default configuration file.
     DefaultConfig,
 }
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Account(cmd) => account::run(cmd),
         Command::Agent(args) => agent::run(args),
         Command::AgentToken(cmd) => agent_token::run(cmd),
+        Command::Tls(cmd) => tls::run(cmd),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())
