@@ -75,7 +75,7 @@ pub fn issue_server_identity(data_dir: &Path, names: &[String]) -> io::Result<Se
         Ok(pem) if ca_cert_path.exists() => KeyPair::from_pem(&pem).map_err(invalid)?,
         _ => {
             let key = KeyPair::generate().map_err(invalid)?;
-            let cert = ca_params(&key)?.self_signed(&key).map_err(invalid)?;
+            let cert = ca_params(&key).self_signed(&key).map_err(invalid)?;
             write_atomic(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)?;
             write_atomic(&ca_cert_path, cert.pem().as_bytes(), 0o644)?;
             key
@@ -83,7 +83,7 @@ pub fn issue_server_identity(data_dir: &Path, names: &[String]) -> io::Result<Se
     };
     // Rebuilt from the key: the same subject and key identifier as the stored certificate,
     // which is all a certificate it signs refers to.
-    let ca_cert = ca_params(&ca_key)?.self_signed(&ca_key).map_err(invalid)?;
+    let ca_cert = ca_params(&ca_key).self_signed(&ca_key).map_err(invalid)?;
     let ca_pem = std::fs::read_to_string(&ca_cert_path)?;
 
     let key = KeyPair::generate().map_err(invalid)?;
@@ -114,7 +114,7 @@ pub fn issue_server_identity(data_dir: &Path, names: &[String]) -> io::Result<Se
 
 /// The CA's parameters, all derived from its key (the subject names the key's digest, so two
 /// servers' CAs never share a name).
-fn ca_params(key: &KeyPair) -> io::Result<CertificateParams> {
+fn ca_params(key: &KeyPair) -> CertificateParams {
     let digest = Sha256::digest(key.public_key_der());
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
@@ -135,7 +135,7 @@ fn ca_params(key: &KeyPair) -> io::Result<CertificateParams> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    Ok(params)
+    params
 }
 
 fn random_serial() -> SerialNumber {
