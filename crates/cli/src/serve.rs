@@ -275,28 +275,7 @@ async fn serve(
     }
     let bound = bind(&listen, &data_dir).await?;
     let addr = bound.plain.local_addr()?;
-    let server_ip = if addr.ip().is_unspecified() {
-        "127.0.0.1".parse()?
-    } else {
-        addr.ip()
-    };
-    let worker_cfg = WorkerConfig {
-        concurrency: 16,
-        lease_secs: 10,
-        agent_exe: match &host {
-            Ok(_) => agent_executable(&sandbox.dir)?,
-            Err(_) => std::env::current_exe().context("cannot locate the keyplane executable")?,
-        },
-        server_url: format!(
-            "http://{}",
-            std::net::SocketAddr::new(server_ip, addr.port())
-        ),
-        apply_timeout: Duration::from_secs(30),
-        sandbox_owner: match &host {
-            Ok(_) => Some(sandbox_owner_id(&sandbox.dir)?),
-            Err(_) => None,
-        },
-    };
+    let worker_cfg = worker_config(host.is_ok(), &sandbox, addr)?;
     let state = AppState::new(core.clone(), api);
     let worker = Worker::new(
         core,
@@ -381,4 +360,37 @@ async fn bootstrap_admin(
         path.display(),
     );
     Ok(())
+}
+
+/// The operation worker's settings; its guest agents reach the server at `addr` over HTTP.
+fn worker_config(
+    sandboxed: bool,
+    sandbox: &SandboxSettings,
+    addr: std::net::SocketAddr,
+) -> Result<WorkerConfig> {
+    let server_ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".parse()?
+    } else {
+        addr.ip()
+    };
+    let agent_exe = if sandboxed {
+        agent_executable(&sandbox.dir)?
+    } else {
+        std::env::current_exe().context("cannot locate the keyplane executable")?
+    };
+    Ok(WorkerConfig {
+        concurrency: 16,
+        lease_secs: 10,
+        agent_exe,
+        server_url: format!(
+            "http://{}",
+            std::net::SocketAddr::new(server_ip, addr.port())
+        ),
+        apply_timeout: Duration::from_secs(30),
+        sandbox_owner: if sandboxed {
+            Some(sandbox_owner_id(&sandbox.dir)?)
+        } else {
+            None
+        },
+    })
 }
