@@ -20,6 +20,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub struct FileConfig {
     /// Listen address.
     pub listen: Option<String>,
+    /// TLS listen address (`off` or empty: no TLS).
+    pub listen_tls: Option<String>,
+    /// The operator's TLS certificate chain (PEM), instead of the server's own CA.
+    pub tls_cert: Option<PathBuf>,
+    /// The operator's TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
     /// Shared database URL (`postgres://...`); SQLite in the data directory when absent.

@@ -7,6 +7,7 @@ mod agent_token;
 mod config;
 mod image;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,9 @@ enum Command {
     /// The root filesystems Linux instances boot from: build, list, import.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The server's TLS certificate authority.
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Print the default configuration file.
     DefaultConfig,
 }
@@ -46,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Agent(args) => agent::run(args),
         Command::AgentToken(cmd) => agent_token::run(cmd),
         Command::Image(cmd) => image::run(cmd),
+        Command::Tls(cmd) => tls::run(cmd),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

@@ -22,9 +22,11 @@ macro_rules! actions {
 }
 pub(crate) use actions;
 
+pub mod certs;
 pub mod params;
 pub mod ratelimit;
 pub mod request;
 pub mod server;
 #[cfg(test)]
 pub mod testing;
+pub mod tls;

@@ -136,22 +136,24 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     response
 }
 
+/// The rate limiter's periodic clean-up, until the handle is aborted.
+pub(crate) fn housekeeping(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.limiter.housekeeping();
+        }
+    })
+}
+
 /// Serve on `listener` until `shutdown` resolves, then drain open requests.
 pub async fn run(
     state: Arc<AppState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let housekeeping = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                state.limiter.housekeeping();
-            }
-        })
-    };
+    let housekeeping = housekeeping(state.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
