@@ -16,6 +16,8 @@ from tencentcloud.cvm.v20170312 import models
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "Kp-Passw0rd!"
+#: Image tarballs shared by every test server (built once per machine by `scripts/test`).
+IMAGE_CACHE = os.environ.get("KEYPLANE_TEST_IMAGE_CACHE", "/var/cache/keyplane")
 SSH = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
        "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
 
@@ -23,9 +25,14 @@ SSH = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKn
 def require_sandbox():
     if os.geteuid() != 0:
         pytest.skip("sandbox instances need the server to run as root")
-    for tool in ("/usr/sbin/sshd", "/usr/bin/sshpass", "/usr/bin/newuidmap"):
+    for tool in ("/usr/bin/ssh", "/usr/bin/sshpass", "/usr/bin/newuidmap", "/usr/bin/slirp4netns"):
         if not os.path.exists(tool):
-            pytest.skip(f"{tool} is missing (.ci/run installs openssh-server, sshpass, uidmap)")
+            pytest.skip(f"{tool} is missing (.ci/run installs openssh-client, sshpass, uidmap, slirp4netns)")
+
+
+def sandbox_args(*extra) -> list:
+    """Flags of a test server with sandbox instances: its own SSH port, the shared image cache."""
+    return ["--rate-limit", "0", "--ssh-port", free_ssh_port(), "--image-cache", IMAGE_CACHE, *extra]
 
 
 def free_ssh_port() -> int:
@@ -42,7 +49,8 @@ def free_ssh_port() -> int:
 
 
 def sandbox_data_dir() -> Path:
-    """A data directory every instance uid can traverse to (pytest's /tmp dirs are 0700)."""
+    """A data directory under the checkout's target/ (kept out of pytest's temporary dirs so a
+    failed run leaves the instances' disks to look at)."""
     base = REPO / "target" / "e2e"
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)
@@ -51,7 +59,7 @@ def sandbox_data_dir() -> Path:
 
 def start_sandbox_server(*extra) -> KeyplaneServer:
     require_sandbox()
-    srv = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", "--ssh-port", free_ssh_port(), *extra])
+    srv = KeyplaneServer(sandbox_data_dir(), sandbox_args(*extra))
     srv.start()
     assert "sandbox instances in" in srv.output(), srv.output()
     return srv

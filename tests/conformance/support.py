@@ -76,6 +76,7 @@ def _server_env() -> dict:
 # ----------------------------------------------------------------------------- the server
 
 LISTEN_RE = re.compile(r"keyplane: listening on http://([0-9.]+):(\d+) \(data directory (.+)\)")
+LISTEN_TLS_RE = re.compile(r"keyplane: listening on https://([0-9.]+):(\d+) ")
 
 #: Every server started and not yet stopped; conftest attaches their logs to failed tests.
 RUNNING: list["KeyplaneServer"] = []
@@ -97,14 +98,18 @@ class KeyplaneServer:
         #: Set to keep the same port across restarts (agents hold the server's URL).
         self.fixed_port: int | None = None
         self.port: int | None = None
+        #: The HTTPS port (each server listens for TLS on a port of its own, `--listen-tls HOST:0`).
+        self.tls_port: int | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=4000)
 
     # -- lifecycle
     def start(self, timeout: float = 30.0) -> "KeyplaneServer":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.port = None
+        self.tls_port = None
+        tls = [] if "--listen-tls" in self.extra_args else ["--listen-tls", f"{self.host}:0"]
         cmd = [keyplane_bin(), "serve", "--listen", f"{self.host}:{self.fixed_port or 0}",
-               "--data-dir", str(self.data_dir), *self.extra_args]
+               "--data-dir", str(self.data_dir), *tls, *self.extra_args]
         self.log.append("$ " + " ".join(cmd))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=_server_env(), text=True,
@@ -136,6 +141,9 @@ class KeyplaneServer:
             if line is None:
                 rc = proc.wait()
                 raise RuntimeError(f"keyplane exited (rc {rc}) before listening:\n" + self.output())
+            m = LISTEN_TLS_RE.search(line)
+            if m:
+                self.tls_port = int(m.group(2))
             m = LISTEN_RE.search(line)
             if m:
                 handshake.set()
@@ -186,6 +194,17 @@ class KeyplaneServer:
     def endpoint(self) -> str:
         """The bare host:port the SDK wants."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def tls_endpoint(self) -> str:
+        """The bare host:port of the HTTPS listener."""
+        assert self.tls_port is not None, "this server does not listen for HTTPS"
+        return f"{self.host}:{self.tls_port}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate the server created (trust it for HTTPS)."""
+        return self.data_dir / "tls" / "ca.pem"
 
     # -- accounts
     def admin_credentials(self) -> dict:

@@ -13,6 +13,7 @@ import tencentcloud.common.abstract_client as abstract_client
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from support import (
+    CVM_VERSION,
     REGION,
     RawResponse,
     SIGN_VARIANTS,
@@ -432,8 +433,20 @@ def test_no_such_version(server, account):
 
 
 def test_no_such_product(server, account):
-    c = common(server, account, service="cbs", version="2017-03-12")
+    # CBS's own version, signed for CBS: neither names a product served here.
+    c = common(server, account, service="cbs", version="2017-03-17")
     expect_error(c, "NoSuchProduct", c.call_json, "DescribeKeyPairs", {})
+
+
+def test_scope_naming_one_product_with_another_products_version_is_refused(server, account):
+    c = common(server, account, service="cvm", version="2020-03-24")
+    expect_error(c, "AuthFailure.SignatureFailure", c.call_json, "DescribeKeyPairs", {})
+
+
+def test_scope_naming_no_product_routes_by_version(server, account):
+    # The label the Node.js SDK signs for the endpoint 127.0.0.1:PORT.
+    c = common(server, account, service="127", version=CVM_VERSION)
+    assert c.call_json("DescribeKeyPairs", {})["Response"]["KeyPairSet"] is not None
 
 
 @pytest.mark.parametrize("req_method", ["GET", "POST"])

@@ -321,10 +321,10 @@ def test_a_killed_node_loses_no_operation_and_applies_none_twice(database, tmp_p
 def test_sandbox_instances_are_operated_by_the_node_that_holds_them(database):
     """Two nodes, each with its own sandbox: whichever node a call reaches, an instance's
     operations are carried out by the node its sandbox lives on."""
-    from sandbox import free_ssh_port, logged_in, password_login, require_sandbox, run_instances, sandbox_data_dir
+    from sandbox import logged_in, password_login, require_sandbox, run_instances, sandbox_args, sandbox_data_dir
     require_sandbox()
-    a = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", *on_db(database), "--ssh-port", free_ssh_port()])
-    b = KeyplaneServer(sandbox_data_dir(), ["--rate-limit", "0", *on_db(database), "--ssh-port", free_ssh_port()])
+    a = KeyplaneServer(sandbox_data_dir(), sandbox_args(*on_db(database)))
+    b = KeyplaneServer(sandbox_data_dir(), sandbox_args(*on_db(database)))
     start_together([a, b])
     try:
         creds = account_create(database)

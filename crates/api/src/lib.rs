@@ -6,7 +6,8 @@
 //! - [`aliyun_rpc`]: Alibaba Cloud ECS 2014-05-26 (RPC HMAC-SHA1 and ACS3-HMAC-SHA256).
 //! - [`agent_api`]: what guest agents fetch and report.
 //!
-//! [`run`] is the one start seam: the caller binds the listener and owns shutdown.
+//! [`run`] is the one start seam: the caller binds the listener and owns shutdown;
+//! [`run_tls`] serves the same router over HTTPS.
 #![forbid(unsafe_code)]
 
 pub mod agent_api;
@@ -16,3 +17,4 @@ pub mod tencent_legacy;
 pub mod tencent_v3;
 
 pub use common::server::{router, run, ApiConfig, AppState};
+pub use common::tls::run_tls;

@@ -358,6 +358,7 @@ async fn an_address_given_to_an_instance_is_refused_on_any_port() {
         action: "RunInstances".into(),
         request_id: "r-1".into(),
         client_token: None,
+        user_data: None,
     };
     let ids = h.core.launch_instances(&alice, spec).await.unwrap();
     let sandbox = h.core.instance_by_id(&ids[0]).await.unwrap();

@@ -79,7 +79,7 @@ pub fn spawn_worker(store: Arc<SqliteStore>) -> tokio::task::JoinHandle<()> {
                     .unwrap();
             };
             match &op.kind {
-                OpKind::Create | OpKind::Start | OpKind::Reboot { .. } => {
+                OpKind::Create { .. } | OpKind::Start | OpKind::Reboot { .. } => {
                     boot(store.clone(), id.clone()).await
                 }
                 OpKind::Stop { .. } => store

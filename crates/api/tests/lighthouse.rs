@@ -258,8 +258,21 @@ async fn products_versions_and_regions() {
     let ask = |service: &str, version: &str, region: Option<&str>, action: &str| {
         answer(&h.app, tc3(service, version, region, action, "{}"))
     };
+    // A scope naming Lighthouse with CVM's version: the label the client signed and the
+    // product it addresses disagree.
     let r = ask("lighthouse", "2017-03-12", Some(REGION), "DescribeKeyPairs").await;
+    assert_eq!(r["Error"]["Code"], "AuthFailure.SignatureFailure");
+    let r = ask("lighthouse", "2099-01-01", Some(REGION), "DescribeKeyPairs").await;
     assert_eq!(r["Error"]["Code"], "NoSuchVersion");
+    // A label naming no product served here (the Node.js SDK signs `127` for 127.0.0.1):
+    // the version routes.
+    let r = ask("127", "2020-03-24", Some(REGION), "DescribeKeyPairs").await;
+    assert!(r["Error"].is_null(), "{r}");
+    assert!(r["KeyPairSet"].is_array(), "{r}");
+    let r = ask("127", "2017-03-12", Some(REGION), "DescribeKeyPairs").await;
+    assert!(r["KeyPairSet"].is_array(), "{r}");
+    let r = ask("localhost", "2099-01-01", Some(REGION), "DescribeKeyPairs").await;
+    assert_eq!(r["Error"]["Code"], "NoSuchProduct");
     let r = ask(
         "lighthouse",
         "2020-03-24",

@@ -186,6 +186,7 @@ async fn launch(
     state: InstanceState,
 ) -> Vec<String> {
     let spec = LaunchSpec {
+        user_data: None,
         namespace: Namespace::Cvm,
         region: "ap-guangzhou".into(),
         zone: "ap-guangzhou-3".into(),

@@ -150,6 +150,24 @@ async fn a_changed_byte_fails_every_capture() {
     }
 }
 
+/// tencentcloud-sdk-nodejs-cvm 4.1 given the endpoint `127.0.0.1:PORT` signs the service
+/// label `127`; the server verifies with that label and routes by X-TC-Version.
+#[tokio::test]
+async fn the_node_sdk_signature_over_an_ip_endpoint_verifies() {
+    const NODE: &str = "tcnode-cvm-DescribeKeyPairs-TC3-POST";
+    let h = harness(0).await;
+    h.clock.set(1796117195);
+    let a = send(&h, capture_request(NODE, |_| {})).await;
+    assert!(a.code().is_none(), "{}", a.body);
+    assert_eq!(a.body["Response"]["TotalCount"], 0);
+    let changed = capture_request(NODE, |bytes| {
+        let i = bytes.len() - 3; // a digit of {"Limit":10}
+        bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
+    });
+    let a = send(&h, changed).await;
+    assert_eq!(a.code(), Some("AuthFailure.SignatureFailure"), "{}", a.body);
+}
+
 #[tokio::test]
 async fn v1_nonces_cannot_be_replayed() {
     let h = harness(0).await;

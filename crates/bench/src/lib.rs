@@ -23,6 +23,8 @@ pub struct Client {
     pub http: reqwest::Client,
     /// host:port.
     pub endpoint: String,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     /// Credentials.
     pub cred: Cred,
 }
@@ -48,7 +50,7 @@ impl Client {
         let sig = tc3_signature(&self.cred.key, &date, "cvm", &sts);
         let resp = self
             .http
-            .post(format!("http://{}/", self.endpoint))
+            .post(format!("{}://{}/", self.scheme, self.endpoint))
             .header("content-type", "application/json")
             .header("x-tc-action", action)
             .header("x-tc-version", "2017-03-12")

@@ -17,6 +17,12 @@ struct Args {
     /// Server address, host:port.
     #[arg(long)]
     endpoint: String,
+    /// The server's HTTPS address, host:port: DescribeKeyPairs runs there too, after plain HTTP.
+    #[arg(long, requires = "ca")]
+    tls_endpoint: Option<String>,
+    /// The CA certificate (PEM) the HTTPS client trusts, e.g. `<data dir>/tls/ca.pem`.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Credentials: a file holding the JSON printed by `keyplane account create`, one per line;
     /// each concurrent worker signs with its own account.
     #[arg(long)]
@@ -48,7 +54,7 @@ fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(
-        "{name:<18} {:>7} calls in {:>6.2}s  {:>8.1} calls/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        "{name:<22} {:>7} calls in {:>6.2}s  {:>8.1} calls/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
         lat.len(),
         wall.as_secs_f64(),
         lat.len() as f64 / wall.as_secs_f64(),
@@ -75,6 +81,42 @@ where
     Ok((all, start.elapsed()))
 }
 
+/// One client (one connection pool, so one connection) per worker.
+fn make_clients(
+    creds: &[Cred],
+    endpoint: &str,
+    scheme: &'static str,
+    http: impl Fn() -> reqwest::Client,
+) -> Result<Vec<Arc<Client>>> {
+    Ok(creds
+        .iter()
+        .map(|cred| {
+            Arc::new(Client {
+                http: http(),
+                endpoint: endpoint.to_string(),
+                scheme,
+                cred: cred.clone(),
+            })
+        })
+        .collect())
+}
+
+/// Every worker calls DescribeKeyPairs back to back for `secs` seconds.
+async fn describe_phase(clients: &[Arc<Client>], secs: u64) -> Result<(Vec<Duration>, Duration)> {
+    run_phase(clients, move |c, _| async move {
+        let mut lat = Vec::new();
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            let t = Instant::now();
+            c.call("DescribeKeyPairs", &json!({"Limit": 20, "Offset": 0}))
+                .await?;
+            lat.push(t.elapsed());
+        }
+        Ok(lat)
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -93,17 +135,8 @@ async fn main() -> Result<()> {
     if creds.len() < args.concurrency {
         bail!("{} accounts for {} workers", creds.len(), args.concurrency);
     }
-    let clients: Vec<Arc<Client>> = creds
-        .into_iter()
-        .take(args.concurrency)
-        .map(|cred| {
-            Arc::new(Client {
-                http: reqwest::Client::new(),
-                endpoint: args.endpoint.clone(),
-                cred,
-            })
-        })
-        .collect();
+    let creds: Vec<Cred> = creds.into_iter().take(args.concurrency).collect();
+    let clients = make_clients(&creds, &args.endpoint, "http", reqwest::Client::new)?;
     println!(
         "keyplane-bench: {} workers against {}",
         args.concurrency, args.endpoint
@@ -123,19 +156,22 @@ async fn main() -> Result<()> {
     .await?;
     report("ImportKeyPair", lat, wall);
 
-    let secs = args.describe_secs;
-    let (lat, wall) = run_phase(&clients, move |c, _| async move {
-        let mut lat = Vec::new();
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            let t = Instant::now();
-            c.call("DescribeKeyPairs", &json!({"Limit": 20, "Offset": 0}))
-                .await?;
-            lat.push(t.elapsed());
-        }
-        Ok(lat)
-    })
-    .await?;
+    let (lat, wall) = describe_phase(&clients, args.describe_secs).await?;
     report("DescribeKeyPairs", lat, wall);
+    if let (Some(tls_endpoint), Some(ca)) = (&args.tls_endpoint, &args.ca) {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let ca = reqwest::Certificate::from_pem(&pem)?;
+        let https = move || {
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca.clone())
+                .build()
+                .expect("an HTTPS client")
+        };
+        let clients = make_clients(&creds, tls_endpoint, "https", https)?;
+        let (lat, wall) = describe_phase(&clients, args.describe_secs).await?;
+        report("DescribeKeyPairs HTTPS", lat, wall);
+    }
     Ok(())
 }

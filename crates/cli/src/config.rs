@@ -20,6 +20,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub struct FileConfig {
     /// Listen address.
     pub listen: Option<String>,
+    /// TLS listen address (`off` or empty: no TLS).
+    pub listen_tls: Option<String>,
+    /// The operator's TLS certificate chain (PEM), instead of the server's own CA.
+    pub tls_cert: Option<PathBuf>,
+    /// The operator's TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
     /// Shared database URL (`postgres://...`); SQLite in the data directory when absent.
@@ -36,6 +42,10 @@ pub struct FileConfig {
     pub ssh_port: Option<u16>,
     /// The master key file account secrets are encrypted with.
     pub master_key_file: Option<PathBuf>,
+    /// Image tarball cache directory.
+    pub image_cache: Option<PathBuf>,
+    /// Outbound network access for sandbox instances (slirp4netns).
+    pub instance_outbound: Option<bool>,
 }
 
 impl FileConfig {

@@ -5,8 +5,10 @@ mod account;
 mod agent;
 mod agent_token;
 mod config;
+mod image;
 mod master_key;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,12 @@ enum Command {
     /// Registration tokens for real hosts running `keyplane agent`.
     #[command(subcommand)]
     AgentToken(agent_token::AgentTokenCommand),
+    /// The root filesystems Linux instances boot from: build, list, import.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// The server's TLS certificate authority.
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Print the default configuration file.
     DefaultConfig,
 }
@@ -42,6 +50,8 @@ fn main() -> std::process::ExitCode {
         Command::Account(cmd) => account::run(cmd),
         Command::Agent(args) => agent::run(args),
         Command::AgentToken(cmd) => agent_token::run(cmd),
+        Command::Image(cmd) => image::run(cmd),
+        Command::Tls(cmd) => tls::run(cmd),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

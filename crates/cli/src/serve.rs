@@ -1,6 +1,7 @@
 //! `keyplane serve`.
 
 use crate::config::{self, DatabaseUrl, FileConfig};
+use crate::tls::TlsSettings;
 use anyhow::{Context, Result};
 use clap::Args;
 use keyplane_api::{ApiConfig, AppState};
@@ -18,6 +19,16 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8787].
     #[arg(long, env = "KEYPLANE_LISTEN")]
     listen: Option<String>,
+    /// Address to listen on for HTTPS, or `off` [default: 127.0.0.1:8443].
+    #[arg(long, env = "KEYPLANE_LISTEN_TLS")]
+    listen_tls: Option<String>,
+    /// TLS certificate chain (PEM) to serve instead of one issued by the server's own CA
+    /// (`<data dir>/tls/ca.pem`); needs --tls-key.
+    #[arg(long, env = "KEYPLANE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "KEYPLANE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Data directory (database, instance files) [default: /var/lib/keyplane as root, else $HOME/.local/share/keyplane].
     #[arg(long, env = "KEYPLANE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -37,10 +48,16 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `keyplane_api=debug` [default: info].
     #[arg(long, env = "KEYPLANE_LOG")]
     log: Option<String>,
-    /// Where sandbox instances live [default: <data dir>/sandbox]. Every directory above it
-    /// must be searchable by other users (instances run as unprivileged uids).
+    /// Where sandbox instances and their images live [default: <data dir>/sandbox].
     #[arg(long, env = "KEYPLANE_SANDBOX_DIR")]
     sandbox_dir: Option<PathBuf>,
+    /// Image tarballs, built the first time an image is needed; several servers on one host
+    /// may share it [default: <data dir>/image-cache].
+    #[arg(long, env = "KEYPLANE_IMAGE_CACHE")]
+    image_cache: Option<PathBuf>,
+    /// Give sandbox instances no outbound network access (they still reach their VPC).
+    #[arg(long, env = "KEYPLANE_NO_OUTBOUND")]
+    no_outbound: bool,
     /// TCP port of each sandbox instance's SSH server, on its own loopback address [default: 22].
     #[arg(long, env = "KEYPLANE_SSH_PORT")]
     ssh_port: Option<u16>,
@@ -53,6 +70,7 @@ pub struct ServeArgs {
 /// Run the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     let file = FileConfig::load(args.config.as_deref())?;
+    let tls = TlsSettings::resolve(args.listen_tls, args.tls_cert, args.tls_key, &file)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -78,12 +96,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         args.master_key_file.or(file.master_key_file).as_deref(),
         &data_dir,
     );
+    let (dir, image_cache) = crate::image::directories(
+        &data_dir,
+        args.sandbox_dir.or(file.sandbox_dir),
+        args.image_cache.or(file.image_cache),
+    );
     let sandbox = SandboxSettings {
-        dir: args
-            .sandbox_dir
-            .or(file.sandbox_dir)
-            .unwrap_or_else(|| data_dir.join("sandbox")),
+        dir,
+        image_cache,
         ssh_port: args.ssh_port.or(file.ssh_port).unwrap_or(22),
+        outbound: !args.no_outbound && file.instance_outbound.unwrap_or(true),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -92,16 +114,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(
-        Places {
-            data_dir,
-            database,
-            key_file,
-        },
-        listen,
-        api,
-        sandbox,
-    ))
+    let listen = Listen { plain: listen, tls };
+    let places = Places {
+        data_dir,
+        database,
+        key_file,
+    };
+    let result = runtime.block_on(serve(places, listen, api, sandbox));
+    // Why a timeout: an image being installed runs on a blocking thread; stopping must not
+    // wait for it (a half-installed image is staged apart and removed at the next start).
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
 /// Where the server keeps what it keeps.
@@ -111,15 +134,83 @@ struct Places {
     key_file: PathBuf,
 }
 
+/// Where the API listens.
+struct Listen {
+    plain: String,
+    tls: TlsSettings,
+}
+
+/// The bound listeners: plain HTTP, and HTTPS with its configuration when it is on.
+struct Bound {
+    plain: tokio::net::TcpListener,
+    tls: Option<(tokio::net::TcpListener, Arc<rustls::ServerConfig>)>,
+}
+
+/// Bind both listeners and say where they are (HTTPS first: whoever waits for the
+/// `listening on http://` line then has both).
+async fn bind(listen: &Listen, data_dir: &Path) -> Result<Bound> {
+    let plain = tokio::net::TcpListener::bind(&listen.plain)
+        .await
+        .with_context(|| format!("cannot listen on {}", listen.plain))?;
+    let addr = plain.local_addr()?;
+    let tls = match &listen.tls.listen {
+        None => {
+            eprintln!("keyplane: HTTPS is off");
+            None
+        }
+        Some(tls_listen) => {
+            let tcp = tokio::net::TcpListener::bind(tls_listen).await.with_context(|| {
+                format!("cannot listen for HTTPS on {tls_listen} (give --listen-tls ADDR, or --listen-tls off)")
+            })?;
+            let tls_addr = tcp.local_addr()?;
+            let (config, identity) =
+                crate::tls::server_config(&listen.tls, data_dir, &[addr.ip(), tls_addr.ip()])?;
+            eprintln!("keyplane: listening on https://{tls_addr} ({identity})");
+            tracing::info!(addr = %tls_addr, "listening for HTTPS");
+            Some((tcp, config))
+        }
+    };
+    eprintln!(
+        "keyplane: listening on http://{addr} (data directory {})",
+        data_dir.display()
+    );
+    tracing::info!(%addr, "listening");
+    Ok(Bound { plain, tls })
+}
+
+/// Serve HTTP and HTTPS with one state until SIGINT or SIGTERM.
+async fn serve_api(state: Arc<AppState>, bound: Bound) -> Result<()> {
+    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = quit_tx.send(true);
+    });
+    let quit = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|q| *q).await;
+    };
+    let plain = keyplane_api::run(state.clone(), bound.plain, quit(quit_rx.clone()));
+    match bound.tls {
+        None => plain.await?,
+        Some((tcp, config)) => {
+            let tls = keyplane_api::run_tls(state, tcp, config, quit(quit_rx));
+            tokio::try_join!(plain, tls)?;
+        }
+    }
+    Ok(())
+}
+
 struct SandboxSettings {
     dir: PathBuf,
+    image_cache: PathBuf,
     ssh_port: u16,
+    outbound: bool,
 }
 
 /// The sandbox driver, or why there is none on this host.
 fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
     let config = SandboxConfig {
         ssh_port: s.ssh_port,
+        outbound: s.outbound,
         ..SandboxConfig::default()
     };
     if !rustix::process::geteuid().is_root() {
@@ -187,7 +278,7 @@ fn sandbox_owner_id(dir: &Path) -> Result<String> {
 
 async fn serve(
     places: Places,
-    listen: String,
+    listen: Listen,
     api: ApiConfig,
     sandbox: SandboxSettings,
 ) -> Result<()> {
@@ -224,37 +315,9 @@ async fn serve(
              keyplane: Linux instances will end LAUNCH_FAILED until this is fixed; Windows records still work."
         ),
     }
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    eprintln!(
-        "keyplane: listening on http://{addr} (data directory {})",
-        data_dir.display()
-    );
-    tracing::info!(%addr, "listening");
-    let server_ip = if addr.ip().is_unspecified() {
-        "127.0.0.1".parse()?
-    } else {
-        addr.ip()
-    };
-    let worker_cfg = WorkerConfig {
-        concurrency: 16,
-        lease_secs: 10,
-        agent_exe: match &host {
-            Ok(_) => agent_executable(&sandbox.dir)?,
-            Err(_) => std::env::current_exe().context("cannot locate the keyplane executable")?,
-        },
-        server_url: format!(
-            "http://{}",
-            std::net::SocketAddr::new(server_ip, addr.port())
-        ),
-        apply_timeout: Duration::from_secs(30),
-        sandbox_owner: match &host {
-            Ok(_) => Some(sandbox_owner_id(&sandbox.dir)?),
-            Err(_) => None,
-        },
-    };
+    let bound = bind(&listen, &data_dir).await?;
+    let addr = bound.plain.local_addr()?;
+    let worker_cfg = worker_config(host.is_ok(), &sandbox, addr)?;
     let state = AppState::new(core.clone(), api);
     let worker = Worker::new(
         core,
@@ -264,6 +327,7 @@ async fn serve(
         state.ssh_changes.clone(),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    worker.report_images();
     let background = tokio::spawn({
         let worker = worker.clone();
         async move {
@@ -271,7 +335,7 @@ async fn serve(
             worker.run(stop_rx).await;
         }
     });
-    keyplane_api::run(state, listener, shutdown_signal()).await?;
+    serve_api(state, bound).await?;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
     if let Ok(host) = host {
@@ -339,4 +403,38 @@ async fn bootstrap_admin(
         path.display(),
     );
     Ok(())
+}
+
+/// The operation worker's settings; its guest agents reach the server at `addr` over HTTP.
+fn worker_config(
+    sandboxed: bool,
+    sandbox: &SandboxSettings,
+    addr: std::net::SocketAddr,
+) -> Result<WorkerConfig> {
+    let server_ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".parse()?
+    } else {
+        addr.ip()
+    };
+    let agent_exe = if sandboxed {
+        agent_executable(&sandbox.dir)?
+    } else {
+        std::env::current_exe().context("cannot locate the keyplane executable")?
+    };
+    Ok(WorkerConfig {
+        concurrency: 16,
+        lease_secs: 10,
+        agent_exe,
+        server_url: format!(
+            "http://{}",
+            std::net::SocketAddr::new(server_ip, addr.port())
+        ),
+        apply_timeout: Duration::from_secs(30),
+        sandbox_owner: if sandboxed {
+            Some(sandbox_owner_id(&sandbox.dir)?)
+        } else {
+            None
+        },
+        image_cache: sandbox.image_cache.clone(),
+    })
 }

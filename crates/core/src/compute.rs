@@ -3,9 +3,7 @@
 
 use crate::account::{Account, Secret};
 use crate::error::DomainError;
-use crate::instance::{
-    images, HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType,
-};
+use crate::instance::{HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType};
 use crate::keypair::Namespace;
 use crate::service::Core;
 use crate::store::{Conflict, StoreError};
@@ -51,6 +49,8 @@ pub struct LaunchSpec {
     /// Idempotency token: a repeated launch with the same token returns the first one's
     /// instances instead of creating more.
     pub client_token: Option<String>,
+    /// User data (base64, checked by the dialect), run once at each instance's first boot.
+    pub user_data: Option<String>,
 }
 
 impl std::fmt::Debug for LaunchSpec {
@@ -91,7 +91,7 @@ fn next_addresses(used: &HashSet<String>, n: usize) -> Result<Vec<String>, Domai
 impl Core {
     /// The image with this id in the namespace.
     pub fn image(&self, ns: Namespace, id: &str) -> Result<Image, DomainError> {
-        images(ns)
+        self.images(ns)
             .into_iter()
             .find(|i| i.id == id)
             .ok_or_else(|| DomainError::ImageNotFound { id: id.into() })
@@ -210,7 +210,9 @@ impl Core {
                     instance_id: inst.id.clone(),
                     action: spec.action.clone(),
                     request_id: spec.request_id.clone(),
-                    kind: OpKind::Create,
+                    kind: OpKind::Create {
+                        user_data: spec.user_data.clone(),
+                    },
                     new_state: None,
                     created_at: now,
                 });
@@ -316,6 +318,49 @@ impl Core {
             Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
             Err(e) => Err(store_err(e)),
         }
+    }
+}
+
+/// CPU cores and memory (GiB) of a CVM instance type such as `S5.MEDIUM4` or `SA2.2XLARGE16`;
+/// `None` when the label does not have that shape.
+pub fn parse_instance_type(t: &str) -> Option<(i64, i64)> {
+    let (family, size) = t.split_once('.')?;
+    let mut fc = family.chars();
+    if !fc.next()?.is_ascii_uppercase() || !fc.all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let digits_at = size.rfind(|c: char| !c.is_ascii_digit())? + 1;
+    let (class, memory) = size.split_at(digits_at);
+    let memory: i64 = memory.parse().ok().filter(|m| *m > 0)?;
+    let cpu = match class {
+        "SMALL" => 1,
+        "MEDIUM" => 2,
+        "LARGE" => 4,
+        _ => {
+            let n: i64 = class.strip_suffix("XLARGE")?.parse().ok()?;
+            if n < 2 {
+                return None;
+            }
+            4 * n
+        }
+    };
+    Some((cpu, memory))
+}
+
+/// CPU cores and memory (MiB) a sandbox instance gets, by its namespace and type: what
+/// DescribeInstances reports for it (CVM types by their label, Lighthouse bundles by the
+/// catalog, ECS instances as the ECS dialect reports them).
+pub fn instance_resources(ns: Namespace, instance_type: &str) -> (u32, u64) {
+    match ns {
+        Namespace::Cvm => parse_instance_type(instance_type)
+            .map(|(cpu, gib)| (cpu as u32, gib as u64 * 1024))
+            .unwrap_or((1, 1024)),
+        Namespace::Lighthouse => match instance_type {
+            "bundle_kp_gen_02" => (2, 2048),
+            "bundle_kp_gen_04" => (2, 4096),
+            _ => (1, 1024),
+        },
+        Namespace::Ecs => (2, 4096),
     }
 }
 

@@ -178,9 +178,28 @@ pub struct Image {
     pub platform: String,
     /// Description.
     pub description: String,
+    /// Size, GiB (rounded up).
+    pub size_gib: i64,
 }
 
-/// The sandbox images every account sees, per namespace.
+/// What the host knows of the installed Linux image: its real OS name and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxImageFacts {
+    /// `PRETTY_NAME` of its os-release (`Debian GNU/Linux 12 (bookworm)`).
+    pub os_name: String,
+    /// Bytes of file data in the image.
+    pub size_bytes: u64,
+}
+
+impl LinuxImageFacts {
+    /// The size in GiB, rounded up (at least 1).
+    pub fn size_gib(&self) -> i64 {
+        (self.size_bytes.div_ceil(1 << 30)).max(1) as i64
+    }
+}
+
+/// The sandbox images every account sees, per namespace (before the host has reported the
+/// installed Linux image, see [`crate::Core::images`]).
 pub fn images(ns: Namespace) -> Vec<Image> {
     let (linux_id, windows_id) = match ns {
         Namespace::Cvm => ("img-kpdeb12x", "img-kpwin22x"),
@@ -197,7 +216,10 @@ pub fn images(ns: Namespace) -> Vec<Image> {
             os: OsType::Linux,
             os_name: "Debian 12.0 64bit".into(),
             platform: "Debian".into(),
-            description: "A real OpenSSH server on the Keyplane host; log in as root.".into(),
+            description: "Debian 12 minimal (openssh-server, python3, sudo, iproute2, apt): \
+                          a small machine of its own on the Keyplane host; log in as root."
+                .into(),
+            size_gib: 1,
         },
         Image {
             id: windows_id.into(),
@@ -206,6 +228,7 @@ pub fn images(ns: Namespace) -> Vec<Image> {
             os_name: "Windows Server 2022 DataCenter 64bit".into(),
             platform: "Windows".into(),
             description: "A record only: the Windows rules act on it; nothing runs.".into(),
+            size_gib: 50,
         },
     ]
 }
@@ -294,7 +317,11 @@ impl Instance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
     /// Lay out and start a new instance.
-    Create,
+    Create {
+        /// User data (base64, as the client sent it, already checked by the dialect), run once
+        /// as root at the first boot.
+        user_data: Option<String>,
+    },
     /// Start a stopped instance.
     Start,
     /// Stop a running instance (`force`: no grace period).

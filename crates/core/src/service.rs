@@ -114,6 +114,7 @@ pub struct Core {
     clock: Arc<dyn Clock>,
     ssh_port: u16,
     master_key: Arc<crate::sealing::MasterKey>,
+    linux_image: Arc<std::sync::RwLock<Option<crate::instance::LinuxImageFacts>>>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -130,6 +131,7 @@ impl Core {
             clock,
             ssh_port: 22,
             master_key: Arc::new(crate::sealing::MasterKey::generate()),
+            linux_image: Arc::default(),
         }
     }
 
@@ -141,6 +143,32 @@ impl Core {
 
     pub(crate) fn master_key(&self) -> &crate::sealing::MasterKey {
         &self.master_key
+    }
+
+    /// Records what the host reports of the installed Linux image (its OS name and size),
+    /// which the image calls then answer.
+    pub fn set_linux_image(&self, facts: crate::instance::LinuxImageFacts) {
+        *self.linux_image.write().unwrap_or_else(|e| e.into_inner()) = Some(facts);
+    }
+
+    /// The images of a namespace, the Linux one with the installed image's real OS name and
+    /// size once the host has reported them.
+    pub fn images(&self, ns: crate::keypair::Namespace) -> Vec<crate::instance::Image> {
+        let facts = self
+            .linux_image
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut list = crate::instance::images(ns);
+        if let Some(f) = facts {
+            for image in &mut list {
+                if image.os == crate::instance::OsType::Linux {
+                    image.os_name = f.os_name.clone();
+                    image.size_gib = f.size_gib();
+                }
+            }
+        }
+        list
     }
 
     /// The same service, with sandbox instances' SSH servers on `port` (22 by default).

@@ -130,19 +130,32 @@ pub enum Claimable<'a> {
     /// What one node can carry out: operations on records and agent-managed hosts, and on the
     /// sandbox instances that live on this node (`sandbox_owner`, the id of its sandbox
     /// directory). A sandbox instance not yet owned (its create operation) becomes this
-    /// node's with the claim. `None`: this node has no sandbox, so no sandbox operation.
+    /// node's with the claim. `None`: this node has no sandbox, so no sandbox operation,
+    /// except those of `adopt_unowned_before`.
     Node {
         /// This node's sandbox owner id.
         sandbox_owner: Option<&'a str>,
+        /// A node without a sandbox also takes the operations of sandbox instances no node
+        /// owns yet that were created at or before this time (unix seconds), so that a launch
+        /// no node can carry out ends LAUNCH_FAILED instead of waiting forever; nodes with a
+        /// sandbox get the time before it to take them first.
+        adopt_unowned_before: Option<i64>,
     },
 }
 
 impl Claimable<'_> {
-    /// `(any, owner)` for the store queries.
-    pub fn parts(&self) -> (bool, Option<&str>) {
+    /// `(any, owner, adopt_unowned_before)` for the store queries (`i64::MIN` adopts none).
+    pub fn parts(&self) -> (bool, Option<&str>, i64) {
         match self {
-            Claimable::Any => (true, None),
-            Claimable::Node { sandbox_owner } => (false, *sandbox_owner),
+            Claimable::Any => (true, None, i64::MIN),
+            Claimable::Node {
+                sandbox_owner,
+                adopt_unowned_before,
+            } => (
+                false,
+                *sandbox_owner,
+                adopt_unowned_before.unwrap_or(i64::MIN),
+            ),
         }
     }
 }

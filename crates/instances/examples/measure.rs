@@ -1,10 +1,15 @@
-//! Measures sandbox instances: processes and memory per idle instance, time to first login,
-//! stop times. Run as root: `cargo run -p keyplane-instances --example measure -- 10`.
+//! Measures sandbox instances: processes, memory and disk per idle instance, time from start to
+//! first login (p50/p99), stop times. Run as root:
+//! `cargo run --release -p keyplane-instances --example measure -- 100`
+//! (the image comes from `KEYPLANE_IMAGE_CACHE`, default /var/cache/keyplane, built once).
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use keyplane_instances::{allocate_address, InstanceSpec, SandboxConfig, SandboxHost};
+use keyplane_instances::{
+    allocate_address, ImageCache, InstanceSpec, Resources, SandboxConfig, SandboxHost,
+    DEFAULT_IMAGE,
+};
 
 /// A `/proc/PID/status`-style "Key: N kB" value.
 fn kb(text: &str, key: &str) -> u64 {
@@ -111,6 +116,17 @@ async fn main() {
     };
     let host = SandboxHost::new(tmp.path().to_path_buf(), config).unwrap();
     host.setup_prerequisites().unwrap();
+    let cache = std::env::var_os("KEYPLANE_IMAGE_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/keyplane".into());
+    let t0 = Instant::now();
+    host.ensure_image(DEFAULT_IMAGE, &ImageCache::new(cache))
+        .await
+        .unwrap();
+    println!(
+        "image install (from the cached tarball): {:?}",
+        t0.elapsed()
+    );
     let own_rss_before = proc_kb(std::process::id(), "status", "VmRSS:");
     let kernel_before = kernel_kb();
     let mut used: Vec<Ipv4Addr> = Vec::new();
@@ -125,6 +141,11 @@ async fn main() {
             password: Some("pw".into()),
             password_hash: None,
             hostname: id.clone(),
+            image: DEFAULT_IMAGE.into(),
+            vpc: "bench".into(),
+            resources: Resources::default(),
+            user_data: None,
+            ssh_port: None,
         };
         host.create(spec).await.unwrap();
         let t0 = Instant::now();
@@ -145,6 +166,17 @@ async fn main() {
     let kernel_after = kernel_kb();
     let own_rss_after = proc_kb(std::process::id(), "status", "VmRSS:");
     let avg = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    let pct = |v: &[Duration], p: f64| {
+        let mut v = v.to_vec();
+        v.sort();
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    let (mut disk, mut cg_mem) = (0, 0);
+    for i in 0..n {
+        let id = format!("ins-m{i:04}");
+        disk += host.disk_usage(&id).unwrap();
+        cg_mem += host.memory_usage(&id).await.unwrap_or(0);
+    }
     println!("instances: {n}");
     println!(
         "processes per idle instance: {:.1}",
@@ -169,9 +201,18 @@ async fn main() {
         starts.iter().max().unwrap()
     );
     println!(
-        "start() to first login: avg {:?}, max {:?}",
-        avg(&logins),
+        "start() to first login: p50 {:?}, p99 {:?}, max {:?}",
+        pct(&logins, 0.5),
+        pct(&logins, 0.99),
         logins.iter().max().unwrap()
+    );
+    println!(
+        "disk per instance after boot (its upper layer): {} kB",
+        disk / 1024 / n as u64
+    );
+    println!(
+        "cgroup memory per idle instance (processes, page cache, tmpfs): {} kB",
+        cg_mem / 1024 / n as u64
     );
     if n > 3 {
         measure_session(&host, "ins-m0003").await;

@@ -47,6 +47,15 @@ pub enum Error {
         /// What the setup script or the kernel said.
         detail: String,
     },
+    /// An image is missing, malformed, or its name is invalid.
+    #[error("{0}")]
+    InvalidImage(String),
+    /// Building an image failed.
+    #[error("building the image failed: {0}")]
+    ImageBuild(String),
+    /// Wiring an instance's network failed.
+    #[error("instance network: {0}")]
+    Network(String),
     /// Hashing the instance password failed.
     #[error("password hashing failed")]
     PasswordHash,

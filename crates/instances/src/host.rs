@@ -8,18 +8,24 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::cgroup::{self, Cgroup, Resources};
 use crate::error::{Error, IoContext, PrereqError, Result};
 use crate::fsutil::Owner;
+use crate::image::{ImageCache, ImageInfo, ImageStore};
 use crate::layout::{self, Layout, Meta};
 use crate::listener::{self, SessionSpawner};
-use crate::sandbox::{self, Holder, NsParams};
-use crate::{prereq, InstanceSpec, SandboxConfig, IDS_PER_INSTANCE};
+use crate::sandbox::{self, BootParams, Holder, NsParams};
+use crate::{net, prereq, InstanceSpec, SandboxConfig};
 
-/// A running instance: its namespace holder and its listener task.
+/// A running instance: its namespace holder, its listener task, its outbound networking and
+/// its cgroups.
 struct Running {
     holder: Holder,
     listener: JoinHandle<()>,
     addr: SocketAddr,
+    /// slirp4netns (killed on drop).
+    outbound: Option<tokio::process::Child>,
+    cgroup: Option<Cgroup>,
 }
 
 impl Drop for Running {
@@ -37,10 +43,15 @@ type Slot = Arc<tokio::sync::Mutex<Option<Running>>>;
 /// directory. Blocking file operations are small and run inline.
 pub struct SandboxHost {
     layout: Layout,
+    images: ImageStore,
     config: SandboxConfig,
     slots: Mutex<HashMap<String, Slot>>,
     /// Serialises creation (uid slot and address allocation).
     create_lock: Mutex<()>,
+    /// Serialises image installs.
+    image_lock: tokio::sync::Mutex<()>,
+    /// Serialises VPC network setup.
+    net_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SandboxHost {
@@ -66,18 +77,26 @@ impl SandboxHost {
         std::fs::create_dir_all(&root_dir).ctx(|| format!("creating {}", root_dir.display()))?;
         let root =
             std::fs::canonicalize(&root_dir).ctx(|| format!("resolving {}", root_dir.display()))?;
-        let layout = Layout::new(root);
+        let layout = Layout::new(root.clone());
         layout.init()?;
-        for (id, pid, start_time) in layout.run_records()? {
-            tracing::info!(instance = %id, pid, "killing instance left over by a previous run");
-            sandbox::kill_stale(pid, start_time);
+        let images = ImageStore::new(root.join("images"), config.subuid_base);
+        images.init()?;
+        images.remove_staging()?;
+        for (id, procs) in layout.run_records()? {
+            tracing::info!(instance = %id, "killing instance left over by a previous run");
+            for (pid, start_time) in procs {
+                sandbox::kill_stale(pid, start_time);
+            }
             layout.remove_run_record(&id)?;
         }
         Ok(SandboxHost {
             layout,
+            images,
             config,
             slots: Mutex::new(HashMap::new()),
             create_lock: Mutex::new(()),
+            image_lock: tokio::sync::Mutex::new(()),
+            net_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -111,7 +130,7 @@ impl SandboxHost {
         check_address(spec.address)?;
         let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
         let all = self.layout.list_meta()?;
-        if self.config.ssh_port != 0 {
+        if spec.ssh_port.unwrap_or(self.config.ssh_port) != 0 {
             if let Some(other) = all
                 .iter()
                 .find(|m| m.address == spec.address && m.id != spec.id)
@@ -129,6 +148,7 @@ impl SandboxHost {
                 .find(|s| all.iter().all(|m| m.slot != *s))
                 .ok_or(Error::NoFreeSlot(self.config.max_instances))?,
         };
+        crate::image::validate_image_name(&spec.image)?;
         let mut meta = Meta {
             id: spec.id.clone(),
             slot,
@@ -137,6 +157,11 @@ impl SandboxHost {
             host_public_key: existing
                 .map(|m| m.host_public_key.clone())
                 .unwrap_or_default(),
+            image: spec.image.clone(),
+            vpc: spec.vpc.clone(),
+            cpus: spec.resources.cpus,
+            memory_mib: spec.resources.memory_mib,
+            ssh_port: spec.ssh_port,
         };
         let owner = self.owner(slot);
         let hash = match (&spec.password_hash, &spec.password) {
@@ -147,12 +172,17 @@ impl SandboxHost {
         meta.host_public_key = self
             .layout
             .lay_out_guest(&meta, owner, Some(hash.as_deref()))?;
+        if existing.is_none() {
+            if let Some(data) = &spec.user_data {
+                self.layout.write_user_data(&spec.id, owner, data)?;
+            }
+        }
         self.layout.save_meta(&meta)
     }
 
     /// Sets (or with `None`, locks) the root password. It takes effect at the next start or
-    /// reboot (like ECS's `ModifyInstanceAttribute` password): `/etc/shadow` inside is a bind
-    /// mount of the file as it was at start, and the new file replaces it by rename.
+    /// reboot (like ECS's `ModifyInstanceAttribute` password): the boot puts it into the
+    /// instance's own `/etc/shadow`.
     pub async fn set_password(&self, id: &str, password: Option<&str>) -> Result<()> {
         let meta = self.meta(id)?;
         let hash = password.map(layout::hash_password).transpose()?;
@@ -175,23 +205,61 @@ impl SandboxHost {
             *running = None;
         }
         let owner = self.owner(meta.slot);
+        self.layout.migrate_legacy(&meta, owner)?;
         self.layout.lay_out_guest(&meta, owner, None)?;
-        let bind = SocketAddr::from((meta.address, self.config.ssh_port));
+        if self.images.get(&meta.image)?.is_none() {
+            return Err(Error::InvalidImage(format!(
+                "image {} is not installed on this host",
+                meta.image
+            )));
+        }
+        let port = meta.ssh_port.unwrap_or(self.config.ssh_port);
+        let bind = SocketAddr::from((meta.address, port));
         let tcp = TcpListener::bind(bind)
             .await
             .ctx(|| format!("binding {bind} for instance {id}"))?;
         let addr = tcp.local_addr().ctx(|| format!("address of {bind}"))?;
-        let ns = self.ns_params(meta.slot);
+        let cgroup = self.cgroup(&meta)?;
+        let ns = self.ns_params(cgroup.as_ref());
         let guest_dir = self.layout.guest_dir(id);
-        let holder = sandbox::spawn_holder(id, &guest_dir, &meta.hostname, &ns).await?;
-        self.layout
-            .write_run_record(id, holder.pid1, holder.start_time)?;
+        let lower = format!("../../images/{}/rootfs", meta.image);
+        let slirp = self.config.outbound.then(net::slirp_path).flatten();
+        let boot = BootParams {
+            id,
+            guest_dir: &guest_dir,
+            hostname: &meta.hostname,
+            address: meta.address,
+            lower: &lower,
+            dns: slirp.as_ref().map(|_| net::SLIRP_DNS),
+        };
+        let mut holder = sandbox::spawn_holder(&boot, &ns).await?;
+        let mut procs = vec![(holder.pid1, holder.start_time)];
+        self.layout.write_run_record(id, &procs)?;
+        let vpc = net::vpc_netns_name(self.layout.root(), &vpc_key(&meta));
+        {
+            let _guard = self.net_lock.lock().await;
+            net::ensure_vpc(&vpc).await?;
+        }
+        net::attach(holder.pid1, &vpc, &format!("kp{}", meta.slot), meta.address).await?;
+        let outbound = match &slirp {
+            Some(path) => Some(net::start_outbound(holder.pid1, path).await?),
+            None => None,
+        };
+        let slirp_proc = outbound
+            .as_ref()
+            .and_then(|c| c.id())
+            .and_then(|pid| sandbox::proc_stat(pid).map(|s| (pid, s.start_time)));
+        if let Some(p) = slirp_proc {
+            procs.push(p);
+            self.layout.write_run_record(id, &procs)?;
+        }
+        holder.boot(id).await?;
+        self.layout.consume_boot_files(id)?;
         let spawner = SessionSpawner {
             id: id.to_owned(),
             pid1: holder.pid1,
             start_time: holder.start_time,
             ns,
-            sshd: self.config.sshd_path.clone(),
         };
         let listener = listener::spawn_listener(tcp, spawner);
         tracing::info!(instance = %id, %addr, pid = holder.pid1, "instance started");
@@ -199,6 +267,8 @@ impl SandboxHost {
             holder,
             listener,
             addr,
+            outbound,
+            cgroup,
         });
         Ok(addr)
     }
@@ -210,9 +280,8 @@ impl SandboxHost {
         self.meta(id)?;
         let slot = self.slot(id);
         let mut running = slot.lock().await;
-        if let Some(mut r) = running.take() {
-            r.listener.abort();
-            r.holder.stop(force, self.config.stop_timeout).await;
+        if let Some(r) = running.take() {
+            Self::halt(r, force, self.config.stop_timeout).await;
             tracing::info!(instance = %id, force, "instance stopped");
         }
         self.layout.remove_run_record(id)
@@ -229,19 +298,84 @@ impl SandboxHost {
         layout::validate_id(id)?;
         let slot = self.slot(id);
         let mut running = slot.lock().await;
-        if let Some(mut r) = running.take() {
-            r.listener.abort();
-            r.holder.stop(true, self.config.stop_timeout).await;
+        if let Some(r) = running.take() {
+            Self::halt(r, true, self.config.stop_timeout).await;
         }
+        let vpc = self.layout.load_meta(id)?.map(|m| vpc_key(&m));
         self.layout.remove_guest(id)?;
         self.layout.remove_run_record(id)?;
         self.layout.remove_meta(id)?;
         drop(running);
+        if let Some(vpc) = vpc {
+            if !self.layout.list_meta()?.iter().any(|m| vpc_key(m) == vpc) {
+                net::remove_vpc(&net::vpc_netns_name(self.layout.root(), &vpc)).await;
+            }
+        }
         self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         Ok(())
+    }
+
+    /// Ends a running instance: listener, every process, outbound networking, cgroups.
+    async fn halt(mut r: Running, force: bool, grace: std::time::Duration) {
+        r.listener.abort();
+        r.holder.stop(force, grace).await;
+        if let Some(mut slirp) = r.outbound.take() {
+            let _ = slirp.kill().await;
+        }
+        if let Some(cg) = r.cgroup.take() {
+            cg.remove();
+        }
+    }
+
+    /// Installed images.
+    pub fn images(&self) -> Result<Vec<ImageInfo>> {
+        self.images.list()
+    }
+
+    /// The installed image `name`, if any.
+    pub fn image(&self, name: &str) -> Result<Option<ImageInfo>> {
+        self.images.get(name)
+    }
+
+    /// Installs image `name` from a root filesystem tarball (blocking: run it off the async
+    /// threads).
+    pub fn import_image(&self, name: &str, tarball: &Path, source: &str) -> Result<ImageInfo> {
+        self.images.import(name, tarball, source)
+    }
+
+    /// The installed image `name`, installed first from `cache` when missing (the cache builds
+    /// the default image the first time; that takes a minute and needs the Debian archive).
+    pub async fn ensure_image(&self, name: &str, cache: &ImageCache) -> Result<ImageInfo> {
+        let _guard = self.image_lock.lock().await;
+        if let Some(info) = self.images.get(name)? {
+            return Ok(info);
+        }
+        let (images, cache, name) = (self.images.clone(), cache.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || {
+            tracing::info!(image = %name, "installing image");
+            let tarball = cache.ensure(&name, &mut |line| {
+                tracing::info!(image = %name, "image build: {line}");
+            })?;
+            images.import(&name, &tarball, &tarball.display().to_string())
+        })
+        .await
+        .map_err(|e| Error::InvalidImage(format!("installing image failed: {e}")))?
+    }
+
+    /// Bytes the instance's disk holds beyond its image.
+    pub fn disk_usage(&self, id: &str) -> Result<u64> {
+        self.meta(id)?;
+        Ok(self.layout.disk_usage(id))
+    }
+
+    /// Memory the running instance's cgroup uses now, bytes.
+    pub async fn memory_usage(&self, id: &str) -> Option<u64> {
+        let slot = self.slot(id);
+        let running = slot.lock().await;
+        running.as_ref()?.cgroup.as_ref()?.memory_usage()
     }
 
     /// Force-stops every running instance (for server shutdown).
@@ -289,9 +423,21 @@ impl SandboxHost {
     /// A command running `program` as the instance's root (mapped to its unprivileged uid
     /// range, in a user namespace of its own, with a clean environment): the guest agent runs
     /// this way on the instance's files, so it can write nothing the instance's root could not.
+    /// It runs in the instance's directory on the host, where the SSH state is
+    /// [`GUEST_SSH_DIR`](crate::GUEST_SSH_DIR); a `program` inside the sandbox root is run by a
+    /// path relative to it, so no directory above the root needs to be searchable.
     pub fn guest_command(&self, id: &str, program: &Path) -> Result<tokio::process::Command> {
-        let meta = self.meta(id)?;
-        Ok(sandbox::guest_command(&self.ns_params(meta.slot), program))
+        self.meta(id)?;
+        let program = match program.strip_prefix(self.layout.root()) {
+            Ok(rel) => Path::new("../..").join(rel),
+            Err(_) => program.to_path_buf(),
+        };
+        let guest = self.layout.guest_dir(id);
+        Ok(sandbox::guest_command(
+            &self.ns_params(None),
+            &guest,
+            &program,
+        ))
     }
 
     /// Host uid (and gid) of the instance's root.
@@ -307,13 +453,17 @@ impl SandboxHost {
     }
 
     /// Host PIDs of the running instance's processes (the holder, the init and everything in
-    /// the instance's PID namespace); empty when stopped.
+    /// the instance's PID namespace, and its outbound networking); empty when stopped.
     pub async fn processes(&self, id: &str) -> Vec<u32> {
         let slot = self.slot(id);
         let running = slot.lock().await;
         running
             .as_ref()
-            .map(|r| r.holder.processes())
+            .map(|r| {
+                let mut pids = r.holder.processes();
+                pids.extend(r.outbound.as_ref().and_then(|c| c.id()));
+                pids
+            })
             .unwrap_or_default()
     }
 
@@ -329,17 +479,55 @@ impl SandboxHost {
         slots.entry(id.to_owned()).or_default().clone()
     }
 
-    fn owner(&self, slot: u32) -> Owner {
-        let uid = self.config.subuid_base + slot * IDS_PER_INSTANCE;
+    /// Host uid and gid of every instance's root.
+    // Why one uid range for all instances: they boot one shared image, whose files must be
+    // owned by the same host uids in every instance (per-instance ranges would need idmapped
+    // mounts). Instances are kept apart by their own mount, PID, network, IPC and UTS
+    // namespaces and cgroups: none can see, signal or reach another's files or processes.
+    fn owner(&self, _slot: u32) -> Owner {
+        let uid = self.config.subuid_base;
         Owner { uid, gid: uid }
     }
 
-    fn ns_params(&self, slot: u32) -> NsParams {
+    fn ns_params(&self, cgroup: Option<&Cgroup>) -> NsParams {
         NsParams {
-            uid_base: self.owner(slot).uid,
-            private_network: self.config.private_network,
+            uid_base: self.config.subuid_base,
             max_processes: self.config.max_processes,
+            cgroup_tasks: cgroup.map(Cgroup::task_files).unwrap_or_default(),
         }
+    }
+
+    /// The instance's cgroups with the limits of its type (none where the host has no
+    /// cgroup v1 hierarchies).
+    fn cgroup(&self, meta: &Meta) -> Result<Option<Cgroup>> {
+        if cgroup::available().is_empty() {
+            return Ok(None);
+        }
+        let defaults = Resources::default();
+        let res = Resources {
+            cpus: if meta.cpus == 0 {
+                defaults.cpus
+            } else {
+                meta.cpus
+            },
+            memory_mib: if meta.memory_mib == 0 {
+                defaults.memory_mib
+            } else {
+                meta.memory_mib
+            },
+            max_processes: self.config.max_processes,
+        };
+        let group = cgroup::group_name(self.layout.root());
+        Cgroup::create(&group, &meta.id, res).map(Some)
+    }
+}
+
+/// The VPC an instance is in; one of an earlier version (none recorded) gets one of its own.
+fn vpc_key(meta: &Meta) -> String {
+    if meta.vpc.is_empty() {
+        format!("instance/{}", meta.id)
+    } else {
+        meta.vpc.clone()
     }
 }
 

@@ -5,13 +5,18 @@
 //!   meta/<id>.json          0600 host root   slot, address, hostname, host public key
 //!   run/<id>.pid            0600 host root   init pid + start time of a running instance
 //!   guests/                 0711 host root
-//!     <id>/                 0700 instance root (host uid subuid_base + slot * 65536)
+//!     <id>/                 0700 instance root (host uid subuid_base)
 //!       etc-ssh/            0755  -> /etc/ssh inside: sshd_config, host key, sshd_config.d/,
 //!                                    keyplane/authorized_keys (the agent's)
-//!       shadow              0600  -> /etc/shadow inside (root's password hash)
-//!       hostname            0644  -> /etc/hostname inside
-//!       home/               0700  -> /root inside
+//!       disk/upper/         0755  the instance's disk: its writes over the image
+//!       disk/work/          0755  overlayfs' work directory
+//!       disk/root/          0755  where the disk is mounted (inside the instance only)
+//!       boot/               0700  read at the next boot, then removed: root-hash (a new root
+//!                                 password), user-data (first boot only)
 //! ```
+//!
+//! Earlier versions bind-mounted `shadow`, `hostname` and `home/` of this directory over the
+//! host's files; [`Layout::migrate_legacy`] moves such an instance onto a disk of its own.
 //!
 //! Host root writes into instance-owned directories only through `fsutil` (no symlink is ever
 //! followed there).
@@ -42,7 +47,34 @@ pub(crate) struct Meta {
     pub address: Ipv4Addr,
     pub hostname: String,
     pub host_public_key: String,
+    /// Image the disk is layered over.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// VPC key: instances with the same key share a network.
+    #[serde(default)]
+    pub vpc: String,
+    /// CPU cores, memory (MiB) and process limit.
+    #[serde(default)]
+    pub cpus: u32,
+    #[serde(default)]
+    pub memory_mib: u64,
+    /// SSH port at `address` (the host's configured port when absent).
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
 }
+
+fn default_image() -> String {
+    crate::image::DEFAULT_IMAGE.into()
+}
+
+/// A process as (pid, start time in clock ticks since boot), which tells it from a later
+/// process that reuses the pid.
+pub(crate) type ProcRef = (u32, u64);
+
+/// Boot files (in `boot/`), consumed by the next boot.
+pub(crate) const BOOT_DIR: &str = "boot";
+pub(crate) const BOOT_ROOT_HASH: &str = "root-hash";
+pub(crate) const BOOT_USER_DATA: &str = "user-data";
 
 /// Paths and file operations under the sandbox root directory.
 #[derive(Debug, Clone)]
@@ -122,15 +154,17 @@ impl Layout {
         remove_if_exists(&self.root.join(META_DIR).join(format!("{id}.json")))
     }
 
-    /// Records a running instance's init process (`pid starttime`) for stale cleanup.
-    pub fn write_run_record(&self, id: &str, pid: u32, start_time: u64) -> Result<()> {
+    /// Records a running instance's processes that outlive a crashed server (its init, its
+    /// outbound networking) as `pid starttime` pairs, for stale cleanup.
+    pub fn write_run_record(&self, id: &str, procs: &[ProcRef]) -> Result<()> {
         let dir = self.root.join(RUN_DIR);
-        let line = format!("{pid} {start_time}\n");
+        let line: Vec<String> = procs.iter().map(|(p, s)| format!("{p} {s}")).collect();
+        let line = format!("{}\n", line.join(" "));
         fsutil::write_atomic(&dir, &format!("{id}.pid"), line.as_bytes(), 0o600, None)
     }
 
-    /// All run records: (instance id, pid, start time).
-    pub fn run_records(&self) -> Result<Vec<(String, u32, u64)>> {
+    /// All run records: (instance id, its processes).
+    pub fn run_records(&self) -> Result<Vec<(String, Vec<ProcRef>)>> {
         let dir = self.root.join(RUN_DIR);
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -140,10 +174,12 @@ impl Layout {
                 continue;
             };
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let mut parts = text.split_whitespace().map(str::parse::<u64>);
-            if let (Some(Ok(pid)), Some(Ok(start))) = (parts.next(), parts.next()) {
-                out.push((id.to_owned(), pid as u32, start));
-            }
+            let nums: Vec<u64> = text
+                .split_whitespace()
+                .map_while(|n| n.parse().ok())
+                .collect();
+            let procs = nums.chunks_exact(2).map(|c| (c[0] as u32, c[1])).collect();
+            out.push((id.to_owned(), procs));
         }
         Ok(out)
     }
@@ -165,9 +201,9 @@ impl Layout {
 
     /// Creates or repairs the instance directory; returns the host public key.
     ///
-    /// The host key is kept if present; the shadow file is rewritten when `password_hash` is
-    /// given (a SHA-512 crypt hash; `Some(None)` locks password login) or when it does not
-    /// exist yet.
+    /// The host key is kept if present. `password_hash` (a SHA-512 crypt hash; `Some(None)`
+    /// locks password login) is left in `boot/` for the next boot to put into the instance's
+    /// own `/etc/shadow`.
     pub fn lay_out_guest(
         &self,
         meta: &Meta,
@@ -184,18 +220,83 @@ impl Layout {
         if !fsutil::exists(&keys, KEYS_FILE).ctx(|| ctx("keys"))? {
             fsutil::write_atomic_at(&keys, KEYS_FILE, b"", 0o600, Some(owner))?;
         }
-        fsutil::ensure_subdir(&guest, "home", 0o700, Some(owner)).ctx(|| ctx("home"))?;
+        let disk = fsutil::ensure_subdir(&guest, "disk", 0o755, Some(owner)).ctx(|| ctx("disk"))?;
+        for sub in ["upper", "work", "root"] {
+            fsutil::ensure_subdir(&disk, sub, 0o755, Some(owner)).ctx(|| ctx("disk"))?;
+        }
+        let boot =
+            fsutil::ensure_subdir(&guest, BOOT_DIR, 0o700, Some(owner)).ctx(|| ctx("boot"))?;
         let config = render_sshd_config(id);
         fsutil::write_atomic_at(&ssh, "sshd_config", config.as_bytes(), 0o644, Some(owner))?;
-        let hostname = format!("{}\n", meta.hostname);
-        fsutil::write_atomic_at(&guest, "hostname", hostname.as_bytes(), 0o644, Some(owner))?;
         let public_key = self.ensure_host_key(&ssh, meta, owner)?;
-        let shadow_missing = !fsutil::exists(&guest, "shadow").ctx(|| ctx("shadow"))?;
-        if password_hash.is_some() || shadow_missing {
-            let shadow = render_shadow(password_hash.flatten());
-            fsutil::write_atomic_at(&guest, "shadow", shadow.as_bytes(), 0o600, Some(owner))?;
+        if let Some(hash) = password_hash {
+            let line = format!("{}\n", hash.unwrap_or("*"));
+            fsutil::write_atomic_at(&boot, BOOT_ROOT_HASH, line.as_bytes(), 0o600, Some(owner))?;
         }
         Ok(public_key)
+    }
+
+    /// Moves an instance laid out by an earlier version (its files bind-mounted over the
+    /// host's `/etc/shadow`, `/etc/hostname` and `/root`, owned by a uid range of its own) onto
+    /// a disk of its own: `/root` becomes the disk's, the SSH state is re-owned by `owner`, and
+    /// root's password hash goes to the next boot. Returns whether there was anything to do.
+    pub fn migrate_legacy(&self, meta: &Meta, owner: Owner) -> Result<bool> {
+        let guest = self.guest_dir(&meta.id);
+        let shadow = guest.join("shadow");
+        if !std::fs::symlink_metadata(&shadow).is_ok_and(|m| m.is_file()) {
+            return Ok(false);
+        }
+        let text =
+            std::fs::read_to_string(&shadow).ctx(|| format!("reading {}", shadow.display()))?;
+        let hash = text
+            .lines()
+            .find_map(|l| l.strip_prefix("root:"))
+            .and_then(|rest| rest.split(':').next())
+            .filter(|h| h.starts_with('$'))
+            .map(str::to_owned);
+        chown_tree(&guest.join(SSH_DIR), owner)?;
+        let upper = guest.join("disk").join("upper");
+        std::fs::create_dir_all(&upper).ctx(|| format!("creating {}", upper.display()))?;
+        let home = guest.join("home");
+        if std::fs::symlink_metadata(&home).is_ok_and(|m| m.is_dir()) {
+            chown_tree(&home, owner)?;
+            std::fs::rename(&home, upper.join("root"))
+                .ctx(|| format!("moving {}", home.display()))?;
+        }
+        chown_tree(&guest.join("disk"), owner)?;
+        self.lay_out_guest(meta, owner, Some(hash.as_deref()))?;
+        remove_if_exists(&guest.join("hostname"))?;
+        remove_if_exists(&shadow)?;
+        tracing::info!(instance = %meta.id, "moved an instance of an earlier version onto its own disk");
+        Ok(true)
+    }
+
+    /// Leaves user data for the first boot.
+    pub fn write_user_data(&self, id: &str, owner: Owner, data: &[u8]) -> Result<()> {
+        let boot = self.guest_dir(id).join(BOOT_DIR);
+        let dir = fsutil::open_dir(&boot).ctx(|| format!("opening {}", boot.display()))?;
+        fsutil::write_atomic_at(&dir, BOOT_USER_DATA, data, 0o600, Some(owner))
+    }
+
+    /// Removes the boot files a successful boot has consumed.
+    pub fn consume_boot_files(&self, id: &str) -> Result<()> {
+        let boot = self.guest_dir(id).join(BOOT_DIR);
+        let dir = fsutil::open_dir(&boot).ctx(|| format!("opening {}", boot.display()))?;
+        for name in [BOOT_ROOT_HASH, BOOT_USER_DATA] {
+            match rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => {
+                    return Err(std::io::Error::from(e))
+                        .ctx(|| format!("removing {}/{name}", boot.display()))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the instance's disk holds beyond its image.
+    pub fn disk_usage(&self, id: &str) -> u64 {
+        crate::image::tree_size(&self.guest_dir(id).join("disk").join("upper"))
     }
 
     /// Keeps the existing host key pair, or generates a new ed25519 one.
@@ -224,6 +325,26 @@ impl Layout {
         )?;
         Ok(public)
     }
+}
+
+/// Gives every file under `dir` (links themselves, never their targets) to `owner`.
+fn chown_tree(dir: &Path, owner: Owner) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).ctx(|| format!("stat {}", path.display())),
+        };
+        std::os::unix::fs::lchown(&path, Some(owner.uid), Some(owner.gid))
+            .ctx(|| format!("chown {}", path.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).ctx(|| format!("listing {}", path.display()))? {
+                stack.push(entry.ctx(|| format!("listing {}", path.display()))?.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -256,19 +377,6 @@ pub(crate) fn hash_password(password: &str) -> Result<String> {
         .map_err(|_| Error::PasswordHash)
 }
 
-/// The instance's `/etc/shadow`: one line, for root.
-///
-/// Without a password the hash field is `*`. Why not `!`: OpenSSH (without PAM) treats a hash
-/// starting with `!` as a locked account and refuses key logins too; `*` only matches no password.
-pub(crate) fn render_shadow(hash: Option<&str>) -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
-    // Why a real last-change day: sshd without PAM forces a password change when it is 0.
-    format!("root:{}:{days}:0:99999:7:::\n", hash.unwrap_or("*"))
-}
-
 /// The instance's sshd configuration (paths as seen inside the instance).
 pub(crate) fn render_sshd_config(id: &str) -> String {
     format!(
@@ -277,13 +385,9 @@ pub(crate) fn render_sshd_config(id: &str) -> String {
          Include /etc/ssh/{DROPIN_DIR}/*.conf\n\
          HostKey /etc/ssh/{HOST_KEY}\n\
          PermitRootLogin yes\n\
-         AllowUsers root\n\
          UsePAM no\n\
          KbdInteractiveAuthentication no\n\
-         AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/{KEYS_DIR}/{KEYS_FILE}\n\
-         # Why StrictModes no: in the user namespace the host's / and /etc appear owned by\n\
-         # nobody, so sshd's ownership walk would reject every key file outside the home.\n\
-         StrictModes no\n\
+         AuthorizedKeysFile .ssh/authorized_keys\n\
          PrintMotd no\n\
          PrintLastLog no\n\
          UseDNS no\n\
@@ -291,7 +395,10 @@ pub(crate) fn render_sshd_config(id: &str) -> String {
          PidFile none\n\
          LoginGraceTime 60\n\
          AcceptEnv LANG LC_*\n\
-         Subsystem sftp internal-sftp\n"
+         Subsystem sftp internal-sftp\n\
+         # The keys bound through the API log in as root, as on the clouds.\n\
+         Match User root\n\
+         \x20   AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/{KEYS_DIR}/{KEYS_FILE}\n"
     )
 }
 
@@ -348,9 +455,6 @@ mod tests {
         let hash = hash_password("s3cret pass").unwrap();
         assert!(hash.starts_with("$6$"));
         assert!(sha_crypt::sha512_check("s3cret pass", &hash).is_ok());
-        let line = render_shadow(Some(&hash));
-        assert!(line.starts_with(&format!("root:{hash}:")));
-        assert!(render_shadow(None).starts_with("root:*:"));
     }
 
     #[test]

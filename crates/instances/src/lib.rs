@@ -1,57 +1,71 @@
-//! Keyplane sandbox driver: each Linux instance is a real, isolated OpenSSH server on this host.
+//! Keyplane sandbox driver: each Linux instance is a small machine of its own on this host.
 //!
-//! An instance is a set of namespaces (user, mount, PID, UTS, IPC, optionally network) held open
-//! by a tiny init process. The instance's root is mapped to its own unprivileged host uid range
-//! (`subuid_base + slot * 65536`, 65536 ids), so `root` inside is never root on the host, and two
-//! instances cannot touch each other's files. Inside, the instance's own files are bind-mounted
-//! over `/etc/ssh`, `/etc/shadow`, `/etc/hostname` and `/root`; `/run`, `/tmp`, `/var/tmp` and
-//! `/dev/shm` are private tmpfs mounts.
+//! An instance boots a real root filesystem ([`image`]: Debian 12 by default, built with
+//! mmdebstrap and shared by every instance) under a copy-on-write disk of its own (an overlay
+//! whose upper layer is the instance's), in namespaces of its own: user (its root is an
+//! unprivileged host uid range), mount (it pivots into its disk: no host path is visible), PID,
+//! UTS, IPC and network. Its init mounts a private /proc, /dev, /run and /sys, runs user data at
+//! the first boot and `/etc/rc.local` at every boot, and starts its SSH server. Memory, CPU and
+//! process count are capped per instance by cgroups.
 //!
-//! A user namespace cannot bind port 22 in the host network namespace, so the server listens on
-//! the instance's own loopback address (`127.x.y.z:22`) and, per connection, starts
-//! `sshd -i` (inetd mode) inside the instance's namespaces with the TCP connection as its
-//! standard input and output. Because every connection starts a fresh sshd, a configuration
-//! change (the agent's password switch) applies to the next connection without a reload.
+//! Networking ([`net`]): instances of one VPC (account and region) share a bridge in a network
+//! namespace the server makes, and reach each other at their 127.1.x.y addresses on any port;
+//! outbound traffic goes through slirp4netns with the host's loopback hidden.
 //!
-//! Entry points: [`SandboxHost`] (create/start/stop/reboot/destroy) and [`apply_ssh_state`]
-//! (what the guest agent calls).
+//! SSH from the host: a user namespace cannot bind port 22 in the host's network namespace, so
+//! the server listens on the instance's own loopback address (`127.x.y.z:22`) and, per
+//! connection, starts `sshd -i` (inetd mode) inside every namespace of the instance with the
+//! TCP connection as its standard input and output. Because every connection starts a fresh
+//! sshd, a configuration change (the agent's password switch) applies to the next connection.
+//!
+//! Entry points: [`SandboxHost`] (create/start/stop/reboot/destroy, images) and
+//! [`apply_ssh_state`] (what the guest agent calls).
 //!
 //! # Host prerequisites
 //!
-//! Root; Debian packages `openssh-server uidmap` (plus `util-linux mount hostname`, always
-//! installed; `iproute2` for [`SandboxConfig::private_network`]); user namespaces enabled; a
-//! line `root:<subuid_base>:<max_instances * 65536>` in `/etc/subuid` and `/etc/subgid`
-//! ([`SandboxHost::setup_prerequisites`] adds it); every directory above the sandbox root
-//! searchable by others (`o+x`). [`SandboxHost::check_prerequisites`] lists whatever is missing.
+//! Root; Debian packages `uidmap iproute2 slirp4netns` (plus `util-linux mount`, always
+//! installed, and `mmdebstrap` to build images); user namespaces enabled; a line
+//! `root:<subuid_base>:65536` (or more) in `/etc/subuid` and `/etc/subgid`
+//! ([`SandboxHost::setup_prerequisites`] adds it). [`SandboxHost::check_prerequisites`] lists
+//! whatever is missing.
 
+mod cgroup;
 mod error;
 mod fsutil;
 mod host;
 mod host_state;
+pub mod image;
 mod layout;
 mod listener;
+pub mod net;
 mod prereq;
 mod sandbox;
 mod ssh_state;
 pub mod worker;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cgroup::Resources;
 pub use error::{Error, Missing, PrereqError, Result};
 pub use fsutil::{write_atomic, Owner};
 pub use host::SandboxHost;
 pub use host_state::{
     apply_host_ssh_state, read_host_keys, read_host_password_switch, HostLayout, HOST_KEYS_FILE,
 };
+pub use image::{ImageCache, ImageInfo, DEFAULT_IMAGE};
+pub use prereq::setup_subordinate_ids;
 pub use ssh_state::{
     apply_ssh_state, keys_path, read_ssh_keys, state_owner, DROPIN_DIR, DROPIN_FILE, KEYS_DIR,
     KEYS_FILE,
 };
 
-/// Number of host uids (and gids) given to each instance.
+/// Number of host uids (and gids) an instance's user namespace maps.
 pub const IDS_PER_INSTANCE: u32 = 65536;
+
+/// The instance's SSH configuration directory (`/etc/ssh` inside), relative to the working
+/// directory of [`SandboxHost::guest_command`].
+pub const GUEST_SSH_DIR: &str = "etc-ssh";
 
 /// Host-wide settings of the sandbox driver.
 #[derive(Debug, Clone)]
@@ -62,18 +76,15 @@ pub struct SandboxConfig {
     /// First host uid/gid of the instance ranges; instance slot `n` maps its root to
     /// `subuid_base + n * 65536`.
     pub subuid_base: u32,
-    /// How many instances (uid ranges) this host may hold.
+    /// How many instances this host may hold.
     pub max_instances: u32,
-    /// Give each instance a private network namespace with only loopback (no outbound network,
-    /// no access to the host's loopback services). Off by default: instances share the host
-    /// network, like a VM with NAT.
-    pub private_network: bool,
-    /// `RLIMIT_NPROC` for each instance's uid: a fork bomb inside stops there.
+    /// Give each instance outbound network access through slirp4netns (the host's loopback
+    /// stays hidden). Without it, instances reach only their VPC.
+    pub outbound: bool,
+    /// Most processes (and threads) of one instance at once.
     pub max_processes: u64,
     /// How long a soft stop waits for processes to exit after SIGTERM before killing them.
     pub stop_timeout: Duration,
-    /// Path of the OpenSSH server binary.
-    pub sshd_path: PathBuf,
 }
 
 impl Default for SandboxConfig {
@@ -82,10 +93,9 @@ impl Default for SandboxConfig {
             ssh_port: 22,
             subuid_base: 100_000,
             max_instances: 1024,
-            private_network: false,
+            outbound: true,
             max_processes: 1024,
             stop_timeout: Duration::from_secs(10),
-            sshd_path: PathBuf::from("/usr/sbin/sshd"),
         }
     }
 }
@@ -105,6 +115,19 @@ pub struct InstanceSpec {
     pub password_hash: Option<String>,
     /// Host name shown inside the instance.
     pub hostname: String,
+    /// Image to boot ([`DEFAULT_IMAGE`] unless another was imported).
+    pub image: String,
+    /// VPC key: instances with the same key reach each other (the server uses account and
+    /// region).
+    pub vpc: String,
+    /// CPU, memory and process limits.
+    pub resources: Resources,
+    /// User data, run once as root at the first boot.
+    pub user_data: Option<Vec<u8>>,
+    /// The SSH port at `address`, when not the host's [`SandboxConfig::ssh_port`] (the port
+    /// recorded for the instance, so that whichever node holds it listens where
+    /// DescribeInstances says).
+    pub ssh_port: Option<u16>,
 }
 
 impl std::fmt::Debug for InstanceSpec {
@@ -118,6 +141,10 @@ impl std::fmt::Debug for InstanceSpec {
                 &self.password_hash.as_ref().map(|_| "<redacted>"),
             )
             .field("hostname", &self.hostname)
+            .field("image", &self.image)
+            .field("vpc", &self.vpc)
+            .field("resources", &self.resources)
+            .field("user_data", &self.user_data.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -162,6 +189,11 @@ mod tests {
             password: Some("hunter2".into()),
             password_hash: None,
             hostname: "h".into(),
+            image: DEFAULT_IMAGE.into(),
+            vpc: String::new(),
+            resources: Resources::default(),
+            user_data: None,
+            ssh_port: None,
         };
         assert!(!format!("{spec:?}").contains("hunter2"));
     }

@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -27,7 +26,6 @@ pub(crate) struct SessionSpawner {
     pub pid1: u32,
     pub start_time: u64,
     pub ns: NsParams,
-    pub sshd: PathBuf,
 }
 
 impl SessionSpawner {
@@ -40,7 +38,7 @@ impl SessionSpawner {
         stream.set_nonblocking(false)?;
         let socket = OwnedFd::from(stream);
         let socket_out = socket.try_clone()?;
-        let mut cmd = sandbox::session_command(&self.id, self.pid1, &self.ns, &self.sshd);
+        let mut cmd = sandbox::session_command(&self.id, self.pid1, &self.ns);
         cmd.stdin(Stdio::from(socket))
             .stdout(Stdio::from(socket_out))
             .stderr(Stdio::piped());

@@ -12,25 +12,23 @@ const SUBGID: &str = "/etc/subgid";
 /// Programs the driver runs, with the Debian package providing each.
 fn programs(config: &SandboxConfig) -> Vec<(PathBuf, &'static str)> {
     let mut list = vec![
-        (config.sshd_path.clone(), "openssh-server"),
         ("/usr/bin/unshare".into(), "util-linux"),
         ("/usr/bin/nsenter".into(), "util-linux"),
         ("/usr/bin/prlimit".into(), "util-linux"),
         ("/usr/bin/newuidmap".into(), "uidmap"),
         ("/usr/bin/newgidmap".into(), "uidmap"),
         ("/bin/mount".into(), "mount"),
-        ("/bin/hostname".into(), "hostname"),
+        ("/sbin/ip".into(), "iproute2"),
     ];
-    if config.private_network {
-        list.push(("/sbin/ip".into(), "iproute2"));
+    if config.outbound {
+        list.push(("/usr/bin/slirp4netns".into(), "slirp4netns"));
     }
     list
 }
 
 /// The subordinate id range the instances use: (first, count).
 pub(crate) fn id_range(config: &SandboxConfig) -> (u64, u64) {
-    let count = u64::from(config.max_instances) * u64::from(IDS_PER_INSTANCE);
-    (u64::from(config.subuid_base), count)
+    (u64::from(config.subuid_base), u64::from(IDS_PER_INSTANCE))
 }
 
 /// Everything missing for running instances under `root`.
@@ -52,11 +50,7 @@ pub(crate) fn check(config: &SandboxConfig, root: &Path) -> Result<(), PrereqErr
         let text = std::fs::read_to_string(file).unwrap_or_default();
         missing.extend(check_subordinate(file, &text, id_range(config)));
     }
-    missing.extend(
-        untraversable_ancestors(root)
-            .into_iter()
-            .map(Missing::NotTraversable),
-    );
+    let _ = root;
     if missing.is_empty() {
         Ok(())
     } else {
@@ -64,8 +58,8 @@ pub(crate) fn check(config: &SandboxConfig, root: &Path) -> Result<(), PrereqErr
     }
 }
 
-/// Adds the root range to `/etc/subuid` and `/etc/subgid` where it is missing.
-pub(crate) fn setup_subordinate_ids(config: &SandboxConfig) -> Result<()> {
+/// Adds the root range to `/etc/subuid` and `/etc/subgid` where it is missing (root only).
+pub fn setup_subordinate_ids(config: &SandboxConfig) -> Result<()> {
     if !rustix::process::geteuid().is_root() {
         return Err(PrereqError {
             missing: vec![Missing::NotRoot],
@@ -145,39 +139,33 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Ancestors of `root` that other users cannot search (so instance uids could not reach it).
-fn untraversable_ancestors(root: &Path) -> Vec<PathBuf> {
-    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    root.ancestors()
-        .filter(|dir| {
-            std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 == 0)
-        })
-        .map(Path::to_path_buf)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn missing_program_is_named_with_its_package() {
-        let config = SandboxConfig {
-            sshd_path: "/nonexistent/sshd".into(),
+        let expected = Missing::Program {
+            path: "/nonexistent/slirp4netns".into(),
+            package: "slirp4netns",
+        };
+        assert!(expected.to_string().contains("apt-get install slirp4netns"));
+        assert!(programs(&SandboxConfig::default())
+            .iter()
+            .any(|(p, pkg)| p.ends_with("slirp4netns") && *pkg == "slirp4netns"));
+        let offline = SandboxConfig {
+            outbound: false,
             ..SandboxConfig::default()
         };
-        let err = check(&config, Path::new("/")).unwrap_err();
-        let expected = Missing::Program {
-            path: "/nonexistent/sshd".into(),
-            package: "openssh-server",
-        };
-        assert!(err.missing.contains(&expected), "{err}");
-        assert!(err.to_string().contains("apt-get install openssh-server"));
+        assert!(!programs(&offline)
+            .iter()
+            .any(|(p, _)| p.ends_with("slirp4netns")));
     }
 
     #[test]
     fn subordinate_ranges() {
         let range = (100_000, 65536 * 4);
+        assert_eq!(id_range(&SandboxConfig::default()), (100_000, 65536));
         let missing = check_subordinate(SUBUID, "", range);
         assert_eq!(
             missing,

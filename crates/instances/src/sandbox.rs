@@ -5,13 +5,13 @@
 //! then only reaps orphans). Sessions join those namespaces with `nsenter`. Killing the init
 //! kills every process of the instance: that is how stop ends all sessions.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use crate::error::{Error, Result};
 use crate::IDS_PER_INSTANCE;
@@ -19,37 +19,93 @@ use crate::IDS_PER_INSTANCE;
 /// `PATH` given to every process we start (the server's environment is never passed on).
 pub(crate) const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// How long the init may take to set up its mounts.
-const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the init may take to set up its mounts, and to boot once its network is up.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The instance's init, run as the instance's root inside fresh namespaces.
-/// `$1` = instance directory on the host, `$2` = hostname, `$3` = `private` for a private network,
-/// `$4` = instance id (written to the marker that sessions check, see [`SESSION_SCRIPT`]).
-// Why bind mounts before the tmpfs mounts: the instance directory may live under /tmp.
+/// The instance's init, stage 1: run by the host's `/bin/sh` as the instance's root inside
+/// fresh namespaces, with the instance directory as working directory (so no host path above
+/// it needs to be searchable by the instance's uids). It mounts the instance's disk (an
+/// overlay of its own upper layer over the shared image), a private /proc, /dev, /run and
+/// /sys, pivots into the disk and detaches the host's tree for good, then waits for the host
+/// to wire its network before it boots (stage 2, run by the image's own shell).
+/// `$1` = instance id, `$2` = host name, `$3` = address, `$4` = image tree (relative),
+/// `$5` = DNS server or empty, `$6` = stage 2.
+// Why `userxattr`: in a user namespace overlayfs keeps its metadata (opaque and impure
+// directories) in user.overlay.* attributes; without them it answers EXDEV to the renames
+// dpkg makes when it unpacks a package.
+// Why `cd -P`: dash builds the target from $PWD, whose ancestors instance uids may not search.
+// Why `pivot_root . .` and `umount -l .`: the host's root is stacked under the new one and
+// detached, so no mount the instance can remove ever uncovers a host path.
+const INIT_SCRIPT: &str = r#"set -eu
+mkdir -p disk/root
+mount -t overlay overlay -o "lowerdir=$4,upperdir=disk/upper,workdir=disk/work,userxattr" disk/root
+cd -P disk/root
+mkdir -p etc/ssh proc dev sys run tmp
+mount --bind ../../etc-ssh etc/ssh
+mount -t proc -o nosuid,nodev,noexec proc proc
+mount -t tmpfs -o mode=0755,size=256k,nosuid tmpfs dev
+for d in null zero full random urandom tty; do : > "dev/$d"; mount --bind "/dev/$d" "dev/$d"; done
+mkdir dev/pts dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts dev/pts
+ln -s pts/ptmx dev/ptmx
+ln -s /proc/self/fd dev/fd
+ln -s /proc/self/fd/0 dev/stdin
+ln -s /proc/self/fd/1 dev/stdout
+ln -s /proc/self/fd/2 dev/stderr
+mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tmpfs dev/shm
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs sys 2>/dev/null || true
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs run
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs tmp
+mkdir -m 0700 run/keyplane
+if [ -d ../../boot ]; then cp -a ../../boot/. run/keyplane/; fi
+echo "$1" > run/keyplane-instance
+pivot_root . .
+umount -l .
+cd /
+echo net
+read -r go
+[ "$go" = go ]
+exec /bin/sh -c "$6" keyplane-init "$1" "$2" "$3" "$5"
+"#;
+
+/// Stage 2 of the init, run by the image's `/bin/sh` as PID 1 once the network is up: the
+/// instance's own identity files, its root password when the host set a new one, its SSH
+/// server (for other instances of its VPC; the host's sessions start `sshd -i`), user data at
+/// first boot and `/etc/rc.local`, then it only reaps orphans.
 // Why a shell loop as init: dash's `wait` reaps every child, including orphans reparented to
 // PID 1; `sleep infinity` alone would leave them as zombies.
-const INIT_SCRIPT: &str = r#"set -eu
-g=$1
-mount --bind "$g/etc-ssh" /etc/ssh
-mount --bind "$g/shadow" /etc/shadow
-if [ -e /etc/hostname ]; then mount --bind "$g/hostname" /etc/hostname; fi
-mount --bind "$g/home" /root
-mount -t tmpfs -o mode=0755,size=8m,nosuid,nodev tmpfs /run
-mkdir -m 0755 /run/sshd
-echo "$4" > /run/keyplane-instance
-for d in /tmp /var/tmp /dev/shm; do
-  if [ -d "$d" ]; then mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev tmpfs "$d"; fi
-done
-hostname "$2"
-if [ "$3" = private ]; then ip link set lo up; fi
-trap 'kill -TERM -1; n=0; while kill -0 -1 && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; exit 0' TERM
+const BOOT_SCRIPT: &str = r#"set -u
+id=$1 host=$2 addr=$3 dns=$4
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+hostname "$host"
+printf '%s\n' "$host" > /etc/hostname
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n' "$addr" "$host" > /etc/hosts
+[ -s /etc/machine-id ] || tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
+if [ -n "$dns" ]; then printf 'nameserver %s\n' "$dns" > /etc/resolv.conf; fi
+if [ -f /run/keyplane/root-hash ]; then usermod -p "$(cat /run/keyplane/root-hash)" root; fi
+mkdir -p -m 0755 /run/sshd /var/log
+/usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log || echo "keyplane: sshd did not start" >&2
+if [ -f /run/keyplane/user-data ]; then
+  mkdir -p /var/lib/cloud/instance
+  cp /run/keyplane/user-data /var/lib/cloud/instance/user-data.txt
+  chmod 0700 /var/lib/cloud/instance/user-data.txt
+  if head -c 2 /var/lib/cloud/instance/user-data.txt | grep -q '^#!'; then
+    set -- /var/lib/cloud/instance/user-data.txt
+  else
+    set -- /bin/sh /var/lib/cloud/instance/user-data.txt
+  fi
+  ( "$@" > /var/log/cloud-init-output.log 2>&1 < /dev/null & )
+fi
+( for s in /etc/rc2.d/S*; do case $s in *ssh) continue;; esac; [ -x "$s" ] && "$s" start; done
+  [ -x /etc/rc.local ] && /etc/rc.local ) > /var/log/boot.log 2>&1 < /dev/null &
+trap 'kill -TERM -1; n=0; while kill -0 -1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; exit 0' TERM
 echo ready
 exec </dev/null >/dev/null 2>&1
 cd /
 while :; do sleep 2147483647 & wait; done
 "#;
 
-/// Runs sshd only if it really is inside instance `$1` (`$2` = sshd path).
+/// Runs sshd only if it really is inside instance `$1` (`$2` = sshd path inside).
 // Why: should the init die and its PID be reused, `nsenter --target` would enter some other
 // process's namespaces: another instance's (a login there with this instance's credentials), or
 // the host's (util-linux 2.38 then fails on the user namespace, but not every version does).
@@ -59,15 +115,32 @@ echo "keyplane: not inside instance $1, refusing" >&2
 exit 1
 "#;
 
+/// Path of the SSH server inside instances.
+pub(crate) const GUEST_SSHD: &str = "/usr/sbin/sshd";
+
 /// Namespace settings shared by the init and the sessions of one instance.
 #[derive(Debug, Clone)]
 pub(crate) struct NsParams {
     /// Host uid (and gid) that root inside maps to.
     pub uid_base: u32,
-    /// Whether the instance has its own network namespace.
-    pub private_network: bool,
-    /// `RLIMIT_NPROC` of the instance's uid.
+    /// `RLIMIT_NPROC` of the instance's processes (a backstop; the pids cgroup is the limit).
     pub max_processes: u64,
+    /// The `tasks` files of the instance's cgroups, joined before anything else runs.
+    pub cgroup_tasks: Vec<PathBuf>,
+}
+
+/// What stage 1 of the init needs to boot an instance.
+#[derive(Debug, Clone)]
+pub(crate) struct BootParams<'a> {
+    pub id: &'a str,
+    /// The instance's directory on the host (the init's working directory).
+    pub guest_dir: &'a Path,
+    pub hostname: &'a str,
+    pub address: std::net::Ipv4Addr,
+    /// The image tree, relative to `guest_dir`.
+    pub lower: &'a str,
+    /// Name server written to /etc/resolv.conf (none without outbound networking).
+    pub dns: Option<&'a str>,
 }
 
 /// The running init of an instance.
@@ -79,12 +152,22 @@ pub(crate) struct Holder {
     pub pid1: u32,
     /// Start time (clock ticks since boot) of the init, guarding against PID reuse.
     pub start_time: u64,
+    /// The init's standard input (it waits for `go` there) until it has booted.
+    stdin: Option<ChildStdin>,
+    /// The init's standard output (`net`, then `ready`).
+    stdout: Option<BufReader<ChildStdout>>,
+    stderr: Option<ChildStderr>,
 }
 
-/// A `Command` wrapped in `prlimit`, with a clean environment and its own process group.
-fn limited_command(max_processes: u64) -> Command {
-    let mut cmd = Command::new("/usr/bin/prlimit");
-    cmd.arg(format!("--nproc={max_processes}:{max_processes}"))
+/// A `Command` that joins the instance's cgroups, then runs under `prlimit`, with a clean
+/// environment and its own process group.
+fn limited_command(ns: &NsParams) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", crate::cgroup::JOIN_SCRIPT, "keyplane-join"])
+        .args(&ns.cgroup_tasks)
+        .arg("--")
+        .arg("/usr/bin/prlimit")
+        .arg(format!("--nproc={0}:{0}", ns.max_processes))
         .arg("--")
         .env_clear()
         .env("PATH", SAFE_PATH)
@@ -97,76 +180,114 @@ fn limited_command(max_processes: u64) -> Command {
     cmd
 }
 
-/// Starts the namespaces and init of an instance and waits until its mounts are in place.
-pub(crate) async fn spawn_holder(
-    id: &str,
-    guest_dir: &Path,
-    hostname: &str,
-    ns: &NsParams,
-) -> Result<Holder> {
+/// Starts the namespaces and stage 1 of the init of an instance, and waits until its disk is
+/// mounted and it waits for its network ([`Holder::boot`] goes on from there).
+pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result<Holder> {
     let map = format!("{},0,{IDS_PER_INSTANCE}", ns.uid_base);
-    let mut cmd = limited_command(ns.max_processes);
+    let mut cmd = limited_command(ns);
     cmd.arg("/usr/bin/unshare")
         .args(["--user", &format!("--map-users={map}")])
         .arg(format!("--map-groups={map}"))
         .args(["--setuid", "0", "--setgid", "0"])
-        .args(["--mount", "--propagation", "private", "--mount-proc"])
-        .args(["--pid", "--fork", "--uts", "--ipc"]);
-    if ns.private_network {
-        cmd.arg("--net");
-    }
-    cmd.args(["--", "/bin/sh", "-c", INIT_SCRIPT, "keyplane-init"])
-        .arg(guest_dir)
-        .arg(hostname)
-        .arg(if ns.private_network {
-            "private"
-        } else {
-            "shared"
-        })
-        .arg(id)
-        .stdin(Stdio::null())
+        .args(["--mount", "--propagation", "private"])
+        .args(["--pid", "--fork", "--uts", "--ipc", "--net"])
+        .args(["--", "/bin/sh", "-c", INIT_SCRIPT, "keyplane-init"])
+        .arg(boot.id)
+        .arg(boot.hostname)
+        .arg(boot.address.to_string())
+        .arg(boot.lower)
+        .arg(boot.dns.unwrap_or(""))
+        .arg(BOOT_SCRIPT)
+        .current_dir(boot.guest_dir)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let failed = |detail: String| Error::StartFailed {
-        id: id.to_owned(),
-        detail,
-    };
-    let mut child = cmd
+    let child = cmd
         .spawn()
-        .map_err(|e| failed(format!("spawning unshare: {e}")))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
+        .map_err(|e| start_failed(boot.id, format!("spawning unshare: {e}")))?;
     // From here on the holder's Drop cleans up, even if this future is cancelled.
     let mut holder = Holder {
         child,
         pid1: 0,
         start_time: 0,
+        stdin: None,
+        stdout: None,
+        stderr: None,
     };
-    let mut line = String::new();
-    let ready = tokio::time::timeout(READY_TIMEOUT, async {
-        BufReader::new(stdout).read_line(&mut line).await
-    })
-    .await;
-    if !matches!(ready, Ok(Ok(_))) || line.trim() != "ready" {
-        holder.kill_unknown_init();
-        let _ = holder.child.start_kill();
-        let status = holder.child.wait().await.ok();
-        let mut err = String::new();
-        let _ = tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut err)).await;
-        return Err(failed(format!(
-            "init did not come up (status {status:?}): {}",
-            err.trim()
-        )));
-    }
-    let unshare_pid = holder
-        .child
-        .id()
-        .ok_or_else(|| failed("unshare exited".into()))?;
-    holder.pid1 = find_child(unshare_pid).ok_or_else(|| failed("init process not found".into()))?;
-    holder.start_time = proc_stat(holder.pid1)
-        .map(|s| s.start_time)
-        .ok_or_else(|| failed("init process vanished".into()))?;
+    holder.stdin = holder.child.stdin.take();
+    holder.stdout = holder.child.stdout.take().map(BufReader::new);
+    holder.stderr = holder.child.stderr.take();
+    holder.expect_line(boot.id, "net").await?;
+    let unshare_pid = holder.child.id();
+    let pid1 = unshare_pid.and_then(find_child);
+    let stat = pid1.and_then(proc_stat);
+    let (Some(pid1), Some(stat)) = (pid1, stat) else {
+        return Err(start_failed(boot.id, "init process not found".into()));
+    };
+    holder.pid1 = pid1;
+    holder.start_time = stat.start_time;
     Ok(holder)
+}
+
+fn start_failed(id: &str, detail: String) -> Error {
+    Error::StartFailed {
+        id: id.to_owned(),
+        detail,
+    }
+}
+
+impl Holder {
+    /// Lets stage 1 go on into the boot (its network is wired) and waits until the instance is
+    /// up.
+    pub async fn boot(&mut self, id: &str) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let Some(mut stdin) = self.stdin.take() else {
+            return Err(start_failed(id, "the init was already booted".into()));
+        };
+        let sent = stdin.write_all(b"go\n").await;
+        drop(stdin);
+        if let Err(e) = sent {
+            return Err(self.fail(id, format!("the init went away: {e}")).await);
+        }
+        self.expect_line(id, "ready").await?;
+        self.stdout = None;
+        self.stderr = None;
+        Ok(())
+    }
+
+    /// Reads the init's next line and checks it is `want`; otherwise kills it and says why.
+    async fn expect_line(&mut self, id: &str, want: &str) -> Result<()> {
+        let mut line = String::new();
+        let read = match self.stdout.as_mut() {
+            Some(out) => tokio::time::timeout(READY_TIMEOUT, out.read_line(&mut line)).await,
+            None => return Err(start_failed(id, "the init's output is closed".into())),
+        };
+        if matches!(read, Ok(Ok(n)) if n > 0) && line.trim() == want {
+            return Ok(());
+        }
+        let why = match read {
+            Err(_) => format!("init did not say {want:?} within {READY_TIMEOUT:?}"),
+            _ => format!("init stopped before saying {want:?}"),
+        };
+        Err(self.fail(id, why).await)
+    }
+
+    /// Kills a failed init and gathers what it printed.
+    async fn fail(&mut self, id: &str, why: String) -> Error {
+        if self.pid1 == 0 {
+            self.kill_unknown_init();
+        } else if self.init_matches() {
+            send_signal(self.pid1, Signal::KILL);
+        }
+        let _ = self.child.start_kill();
+        let status = self.child.wait().await.ok();
+        let mut err = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut err)).await;
+        }
+        start_failed(id, format!("{why} (status {status:?}): {}", err.trim()))
+    }
 }
 
 impl Drop for Holder {
@@ -221,38 +342,36 @@ impl Holder {
     }
 }
 
-/// The command that runs one SSH session: `sshd -i` inside the instance's namespaces.
 /// A command that runs `program` as the instance's root (its uid range, user namespace only),
-/// against host paths: how the server runs the guest agent on an instance's files whether or
-/// not the instance is running.
-pub(crate) fn guest_command(ns: &NsParams, program: &Path) -> Command {
+/// against host paths relative to `guest_dir` (its working directory): how the server runs the
+/// guest agent on an instance's files whether or not the instance is running.
+pub(crate) fn guest_command(ns: &NsParams, guest_dir: &Path, program: &Path) -> Command {
     let map = format!("{},0,{IDS_PER_INSTANCE}", ns.uid_base);
-    let mut cmd = limited_command(ns.max_processes);
+    let mut cmd = limited_command(ns);
     cmd.arg("/usr/bin/unshare")
         .args(["--user", &format!("--map-users={map}")])
         .arg(format!("--map-groups={map}"))
         .args(["--setuid", "0", "--setgid", "0", "--"])
-        .arg(program);
+        .arg(program)
+        .current_dir(guest_dir);
     cmd
 }
 
-pub(crate) fn session_command(id: &str, pid1: u32, ns: &NsParams, sshd: &Path) -> Command {
-    let mut cmd = limited_command(ns.max_processes);
+/// The command that runs one SSH session: `sshd -i` inside every namespace of the instance.
+pub(crate) fn session_command(id: &str, pid1: u32, ns: &NsParams) -> Command {
+    let mut cmd = limited_command(ns);
     cmd.arg("/usr/bin/nsenter")
         .args(["--target", &pid1.to_string()])
-        .args(["--user", "--mount", "--pid", "--uts", "--ipc"]);
-    if ns.private_network {
-        cmd.arg("--net");
-    }
-    cmd.args([
-        "--",
-        "/bin/sh",
-        "-c",
-        SESSION_SCRIPT,
-        "keyplane-session",
-        id,
-    ])
-    .arg(sshd);
+        .args(["--user", "--mount", "--pid", "--uts", "--ipc", "--net"])
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            SESSION_SCRIPT,
+            "keyplane-session",
+            id,
+        ])
+        .arg(GUEST_SSHD);
     cmd
 }
 

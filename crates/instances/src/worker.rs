@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     /// The id of this node's sandbox directory: the sandbox instances it holds are operated by
     /// this node only. `None` when the node has no sandbox.
     pub sandbox_owner: Option<String>,
+    /// Image tarballs (built the first time an image is needed).
+    pub image_cache: PathBuf,
 }
 
 /// The operation worker of one server process.
@@ -43,6 +45,9 @@ pub struct Worker {
 }
 
 type StepResult = Result<(), String>;
+
+/// How long a node without a sandbox leaves a new sandbox launch to nodes that have one.
+const ADOPT_GRACE_SECS: i64 = 3;
 
 /// How a bind operation changes the keys (the flags of `OpKind::Bind`).
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +93,35 @@ impl Worker {
             .map_err(|why| format!("sandbox instances are unavailable on this host: {why}"))
     }
 
+    /// Reports the installed default image's OS name and size to the image calls (the first
+    /// Linux launch installs it when it is not there yet).
+    pub fn report_images(&self) {
+        if let Ok(Ok(Some(info))) = self.host().map(|h| h.image(crate::DEFAULT_IMAGE)) {
+            self.report_image(info);
+        }
+    }
+
+    fn report_image(&self, info: crate::ImageInfo) {
+        self.core
+            .set_linux_image(keyplane_core::instance::LinuxImageFacts {
+                os_name: info.os_name,
+                size_bytes: info.size_bytes,
+            });
+    }
+
+    /// Installs the default image when missing (building its tarball the first time, which
+    /// takes a minute), and reports it.
+    async fn prepare_images(&self) -> StepResult {
+        let host = self.host()?;
+        let cache = crate::ImageCache::new(self.cfg.image_cache.clone());
+        let info = host
+            .ensure_image(crate::DEFAULT_IMAGE, &cache)
+            .await
+            .map_err(text)?;
+        self.report_image(info);
+        Ok(())
+    }
+
     /// Start again the sandboxes that were running when the server stopped.
     pub async fn restore(&self) {
         let Ok(host) = self.host() else { return };
@@ -124,6 +158,13 @@ impl Worker {
             let now = self.core.now();
             let scope = Claimable::Node {
                 sandbox_owner: self.cfg.sandbox_owner.as_deref(),
+                // Why: without a sandbox here, a launch that no node with one took within the
+                // grace period is ours to end LAUNCH_FAILED, with the reason.
+                adopt_unowned_before: self
+                    .cfg
+                    .sandbox_owner
+                    .is_none()
+                    .then(|| now - ADOPT_GRACE_SECS),
             };
             match self
                 .core
@@ -212,7 +253,7 @@ impl Worker {
             return self.execute_on_agent_host(op, &inst).await;
         }
         match op.kind.clone() {
-            OpKind::Create => self.create(op, &inst).await,
+            OpKind::Create { user_data } => self.create(op, &inst, user_data.as_deref()).await,
             OpKind::Start => self.boot(&inst).await,
             OpKind::Stop { force } => self.halt(&inst, force).await,
             OpKind::Reboot { force } => {
@@ -258,7 +299,7 @@ impl Worker {
                 self.wait_applied(&inst.id, op.target_generation).await
             }
             OpKind::Terminate => self.core.store().delete_instance(&inst.id).await.map_err(text),
-            OpKind::Create => Ok(()),
+            OpKind::Create { .. } => Ok(()),
             OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => Err(
                 "an agent-managed host is started and stopped on the host itself, not through the API".into(),
             ),
@@ -295,13 +336,20 @@ impl Worker {
         self.core.store().save_progress(op).await.map_err(text)
     }
 
-    async fn create(&self, op: &mut Operation, inst: &Instance) -> StepResult {
+    async fn create(
+        &self,
+        op: &mut Operation,
+        inst: &Instance,
+        user_data: Option<&str>,
+    ) -> StepResult {
         if inst.host == HostKind::Record {
             return self.set_state(&inst.id, InstanceState::Running).await;
         }
         let outcome = async {
             if op.step < 1 {
                 let host = self.host()?;
+                let (cpus, memory_mib) =
+                    keyplane_core::compute::instance_resources(inst.namespace, &inst.instance_type);
                 let spec = InstanceSpec {
                     id: inst.id.clone(),
                     address: inst.private_ip.parse().map_err(text)?,
@@ -313,6 +361,22 @@ impl Worker {
                     } else {
                         inst.id.clone()
                     },
+                    image: crate::DEFAULT_IMAGE.into(),
+                    // One VPC per account and region, as on the clouds' default networks.
+                    vpc: format!("{}/{}", inst.account_id, inst.region),
+                    resources: crate::Resources {
+                        cpus,
+                        memory_mib,
+                        max_processes: host.config().max_processes,
+                    },
+                    ssh_port: Some(inst.ssh_port),
+                    user_data: user_data
+                        .map(|d| {
+                            use base64::Engine;
+                            base64::engine::general_purpose::STANDARD.decode(d.trim())
+                        })
+                        .transpose()
+                        .map_err(|e| format!("the user data is not base64: {e}"))?,
                 };
                 host.create(spec).await.map_err(text)?;
                 op.step = 1;
@@ -335,6 +399,9 @@ impl Worker {
             return self.set_state(&inst.id, InstanceState::Running).await;
         }
         let host = self.host()?;
+        if !matches!(host.image(crate::DEFAULT_IMAGE), Ok(Some(_))) {
+            self.prepare_images().await?;
+        }
         if inst.namespace == Namespace::Ecs {
             self.core
                 .store()
@@ -459,8 +526,7 @@ impl Worker {
             "--instance",
             id,
         ])
-        .arg("--ssh-dir")
-        .arg(host.ssh_state_dir(id))
+        .args(["--ssh-dir", crate::GUEST_SSH_DIR])
         .env("KEYPLANE_AGENT_TOKEN", token)
         .env("KEYPLANE_LOG", "warn")
         .stdin(std::process::Stdio::null())

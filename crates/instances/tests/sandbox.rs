@@ -10,8 +10,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use keyplane_instances::{
-    apply_ssh_state, write_atomic, Error, InstanceSpec, SandboxConfig, SandboxHost,
-    IDS_PER_INSTANCE,
+    apply_ssh_state, write_atomic, Error, ImageCache, InstanceSpec, Resources, SandboxConfig,
+    SandboxHost, DEFAULT_IMAGE,
 };
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
@@ -29,8 +29,7 @@ macro_rules! require_root {
     };
 }
 
-/// A temporary directory outside /tmp: instances get a private /tmp, so paths under the host's
-/// /tmp are not reachable from inside (the isolation test needs them to be).
+/// A temporary directory for a sandbox root.
 fn sandbox_tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("sandbox-")
@@ -38,30 +37,55 @@ fn sandbox_tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// A host whose uid ranges start at `first_slot` of the default range, so tests running in
-/// parallel never share a uid.
-fn test_host(root: &Path, first_slot: u32) -> SandboxHost {
+/// The image tarball every test host installs: built once per machine (mmdebstrap, about a
+/// minute) into `KEYPLANE_TEST_IMAGE_CACHE` (default `/var/cache/keyplane`), shared by the
+/// tests running at once through the cache's lock.
+fn image_tarball() -> PathBuf {
+    let dir = std::env::var_os("KEYPLANE_TEST_IMAGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/keyplane"));
+    ImageCache::new(dir)
+        .ensure(DEFAULT_IMAGE, &mut |line| eprintln!("image build: {line}"))
+        .expect("the test image (needs mmdebstrap and the Debian archive)")
+}
+
+/// A host with the default image installed.
+async fn test_host(root: &Path) -> SandboxHost {
     let default = SandboxHost::new(root.join("setup"), SandboxConfig::default()).unwrap();
     default.setup_prerequisites().unwrap();
     let config = SandboxConfig {
         ssh_port: 0,
-        subuid_base: SandboxConfig::default().subuid_base + first_slot * IDS_PER_INSTANCE,
-        max_instances: 4,
+        max_instances: 8,
         stop_timeout: Duration::from_secs(3),
         ..SandboxConfig::default()
     };
     let host = SandboxHost::new(root.join("sandbox"), config).unwrap();
     host.check_prerequisites().unwrap();
+    let tarball = image_tarball();
+    host.import_image(DEFAULT_IMAGE, &tarball, "test").unwrap();
     host
 }
 
 fn spec(id: &str, last_octet: u8, password: &str) -> InstanceSpec {
+    spec_in(id, last_octet, password, "vpc-a")
+}
+
+fn spec_in(id: &str, last_octet: u8, password: &str, vpc: &str) -> InstanceSpec {
     InstanceSpec {
         id: id.into(),
         address: Ipv4Addr::new(127, 1, 0, last_octet),
         password: Some(password.into()),
         password_hash: None,
         hostname: format!("{id}-host"),
+        image: DEFAULT_IMAGE.into(),
+        vpc: vpc.into(),
+        resources: Resources {
+            cpus: 1,
+            memory_mib: 256,
+            max_processes: 256,
+        },
+        user_data: None,
+        ssh_port: None,
     }
 }
 
@@ -214,15 +238,17 @@ async fn connection_refused(addr: SocketAddr) -> bool {
     )
 }
 
-/// Root inside, an unprivileged uid outside; the host's /etc is not writable. Returns the
-/// instance's host PIDs.
+/// Root inside, an unprivileged uid outside; root writes its own /etc (not the host's) and
+/// sees only its own processes. Returns the instance's host PIDs.
 async fn assert_root_inside_only(
     host: &SandboxHost,
     id: &str,
     addr: SocketAddr,
     pw: &str,
 ) -> Vec<u32> {
-    let script = "id -un; hostname; cat /proc/self/uid_map; touch /etc/keyplane-should-fail && echo WROTE; exit 0";
+    let script = "id -un; hostname; cat /proc/self/uid_map; \
+        touch /etc/keyplane-inside && echo WROTE; useradd -m deploy && echo USERADD; \
+        ps -e --no-headers | wc -l; cat /etc/hostname; exit 0";
     let out = ssh(host, id, addr, Auth::Password(pw), script).await;
     assert_ok(&out, "inspection");
     let text = stdout(&out);
@@ -232,9 +258,12 @@ async fn assert_root_inside_only(
     assert_eq!(lines.next(), Some(format!("{id}-host").as_str()));
     let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", &uid.to_string(), "65536"]);
-    assert!(!text.contains("WROTE"), "{text}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
-    assert!(!Path::new("/etc/keyplane-should-fail").exists());
+    assert_eq!(lines.next(), Some("WROTE"), "{text}");
+    assert_eq!(lines.next(), Some("USERADD"), "{text}");
+    let procs_inside: usize = lines.next().unwrap().trim().parse().unwrap();
+    assert!(procs_inside < 20, "only the instance's processes: {text}");
+    assert_eq!(lines.next(), Some(format!("{id}-host").as_str()));
+    assert!(!Path::new("/etc/keyplane-inside").exists());
     let procs = host.processes(id).await;
     assert!(procs.len() >= 2, "{procs:?}");
     assert!(procs.iter().any(|p| host_uid(*p) == uid), "{procs:?}");
@@ -249,7 +278,7 @@ async fn assert_root_inside_only(
 async fn password_and_key_logins_follow_the_ssh_state() {
     require_root!();
     let tmp = sandbox_tempdir();
-    let host = test_host(tmp.path(), 0);
+    let host = test_host(tmp.path()).await;
     let (id, pw) = ("ins-login01", "Pw-login-1");
     host.create(spec(id, 11, pw)).await.unwrap();
 
@@ -309,36 +338,51 @@ async fn password_and_key_logins_follow_the_ssh_state() {
         &ssh(&host, id, addr, Auth::Password(pw), "true").await,
         "login after restart",
     );
+    let out = ssh(
+        &host,
+        id,
+        addr,
+        Auth::Password(pw),
+        "ls /etc/keyplane-inside; id deploy",
+    )
+    .await;
+    assert_ok(&out, "the disk survives a restart");
     host.destroy(id).await.unwrap();
     assert!(connection_refused(addr).await);
     assert!(!host.ssh_state_dir(id).exists());
+    assert!(
+        !host.root_dir().join("guests").join(id).exists(),
+        "the disk is gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_sessions_and_instances_are_isolated() {
     require_root!();
     let tmp = sandbox_tempdir();
-    let host = test_host(tmp.path(), 4);
+    let host = test_host(tmp.path()).await;
     let (a, b) = ("ins-iso-a", "ins-iso-b");
     host.create(spec(a, 21, "Pw-a")).await.unwrap();
     host.create(spec(b, 22, "Pw-b")).await.unwrap();
     let addr_a = host.start(a).await.unwrap();
     let addr_b = host.start(b).await.unwrap();
 
-    // Files persist in /root across a reboot; /tmp does not. B cannot reach A's files.
-    let setup = "echo kept > /root/persist; echo gone > /tmp/scratch";
+    // Files persist in /root across a reboot; /tmp does not. B sees nothing of A's files,
+    // nor of the host's.
+    let setup = "echo kept > /root/persist; echo gone > /tmp/scratch; echo a > /etc/which";
     assert_ok(
         &ssh(&host, a, addr_a, Auth::Password("Pw-a"), setup).await,
         "write files",
     );
     let a_dir = host.ssh_state_dir(a);
-    let peek = format!("ls {}", a_dir.display());
+    let peek = format!("ls {} 2>&1; cat /etc/which 2>&1; exit 0", a_dir.display());
     let out = ssh(&host, b, addr_b, Auth::Password("Pw-b"), &peek).await;
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
-        "{out:?}"
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        2,
+        "{text}"
     );
-    assert_ne!(host.instance_uid(a).unwrap(), host.instance_uid(b).unwrap());
 
     // A live session dies with a forced stop.
     let session = live_session(&host, a, addr_a, "Pw-a").await;
@@ -380,6 +424,18 @@ async fn stop_ends_sessions_and_instances_are_isolated() {
     assert!(!host.is_running(a).await && !host.is_running(b).await);
 }
 
+/// Polls until `alive(pids)` turns false, for up to 10 seconds.
+async fn gone_within(alive: &impl Fn(&[u32]) -> bool, pids: &[u32]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pids) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_or_crashed_hosts_leave_no_instances() {
     require_root!();
@@ -394,63 +450,89 @@ async fn dropped_or_crashed_hosts_leave_no_instances() {
     };
 
     // Dropping the host (e.g. a panic) kills its instances.
-    let host = test_host(tmp.path(), 8);
+    let host = test_host(tmp.path()).await;
     host.create(spec("ins-drop", 31, "pw")).await.unwrap();
     host.start("ins-drop").await.unwrap();
     let pids = host.processes("ins-drop").await;
     drop(host);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!alive(&pids), "{pids:?}");
+    assert!(gone_within(&alive, &pids).await, "{pids:?}");
 
     // A server that died without cleaning up: the next one kills the leftovers on open.
-    let host = test_host(tmp.path(), 8);
+    let host = test_host(tmp.path()).await;
     host.start("ins-drop").await.unwrap();
     let pids = host.processes("ins-drop").await;
     std::mem::forget(host);
     assert!(alive(&pids));
-    let host = test_host(tmp.path(), 8);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!alive(&pids[1..]), "{pids:?}");
+    let host = test_host(tmp.path()).await;
+    // The holder `unshare` was our child (forgotten, so never reaped): skip it.
+    let unshare = pids.iter().copied().min().unwrap();
+    let rest: Vec<u32> = pids.into_iter().filter(|p| *p != unshare).collect();
+    assert!(gone_within(&alive, &rest).await, "{rest:?}");
     assert!(!host.is_running("ins-drop").await);
     host.destroy("ins-drop").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_network_reaches_nothing_on_the_host() {
+async fn instances_reach_their_vpc_and_nothing_of_the_host() {
     require_root!();
     let tmp = sandbox_tempdir();
-    let shared = test_host(&tmp.path().join("shared"), 12);
-    let config = SandboxConfig {
-        private_network: true,
-        ..shared.config().clone()
-    };
-    let private = SandboxHost::new(
-        tmp.path().join("private"),
-        SandboxConfig {
-            subuid_base: config.subuid_base + 4 * IDS_PER_INSTANCE,
-            ..config
-        },
-    )
-    .unwrap();
-    private.check_prerequisites().unwrap();
+    let host = test_host(tmp.path()).await;
     let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = probe.local_addr().unwrap().port();
-    let script = format!(
-        "ip -o link | wc -l; (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo REACHED; exit 0"
+    let (a, b, other) = ("ins-net-a", "ins-net-b", "ins-net-x");
+    host.create(spec_in(a, 41, "pw", "vpc-1")).await.unwrap();
+    host.create(spec_in(b, 42, "pw", "vpc-1")).await.unwrap();
+    host.create(spec_in(other, 43, "pw", "vpc-2"))
+        .await
+        .unwrap();
+    let addr_a = host.start(a).await.unwrap();
+    let addr_b = host.start(b).await.unwrap();
+    let addr_x = host.start(other).await.unwrap();
+
+    // A listener inside A on port 8080: B (same VPC) reaches it, the other VPC and the host
+    // do not; nothing inside reaches the host's loopback services.
+    let serve = "nohup python3 -m http.server 8080 --bind 0.0.0.0 >/dev/null 2>&1 & \
+        for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null && break; sleep 0.1; done; echo up";
+    assert_ok(
+        &ssh(&host, a, addr_a, Auth::Password("pw"), serve).await,
+        "listener",
     );
-    for (host, id, octet, reachable) in [
-        (&shared, "ins-net-s", 41, true),
-        (&private, "ins-net-p", 42, false),
-    ] {
-        host.create(spec(id, octet, "pw")).await.unwrap();
-        let addr = host.start(id).await.unwrap();
-        let out = ssh(host, id, addr, Auth::Password("pw"), &script).await;
-        assert_ok(&out, id);
-        let text = stdout(&out);
-        assert_eq!(text.contains("REACHED"), reachable, "{id}: {text}");
-        if !reachable {
-            assert_eq!(text.lines().next(), Some("1"), "only loopback: {text}");
-        }
+    let reach = format!(
+        "(exec 3<>/dev/tcp/127.1.0.41/8080) 2>/dev/null && echo VPC; \
+         (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo HOST; \
+         (exec 3<>/dev/tcp/10.0.2.2/{port}) 2>/dev/null && echo GATEWAY; exit 0"
+    );
+    let from_b = stdout(&ssh(&host, b, addr_b, Auth::Password("pw"), &reach).await);
+    assert_eq!(from_b, "VPC", "same VPC reaches A, never the host");
+    let from_x = stdout(&ssh(&host, other, addr_x, Auth::Password("pw"), &reach).await);
+    assert_eq!(from_x, "", "another VPC reaches nothing");
+    assert!(
+        tokio::net::TcpStream::connect("127.1.0.41:8080")
+            .await
+            .is_err(),
+        "a listener inside is not on the host"
+    );
+
+    // Unmounting everything exposes nothing of the host; no host process is visible.
+    let marker = format!("kp-host-marker-{port}");
+    std::fs::write(tmp.path().join(&marker), "host").unwrap();
+    std::fs::write(std::env::temp_dir().join(&marker), "host").unwrap();
+    let escape = format!(
+        "for m in $(awk '{{print $2}}' /proc/mounts | sort -r); do umount -l \"$m\" 2>/dev/null; done; \
+         find / -name {marker} 2>/dev/null; ls /proc 2>/dev/null | grep -c '^[0-9]'; exit 0"
+    );
+    let text = stdout(&ssh(&host, a, addr_a, Auth::Password("pw"), &escape).await);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(&marker));
+    assert!(!text.contains(&marker), "{text}");
+    let visible: usize = text
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(visible < 20, "only the instance's processes: {text}");
+    for id in [a, b, other] {
         host.destroy(id).await.unwrap();
     }
 }

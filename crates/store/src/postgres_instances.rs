@@ -410,7 +410,7 @@ impl InstanceStore for PostgresStore {
         lease_until: i64,
         scope: Claimable<'_>,
     ) -> StoreResult<Option<Operation>> {
-        let (any, owner) = scope.parts();
+        let (any, owner, adopt_before) = scope.parts();
         in_transaction!(self, |tx| {
             // SKIP LOCKED: a row another node is claiming right now is passed over, not waited
             // for; the claim is the row lock plus the new claim_until, committed together.
@@ -422,13 +422,18 @@ impl InstanceStore for PostgresStore {
                                  WHERE o.state = 'OPERATING' AND o.claim_until <= $3 \
                                  AND ($4 OR i.id IS NULL OR i.host <> 'sandbox' \
                                       OR ($5::TEXT IS NOT NULL \
-                                          AND (i.sandbox_owner IS NULL OR i.sandbox_owner = $5))) \
+                                          AND (i.sandbox_owner IS NULL OR i.sandbox_owner = $5)) \
+                                      OR ($5::TEXT IS NULL AND i.sandbox_owner IS NULL \
+                                          AND o.created_at <= $6)) \
                                  ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED) \
                      RETURNING {OPERATION_COLS}"
                 ))
                 .await?;
             match tx
-                .query_opt(&claim, &[&worker, &lease_until, &now, &any, &owner])
+                .query_opt(
+                    &claim,
+                    &[&worker, &lease_until, &now, &any, &owner, &adopt_before],
+                )
                 .await?
             {
                 Some(row) => {

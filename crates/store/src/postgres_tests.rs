@@ -103,7 +103,15 @@ async fn operations_are_claimed_exactly_once_across_nodes() {
         let instances: Vec<Instance> = (0..200).map(|n| instance(&a, n, &[], 10)).collect();
         let ops: Vec<_> = instances
             .iter()
-            .map(|i| new_op(i, "RunInstances", OpKind::Create, None, 10))
+            .map(|i| {
+                new_op(
+                    i,
+                    "RunInstances",
+                    OpKind::Create { user_data: None },
+                    None,
+                    10,
+                )
+            })
             .collect();
         nodes[1].insert_instances(&instances, &ops).await.unwrap();
 

@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 /// Encode an operation kind for storage (shared with the PostgreSQL store).
 pub fn kind_to_json(kind: &OpKind) -> String {
     match kind {
-        OpKind::Create => json!({"type": "create"}),
+        OpKind::Create { user_data } => match user_data {
+            Some(data) => json!({"type": "create", "user_data": data}),
+            None => json!({"type": "create"}),
+        },
         OpKind::Start => json!({"type": "start"}),
         OpKind::Stop { force } => json!({"type": "stop", "force": force}),
         OpKind::Reboot { force } => json!({"type": "reboot", "force": force}),
@@ -47,7 +50,9 @@ pub fn kind_from_json(text: &str) -> Option<OpKind> {
     };
     let flag = |k: &str| v[k].as_bool().unwrap_or(false);
     Some(match v["type"].as_str()? {
-        "create" => OpKind::Create,
+        "create" => OpKind::Create {
+            user_data: v["user_data"].as_str().map(str::to_string),
+        },
         "start" => OpKind::Start,
         "stop" => OpKind::Stop {
             force: flag("force"),
@@ -393,7 +398,7 @@ impl InstanceStore for SqliteStore {
         scope: Claimable<'_>,
     ) -> StoreResult<Option<Operation>> {
         let worker = worker.to_string();
-        let (any, owner) = scope.parts();
+        let (any, owner, adopt_before) = scope.parts();
         let owner = owner.map(str::to_string);
         self.with(move |c| {
             let tx = c.transaction().map_err(backend)?;
@@ -404,9 +409,10 @@ impl InstanceStore for SqliteStore {
                      FROM operations o LEFT JOIN instances i ON i.id = o.instance_id \
                      WHERE o.state = 'OPERATING' AND o.claim_until <= ?1 \
                      AND (?2 OR i.id IS NULL OR i.host <> 'sandbox' \
-                          OR (?3 IS NOT NULL AND (i.sandbox_owner IS NULL OR i.sandbox_owner = ?3))) \
+                          OR (?3 IS NOT NULL AND (i.sandbox_owner IS NULL OR i.sandbox_owner = ?3)) \
+                          OR (?3 IS NULL AND i.sandbox_owner IS NULL AND o.created_at <= ?4)) \
                      ORDER BY o.id LIMIT 1",
-                    params![now, any, owner],
+                    params![now, any, owner, adopt_before],
                     operation_from_row,
                 )
                 .optional()

@@ -246,8 +246,20 @@ async fn instances(store: &dyn Store) {
     let i1 = instance(&a, 1, &[&k1.id], 310);
     let i2 = instance(&a, 2, &[], 311);
     let ops = [
-        new_op(&i1, "RunInstances", OpKind::Create, None, 310),
-        new_op(&i2, "RunInstances", OpKind::Create, None, 311),
+        new_op(
+            &i1,
+            "RunInstances",
+            OpKind::Create { user_data: None },
+            None,
+            310,
+        ),
+        new_op(
+            &i2,
+            "RunInstances",
+            OpKind::Create { user_data: None },
+            None,
+            311,
+        ),
     ];
     store
         .insert_instances(&[i1.clone(), i2.clone()], &ops)
@@ -341,7 +353,15 @@ async fn operations(store: &dyn Store) {
     store.insert_account(&a).await.unwrap();
     let i1 = instance(&a, 11, &[], 400);
     let i2 = instance(&a, 12, &[], 401);
-    let create = |i: &Instance, at| new_op(i, "RunInstances", OpKind::Create, None, at);
+    let create = |i: &Instance, at| {
+        new_op(
+            i,
+            "RunInstances",
+            OpKind::Create { user_data: None },
+            None,
+            at,
+        )
+    };
     store
         .insert_instances(
             &[i1.clone(), i2.clone()],
@@ -570,7 +590,15 @@ async fn sandbox_affinity(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let create = |i: &Instance, at| new_op(i, "RunInstances", OpKind::Create, None, at);
+    let create = |i: &Instance, at| {
+        new_op(
+            i,
+            "RunInstances",
+            OpKind::Create { user_data: None },
+            None,
+            at,
+        )
+    };
     store
         .insert_instances(
             &[sandbox.clone(), record.clone()],
@@ -581,6 +609,7 @@ async fn sandbox_affinity(store: &dyn Store) {
     let now = 6_000;
     let no_sandbox = Claimable::Node {
         sandbox_owner: None,
+        adopt_unowned_before: Some(499),
     };
     let first = store
         .claim_operation_scoped("w", now, now + 10, no_sandbox)
@@ -601,9 +630,11 @@ async fn sandbox_affinity(store: &dyn Store) {
     );
     let n1 = Claimable::Node {
         sandbox_owner: Some("node-1"),
+        adopt_unowned_before: None,
     };
     let n2 = Claimable::Node {
         sandbox_owner: Some("node-2"),
+        adopt_unowned_before: None,
     };
     let op = store
         .claim_operation_scoped("w1", now, now + 10, n1)
@@ -645,6 +676,47 @@ async fn sandbox_affinity(store: &dyn Store) {
     assert_eq!(op.instance_id, sandbox.id, "its owner takes it");
     store
         .finish_operation(op.id, OpState::Success, None)
+        .await
+        .unwrap();
+
+    // A launch no node with a sandbox took in time is taken by a node without one (which
+    // fails it); an owned instance's operations never are.
+    let mut orphan = instance(&a, 43, &[], 700);
+    orphan.host = HostKind::Sandbox;
+    orphan.os = OsType::Linux;
+    store
+        .insert_instances(&[orphan.clone()], &[create(&orphan, 700)])
+        .await
+        .unwrap();
+    let late = |before| Claimable::Node {
+        sandbox_owner: None,
+        adopt_unowned_before: Some(before),
+    };
+    let early = store.claim_operation_scoped("w3", now, now + 10, late(699));
+    assert_eq!(early.await.unwrap(), None, "too early to adopt");
+    let op = store
+        .claim_operation_scoped("w3", now, now + 10, late(700))
+        .await
+        .unwrap()
+        .expect("the orphaned launch is adopted");
+    assert_eq!(op.instance_id, orphan.id);
+    store
+        .finish_operation(op.id, OpState::Failed, Some("no sandbox"))
+        .await
+        .unwrap();
+    store
+        .submit_operations(&[new_op(&sandbox, "StartInstances", OpKind::Start, None, now)])
+        .await
+        .unwrap();
+    let owned = store.claim_operation_scoped("w3", now, now + 10, late(i64::MAX));
+    assert_eq!(
+        owned.await.unwrap(),
+        None,
+        "an owned sandbox is never adopted"
+    );
+    let op = store.claim_operation_scoped("w1", now, now + 10, n1).await;
+    store
+        .finish_operation(op.unwrap().unwrap().id, OpState::Success, None)
         .await
         .unwrap();
 }

@@ -161,6 +161,9 @@ pub struct LaunchRequest {
     /// Key pair to bind (ignored for Windows images, as documented).
     #[serde(default)]
     pub key_pair_name: Option<String>,
+    /// User data, base64 (at most 32 KiB before encoding), run at the first boot.
+    #[serde(default)]
+    pub user_data: Option<String>,
     /// Instances to create (RunInstances; 1 to 100).
     #[serde(default, deserialize_with = "lenient_i64")]
     pub amount: Option<i64>,
@@ -362,7 +365,7 @@ pub fn image_out(img: &Image, created_at: i64) -> Value {
         "IsSupportCloudinit": true,
         "IsSupportIoOptimized": true,
         "Progress": "100%",
-        "Size": 20,
+        "Size": img.size_gib,
         "CreationTime": minute_time(created_at),
         "ProductCode": "",
         "Tags": { "Tag": [] },

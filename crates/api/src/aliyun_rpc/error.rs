@@ -58,6 +58,10 @@ pub enum EcsRefusal {
     ZoneNotFound(String),
     /// The instance type is not shaped like `ecs.g7.large`.
     InstanceType(String),
+    /// `UserData` is not base64.
+    UserDataFormat,
+    /// `UserData` decodes to more than 32 KiB.
+    UserDataSize(usize),
     /// The instance name breaks the naming rule.
     InstanceName(String),
     /// The host name breaks the naming rule.
@@ -83,6 +87,8 @@ impl EcsRefusal {
     pub fn code(&self) -> (&'static str, u16) {
         match self {
             EcsRefusal::DryRun => ("DryRunOperation", 400),
+            EcsRefusal::UserDataFormat => ("InvalidUserData.Base64FormatInvalid", 400),
+            EcsRefusal::UserDataSize(_) => ("InvalidUserData.SizeExceeded", 400),
             // The code seed 004 documents for an invalid InstanceIds of these two actions.
             EcsRefusal::BindInstanceIds(_) => ("DependencyViolation.IoOptimize", 400),
             EcsRefusal::DescribeInstanceIds(_) => ("InvalidInstanceIds.Malformed", 400),
@@ -106,6 +112,12 @@ impl EcsRefusal {
     pub fn message(&self) -> String {
         match self {
             EcsRefusal::DryRun => "Request validation has been passed with DryRun flag set.".into(),
+            EcsRefusal::UserDataFormat => {
+                "The specified parameter UserData is not valid Base64 encoded.".into()
+            }
+            EcsRefusal::UserDataSize(n) => format!(
+                "The specified parameter UserData exceeds the size: {n} bytes before encoding, 32768 at most."
+            ),
             EcsRefusal::BindInstanceIds(why) | EcsRefusal::DescribeInstanceIds(why) => {
                 format!("The specified parameter InstanceIds is not valid: {why}.")
             }
@@ -398,6 +410,8 @@ mod tests {
         ];
         let ecs = [
             EcsRefusal::DryRun,
+            EcsRefusal::UserDataFormat,
+            EcsRefusal::UserDataSize(40_000),
             EcsRefusal::BindInstanceIds(s.clone()),
             EcsRefusal::DescribeInstanceIds(s.clone()),
             EcsRefusal::KeyPairNames(s.clone()),

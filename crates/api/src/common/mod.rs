@@ -22,6 +22,7 @@ macro_rules! actions {
 }
 pub(crate) use actions;
 
+pub mod certs;
 pub mod dialect;
 pub mod listener;
 pub mod params;
@@ -31,3 +32,4 @@ pub mod server;
 pub mod sniff;
 #[cfg(test)]
 pub mod testing;
+pub mod tls;

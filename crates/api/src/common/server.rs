@@ -171,22 +171,24 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Vec<u8>> {
     Ok(out)
 }
 
+/// The rate limiter's periodic clean-up, until the handle is aborted.
+pub(crate) fn housekeeping(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.limiter.housekeeping();
+        }
+    })
+}
+
 /// Serve on `listener` until `shutdown` resolves, then drain open requests.
 pub async fn run(
     state: Arc<AppState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let housekeeping = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                state.limiter.housekeeping();
-            }
-        })
-    };
+    let housekeeping = housekeeping(state.clone());
     let app = router(state);
     let result = super::listener::accept_loop(app, listener, shutdown).await;
     housekeeping.abort();

@@ -144,16 +144,35 @@ async fn tc3(
     } else {
         ""
     };
-    let canonical = tc3_canonical_request(
-        &raw.method,
-        query,
-        &|n| raw.header(n),
-        &auth.signed_headers,
-        &payload,
-    );
-    let sts = tc3_string_to_sign(&timestamp, &auth.date, &auth.service, &canonical);
-    let expected = tc3_signature(account.secret_key.expose(), &auth.date, &auth.service, &sts);
-    if !signatures_match(&expected, &auth.signature) {
+    let verifies = |host: Option<String>| {
+        let canonical = tc3_canonical_request(
+            &raw.method,
+            query,
+            &|n| {
+                if n == "host" {
+                    host.clone()
+                } else {
+                    raw.header(n)
+                }
+            },
+            &auth.signed_headers,
+            &payload,
+        );
+        let sts = tc3_string_to_sign(&timestamp, &auth.date, &auth.service, &canonical);
+        let expected = tc3_signature(account.secret_key.expose(), &auth.date, &auth.service, &sts);
+        signatures_match(&expected, &auth.signature)
+    };
+    let host = raw.header("host");
+    // Why: the cloud is reached on the default port, where the Host header is the host name.
+    // Here the endpoint has a port, and the Node.js SDK signs `host:<host name>` (the URL's
+    // hostname) while it sends `Host: <name>:<port>`; the host name without the port is
+    // accepted as the signed host too.
+    let verified = verifies(host.clone())
+        || host
+            .as_deref()
+            .and_then(host_without_port)
+            .is_some_and(|name| verifies(Some(name.to_string())));
+    if !verified {
         return Err(TcError::SignatureFailure(
             "The provided credentials could not be validated: the signature does not match. Check your SecretKey and the signing steps.".into(),
         ));
@@ -181,6 +200,16 @@ async fn tc3(
         region: raw.header("x-tc-region").filter(|r| !r.is_empty()),
         params,
     })
+}
+
+/// `name` of a `name:port` Host header (`[::1]` of `[::1]:8787`), when it has a port.
+fn host_without_port(host: &str) -> Option<&str> {
+    let (name, port) = host.rsplit_once(':')?;
+    let bracketed_v6 = name.starts_with('[') && name.ends_with(']');
+    let ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && (bracketed_v6 || !name.contains(':') || name.contains("//"));
+    ok.then_some(name)
 }
 
 fn json_body(raw: &RawRequest) -> Result<Value, TcError> {
@@ -269,4 +298,19 @@ async fn v1(
         region,
         params: unflatten(&business, false)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_without_port() {
+        use super::host_without_port as f;
+        assert_eq!(f("127.0.0.1:8787"), Some("127.0.0.1"));
+        assert_eq!(f("cvm.localhost:8443"), Some("cvm.localhost"));
+        assert_eq!(f("[::1]:8787"), Some("[::1]"));
+        assert_eq!(f("localhost"), None);
+        assert_eq!(f("[::1]"), None);
+        assert_eq!(f("::1"), None);
+        assert_eq!(f("127.0.0.1:"), None);
+    }
 }

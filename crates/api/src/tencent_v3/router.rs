@@ -12,20 +12,37 @@ pub enum Product {
 }
 
 impl Product {
-    /// The product for a TC3 credential-scope service and an `X-TC-Version`.
+    /// The product a TC3 request addresses, from the service label of its credential scope
+    /// and its `X-TC-Version`: the scope decides when it names a product served here, the
+    /// version otherwise.
     pub fn resolve(service: &str, version: &str) -> Result<Product, super::error::TcError> {
         use super::error::TcError;
-        match (service, version) {
-            ("cvm", "2017-03-12") => Ok(Product::Cvm),
-            ("lighthouse", "2020-03-24") => Ok(Product::Lighthouse),
-            ("cvm", v) => Err(TcError::NoSuchVersion(format!(
-                "The version `{v}` of product `cvm` does not exist; use 2017-03-12."
+        // Why: the cloud derives the product from the host name (cvm.tencentcloudapi.com) and
+        // expects the scope to name that product. Here one endpoint serves every product, and
+        // clients derive the label from whatever endpoint they were given (the Node.js SDK
+        // signs the first label of the host: `127` for 127.0.0.1, `localhost:8787` for
+        // localhost:8787), so a label that names no product served here defers to the version.
+        let by_scope = match service {
+            "cvm" => Some(Product::Cvm),
+            "lighthouse" => Some(Product::Lighthouse),
+            _ => None,
+        };
+        let by_version = Product::from_version(version).ok();
+        match (by_scope, by_version) {
+            (Some(p), Some(v)) if p == v => Ok(p),
+            (Some(p), Some(v)) => Err(TcError::SignatureFailure(format!(
+                "The credential scope names service `{}`, but Version {version} is {}'s; sign with the service of the product you call.",
+                p.service(),
+                v.service()
             ))),
-            ("lighthouse", v) => Err(TcError::NoSuchVersion(format!(
-                "The version `{v}` of product `lighthouse` does not exist; use 2020-03-24."
+            (Some(p), None) => Err(TcError::NoSuchVersion(format!(
+                "The version `{version}` of product `{}` does not exist; use {}.",
+                p.service(),
+                p.version()
             ))),
-            (s, _) => Err(TcError::NoSuchProduct(format!(
-                "The product `{s}` is not served by this endpoint."
+            (None, Some(v)) => Ok(v),
+            (None, None) => Err(TcError::NoSuchProduct(format!(
+                "Neither the credential scope service `{service}` nor Version `{version}` names a product served by this endpoint (cvm 2017-03-12, lighthouse 2020-03-24)."
             ))),
         }
     }
@@ -38,6 +55,14 @@ impl Product {
             v => Err(super::error::TcError::NoSuchVersion(format!(
                 "The version `{v}` does not exist."
             ))),
+        }
+    }
+
+    /// The product's API version.
+    pub fn version(self) -> &'static str {
+        match self {
+            Product::Cvm => "2017-03-12",
+            Product::Lighthouse => "2020-03-24",
         }
     }
 
@@ -140,7 +165,19 @@ mod tests {
         assert!(CvmAction::parse("describekeypairs").is_none());
         assert_eq!(Product::resolve("cvm", "2017-03-12").unwrap(), Product::Cvm);
         assert!(Product::resolve("cvm", "2020-01-01").is_err());
-        assert!(Product::resolve("cbs", "2017-03-12").is_err());
+        assert_eq!(Product::resolve("127", "2017-03-12").unwrap(), Product::Cvm);
+        assert_eq!(
+            Product::resolve("localhost:8787", "2020-03-24").unwrap(),
+            Product::Lighthouse
+        );
+        let code =
+            |r: Result<Product, super::super::error::TcError>| r.unwrap_err().code(Product::Cvm);
+        assert_eq!(code(Product::resolve("cbs", "2017-03-17")), "NoSuchProduct");
+        assert_eq!(code(Product::resolve("cvm", "2099-01-01")), "NoSuchVersion");
+        assert_eq!(
+            code(Product::resolve("cvm", "2020-03-24")),
+            "AuthFailure.SignatureFailure"
+        );
         assert_eq!(
             Product::resolve("lighthouse", "2020-03-24").unwrap(),
             Product::Lighthouse

@@ -270,6 +270,39 @@ mod tests {
     }
 
     #[test]
+    fn node_sdk_signs_the_first_host_label_and_verifies_with_it() {
+        // tencentcloud-sdk-nodejs-cvm 4.1 given the endpoint 127.0.0.1:PORT signs the
+        // service label `127` (the host's first dot-separated label).
+        // It signs the URL's host name, `127.0.0.1`, and sends `Host: 127.0.0.1:PORT`.
+        let sent = load_capture("tcnode-cvm-DescribeKeyPairs-TC3-POST");
+        let auth = parse_tc3_authorization(&sent.header("authorization").unwrap()).unwrap();
+        assert_eq!(auth.service, "127");
+        assert!(sent.header("host").unwrap().starts_with("127.0.0.1:"));
+        assert!(
+            !tc3_verify(&sent, SECRET),
+            "the Host header as sent is not what was signed"
+        );
+        let mut c = sent.clone();
+        c.set_header("host", "127.0.0.1");
+        assert!(tc3_verify(&c, SECRET));
+        assert!(!tc3_verify(&c, "Gu5t9xGARNpq86cd98joQYCN3EXAMPLF"));
+        let mut changed = c.clone();
+        let i = changed.body.len() / 2;
+        changed.body[i] ^= 0x01;
+        assert!(
+            !tc3_verify(&changed, SECRET),
+            "a changed body byte must fail"
+        );
+        let mut relabelled = c.clone();
+        let authz = c.header("authorization").unwrap().replace("/127/", "/cvm/");
+        relabelled.set_header("authorization", &authz);
+        assert!(
+            !tc3_verify(&relabelled, SECRET),
+            "the label the client signed, not the product's name, verifies"
+        );
+    }
+
+    #[test]
     fn tccli_signs_the_scheme_in_host() {
         let c = load_capture("tccli-cvm-DescribeKeyPairs-TC3-POST");
         assert!(c.header("host").unwrap().starts_with("http://127.0.0.1:"));

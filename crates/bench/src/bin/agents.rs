@@ -142,6 +142,7 @@ async fn main() -> Result<()> {
     let api = Client {
         http: http.clone(),
         endpoint: args.endpoint.clone(),
+        scheme: "http",
         cred: Cred {
             id: creds["secret_id"].as_str().context("secret_id")?.into(),
             key: creds["secret_key"].as_str().context("secret_key")?.into(),

@@ -5,7 +5,7 @@ use super::{decode_params, invalid, key_pair_by_name, page, Ctx, NS};
 use crate::aliyun_rpc::dto::{image_out, DescribeImagesRequest, LaunchRequest};
 use crate::aliyun_rpc::error::{AliError, EcsRefusal};
 use keyplane_core::compute::LaunchSpec;
-use keyplane_core::instance::{images, InstanceState, OpKind, OsType};
+use keyplane_core::instance::{InstanceState, OpKind, OsType};
 use keyplane_core::{Core, DomainError};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -19,7 +19,7 @@ const CREATE_SETTLE: Duration = Duration::from_secs(60);
 
 /// DescribeImages.
 pub async fn describe_images(
-    _ctx: &Ctx<'_>,
+    ctx: &Ctx<'_>,
     params: &[(String, String)],
 ) -> Result<Value, AliError> {
     let req: DescribeImagesRequest = decode_params(params)?;
@@ -33,7 +33,9 @@ pub async fn describe_images(
         .filter(|s| !s.is_empty())
         .map(|s| s.split(',').map(str::trim).collect());
     let some = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
-    let matching: Vec<Value> = images(NS)
+    let matching: Vec<Value> = ctx
+        .core
+        .images(NS)
         .iter()
         .filter(|i| ids.as_ref().is_none_or(|ids| ids.contains(&i.id.as_str())))
         .filter(|i| some(&req.image_name).is_none_or(|n| i.name.contains(&n)))
@@ -51,6 +53,21 @@ pub async fn describe_images(
         "PageSize": size,
         "Images": { "Image": page_items },
     }))
+}
+
+/// `UserData`: base64 of at most 32 KiB, as ECS takes it (kept encoded for the operation).
+fn check_user_data(data: Option<&str>) -> Result<Option<String>, AliError> {
+    use base64::Engine;
+    let Some(data) = data.filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|_| EcsRefusal::UserDataFormat)?;
+    if bytes.len() > 32 * 1024 {
+        return Err(EcsRefusal::UserDataSize(bytes.len()).into());
+    }
+    Ok(Some(data.trim().to_string()))
 }
 
 /// ECS's password rule: 8 to 30 characters mixing at least three of upper case, lower case,
@@ -259,6 +276,7 @@ async fn plan(
         action: action.to_string(),
         request_id: ctx.request_id.to_string(),
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
+        user_data: check_user_data(req.user_data.as_deref())?,
     })
 }
 

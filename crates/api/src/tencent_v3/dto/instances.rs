@@ -117,31 +117,7 @@ pub struct InstancesKeyPairsRequest {
     pub force_stop: Option<bool>,
 }
 
-/// CPU cores and memory (GiB) of an instance type such as `S5.MEDIUM4` or `SA2.2XLARGE16`;
-/// `None` when the label does not have that shape.
-pub fn parse_instance_type(t: &str) -> Option<(i64, i64)> {
-    let (family, size) = t.split_once('.')?;
-    let mut fc = family.chars();
-    if !fc.next()?.is_ascii_uppercase() || !fc.all(|c| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let digits_at = size.rfind(|c: char| !c.is_ascii_digit())? + 1;
-    let (class, memory) = size.split_at(digits_at);
-    let memory: i64 = memory.parse().ok().filter(|m| *m > 0)?;
-    let cpu = match class {
-        "SMALL" => 1,
-        "MEDIUM" => 2,
-        "LARGE" => 4,
-        _ => {
-            let n: i64 = class.strip_suffix("XLARGE")?.parse().ok()?;
-            if n < 2 {
-                return None;
-            }
-            4 * n
-        }
-    };
-    Some((cpu, memory))
-}
+pub use keyplane_core::compute::parse_instance_type;
 
 /// Size in GiB of a sandbox image (what its system disk answers).
 pub fn image_size(os: OsType) -> i64 {
@@ -184,8 +160,8 @@ pub struct ImageOut {
     pub image_source: &'static str,
     /// Null: not being copied.
     pub sync_percent: Option<i64>,
-    /// Why: false although the real Debian image has cloud-init; the sandbox runs no
-    /// cloud-init, so UserData would not be executed and we say so.
+    /// Whether UserData runs at first boot: on the Linux image (the sandbox's init runs it,
+    /// as cloud-init does, logging to /var/log/cloud-init-output.log).
     pub is_support_cloudinit: bool,
     /// No snapshots.
     pub snapshot_set: Vec<serde_json::Value>,
@@ -211,14 +187,14 @@ impl ImageOut {
             created_time: iso8601(IMAGE_CREATED_AT),
             image_name: image.name,
             image_description: image.description,
-            image_size: image_size(image.os),
+            image_size: image.size_gib,
             architecture: "x86_64",
             image_state: "NORMAL",
             platform: image.platform,
             image_creator: "",
             image_source: "OFFICIAL",
             sync_percent: None,
-            is_support_cloudinit: false,
+            is_support_cloudinit: image.os == OsType::Linux,
             snapshot_set: vec![],
             tags: vec![],
             license_type: "TencentCloud",

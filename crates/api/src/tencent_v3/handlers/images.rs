@@ -6,7 +6,7 @@ use crate::common::params::decode;
 use crate::tencent_v3::dto::{parse_instance_type, DescribeImagesRequest, Filter, ImageOut};
 use crate::tencent_v3::error::{CvmRefusal, TcError};
 use keyplane_core::ids::is_well_formed;
-use keyplane_core::instance::{images, Image};
+use keyplane_core::instance::Image;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::DomainError;
 use serde_json::{json, Value};
@@ -51,7 +51,7 @@ fn matches(f: &Filter, image: &Image) -> Result<bool, TcError> {
 }
 
 /// DescribeImages.
-pub async fn describe(_ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let req: DescribeImagesRequest = decode(params)?;
     let ids = req.image_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -82,7 +82,7 @@ pub async fn describe(_ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     }
     let (offset, limit) = page(req.offset, req.limit)?;
     let mut matching = Vec::new();
-    for image in images(Namespace::Cvm) {
+    for image in ctx.core.images(Namespace::Cvm) {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&image.id)) {
             continue;
         }

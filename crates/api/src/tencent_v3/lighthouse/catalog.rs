@@ -9,7 +9,7 @@ use crate::tencent_v3::dto::{iso8601, Filter, Tag};
 use crate::tencent_v3::error::TcError;
 use crate::tencent_v3::handlers::{invalid, page};
 use keyplane_core::ids::is_well_formed;
-use keyplane_core::instance::{images, Image, OsType};
+use keyplane_core::instance::{Image, OsType};
 use keyplane_core::DomainError;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -249,7 +249,7 @@ fn select<T>(
 }
 
 /// DescribeBlueprints.
-pub async fn describe_blueprints(_ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe_blueprints(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let req: DescribeBlueprintsRequest = decode(params)?;
     let ids = req.blueprint_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -271,7 +271,7 @@ pub async fn describe_blueprints(_ctx: &Ctx<'_>, params: Value) -> Result<Value,
     let filters = filters.unwrap_or_default();
     check_filters(&filters, 100)?;
     let (offset, limit) = page(req.offset, req.limit)?;
-    let (total, set) = select(images(NS), offset, limit, |image| {
+    let (total, set) = select(ctx.core.images(NS), offset, limit, |image| {
         let mut keep = ids.as_ref().is_none_or(|ids| ids.contains(&image.id));
         for f in &filters {
             keep &= blueprint_matches(f, image)?;
@@ -386,6 +386,8 @@ mod tests {
         for b in BUNDLES.iter().filter(|b| b.windows) {
             assert!(runs(b, OsType::Windows), "{}", b.id);
         }
-        assert!(images(NS).iter().all(|i| is_blueprint_id(&i.id)));
+        assert!(keyplane_core::instance::images(NS)
+            .iter()
+            .all(|i| is_blueprint_id(&i.id)));
     }
 }

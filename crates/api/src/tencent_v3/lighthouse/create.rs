@@ -241,6 +241,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         return Ok(json!({}));
     }
     let spec = LaunchSpec {
+        user_data: None,
         namespace: NS,
         region: ctx.region().to_string(),
         zone,
