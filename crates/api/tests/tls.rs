@@ -1,6 +1,7 @@
 //! HTTPS with the server's own CA: the issued certificate verifies for the names clients use,
 //! the client's address reaches handlers, and broken clients (garbage, plain HTTP, TLS 1.0 or
-//! 1.1 only) are refused while the server goes on serving.
+//! 1.1 only) are refused while the server goes on serving; a request line too long for hyper
+//! gets its dialect's size error, as over plain HTTP.
 
 use axum::extract::ConnectInfo;
 use axum::routing::get;
@@ -216,4 +217,66 @@ async fn clients_offering_only_tls_1_0_or_1_1_are_refused() {
         assert_eq!(answer[5], 2, "{version:#x}: a fatal alert: {answer:?}");
     }
     still_serves(&t).await;
+}
+
+/// Read one answer (head and a Content-Length body) from a kept-alive connection.
+async fn read_one(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "the connection stays open");
+        out.push(byte[0]);
+    }
+    let head = String::from_utf8(out.clone()).unwrap().to_ascii_lowercase();
+    let length: usize = head
+        .split("content-length: ")
+        .nth(1)
+        .and_then(|v| v.split("\r\n").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(DEADLINE, s.read_exact(&mut body))
+        .await
+        .unwrap()
+        .unwrap();
+    out.extend_from_slice(&body);
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn a_long_request_line_over_https_gets_its_dialects_size_error() {
+    let t = serve_api().await;
+    let connector = tokio_rustls::TlsConnector::from(client_config(&t.ca));
+    let tcp = TcpStream::connect(t.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
+        .await
+        .unwrap()
+        .unwrap();
+    // One kept-alive connection: each long request line is answered in its own dialect's
+    // envelope with its size error, and the connection goes on serving.
+    let pad = "A".repeat(200 * 1024);
+    let ecs = format!("/?Action=DescribeKeyPairs&Version=2014-05-26&X={pad}");
+    let tc3 = format!("/?Action=DescribeKeyPairs&Version=2017-03-12&X={pad}");
+    let legacy = format!("/v2/index.php?Action=BindInstanceKey&X={pad}");
+    for (target, status, expected) in [
+        ("/healthz", "200", "ok\n"),
+        (ecs.as_str(), "400", "\"Code\":\"InvalidParameter\""),
+        (tc3.as_str(), "200", "\"Code\":\"RequestSizeLimitExceeded\""),
+        (legacy.as_str(), "200", "\"codeDesc\":\"InvalidParameter\""),
+        ("/healthz", "200", "ok\n"),
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let answer = read_one(&mut tls).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(answer.contains(expected), "{answer}");
+    }
 }

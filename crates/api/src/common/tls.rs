@@ -4,7 +4,7 @@
 //! refused and closed, and the server goes on.
 
 use super::server::{housekeeping, router, AppState};
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
@@ -183,21 +183,19 @@ async fn handshake(acceptor: &TlsAcceptor, mut tcp: TcpStream) -> io::Result<Tls
 }
 
 /// Serve HTTPS on `listener` with `config` until `shutdown` resolves, then drain open
-/// requests. The client's address reaches handlers as `ConnectInfo<SocketAddr>`, as over
-/// plain HTTP.
+/// requests. Each connection, once its handshake is done, is served exactly as a plain HTTP
+/// one ([`serve_connection`](super::listener::serve_connection)): the client's address
+/// reaches handlers as `ConnectInfo<SocketAddr>`, and a request line too long for hyper gets
+/// its dialect's size error.
 pub async fn run_tls(
     state: Arc<AppState>,
     listener: TcpListener,
     config: Arc<ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    // `tap_io` gives the listener axum's ConnectInfo<SocketAddr> for its own address type.
-    let listener = TlsListener::new(listener, config)?.tap_io(|_| {});
+    let listener = TlsListener::new(listener, config)?;
     let housekeeping = housekeeping(state.clone());
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = super::listener::serve_listener(router(state), listener, shutdown).await;
     housekeeping.abort();
     result
 }
