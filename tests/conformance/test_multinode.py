@@ -8,6 +8,7 @@ afterwards. Skipped otherwise. Every node and admin command is given the same ma
 (`--master-key-file`), as nodes sharing a database must be.
 """
 import base64
+import contextlib
 import json
 import os
 import random
@@ -71,15 +72,32 @@ def on_db(database) -> list[str]:
 def database():
     """A URL whose connections use a fresh schema (dropped at the end), and the master key file
     the nodes on it share."""
-    schema = f"kp_conf_{uuid.uuid4().hex[:12]}"
-    psql(PG, f"CREATE SCHEMA {schema}")
     fd = os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
     os.close(fd)
-    sep = "&" if "?" in PG else "?"
-    yield f"{PG}{sep}options=-c%20search_path%3D{schema}"
-    psql(PG, f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema() as url:
+        yield url
     os.unlink(KEY_FILE)
+
+
+@pytest.fixture
+def own_database(database):
+    """A database of the test's own (a fresh schema, dropped at the end; the module's master
+    key file): no node of another test, such as the module's `nodes`, works on it."""
+    with fresh_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_schema():
+    """A URL whose connections use a fresh schema, dropped when the block ends."""
+    schema = f"kp_conf_{uuid.uuid4().hex[:12]}"
+    psql(PG, f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG else "?"
+    try:
+        yield f"{PG}{sep}options=-c%20search_path%3D{schema}"
+    finally:
+        psql(PG, f"DROP SCHEMA {schema} CASCADE")
 
 
 def start_together(servers):
@@ -318,9 +336,12 @@ def test_a_killed_node_loses_no_operation_and_applies_none_twice(database, tmp_p
                 srv.stop()
 
 
-def test_sandbox_instances_are_operated_by_the_node_that_holds_them(database):
+def test_sandbox_instances_are_operated_by_the_node_that_holds_them(own_database):
     """Two nodes, each with its own sandbox: whichever node a call reaches, an instance's
-    operations are carried out by the node its sandbox lives on."""
+    operations are carried out by the node its sandbox lives on. The two are alone on their
+    database: the module's other nodes (as root, each with a sandbox of its own) would take
+    some of the launches otherwise."""
+    database = own_database
     from sandbox import logged_in, password_login, require_sandbox, run_instances, sandbox_args, sandbox_data_dir
     require_sandbox()
     a = KeyplaneServer(sandbox_data_dir(), sandbox_args(*on_db(database)))
