@@ -359,7 +359,19 @@ impl SandboxHost {
             let tarball = cache.ensure(&name, &mut |line| {
                 tracing::info!(image = %name, "image build: {line}");
             })?;
-            images.import(&name, &tarball, &tarball.display().to_string())
+            let source = tarball.display().to_string();
+            // Hard links to a tree extracted once per host; a fresh extraction where that
+            // cannot be (another file system).
+            let linked = cache
+                .shared_tree(&name, images.uid_base(), &tarball)
+                .and_then(|tree| images.import_linked(&name, &tree, &source));
+            match linked {
+                Ok(info) => Ok(info),
+                Err(e) => {
+                    tracing::info!(image = %name, "cannot link the shared tree ({e}); extracting");
+                    images.import(&name, &tarball, &source)
+                }
+            }
         })
         .await
         .map_err(|e| Error::InvalidImage(format!("installing image failed: {e}")))?

@@ -40,11 +40,15 @@ fn sandbox_tempdir() -> tempfile::TempDir {
 /// The image tarball every test host installs: built once per machine (mmdebstrap, about a
 /// minute) into `KEYPLANE_TEST_IMAGE_CACHE` (default `/var/cache/keyplane`), shared by the
 /// tests running at once through the cache's lock.
-fn image_tarball() -> PathBuf {
+fn image_cache() -> ImageCache {
     let dir = std::env::var_os("KEYPLANE_TEST_IMAGE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/keyplane"));
     ImageCache::new(dir)
+}
+
+fn image_tarball() -> PathBuf {
+    image_cache()
         .ensure(DEFAULT_IMAGE, &mut |line| eprintln!("image build: {line}"))
         .expect("the test image (needs mmdebstrap and the Debian archive)")
 }
@@ -61,9 +65,48 @@ async fn test_host(root: &Path) -> SandboxHost {
     };
     let host = SandboxHost::new(root.join("sandbox"), config).unwrap();
     host.check_prerequisites().unwrap();
-    let tarball = image_tarball();
-    host.import_image(DEFAULT_IMAGE, &tarball, "test").unwrap();
+    image_tarball();
+    host.ensure_image(DEFAULT_IMAGE, &image_cache())
+        .await
+        .unwrap();
     host
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_extracted_once_and_linked_into_each_host() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    let host = test_host(tmp.path()).await;
+    let linked = host.image(DEFAULT_IMAGE).unwrap().expect("installed");
+    let tree = host
+        .root_dir()
+        .join("images")
+        .join(DEFAULT_IMAGE)
+        .join("rootfs");
+    let cache_tree = image_cache()
+        .shared_tree(DEFAULT_IMAGE, host.config().subuid_base, &image_tarball())
+        .unwrap();
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&tree.join("usr/sbin/sshd")),
+        ino(&cache_tree.join("usr/sbin/sshd")),
+        "the host's image shares the cache's files"
+    );
+    assert!(
+        linked.os_name.starts_with("Debian GNU/Linux 12"),
+        "{linked:?}"
+    );
+    let extracted = host
+        .import_image("debian12-copy", &image_tarball(), "test")
+        .unwrap();
+    assert_eq!(extracted.os_name, linked.os_name);
+    assert_eq!(extracted.size_bytes, linked.size_bytes);
+    let meta = std::fs::symlink_metadata(tree.join("etc/passwd")).unwrap();
+    assert_eq!(
+        meta.uid(),
+        host.config().subuid_base,
+        "owned by the instances' root"
+    );
 }
 
 fn spec(id: &str, last_octet: u8, password: &str) -> InstanceSpec {
