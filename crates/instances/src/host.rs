@@ -25,6 +25,8 @@ struct Running {
     addr: SocketAddr,
     /// slirp4netns (killed on drop).
     outbound: Option<tokio::process::Child>,
+    /// The metadata service's tasks.
+    metadata: Vec<JoinHandle<()>>,
     cgroup: Option<Cgroup>,
 }
 
@@ -33,6 +35,9 @@ impl Drop for Running {
         // The holder's `unshare` is killed on drop (and takes the init with it); the listener
         // task must be aborted explicitly, dropping a JoinHandle only detaches it.
         self.listener.abort();
+        for task in &self.metadata {
+            task.abort();
+        }
     }
 }
 
@@ -52,6 +57,22 @@ pub struct SandboxHost {
     image_lock: tokio::sync::Mutex<()>,
     /// Serialises VPC network setup.
     net_lock: tokio::sync::Mutex<()>,
+    /// Answers each instance's metadata requests, once the server has given one.
+    metadata: Mutex<Option<Arc<dyn MetadataService>>>,
+}
+
+/// What answers the metadata requests of one instance (the clouds' `latest/meta-data/...` at
+/// 169.254.0.23 and 100.100.100.200): [`SandboxHost`] makes the listening socket inside the
+/// instance's network, the server answers on it.
+pub trait MetadataService: Send + Sync + 'static {
+    /// Serve `instance`'s requests on `listener` until the task is aborted; `user_data` is
+    /// what it was launched with.
+    fn serve(
+        &self,
+        instance: &str,
+        user_data: Option<Vec<u8>>,
+        listener: TcpListener,
+    ) -> JoinHandle<()>;
 }
 
 impl std::fmt::Debug for SandboxHost {
@@ -97,7 +118,22 @@ impl SandboxHost {
             create_lock: Mutex::new(()),
             image_lock: tokio::sync::Mutex::new(()),
             net_lock: tokio::sync::Mutex::new(()),
+            metadata: Mutex::new(None),
         })
+    }
+
+    /// Serves the metadata of every instance started from now on with `service`.
+    pub fn set_metadata_service(&self, service: Arc<dyn MetadataService>) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(service);
+    }
+
+    /// The user data the instance was launched with.
+    pub fn user_data(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        use base64::Engine;
+        let meta = self.meta(id)?;
+        Ok(meta
+            .user_data
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok()))
     }
 
     /// The configuration this host runs with.
@@ -162,6 +198,13 @@ impl SandboxHost {
             cpus: spec.resources.cpus,
             memory_mib: spec.resources.memory_mib,
             ssh_port: spec.ssh_port,
+            user_data: match existing {
+                Some(m) => m.user_data.clone(),
+                None => spec.user_data.as_ref().map(|d| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.encode(d)
+                }),
+            },
         };
         let owner = self.owner(slot);
         let hash = match (&spec.password_hash, &spec.password) {
@@ -253,6 +296,7 @@ impl SandboxHost {
             procs.push(p);
             self.layout.write_run_record(id, &procs)?;
         }
+        let metadata = self.serve_metadata(&meta, holder.pid1)?;
         holder.boot(id).await?;
         self.layout.consume_boot_files(id)?;
         let spawner = SessionSpawner {
@@ -268,9 +312,31 @@ impl SandboxHost {
             listener,
             addr,
             outbound,
+            metadata,
             cgroup,
         });
         Ok(addr)
+    }
+
+    /// Starts the metadata service inside the instance's network, when the server has one.
+    fn serve_metadata(&self, meta: &Meta, pid1: u32) -> Result<Vec<JoinHandle<()>>> {
+        let service = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(service) = service else {
+            return Ok(Vec::new());
+        };
+        let user_data = self.user_data(&meta.id)?;
+        net::metadata_listeners(pid1)?
+            .into_iter()
+            .map(|l| {
+                let l = TcpListener::from_std(l)
+                    .map_err(|e| Error::Network(format!("metadata listener: {e}")))?;
+                Ok(service.serve(&meta.id, user_data.clone(), l))
+            })
+            .collect()
     }
 
     /// Stops the instance: closes its listener, then ends every process in it (SIGTERM and
@@ -321,6 +387,9 @@ impl SandboxHost {
     /// Ends a running instance: listener, every process, outbound networking, cgroups.
     async fn halt(mut r: Running, force: bool, grace: std::time::Duration) {
         r.listener.abort();
+        for task in r.metadata.drain(..) {
+            task.abort();
+        }
         r.holder.stop(force, grace).await;
         if let Some(mut slirp) = r.outbound.take() {
             let _ = slirp.kill().await;

@@ -61,6 +61,9 @@ pub(crate) struct Meta {
     /// SSH port at `address` (the host's configured port when absent).
     #[serde(default)]
     pub ssh_port: Option<u16>,
+    /// User data it was launched with (base64), served by the metadata service.
+    #[serde(default)]
+    pub user_data: Option<String>,
 }
 
 fn default_image() -> String {

@@ -49,7 +49,7 @@ use std::time::Duration;
 pub use cgroup::Resources;
 pub use error::{Error, Missing, PrereqError, Result};
 pub use fsutil::{write_atomic, Owner};
-pub use host::SandboxHost;
+pub use host::{MetadataService, SandboxHost};
 pub use host_state::{
     apply_host_ssh_state, read_host_keys, read_host_password_switch, HostLayout, HOST_KEYS_FILE,
 };

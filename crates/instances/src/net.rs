@@ -171,6 +171,36 @@ pub(crate) async fn attach(pid1: u32, vpc: &str, link: &str, address: Ipv4Addr) 
     .await
 }
 
+/// Listening sockets on port 80 of the metadata addresses inside the network namespace of the
+/// instance whose init is `pid1`: the server answers there, and only that instance can reach
+/// them.
+pub(crate) fn metadata_listeners(pid1: u32) -> Result<Vec<std::net::TcpListener>> {
+    let path = format!("/proc/{pid1}/ns/net");
+    let ns = std::fs::File::open(&path).map_err(|e| Error::Network(format!("{path}: {e}")))?;
+    // Why a thread of its own: setns moves only the calling thread, and sockets stay in the
+    // namespace they were made in; the thread ends there, the runtime's threads never move.
+    std::thread::spawn(move || -> Result<Vec<std::net::TcpListener>> {
+        use std::os::fd::AsFd;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| Error::Network(format!("entering the instance's network: {e}")))?;
+        [TENCENT_METADATA, ALIBABA_METADATA]
+            .into_iter()
+            .map(|ip| {
+                let l = std::net::TcpListener::bind((ip, 80))
+                    .map_err(|e| Error::Network(format!("binding {ip}:80: {e}")))?;
+                l.set_nonblocking(true)
+                    .map_err(|e| Error::Network(format!("{ip}:80: {e}")))?;
+                Ok(l)
+            })
+            .collect()
+    })
+    .join()
+    .map_err(|_| Error::Network("the metadata listener thread panicked".into()))?
+}
+
 /// Starts user-mode networking for the instance whose init is `pid1` and waits until its
 /// default route is in place.
 pub(crate) async fn start_outbound(pid1: u32, slirp: &Path) -> Result<Child> {
