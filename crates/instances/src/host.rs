@@ -275,19 +275,32 @@ impl SandboxHost {
             lower: &lower,
             dns: slirp.as_ref().map(|_| net::SLIRP_DNS),
         };
+        let t0 = std::time::Instant::now();
         let mut holder = sandbox::spawn_holder(&boot, &ns).await?;
+        let t_disk = t0.elapsed();
         let mut procs = vec![(holder.pid1, holder.start_time)];
         self.layout.write_run_record(id, &procs)?;
+        let mut outbound = match &slirp {
+            Some(path) => Some(net::spawn_outbound(holder.pid1, path)?),
+            None => None,
+        };
         let vpc = net::vpc_netns_name(self.layout.root(), &vpc_key(&meta));
         {
             let _guard = self.net_lock.lock().await;
             net::ensure_vpc(&vpc).await?;
         }
-        net::attach(holder.pid1, &vpc, &format!("kp{}", meta.slot), meta.address).await?;
-        let outbound = match &slirp {
-            Some(path) => Some(net::start_outbound(holder.pid1, path).await?),
-            None => None,
-        };
+        let service = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let link = format!("kp{}", meta.slot);
+        let listeners =
+            net::attach(holder.pid1, &vpc, &link, meta.address, service.is_some()).await?;
+        let t_vpc = t0.elapsed();
+        if let Some(child) = outbound.as_mut() {
+            net::wait_outbound(holder.pid1, child).await?;
+        }
         let slirp_proc = outbound
             .as_ref()
             .and_then(|c| c.id())
@@ -296,8 +309,14 @@ impl SandboxHost {
             procs.push(p);
             self.layout.write_run_record(id, &procs)?;
         }
-        let metadata = self.serve_metadata(&meta, holder.pid1)?;
+        let t_out = t0.elapsed();
+        let metadata = match service {
+            Some(service) => self.serve_metadata(&meta, service, listeners)?,
+            None => Vec::new(),
+        };
         holder.boot(id).await?;
+        tracing::debug!(instance = %id, disk = ?t_disk, vpc = ?t_vpc, outbound = ?t_out,
+            booted = ?t0.elapsed(), "instance start phases");
         self.layout.consume_boot_files(id)?;
         let spawner = SessionSpawner {
             id: id.to_owned(),
@@ -318,18 +337,15 @@ impl SandboxHost {
         Ok(addr)
     }
 
-    /// Starts the metadata service inside the instance's network, when the server has one.
-    fn serve_metadata(&self, meta: &Meta, pid1: u32) -> Result<Vec<JoinHandle<()>>> {
-        let service = self
-            .metadata
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let Some(service) = service else {
-            return Ok(Vec::new());
-        };
+    /// Serves the instance's metadata on the listeners made inside its network.
+    fn serve_metadata(
+        &self,
+        meta: &Meta,
+        service: Arc<dyn MetadataService>,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> Result<Vec<JoinHandle<()>>> {
         let user_data = self.user_data(&meta.id)?;
-        net::metadata_listeners(pid1)?
+        listeners
             .into_iter()
             .map(|l| {
                 let l = TcpListener::from_std(l)
