@@ -10,12 +10,12 @@ use tokio::task::JoinHandle;
 
 use crate::cgroup::{self, Cgroup, Resources};
 use crate::error::{Error, IoContext, PrereqError, Result};
-use crate::fsutil::Owner;
 use crate::image::{ImageCache, ImageInfo, ImageStore};
 use crate::layout::{self, Layout, Meta};
 use crate::listener::{self, SessionSpawner};
 use crate::sandbox::{self, BootParams, Holder, NsParams};
 use crate::{net, prereq, InstanceSpec, SandboxConfig};
+use keyplane_agent::fsutil::Owner;
 
 /// A running instance: its namespace holder, its listener task, its outbound networking and
 /// its cgroups.
@@ -103,6 +103,7 @@ impl SandboxHost {
         let images = ImageStore::new(root.join("images"), config.subuid_base);
         images.init()?;
         images.remove_staging()?;
+        cgroup::remove_stale(&cgroup::group_name(&root));
         for (id, procs) in layout.run_records()? {
             tracing::info!(instance = %id, "killing instance left over by a previous run");
             for (pid, start_time) in procs {
@@ -411,7 +412,7 @@ impl SandboxHost {
             let _ = slirp.kill().await;
         }
         if let Some(cg) = r.cgroup.take() {
-            cg.remove();
+            cg.remove().await;
         }
     }
 

@@ -24,7 +24,8 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Missing, PrereqError, Result};
-use crate::{fsutil, IDS_PER_INSTANCE};
+use crate::IDS_PER_INSTANCE;
+use keyplane_agent::fsutil;
 
 /// The image every Linux instance boots unless told otherwise.
 pub const DEFAULT_IMAGE: &str = "debian12";
