@@ -103,6 +103,11 @@ def test_user_data_runs_once_at_first_boot(sbx):
             time.sleep(0.2)
 
     assert ran() == "ran-as-root\n"
+    fetch = ("python3 -c \"import sys, urllib.request as u; "
+             "sys.stdout.write(u.urlopen('http://%s/latest/%s', timeout=3).read().decode())\"")
+    assert ok(inst, fetch % ("metadata.tencentyun.com", "meta-data/instance-id")) == iid
+    assert ok(inst, fetch % ("100.100.100.200", "meta-data/private-ipv4")) == inst.PrivateIpAddresses[0]
+    assert ok(inst, fetch % ("169.254.0.23", "user-data")) == script, "the metadata service serves user data"
     call(client, "RebootInstances", InstanceIds=[iid])
     inst = wait_settled(client, [iid])[iid]
     assert ok(inst, "cat /root/user-data-ran") == "ran-as-root\n", "user data runs at the first boot only"
@@ -120,6 +125,9 @@ def test_vpc_per_account_and_no_way_to_the_host(sbx):
     fetch = f"python3 -c \"import urllib.request as u; print(u.urlopen('http://{target}:8080/', timeout=3).status)\""
     assert ok(i2, fetch).strip() == "200", "instances of one account reach each other"
     assert root_ssh(j1, fetch).returncode != 0, "another account's instances do not"
+    own = ("python3 -c \"import sys, urllib.request as u; "
+           "sys.stdout.write(u.urlopen('http://169.254.0.23/latest/meta-data/instance-id', timeout=3).read().decode())\"")
+    assert ok(i2, own) == a2 and ok(j1, own) == b1, "each instance's metadata is about itself"
 
     api_port = sbx.endpoint.rsplit(":", 1)[1]
     probe = (f"(exec 3<>/dev/tcp/127.0.0.1/{api_port}) 2>/dev/null && echo API; "

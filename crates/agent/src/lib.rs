@@ -2,16 +2,21 @@
 //! public keys, password login on or off), applies it to files it owns, and reports back.
 //!
 //! [`plan`] is pure (what would change); [`apply`] does the IO through
-//! [`keyplane_instances::apply_ssh_state`] (atomic writes, right owner and modes, never through
+//! [`ssh_state::apply_ssh_state`] (atomic writes, right owner and modes, never through
 //! a symlink, touching only the agent's own files). [`Agent::run_once`] is what a sandbox runs
 //! at boot and when its keys change; [`Agent::run`] keeps a real host in line with long polls.
 #![forbid(unsafe_code)]
 
 mod client;
+mod files;
+pub mod fsutil;
+pub mod host_state;
+pub mod ssh_state;
 
 pub use client::{register, Agent, AgentConfig, AgentError, Registered};
+pub use files::{FileError, FileResult};
+pub use host_state::HostLayout;
 
-use keyplane_instances::HostLayout;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -145,10 +150,8 @@ pub fn read_target(target: &Target) -> CurrentState {
     match target {
         Target::Sandbox(dir) => read_current(dir),
         Target::Host(layout, _) => CurrentState {
-            authorized_keys: keyplane_instances::read_host_keys(layout).unwrap_or_default(),
-            password_authentication: keyplane_instances::read_host_password_switch(
-                &layout.sshd_dir,
-            ),
+            authorized_keys: host_state::read_host_keys(layout).unwrap_or_default(),
+            password_authentication: host_state::read_host_password_switch(&layout.sshd_dir),
         },
     }
 }
@@ -160,7 +163,7 @@ pub fn apply_target(target: &Target, desired: &DesiredState) -> Result<Plan, Str
         Target::Host(layout, reload) => {
             let p = plan(desired, &read_target(target));
             if !p.is_empty() {
-                let changed = keyplane_instances::apply_host_ssh_state(
+                let changed = host_state::apply_host_ssh_state(
                     layout,
                     &desired.authorized_keys,
                     desired.password_authentication,
@@ -177,10 +180,10 @@ pub fn apply_target(target: &Target, desired: &DesiredState) -> Result<Plan, Str
 
 /// Read the agent's own files under the sshd configuration directory `ssh_dir`.
 pub fn read_current(ssh_dir: &Path) -> CurrentState {
-    let authorized_keys = keyplane_instances::read_ssh_keys(ssh_dir).unwrap_or_default();
+    let authorized_keys = ssh_state::read_ssh_keys(ssh_dir).unwrap_or_default();
     let dropin = ssh_dir
-        .join(keyplane_instances::DROPIN_DIR)
-        .join(keyplane_instances::DROPIN_FILE);
+        .join(ssh_state::DROPIN_DIR)
+        .join(ssh_state::DROPIN_FILE);
     let password_authentication = std::fs::read_to_string(dropin).ok().and_then(|text| {
         text.lines().find_map(|l| {
             let mut words = l.split_whitespace();
@@ -199,10 +202,10 @@ pub fn read_current(ssh_dir: &Path) -> CurrentState {
 }
 
 /// Apply `desired` under `ssh_dir` unless it is already in place; returns the plan carried out.
-pub fn apply(ssh_dir: &Path, desired: &DesiredState) -> Result<Plan, keyplane_instances::Error> {
+pub fn apply(ssh_dir: &Path, desired: &DesiredState) -> Result<Plan, FileError> {
     let p = plan(desired, &read_current(ssh_dir));
     if !p.is_empty() {
-        keyplane_instances::apply_ssh_state(
+        ssh_state::apply_ssh_state(
             ssh_dir,
             &desired.authorized_keys,
             desired.password_authentication,

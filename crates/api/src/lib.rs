@@ -13,6 +13,7 @@
 pub mod agent_api;
 pub mod aliyun_rpc;
 pub mod common;
+pub mod metadata;
 pub mod tencent_legacy;
 pub mod tencent_v3;
 

@@ -319,6 +319,9 @@ async fn serve(
     let addr = bound.plain.local_addr()?;
     let worker_cfg = worker_config(host.is_ok(), &sandbox, addr)?;
     let state = AppState::new(core.clone(), api);
+    if let Ok(host) = &host {
+        host.set_metadata_service(Arc::new(Metadata { core: core.clone() }));
+    }
     let worker = Worker::new(
         core,
         host.clone(),
@@ -343,6 +346,28 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The metadata service inside each sandbox instance (169.254.0.23 and 100.100.100.200).
+struct Metadata {
+    core: Core,
+}
+
+impl keyplane_instances::MetadataService for Metadata {
+    fn serve(
+        &self,
+        instance: &str,
+        user_data: Option<Vec<u8>>,
+        listener: tokio::net::TcpListener,
+    ) -> tokio::task::JoinHandle<()> {
+        let app = keyplane_api::metadata::router(self.core.clone(), instance.to_owned(), user_data);
+        let id = instance.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(instance = %id, error = %e, "metadata service stopped");
+            }
+        })
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

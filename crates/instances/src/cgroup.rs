@@ -129,13 +129,39 @@ impl Cgroup {
             .ok()
     }
 
-    /// Removes the groups (once their processes are gone; a busy group is left for later).
-    pub fn remove(&self) {
+    /// Removes the groups once their last processes have exited (they may still be going
+    /// when a stop returns); a group still busy after a second is left for the next start.
+    pub async fn remove(&self) {
         for (_, dir) in &self.dirs {
-            if let Err(e) = std::fs::remove_dir(dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::debug!(dir = %dir.display(), "cgroup not removed: {e}");
+            for attempt in 0..50 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if attempt == 49 => {
+                        tracing::debug!(dir = %dir.display(), "cgroup not removed: {e}");
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
                 }
+            }
+        }
+    }
+}
+
+/// Removes the empty groups of instances under `group` that earlier server processes left
+/// (busy ones, of instances still running elsewhere, stay).
+pub(crate) fn remove_stale(group: &str) {
+    for ctrl in available() {
+        let base = own_path(ctrl).unwrap_or_else(|| "/".into());
+        let dir = Path::new(ROOT)
+            .join(ctrl)
+            .join(base.trim_start_matches('/'))
+            .join(group);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir(entry.path());
             }
         }
     }

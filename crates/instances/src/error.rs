@@ -33,12 +33,9 @@ pub enum Error {
     /// Every uid slot (one 65536-uid range per instance) is taken.
     #[error("no free uid range: all {0} instance slots are in use")]
     NoFreeSlot(u32),
-    /// A public key line contains a line break or NUL, or is empty.
-    #[error("invalid authorized key line #{0}")]
-    InvalidKey(usize),
-    /// The target of an atomic write is a symbolic link (refused, never followed).
-    #[error("refusing to write {0:?}: it is a symbolic link")]
-    SymlinkRefused(PathBuf),
+    /// Writing an instance's files failed (a symlink refused, a malformed key, I/O).
+    #[error(transparent)]
+    Files(#[from] keyplane_agent::FileError),
     /// The instance's namespace holder did not come up.
     #[error("instance {id} failed to start: {detail}")]
     StartFailed {

@@ -10,12 +10,12 @@ use tokio::task::JoinHandle;
 
 use crate::cgroup::{self, Cgroup, Resources};
 use crate::error::{Error, IoContext, PrereqError, Result};
-use crate::fsutil::Owner;
 use crate::image::{ImageCache, ImageInfo, ImageStore};
 use crate::layout::{self, Layout, Meta};
 use crate::listener::{self, SessionSpawner};
 use crate::sandbox::{self, BootParams, Holder, NsParams};
 use crate::{net, prereq, InstanceSpec, SandboxConfig};
+use keyplane_agent::fsutil::Owner;
 
 /// A running instance: its namespace holder, its listener task, its outbound networking and
 /// its cgroups.
@@ -25,6 +25,8 @@ struct Running {
     addr: SocketAddr,
     /// slirp4netns (killed on drop).
     outbound: Option<tokio::process::Child>,
+    /// The metadata service's tasks.
+    metadata: Vec<JoinHandle<()>>,
     cgroup: Option<Cgroup>,
 }
 
@@ -33,6 +35,9 @@ impl Drop for Running {
         // The holder's `unshare` is killed on drop (and takes the init with it); the listener
         // task must be aborted explicitly, dropping a JoinHandle only detaches it.
         self.listener.abort();
+        for task in &self.metadata {
+            task.abort();
+        }
     }
 }
 
@@ -52,6 +57,22 @@ pub struct SandboxHost {
     image_lock: tokio::sync::Mutex<()>,
     /// Serialises VPC network setup.
     net_lock: tokio::sync::Mutex<()>,
+    /// Answers each instance's metadata requests, once the server has given one.
+    metadata: Mutex<Option<Arc<dyn MetadataService>>>,
+}
+
+/// What answers the metadata requests of one instance (the clouds' `latest/meta-data/...` at
+/// 169.254.0.23 and 100.100.100.200): [`SandboxHost`] makes the listening socket inside the
+/// instance's network, the server answers on it.
+pub trait MetadataService: Send + Sync + 'static {
+    /// Serve `instance`'s requests on `listener` until the task is aborted; `user_data` is
+    /// what it was launched with.
+    fn serve(
+        &self,
+        instance: &str,
+        user_data: Option<Vec<u8>>,
+        listener: TcpListener,
+    ) -> JoinHandle<()>;
 }
 
 impl std::fmt::Debug for SandboxHost {
@@ -82,6 +103,7 @@ impl SandboxHost {
         let images = ImageStore::new(root.join("images"), config.subuid_base);
         images.init()?;
         images.remove_staging()?;
+        cgroup::remove_stale(&cgroup::group_name(&root));
         for (id, procs) in layout.run_records()? {
             tracing::info!(instance = %id, "killing instance left over by a previous run");
             for (pid, start_time) in procs {
@@ -97,7 +119,22 @@ impl SandboxHost {
             create_lock: Mutex::new(()),
             image_lock: tokio::sync::Mutex::new(()),
             net_lock: tokio::sync::Mutex::new(()),
+            metadata: Mutex::new(None),
         })
+    }
+
+    /// Serves the metadata of every instance started from now on with `service`.
+    pub fn set_metadata_service(&self, service: Arc<dyn MetadataService>) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(service);
+    }
+
+    /// The user data the instance was launched with.
+    pub fn user_data(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        use base64::Engine;
+        let meta = self.meta(id)?;
+        Ok(meta
+            .user_data
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok()))
     }
 
     /// The configuration this host runs with.
@@ -162,6 +199,13 @@ impl SandboxHost {
             cpus: spec.resources.cpus,
             memory_mib: spec.resources.memory_mib,
             ssh_port: spec.ssh_port,
+            user_data: match existing {
+                Some(m) => m.user_data.clone(),
+                None => spec.user_data.as_ref().map(|d| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.encode(d)
+                }),
+            },
         };
         let owner = self.owner(slot);
         let hash = match (&spec.password_hash, &spec.password) {
@@ -232,19 +276,32 @@ impl SandboxHost {
             lower: &lower,
             dns: slirp.as_ref().map(|_| net::SLIRP_DNS),
         };
+        let t0 = std::time::Instant::now();
         let mut holder = sandbox::spawn_holder(&boot, &ns).await?;
+        let t_disk = t0.elapsed();
         let mut procs = vec![(holder.pid1, holder.start_time)];
         self.layout.write_run_record(id, &procs)?;
+        let mut outbound = match &slirp {
+            Some(path) => Some(net::spawn_outbound(holder.pid1, path)?),
+            None => None,
+        };
         let vpc = net::vpc_netns_name(self.layout.root(), &vpc_key(&meta));
         {
             let _guard = self.net_lock.lock().await;
             net::ensure_vpc(&vpc).await?;
         }
-        net::attach(holder.pid1, &vpc, &format!("kp{}", meta.slot), meta.address).await?;
-        let outbound = match &slirp {
-            Some(path) => Some(net::start_outbound(holder.pid1, path).await?),
-            None => None,
-        };
+        let service = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let link = format!("kp{}", meta.slot);
+        let listeners =
+            net::attach(holder.pid1, &vpc, &link, meta.address, service.is_some()).await?;
+        let t_vpc = t0.elapsed();
+        if let Some(child) = outbound.as_mut() {
+            net::wait_outbound(holder.pid1, child).await?;
+        }
         let slirp_proc = outbound
             .as_ref()
             .and_then(|c| c.id())
@@ -253,7 +310,14 @@ impl SandboxHost {
             procs.push(p);
             self.layout.write_run_record(id, &procs)?;
         }
+        let t_out = t0.elapsed();
+        let metadata = match service {
+            Some(service) => self.serve_metadata(&meta, service, listeners)?,
+            None => Vec::new(),
+        };
         holder.boot(id).await?;
+        tracing::debug!(instance = %id, disk = ?t_disk, vpc = ?t_vpc, outbound = ?t_out,
+            booted = ?t0.elapsed(), "instance start phases");
         self.layout.consume_boot_files(id)?;
         let spawner = SessionSpawner {
             id: id.to_owned(),
@@ -268,9 +332,28 @@ impl SandboxHost {
             listener,
             addr,
             outbound,
+            metadata,
             cgroup,
         });
         Ok(addr)
+    }
+
+    /// Serves the instance's metadata on the listeners made inside its network.
+    fn serve_metadata(
+        &self,
+        meta: &Meta,
+        service: Arc<dyn MetadataService>,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> Result<Vec<JoinHandle<()>>> {
+        let user_data = self.user_data(&meta.id)?;
+        listeners
+            .into_iter()
+            .map(|l| {
+                let l = TcpListener::from_std(l)
+                    .map_err(|e| Error::Network(format!("metadata listener: {e}")))?;
+                Ok(service.serve(&meta.id, user_data.clone(), l))
+            })
+            .collect()
     }
 
     /// Stops the instance: closes its listener, then ends every process in it (SIGTERM and
@@ -321,12 +404,15 @@ impl SandboxHost {
     /// Ends a running instance: listener, every process, outbound networking, cgroups.
     async fn halt(mut r: Running, force: bool, grace: std::time::Duration) {
         r.listener.abort();
+        for task in r.metadata.drain(..) {
+            task.abort();
+        }
         r.holder.stop(force, grace).await;
         if let Some(mut slirp) = r.outbound.take() {
             let _ = slirp.kill().await;
         }
         if let Some(cg) = r.cgroup.take() {
-            cg.remove();
+            cg.remove().await;
         }
     }
 
@@ -359,7 +445,19 @@ impl SandboxHost {
             let tarball = cache.ensure(&name, &mut |line| {
                 tracing::info!(image = %name, "image build: {line}");
             })?;
-            images.import(&name, &tarball, &tarball.display().to_string())
+            let source = tarball.display().to_string();
+            // Hard links to a tree extracted once per host; a fresh extraction where that
+            // cannot be (another file system).
+            let linked = cache
+                .shared_tree(&name, images.uid_base(), &tarball)
+                .and_then(|tree| images.import_linked(&name, &tree, &source));
+            match linked {
+                Ok(info) => Ok(info),
+                Err(e) => {
+                    tracing::info!(image = %name, "cannot link the shared tree ({e}); extracting");
+                    images.import(&name, &tarball, &source)
+                }
+            }
         })
         .await
         .map_err(|e| Error::InvalidImage(format!("installing image failed: {e}")))?

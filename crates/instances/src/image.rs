@@ -24,7 +24,8 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Missing, PrereqError, Result};
-use crate::{fsutil, IDS_PER_INSTANCE};
+use crate::IDS_PER_INSTANCE;
+use keyplane_agent::fsutil;
 
 /// The image every Linux instance boots unless told otherwise.
 pub const DEFAULT_IMAGE: &str = "debian12";
@@ -78,6 +79,11 @@ impl ImageStore {
     /// The store under `dir`, whose images are owned by the range starting at `uid_base`.
     pub fn new(dir: PathBuf, uid_base: u32) -> Self {
         ImageStore { dir, uid_base }
+    }
+
+    /// First host uid of the range the images are owned by.
+    pub fn uid_base(&self) -> u32 {
+        self.uid_base
     }
 
     /// Creates the store directory (0711).
@@ -143,10 +149,45 @@ impl ImageStore {
     /// `/dev` of their own. Instances already running keep the tree they booted from until
     /// their next start.
     pub fn import(&self, name: &str, tarball: &Path, source: &str) -> Result<ImageInfo> {
-        validate_image_name(name)?;
-        self.init()?;
         let file = std::fs::File::open(tarball)
             .ctx(|| format!("opening the image archive {}", tarball.display()))?;
+        self.install(name, source, |rootfs| self.extract(file, rootfs))
+    }
+
+    /// Installs image `name` as hard links to the files of an installed tree (`tree`, another
+    /// store's `rootfs` with the same uid range, on the same file system): no file data is
+    /// copied. Instances never write to an image, so sharing its files is safe.
+    pub fn import_linked(&self, name: &str, tree: &Path, source: &str) -> Result<ImageInfo> {
+        self.install(name, source, |rootfs| {
+            let out = Command::new("/bin/cp")
+                .args(["-a", "--link", "--no-target-directory"])
+                .arg(tree)
+                .arg(rootfs)
+                .env_clear()
+                .env("PATH", crate::sandbox::SAFE_PATH)
+                .stdin(Stdio::null())
+                .output()
+                .ctx(|| "running cp".into())?;
+            if out.status.success() {
+                return Ok(());
+            }
+            Err(Error::InvalidImage(format!(
+                "linking {} failed: {}",
+                tree.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        })
+    }
+
+    /// Stages a new tree filled by `fill`, describes it and swaps it in for image `name`.
+    fn install(
+        &self,
+        name: &str,
+        source: &str,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<ImageInfo> {
+        validate_image_name(name)?;
+        self.init()?;
         let staging = self.dir.join(format!(".{name}.{}", std::process::id()));
         remove_tree(&staging)?;
         std::fs::create_dir(&staging).ctx(|| format!("creating {}", staging.display()))?;
@@ -163,7 +204,7 @@ impl ImageStore {
             owner,
         )
         .ctx(|| format!("chown {}", rootfs.display()))?;
-        let result = self.extract(file, &rootfs).and_then(|()| {
+        let result = fill(&rootfs).and_then(|()| {
             let info = ImageInfo {
                 name: name.to_owned(),
                 os_name: os_name(&rootfs),
@@ -242,6 +283,31 @@ impl ImageCache {
     /// Path of the tarball of image `name`.
     pub fn tarball(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.tar"))
+    }
+
+    /// The tree of image `name` extracted once for the uid range at `uid_base`, extracting it
+    /// first when missing (from the tarball, which must exist): the source servers on this host
+    /// link their images from.
+    pub fn shared_tree(&self, name: &str, uid_base: u32, tarball: &Path) -> Result<PathBuf> {
+        let trees = ImageStore::new(self.dir.join(format!("trees-{uid_base}")), uid_base);
+        let rootfs = trees.image_dir(name).join("rootfs");
+        if trees.get(name)?.is_some() {
+            return Ok(rootfs);
+        }
+        trees.init()?;
+        let lock_path = self.dir.join(".trees.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx(|| format!("opening {}", lock_path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .ctx(|| format!("locking {}", lock_path.display()))?;
+        if trees.get(name)?.is_none() {
+            trees.import(name, tarball, &tarball.display().to_string())?;
+        }
+        Ok(rootfs)
     }
 
     /// The tarball of `name`, built first when missing (only the built-in [`DEFAULT_IMAGE`]

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, Owner};
-use crate::ssh_state::{DROPIN_DIR, KEYS_DIR, KEYS_FILE};
+use keyplane_agent::fsutil::{self, Owner};
+use keyplane_agent::ssh_state::{DROPIN_DIR, KEYS_DIR, KEYS_FILE};
 
 const META_DIR: &str = "meta";
 const RUN_DIR: &str = "run";
@@ -61,6 +61,9 @@ pub(crate) struct Meta {
     /// SSH port at `address` (the host's configured port when absent).
     #[serde(default)]
     pub ssh_port: Option<u16>,
+    /// User data it was launched with (base64), served by the metadata service.
+    #[serde(default)]
+    pub user_data: Option<String>,
 }
 
 fn default_image() -> String {
@@ -132,7 +135,13 @@ impl Layout {
         let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other);
         let json = json.ctx(|| format!("encoding metadata of {}", meta.id))?;
         let name = format!("{}.json", meta.id);
-        fsutil::write_atomic(&self.root.join(META_DIR), &name, &json, 0o600, None)
+        Ok(fsutil::write_atomic(
+            &self.root.join(META_DIR),
+            &name,
+            &json,
+            0o600,
+            None,
+        )?)
     }
 
     pub fn list_meta(&self) -> Result<Vec<Meta>> {
@@ -160,7 +169,13 @@ impl Layout {
         let dir = self.root.join(RUN_DIR);
         let line: Vec<String> = procs.iter().map(|(p, s)| format!("{p} {s}")).collect();
         let line = format!("{}\n", line.join(" "));
-        fsutil::write_atomic(&dir, &format!("{id}.pid"), line.as_bytes(), 0o600, None)
+        Ok(fsutil::write_atomic(
+            &dir,
+            &format!("{id}.pid"),
+            line.as_bytes(),
+            0o600,
+            None,
+        )?)
     }
 
     /// All run records: (instance id, its processes).
@@ -275,7 +290,13 @@ impl Layout {
     pub fn write_user_data(&self, id: &str, owner: Owner, data: &[u8]) -> Result<()> {
         let boot = self.guest_dir(id).join(BOOT_DIR);
         let dir = fsutil::open_dir(&boot).ctx(|| format!("opening {}", boot.display()))?;
-        fsutil::write_atomic_at(&dir, BOOT_USER_DATA, data, 0o600, Some(owner))
+        Ok(fsutil::write_atomic_at(
+            &dir,
+            BOOT_USER_DATA,
+            data,
+            0o600,
+            Some(owner),
+        )?)
     }
 
     /// Removes the boot files a successful boot has consumed.

@@ -31,16 +31,13 @@
 
 mod cgroup;
 mod error;
-mod fsutil;
 mod host;
-mod host_state;
 pub mod image;
 mod layout;
 mod listener;
 pub mod net;
 mod prereq;
 mod sandbox;
-mod ssh_state;
 pub mod worker;
 
 use std::net::Ipv4Addr;
@@ -48,17 +45,17 @@ use std::time::Duration;
 
 pub use cgroup::Resources;
 pub use error::{Error, Missing, PrereqError, Result};
-pub use fsutil::{write_atomic, Owner};
-pub use host::SandboxHost;
-pub use host_state::{
+pub use host::{MetadataService, SandboxHost};
+pub use image::{ImageCache, ImageInfo, DEFAULT_IMAGE};
+pub use keyplane_agent::fsutil::{write_atomic, Owner};
+pub use keyplane_agent::host_state::{
     apply_host_ssh_state, read_host_keys, read_host_password_switch, HostLayout, HOST_KEYS_FILE,
 };
-pub use image::{ImageCache, ImageInfo, DEFAULT_IMAGE};
-pub use prereq::setup_subordinate_ids;
-pub use ssh_state::{
+pub use keyplane_agent::ssh_state::{
     apply_ssh_state, keys_path, read_ssh_keys, state_owner, DROPIN_DIR, DROPIN_FILE, KEYS_DIR,
     KEYS_FILE,
 };
+pub use prereq::setup_subordinate_ids;
 
 /// Number of host uids (and gids) an instance's user namespace maps.
 pub const IDS_PER_INSTANCE: u32 = 65536;

@@ -128,56 +128,121 @@ pub(crate) async fn remove_vpc(name: &str) {
 }
 
 /// Links the instance whose init is `pid1` to its VPC and configures its addresses and
-/// routes. `link` is the VPC-side interface name (unique per sandbox host).
-pub(crate) async fn attach(pid1: u32, vpc: &str, link: &str, address: Ipv4Addr) -> Result<()> {
+/// routes (`link` is the VPC-side interface name, unique per sandbox host). Returns listening
+/// sockets on port 80 of the metadata addresses inside the instance's network when `metadata`
+/// is set: the server answers there, and only that instance can reach them.
+pub(crate) async fn attach(
+    pid1: u32,
+    vpc: &str,
+    link: &str,
+    address: Ipv4Addr,
+    metadata: bool,
+) -> Result<Vec<std::net::TcpListener>> {
     let pid = pid1.to_string();
-    // A stale link of an earlier run of the same instance (killed server) is in the way.
-    let _ = run(
-        Command::new("/sbin/ip").args(["-n", vpc, "link", "delete", link]),
-        "removing a stale link",
-    )
-    .await;
-    run(
-        Command::new("/sbin/ip").args([
-            "link", "add", link, "netns", vpc, "type", "veth", "peer", "name", "eth0", "netns",
-            &pid,
-        ]),
-        "creating the instance's link",
-    )
-    .await?;
+    let add = || {
+        let mut cmd = Command::new("/sbin/ip");
+        cmd.args(["link", "add", link, "netns", vpc, "type", "veth", "peer"])
+            .args(["name", "eth0", "netns", &pid]);
+        cmd
+    };
+    if run(&mut add(), "creating the instance's link")
+        .await
+        .is_err()
+    {
+        // A stale link of an earlier run of the same instance (killed server) is in the way.
+        let mut delete = Command::new("/sbin/ip");
+        delete.args(["-n", vpc, "link", "delete", link]);
+        let _ = run(&mut delete, "removing a stale link").await;
+        run(&mut add(), "creating the instance's link").await?;
+    }
     run(
         Command::new("/sbin/ip").args(["-n", vpc, "link", "set", link, "master", "br0", "up"]),
         "attaching the link to the VPC bridge",
     )
     .await?;
-    let (first, _) = crate::ADDRESS_RANGE;
-    let o = first.octets();
-    let script = format!(
-        "set -e\n\
-         sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1\n\
-         ip link set lo up\n\
-         ip addr add {address}/32 dev eth0\n\
-         ip link set eth0 up\n\
-         ip route add {}.{}.0.0/16 dev eth0 table local src {address}\n\
-         ip addr add {TENCENT_METADATA}/32 dev lo\n\
-         ip addr add {ALIBABA_METADATA}/32 dev lo\n",
-        o[0], o[1]
-    );
-    run(
-        Command::new("/usr/bin/nsenter")
-            .args(["--target", &pid, "--net", "--", "/bin/sh", "-c", &script]),
-        "configuring the instance's network",
-    )
-    .await
+    tokio::task::spawn_blocking(move || configure_inside(pid1, address, metadata))
+        .await
+        .map_err(|e| Error::Network(format!("configuring the instance's network: {e}")))?
 }
 
-/// Starts user-mode networking for the instance whose init is `pid1` and waits until its
-/// default route is in place.
-pub(crate) async fn start_outbound(pid1: u32, slirp: &Path) -> Result<Child> {
+/// Enters the instance's network on a thread of its own and sets it up there: routing of the
+/// VPC's 127.1.0.0/16 over `eth0`, the metadata addresses on `lo`, and their listeners.
+// Why a thread of its own: setns moves only the calling thread (and what it starts), and
+// sockets stay in the namespace they were made in; the runtime's threads never move.
+fn configure_inside(
+    pid1: u32,
+    address: Ipv4Addr,
+    metadata: bool,
+) -> Result<Vec<std::net::TcpListener>> {
+    use std::io::Write;
+    let path = format!("/proc/{pid1}/ns/net");
+    let ns = std::fs::File::open(&path).map_err(|e| Error::Network(format!("{path}: {e}")))?;
+    let (first, _) = crate::ADDRESS_RANGE;
+    let o = first.octets();
+    let batch = format!(
+        "link set lo up\n\
+         addr add {address}/32 dev eth0\n\
+         link set eth0 up\n\
+         route add {}.{}.0.0/16 dev eth0 table local src {address}\n\
+         addr add {TENCENT_METADATA}/32 dev lo\n\
+         addr add {ALIBABA_METADATA}/32 dev lo\n",
+        o[0], o[1]
+    );
+    std::thread::spawn(move || -> Result<Vec<std::net::TcpListener>> {
+        use std::os::fd::AsFd;
+        let net = |what: &str, e: &dyn std::fmt::Display| Error::Network(format!("{what}: {e}"));
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| net("entering the instance's network", &e))?;
+        for dev in ["all", "eth0"] {
+            let knob = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
+            std::fs::write(&knob, "1").map_err(|e| net(&knob, &e))?;
+        }
+        let mut ip = std::process::Command::new("/sbin/ip")
+            .args(["-batch", "-"])
+            .env_clear()
+            .env("PATH", SAFE_PATH)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| net("running ip", &e))?;
+        if let Some(mut stdin) = ip.stdin.take() {
+            stdin
+                .write_all(batch.as_bytes())
+                .map_err(|e| net("configuring the instance's network", &e))?;
+        }
+        let out = ip.wait_with_output().map_err(|e| net("running ip", &e))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(net("configuring the instance's network", &err.trim()));
+        }
+        if !metadata {
+            return Ok(Vec::new());
+        }
+        [TENCENT_METADATA, ALIBABA_METADATA]
+            .into_iter()
+            .map(|ip| {
+                let l = std::net::TcpListener::bind((ip, 80))
+                    .map_err(|e| net(&format!("binding {ip}:80"), &e))?;
+                l.set_nonblocking(true).map_err(|e| net("metadata", &e))?;
+                Ok(l)
+            })
+            .collect()
+    })
+    .join()
+    .map_err(|_| Error::Network("the network setup thread panicked".into()))?
+}
+
+/// Starts user-mode networking for the instance whose init is `pid1` ([`wait_outbound`]
+/// tells when it is up).
+pub(crate) fn spawn_outbound(pid1: u32, slirp: &Path) -> Result<Child> {
     // Why in a private mount namespace: slirp4netns' sandbox makes only `/` private before it
     // pivots away, so the unmount of its old root would propagate through shared submounts
     // such as /run/netns to the host, taking the VPC namespaces' bind mounts with it.
-    let mut child = Command::new("/usr/bin/unshare")
+    Command::new("/usr/bin/unshare")
         .args(["--mount", "--propagation", "private", "--"])
         .arg(slirp)
         .args(["--configure", "--mtu=65520", "--disable-host-loopback"])
@@ -192,20 +257,21 @@ pub(crate) async fn start_outbound(pid1: u32, slirp: &Path) -> Result<Child> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Error::Network(format!("starting slirp4netns: {e}")))?;
+        .map_err(|e| Error::Network(format!("starting slirp4netns: {e}")))
+}
+
+/// Waits until slirp4netns has configured the instance's default route.
+pub(crate) async fn wait_outbound(pid1: u32, child: &mut Child) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The routing table of the instance's network, as its init sees it.
+    let routes = format!("/proc/{pid1}/net/route");
     loop {
-        let out = Command::new("/usr/bin/nsenter")
-            .args(["--target", &pid1.to_string(), "--net", "--"])
-            .args(["/sbin/ip", "-4", "route", "show", "default"])
-            .env_clear()
-            .env("PATH", SAFE_PATH)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|e| Error::Network(format!("checking the default route: {e}")))?;
-        if String::from_utf8_lossy(&out.stdout).contains("tap0") {
-            return Ok(child);
+        let table = std::fs::read_to_string(&routes).unwrap_or_default();
+        if table.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some("tap0") && f.next() == Some("00000000")
+        }) {
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(Error::Network(format!("slirp4netns exited ({status})")));
@@ -216,7 +282,7 @@ pub(crate) async fn start_outbound(pid1: u32, slirp: &Path) -> Result<Child> {
                 "slirp4netns did not configure the instance's outbound link within 10 s".into(),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -4,7 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Missing, PrereqError, Result};
-use crate::{fsutil, SandboxConfig, IDS_PER_INSTANCE};
+use crate::{SandboxConfig, IDS_PER_INSTANCE};
+use keyplane_agent::fsutil;
 
 const SUBUID: &str = "/etc/subuid";
 const SUBGID: &str = "/etc/subgid";

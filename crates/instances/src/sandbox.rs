@@ -79,7 +79,7 @@ id=$1 host=$2 addr=$3 dns=$4
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 hostname "$host"
 printf '%s\n' "$host" > /etc/hostname
-printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n' "$addr" "$host" > /etc/hosts
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n169.254.0.23\tmetadata.tencentyun.com\n' "$addr" "$host" > /etc/hosts
 [ -s /etc/machine-id ] || tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
 if [ -n "$dns" ]; then printf 'nameserver %s\n' "$dns" > /etc/resolv.conf; fi
 if [ -f /run/keyplane/root-hash ]; then usermod -p "$(cat /run/keyplane/root-hash)" root; fi

@@ -393,8 +393,13 @@ impl Worker {
     }
 
     /// Apply the effective SSH state (making bound keys effective first on ECS, where a start
-    /// or reboot is what activates them), then start the SSH server.
+    /// or reboot is what activates them), then start the instance.
     async fn boot(&self, inst: &Instance) -> StepResult {
+        self.boot_with(inst, true).await
+    }
+
+    /// Start the instance, applying its SSH state first unless the caller just did.
+    async fn boot_with(&self, inst: &Instance, apply_ssh_state: bool) -> StepResult {
         if inst.host == HostKind::Record {
             return self.set_state(&inst.id, InstanceState::Running).await;
         }
@@ -409,7 +414,9 @@ impl Worker {
                 .await
                 .map_err(text)?;
         }
-        self.apply(&inst.id).await?;
+        if apply_ssh_state {
+            self.apply(&inst.id).await?;
+        }
         host.start(&inst.id).await.map_err(text)?;
         self.set_state(&inst.id, InstanceState::Running).await
     }
@@ -484,8 +491,9 @@ impl Worker {
             self.save(op).await?;
         }
         if op.was_running && how.restart {
+            // Step 4 applied the state: the start need not run the agent again.
             let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
-            self.boot(&now).await?;
+            self.boot_with(&now, false).await?;
         }
         Ok(())
     }

@@ -10,8 +10,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use keyplane_instances::{
-    apply_ssh_state, write_atomic, Error, ImageCache, InstanceSpec, Resources, SandboxConfig,
-    SandboxHost, DEFAULT_IMAGE,
+    apply_ssh_state, ImageCache, InstanceSpec, Resources, SandboxConfig, SandboxHost, DEFAULT_IMAGE,
 };
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
@@ -40,11 +39,15 @@ fn sandbox_tempdir() -> tempfile::TempDir {
 /// The image tarball every test host installs: built once per machine (mmdebstrap, about a
 /// minute) into `KEYPLANE_TEST_IMAGE_CACHE` (default `/var/cache/keyplane`), shared by the
 /// tests running at once through the cache's lock.
-fn image_tarball() -> PathBuf {
+fn image_cache() -> ImageCache {
     let dir = std::env::var_os("KEYPLANE_TEST_IMAGE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/keyplane"));
     ImageCache::new(dir)
+}
+
+fn image_tarball() -> PathBuf {
+    image_cache()
         .ensure(DEFAULT_IMAGE, &mut |line| eprintln!("image build: {line}"))
         .expect("the test image (needs mmdebstrap and the Debian archive)")
 }
@@ -61,9 +64,48 @@ async fn test_host(root: &Path) -> SandboxHost {
     };
     let host = SandboxHost::new(root.join("sandbox"), config).unwrap();
     host.check_prerequisites().unwrap();
-    let tarball = image_tarball();
-    host.import_image(DEFAULT_IMAGE, &tarball, "test").unwrap();
+    image_tarball();
+    host.ensure_image(DEFAULT_IMAGE, &image_cache())
+        .await
+        .unwrap();
     host
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_extracted_once_and_linked_into_each_host() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    let host = test_host(tmp.path()).await;
+    let linked = host.image(DEFAULT_IMAGE).unwrap().expect("installed");
+    let tree = host
+        .root_dir()
+        .join("images")
+        .join(DEFAULT_IMAGE)
+        .join("rootfs");
+    let cache_tree = image_cache()
+        .shared_tree(DEFAULT_IMAGE, host.config().subuid_base, &image_tarball())
+        .unwrap();
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&tree.join("usr/sbin/sshd")),
+        ino(&cache_tree.join("usr/sbin/sshd")),
+        "the host's image shares the cache's files"
+    );
+    assert!(
+        linked.os_name.starts_with("Debian GNU/Linux 12"),
+        "{linked:?}"
+    );
+    let extracted = host
+        .import_image("debian12-copy", &image_tarball(), "test")
+        .unwrap();
+    assert_eq!(extracted.os_name, linked.os_name);
+    assert_eq!(extracted.size_bytes, linked.size_bytes);
+    let meta = std::fs::symlink_metadata(tree.join("etc/passwd")).unwrap();
+    assert_eq!(
+        meta.uid(),
+        host.config().subuid_base,
+        "owned by the instances' root"
+    );
 }
 
 fn spec(id: &str, last_octet: u8, password: &str) -> InstanceSpec {
@@ -535,54 +577,4 @@ async fn instances_reach_their_vpc_and_nothing_of_the_host() {
     for id in [a, b, other] {
         host.destroy(id).await.unwrap();
     }
-}
-
-#[tokio::test]
-async fn atomic_writer_refuses_symlinks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("state");
-    let outside = tmp.path().join("outside");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::create_dir(&outside).unwrap();
-    std::fs::write(outside.join("victim"), "original").unwrap();
-
-    // The target is a symlink: refused, the link target untouched.
-    std::os::unix::fs::symlink(outside.join("victim"), dir.join("authorized_keys")).unwrap();
-    let err = write_atomic(&dir, "authorized_keys", b"evil", 0o600, None).unwrap_err();
-    assert!(matches!(err, Error::SymlinkRefused(_)), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(outside.join("victim")).unwrap(),
-        "original"
-    );
-
-    // The directory is a symlink: refused.
-    std::os::unix::fs::symlink(&outside, tmp.path().join("linkdir")).unwrap();
-    let err =
-        write_atomic(&tmp.path().join("linkdir"), "victim", b"evil", 0o600, None).unwrap_err();
-    assert!(matches!(err, Error::SymlinkRefused(_)), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(outside.join("victim")).unwrap(),
-        "original"
-    );
-
-    // The agent's subdirectory replaced by a symlink: refused, nothing written outside.
-    let ssh_dir = tmp.path().join("etc-ssh");
-    std::fs::create_dir(&ssh_dir).unwrap();
-    std::os::unix::fs::symlink(&outside, ssh_dir.join("keyplane")).unwrap();
-    assert!(apply_ssh_state(&ssh_dir, &["ssh-ed25519 AAAA k".into()], false).is_err());
-    assert!(!outside.join("authorized_keys").exists());
-
-    // A plain write: content, mode, no temp file left behind.
-    write_atomic(&dir, "plain", b"hello\n", 0o600, None).unwrap();
-    let meta = std::fs::metadata(dir.join("plain")).unwrap();
-    assert_eq!(meta.mode() & 0o777, 0o600);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("plain")).unwrap(),
-        "hello\n"
-    );
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 
-use crate::error::{Error, IoContext, Result};
+use crate::files::{FileError as Error, FileResult as Result, IoContext};
 
 /// Owner (host uid and gid) given to created files and directories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,19 +26,19 @@ pub struct Owner {
 }
 
 /// Opens a directory without following a symlink in its last component.
-pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     Ok(rustix::fs::open(path, flags, Mode::empty())?)
 }
 
 /// Opens the subdirectory `name` of `dir`, refusing symlinks.
-pub(crate) fn open_subdir(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
+pub fn open_subdir(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
 /// Opens (creating if missing) the subdirectory `name` of `dir` and forces its owner and mode.
-pub(crate) fn ensure_subdir(
+pub fn ensure_subdir(
     dir: impl AsFd,
     name: &str,
     mode: u32,
@@ -58,7 +58,7 @@ pub(crate) fn ensure_subdir(
 }
 
 /// Changes the owner of an open file.
-pub(crate) fn chown(fd: impl AsFd, owner: Owner) -> io::Result<()> {
+pub fn chown(fd: impl AsFd, owner: Owner) -> io::Result<()> {
     rustix::fs::fchown(
         fd,
         Some(Uid::from_raw(owner.uid)),
@@ -68,7 +68,7 @@ pub(crate) fn chown(fd: impl AsFd, owner: Owner) -> io::Result<()> {
 }
 
 /// Owner of an open file or directory.
-pub(crate) fn owner_of(fd: impl AsFd) -> io::Result<Owner> {
+pub fn owner_of(fd: impl AsFd) -> io::Result<Owner> {
     let st = rustix::fs::fstat(fd)?;
     Ok(Owner {
         uid: st.st_uid,
@@ -77,7 +77,7 @@ pub(crate) fn owner_of(fd: impl AsFd) -> io::Result<Owner> {
 }
 
 /// Reads the regular file `name` in `dir` without following a symlink.
-pub(crate) fn read_file(dir: impl AsFd, name: &str) -> io::Result<Vec<u8>> {
+pub fn read_file(dir: impl AsFd, name: &str) -> io::Result<Vec<u8>> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
     if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
@@ -92,7 +92,7 @@ pub(crate) fn read_file(dir: impl AsFd, name: &str) -> io::Result<Vec<u8>> {
 }
 
 /// Whether `name` in `dir` exists (without following a symlink).
-pub(crate) fn exists(dir: impl AsFd, name: &str) -> io::Result<bool> {
+pub fn exists(dir: impl AsFd, name: &str) -> io::Result<bool> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(_) => Ok(true),
         Err(rustix::io::Errno::NOENT) => Ok(false),
@@ -107,7 +107,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Temp file in the same directory (`O_EXCL | O_NOFOLLOW`), write, fsync, owner and mode set on
 /// the descriptor, `renameat` over the target, fsync of the directory. A target that is a
 /// symbolic link is refused with [`Error::SymlinkRefused`]; nothing is ever written through one.
-pub(crate) fn write_atomic_at(
+pub fn write_atomic_at(
     dir: impl AsFd,
     name: &str,
     contents: &[u8],
@@ -185,7 +185,7 @@ pub fn write_atomic(
 }
 
 /// [`open_dir`] that reports a symlinked directory as [`Error::SymlinkRefused`].
-pub(crate) fn open_dir_checked(dir: &Path) -> Result<OwnedFd> {
+pub fn open_dir_checked(dir: &Path) -> Result<OwnedFd> {
     open_dir(dir).or_else(|e| match std::fs::symlink_metadata(dir) {
         Ok(m) if m.file_type().is_symlink() => Err(Error::SymlinkRefused(dir.to_path_buf())),
         _ => Err(e).ctx(|| format!("opening directory {}", dir.display())),

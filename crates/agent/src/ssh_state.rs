@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, IoContext, Result};
+use crate::files::{FileError as Error, FileResult as Result, IoContext};
 use crate::fsutil::{self, Owner};
 
 /// Subdirectory (of the sshd configuration directory) holding the agent's key file.
@@ -81,7 +81,7 @@ pub fn read_ssh_keys(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The authorized keys file content; rejects lines that would smuggle in extra entries.
-pub(crate) fn render_keys(keys: &[String]) -> Result<String> {
+pub fn render_keys(keys: &[String]) -> Result<String> {
     let mut out = String::from("# Managed by keyplane: bound key pairs. Do not edit.\n");
     for (i, key) in keys.iter().enumerate() {
         let key = key.trim();

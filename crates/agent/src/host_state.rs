@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::files::{FileResult as Result, IoContext};
 use crate::fsutil::{self, Owner};
 use crate::ssh_state::{render_keys, DROPIN_DIR, DROPIN_FILE};
 
