@@ -367,7 +367,12 @@ pub fn build_debian(out: &Path, progress: &mut dyn FnMut(&str)) -> Result<()> {
                 : > \"$1\"/etc/machine-id; : > \"$1\"/etc/resolv.conf; \
                 printf '#!/bin/sh -e\\n# Runs at the end of every boot, as root.\\nexit 0\\n' \
                 > \"$1\"/etc/rc.local; chmod 0755 \"$1\"/etc/rc.local";
-    let mut child = Command::new(mmdebstrap)
+    // Why in a private mount namespace: mmdebstrap bind-mounts the host's /dev, /proc and
+    // /sys into its build directory; should it be killed mid-build, those mounts would stay in
+    // the host's namespace, and removing the directory would remove the host's /dev/shm.
+    let mut child = Command::new("/usr/bin/unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(mmdebstrap)
         .args(["--variant=minbase", "--mode=root", "--format=tar"])
         .arg(format!("--include={DEBIAN_PACKAGES}"))
         .arg("--skip=output/dev")
