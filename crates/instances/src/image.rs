@@ -280,6 +280,20 @@ impl ImageCache {
         ImageCache { dir }
     }
 
+    /// Holds the cache's lock file `name` (exclusive, across processes) until dropped.
+    fn lock(&self, name: &str) -> Result<std::fs::File> {
+        let path = self.dir.join(name);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .ctx(|| format!("locking {}", path.display()))?;
+        Ok(lock)
+    }
+
     /// Path of the tarball of image `name`.
     pub fn tarball(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.tar"))
@@ -295,15 +309,7 @@ impl ImageCache {
             return Ok(rootfs);
         }
         trees.init()?;
-        let lock_path = self.dir.join(".trees.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx(|| format!("opening {}", lock_path.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .ctx(|| format!("locking {}", lock_path.display()))?;
+        let _lock = self.lock(".trees.lock")?;
         if trees.get(name)?.is_none() {
             trees.import(name, tarball, &tarball.display().to_string())?;
         }
@@ -326,15 +332,7 @@ impl ImageCache {
             )));
         }
         std::fs::create_dir_all(&self.dir).ctx(|| format!("creating {}", self.dir.display()))?;
-        let lock_path = self.dir.join(".build.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx(|| format!("opening {}", lock_path.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .ctx(|| format!("locking {}", lock_path.display()))?;
+        let _lock = self.lock(".build.lock")?;
         if path.exists() {
             return Ok(path);
         }
