@@ -25,20 +25,29 @@ def sh(*argv, check=True):
 
 @pytest.fixture
 def netns():
-    """A namespace `kph-<id>` with a veth pair: 10.213.N.1 on the host, 10.213.N.2 inside."""
+    """A namespace `kph-<id>` with a veth pair: 127.213.N.1 on the host, 127.213.N.2 inside.
+
+    Why loopback-range addresses over a link: no private-range address ever goes on a host
+    interface. `route_localnet` lets 127/8 travel over the veth, and a route in each side's
+    local table, more specific than its `local 127.0.0.0/8`, sends the peer's address over it
+    (it goes with the link when the link is deleted)."""
     tag = uuid.uuid4().hex[:6]
     n = int(tag, 16) % 250 + 1
     ns, host_if, ns_if = f"kph-{tag}", f"kpa{tag}", f"kpb{tag}"
+    host_ip, ns_ip = f"127.213.{n}.1", f"127.213.{n}.2"
     sh("ip", "netns", "add", ns)
     try:
         sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
         sh("ip", "link", "set", ns_if, "netns", ns)
-        sh("ip", "addr", "add", f"10.213.{n}.1/30", "dev", host_if)
+        Path(f"/proc/sys/net/ipv4/conf/{host_if}/route_localnet").write_text("1")
+        sh("ip", "addr", "add", f"{host_ip}/32", "dev", host_if)
         sh("ip", "link", "set", host_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"10.213.{n}.2/30", "dev", ns_if)
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield ns, f"10.213.{n}.1", f"10.213.{n}.2"
+        sh("ip", "route", "add", f"{ns_ip}/32", "dev", host_if, "table", "local", "src", host_ip)
+        sh("ip", "netns", "exec", ns, "sh", "-c",
+           f"echo 1 > /proc/sys/net/ipv4/conf/{ns_if}/route_localnet && "
+           f"ip addr add {ns_ip}/32 dev {ns_if} && ip link set {ns_if} up && ip link set lo up && "
+           f"ip route add {host_ip}/32 dev {ns_if} table local src {ns_ip}")
+        yield ns, host_ip, ns_ip
     finally:
         sh("ip", "link", "del", host_if, check=False)
         sh("ip", "netns", "del", ns, check=False)
@@ -59,8 +68,11 @@ def key_login(ip, key_file):
 
 def start_host(ns, ns_ip, workdir: Path, server_url, token):
     """sshd and the agent in the namespace, with a private /root (a bind mount) so the
-    machine's own root account is not touched."""
+    machine's own root account is not touched. `workdir` must not be under /root (the bind
+    would hide it), so the agent runs from a copy of the binary there."""
     home = workdir / "roothome"
+    agent_bin = workdir / "keyplane"
+    shutil.copy(keyplane_bin(), agent_bin)
     home.mkdir(mode=0o700)
     sshd_dir = workdir / "ssh"
     (sshd_dir / "sshd_config.d").mkdir(parents=True)
@@ -72,7 +84,7 @@ def start_host(ns, ns_ip, workdir: Path, server_url, token):
     script = (
         f"mount --bind {home} /root && mkdir -p /run/sshd && "
         f"/usr/sbin/sshd -f {sshd_dir}/sshd_config && "
-        f"exec {keyplane_bin()} agent --server {server_url} --token {token} "
+        f"exec {agent_bin} agent --server {server_url} --token {token} "
         f"--state-file {workdir}/agent/state.json --login-user root --sshd-dir {sshd_dir} "
         f"--sshd-pid-file {sshd_dir}/sshd.pid --address {ns_ip} --hostname nshost --poll-secs 5"
     )
@@ -86,8 +98,9 @@ def test_a_registered_host_is_bound_and_logged_into(netns, tmp_path):
     ns, host_ip, ns_ip = netns
     data = REPO / "target" / "e2e" / uuid.uuid4().hex[:12]
     srv = KeyplaneServer(data, ["--rate-limit", "0"], host=host_ip).start()
-    workdir = REPO / "target" / "e2e" / f"host-{uuid.uuid4().hex[:8]}"
-    workdir.mkdir(parents=True)
+    # Why not under the checkout: a clone in /root would be hidden by the host's private /root.
+    workdir = tmp_path / "host"
+    workdir.mkdir()
     agent = None
     try:
         creds = srv.create_account("ops")
@@ -138,7 +151,7 @@ def test_a_registered_host_is_bound_and_logged_into(netns, tmp_path):
 
         # The token was single-use: a second host cannot register with it.
         r = subprocess.run([keyplane_bin(), "agent", "--server", srv.url, "--token", token, "--once",
-                            "--state-file", str(workdir / "other" / "state.json"), "--address", "10.213.0.9"],
+                            "--state-file", str(workdir / "other" / "state.json"), "--address", "127.213.0.9"],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and "already used" in r.stderr, r.stderr
     finally:
