@@ -57,34 +57,7 @@ pub fn tc3_request(rng: &mut StdRng, lighthouse: bool) -> Request<Body> {
         ts: NOW,
     };
     let action = pick(rng, actions);
-    let req = support::tc3_post(&t, action, "");
-    // Re-sign over the real body bytes (tc3_post signs a text body).
-    tc3_with_body(req, &t, &body)
-}
-
-pub fn tc3_with_body(req: Request<Body>, t: &support::Tc3<'_>, body: &[u8]) -> Request<Body> {
-    let date = time::OffsetDateTime::from_unix_timestamp(t.ts)
-        .unwrap()
-        .date()
-        .to_string();
-    let signed = vec!["content-type".to_string(), "host".to_string()];
-    let headers = |n: &str| match n {
-        "content-type" => Some("application/json".to_string()),
-        "host" => Some(HOST.to_string()),
-        _ => None,
-    };
-    let canonical = tc::tc3_canonical_request("POST", "", &headers, &signed, &tc::sha256_hex(body));
-    let sts = tc::tc3_string_to_sign(&t.ts.to_string(), &date, t.service, &canonical);
-    let sig = tc::tc3_signature(t.secret_key, &date, t.service, &sts);
-    let (mut parts, _) = req.into_parts();
-    let authz = format!(
-        "TC3-HMAC-SHA256 Credential={}/{date}/{}/tc3_request, SignedHeaders=content-type;host, Signature={sig}",
-        t.secret_id, t.service
-    );
-    parts
-        .headers
-        .insert("authorization", authz.parse().unwrap());
-    Request::from_parts(parts, Body::from(body.to_vec()))
+    support::tc3_post_bytes(&t, action, &body)
 }
 
 /// A v1-signed request (CVM API 3.0 at `/`, or the legacy API at `/v2/index.php`).

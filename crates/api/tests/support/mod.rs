@@ -98,6 +98,11 @@ pub struct Tc3<'a> {
 
 /// A TC3-signed POST with a JSON body, as the official SDK sends it.
 pub fn tc3_post(t: &Tc3<'_>, action: &str, body: &str) -> Request<Body> {
+    tc3_post_bytes(t, action, body.as_bytes())
+}
+
+/// A TC3-signed POST whose body is any bytes (not necessarily UTF-8 or JSON).
+pub fn tc3_post_bytes(t: &Tc3<'_>, action: &str, body: &[u8]) -> Request<Body> {
     let host = "127.0.0.1:8787";
     let date = time::OffsetDateTime::from_unix_timestamp(t.ts)
         .unwrap()
@@ -109,8 +114,7 @@ pub fn tc3_post(t: &Tc3<'_>, action: &str, body: &str) -> Request<Body> {
         "host" => Some(host.to_string()),
         _ => None,
     };
-    let canonical =
-        tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
+    let canonical = tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body));
     let sts = tc3_string_to_sign(&t.ts.to_string(), &date, t.service, &canonical);
     let sig = tc3_signature(t.secret_key, &date, t.service, &sts);
     let mut b = Request::builder()
@@ -131,5 +135,5 @@ pub fn tc3_post(t: &Tc3<'_>, action: &str, body: &str) -> Request<Body> {
     if let Some(r) = t.region {
         b = b.header("x-tc-region", r);
     }
-    b.body(Body::from(body.to_string())).unwrap()
+    b.body(Body::from(body.to_vec())).unwrap()
 }
