@@ -162,3 +162,33 @@ def test_launch_without_prerequisites_ends_launch_failed(tmp_path):
         assert "unavailable" in (inst.LatestOperationErrorMsg or ""), inst.LatestOperationErrorMsg
     finally:
         srv.stop()
+
+
+def test_instance_type_sets_the_limits_and_a_type_too_large_is_refused(sbx):
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+    client = cvm(sbx, sbx.create_account())
+    with pytest.raises(TencentCloudSDKException) as refused:
+        call(client, "RunInstances", ImageId="img-kpdeb12x", Placement={"Zone": "ap-guangzhou-3"},
+             InstanceType="S5.16XLARGE256", LoginSettings={"Password": PASSWORD})
+    assert refused.value.code == "ResourceInsufficient.SpecifiedInstanceType", refused.value
+    assert call(client, "DescribeInstances").TotalCount == 0, "a refused launch creates nothing"
+
+    r = call(client, "RunInstances", ImageId="img-kpdeb12x", Placement={"Zone": "ap-guangzhou-3"},
+             InstanceType="S5.SMALL1", InstanceCount=2, LoginSettings={"Password": PASSWORD})
+    small, other = r.InstanceIdSet
+    settled = wait_settled(client, r.InstanceIdSet)
+    assert all(i.LatestOperationState == "SUCCESS" for i in settled.values()), settled
+    inst = describe(client, small)
+    assert (inst.CPU, inst.Memory) == (1, 1), "DescribeInstances reports the type's figures"
+    limits = [p for p in Path("/sys/fs/cgroup/memory").rglob(small) if p.is_dir()]
+    assert len(limits) == 1, limits
+    assert int((limits[0] / "memory.limit_in_bytes").read_text()) == 1 << 30
+    if (limits[0] / "memory.memsw.limit_in_bytes").exists():
+        assert int((limits[0] / "memory.memsw.limit_in_bytes").read_text()) == 1 << 30, "no swapping past it"
+
+    # Running out of memory kills inside the instance's own limit; the rest goes on.
+    hog = root_ssh(inst, "python3 -c 'b = bytearray(3 << 30); print(len(b))'")
+    assert hog.returncode != 0 and "3221225472" not in hog.stdout, (hog.returncode, hog.stdout)
+    assert ok(inst, "echo alive").strip() == "alive", "the instance itself goes on"
+    assert ok(describe(client, other), "echo alive").strip() == "alive", "so does its neighbour"
+    assert call(client, "DescribeInstances", InstanceIds=[small]).TotalCount == 1, "and the server"

@@ -5,6 +5,7 @@ use crate::tls::TlsSettings;
 use anyhow::{Context, Result};
 use clap::Args;
 use keyplane_api::{ApiConfig, AppState};
+use keyplane_core::compute::HostCapacity;
 use keyplane_core::Core;
 use keyplane_instances::worker::{Worker, WorkerConfig};
 use keyplane_instances::{SandboxConfig, SandboxHost};
@@ -299,11 +300,16 @@ async fn serve(
             config::database_path(&data_dir).display()
         ),
     }
-    let core = crate::master_key::core_with_key(store, &key_file)
+    let host = open_sandbox(&sandbox);
+    let mut core = crate::master_key::core_with_key(store, &key_file)
         .await?
         .with_ssh_port(sandbox.ssh_port);
+    if host.is_ok() {
+        // Why only with a sandbox: a node that runs no instance cannot say what an instance can
+        // get (its cluster's sandbox nodes check their own launches).
+        core = core.with_host_capacity(HostCapacity::of_this_host());
+    }
     bootstrap_admin(&core, &data_dir, database.as_ref()).await?;
-    let host = open_sandbox(&sandbox);
     match &host {
         Ok(_) => eprintln!(
             "keyplane: sandbox instances in {} (SSH on port {} of each instance's own 127.1.x.y address)",

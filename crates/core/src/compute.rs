@@ -18,6 +18,31 @@ pub const INSTANCE_QUOTA: usize = 200;
 pub const ADDRESS_RANGE: (Ipv4Addr, Ipv4Addr) =
     (Ipv4Addr::new(127, 1, 0, 1), Ipv4Addr::new(127, 1, 255, 254));
 
+/// The most CPUs and memory one sandbox instance of this host can get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCapacity {
+    /// CPUs (the host's online CPUs).
+    pub cpus: u32,
+    /// Memory in MiB (the host's physical memory).
+    pub memory_mib: u64,
+}
+
+impl HostCapacity {
+    /// What this machine has: its online CPUs and its physical memory (`MemTotal`).
+    pub fn of_this_host() -> HostCapacity {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let memory_mib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(u64::MAX, |kib| kib / 1024);
+        HostCapacity { cpus, memory_mib }
+    }
+}
+
 /// What RunInstances (and its siblings) asks for.
 #[derive(Clone)]
 pub struct LaunchSpec {
@@ -127,6 +152,24 @@ impl Core {
         Ok(())
     }
 
+    /// Refuses an instance type the host cannot give (more CPUs or memory than it has).
+    pub fn check_capacity(&self, ns: Namespace, instance_type: &str) -> Result<(), DomainError> {
+        let Some(cap) = self.host_capacity() else {
+            return Ok(());
+        };
+        let (cpus, memory_mib) = instance_resources(ns, instance_type);
+        if cpus > cap.cpus || memory_mib > cap.memory_mib {
+            return Err(DomainError::InstanceTypeUnavailable {
+                instance_type: instance_type.into(),
+                cpus,
+                memory_mib,
+                max_cpus: cap.cpus,
+                max_memory_mib: cap.memory_mib,
+            });
+        }
+        Ok(())
+    }
+
     /// Create instance records and their create operations; returns the new ids.
     pub async fn launch_instances(
         &self,
@@ -138,6 +181,9 @@ impl Core {
             return Err(DomainError::InstanceNotLinux {
                 id: spec.image_id.clone(),
             });
+        }
+        if image.os == OsType::Linux {
+            self.check_capacity(spec.namespace, &spec.instance_type)?;
         }
         if !spec.key_ids.is_empty() {
             self.get_key_pairs(account, spec.namespace, &spec.key_ids)
@@ -360,8 +406,45 @@ pub fn instance_resources(ns: Namespace, instance_type: &str) -> (u32, u64) {
             "bundle_kp_gen_04" => (2, 4096),
             _ => (1, 1024),
         },
-        Namespace::Ecs => (2, 4096),
+        Namespace::Ecs => parse_ecs_instance_type(instance_type).unwrap_or((2, 4096)),
     }
+}
+
+/// CPUs and memory (MiB) of an ECS instance type such as `ecs.g5.large` (2 vCPUs, 8 GiB) or
+/// `ecs.c6.4xlarge` (16 vCPUs, 32 GiB): the size gives the vCPUs (`small` 1, `large` 2,
+/// `xlarge` 4, `Nxlarge` 4N), the family's letter the memory per vCPU (`c` compute 2 GiB, `g`
+/// general 4 GiB, `r` memory 8 GiB, others 4 GiB); `None` when the label has another shape.
+pub fn parse_ecs_instance_type(t: &str) -> Option<(u32, u64)> {
+    let mut parts = t.split('.');
+    let (Some("ecs"), Some(family), Some(size), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let cpus: u32 = match size {
+        "small" => 1,
+        "medium" => 1,
+        "large" => 2,
+        "xlarge" => 4,
+        _ => {
+            let n: u32 = size.strip_suffix("xlarge")?.parse().ok()?;
+            if n < 2 {
+                return None;
+            }
+            n.checked_mul(4)?
+        }
+    };
+    let per_cpu_gib: u64 = match family.trim_start_matches("hf").chars().next()? {
+        'c' => 2,
+        'r' => 8,
+        _ => 4,
+    };
+    let memory_mib = if size == "small" {
+        1024
+    } else {
+        u64::from(cpus) * per_cpu_gib * 1024
+    };
+    Some((cpus, memory_mib))
 }
 
 #[cfg(test)]
@@ -375,6 +458,19 @@ mod tests {
             next_addresses(&used, 2).unwrap(),
             vec!["127.1.0.2", "127.1.0.3"]
         );
+    }
+
+    #[test]
+    fn ecs_types_give_cpus_and_memory() {
+        assert_eq!(parse_ecs_instance_type("ecs.g5.large"), Some((2, 8192)));
+        assert_eq!(parse_ecs_instance_type("ecs.c6.4xlarge"), Some((16, 32768)));
+        assert_eq!(parse_ecs_instance_type("ecs.r7.xlarge"), Some((4, 32768)));
+        assert_eq!(
+            parse_ecs_instance_type("ecs.t5-lc1m1.small"),
+            Some((1, 1024))
+        );
+        assert_eq!(parse_ecs_instance_type("ecs.g5.1xlarge"), None);
+        assert_eq!(parse_ecs_instance_type("g5.large"), None);
     }
 
     #[test]

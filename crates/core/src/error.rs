@@ -204,6 +204,23 @@ pub enum DomainError {
         /// The quota.
         limit: usize,
     },
+    /// The instance type asks for more CPUs or memory than the host can give an instance.
+    #[error(
+        "the instance type `{instance_type}` needs {cpus} CPUs and {memory_mib} MiB; \
+         this host gives at most {max_cpus} CPUs and {max_memory_mib} MiB"
+    )]
+    InstanceTypeUnavailable {
+        /// The type as given.
+        instance_type: String,
+        /// CPUs it asks for.
+        cpus: u32,
+        /// Memory it asks for (MiB).
+        memory_mib: u64,
+        /// The most CPUs an instance can get here.
+        max_cpus: u32,
+        /// The most memory an instance can get here (MiB).
+        max_memory_mib: u64,
+    },
     /// Something failed inside the server; the request may be retried.
     #[error("internal error: {0}")]
     Internal(String),
@@ -268,6 +285,13 @@ impl DomainError {
             DomainError::ImageNotFound { id: x() },
             DomainError::InvalidPassword { reason: x() },
             DomainError::InstanceQuotaExceeded { limit: 1 },
+            DomainError::InstanceTypeUnavailable {
+                instance_type: x(),
+                cpus: 4,
+                memory_mib: 8192,
+                max_cpus: 2,
+                max_memory_mib: 4096,
+            },
             DomainError::Internal(x()),
         ];
         for problem in [
@@ -318,6 +342,7 @@ impl DomainError {
                 | DomainError::ImageNotFound { .. }
                 | DomainError::InvalidPassword { .. }
                 | DomainError::InstanceQuotaExceeded { .. }
+                | DomainError::InstanceTypeUnavailable { .. }
                 | DomainError::Internal(_) => {}
             }
         }

@@ -115,6 +115,7 @@ pub struct Core {
     ssh_port: u16,
     master_key: Arc<crate::sealing::MasterKey>,
     linux_image: Arc<std::sync::RwLock<Option<crate::instance::LinuxImageFacts>>>,
+    capacity: Option<crate::compute::HostCapacity>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -132,6 +133,7 @@ impl Core {
             ssh_port: 22,
             master_key: Arc::new(crate::sealing::MasterKey::generate()),
             linux_image: Arc::default(),
+            capacity: None,
         }
     }
 
@@ -175,6 +177,18 @@ impl Core {
     pub fn with_ssh_port(mut self, port: u16) -> Core {
         self.ssh_port = port;
         self
+    }
+
+    /// The same service, refusing Linux launches of instance types larger than `capacity`
+    /// (the sandbox host's CPUs and memory); without it every type is accepted.
+    pub fn with_host_capacity(mut self, capacity: crate::compute::HostCapacity) -> Core {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// The CPUs and memory a sandbox instance of this node can get at most.
+    pub fn host_capacity(&self) -> Option<crate::compute::HostCapacity> {
+        self.capacity
     }
 
     /// The port new sandbox instances' SSH servers listen on.

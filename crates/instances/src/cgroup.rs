@@ -105,6 +105,16 @@ impl Cgroup {
                 "pids" => vec![("pids.max", res.max_processes.to_string())],
                 _ => vec![],
             };
+            let mut settings = settings;
+            // Why: with swap on the host, memory.limit_in_bytes alone lets an instance swap
+            // far past its type's memory, so memsw (memory plus swap) gets the same figure.
+            // The kernel keeps memsw at or above the memory limit: lift it, set the memory
+            // limit, then lower it.
+            if *ctrl == "memory" && dir.join("memory.memsw.limit_in_bytes").exists() {
+                let bytes = (res.memory_mib * 1024 * 1024).to_string();
+                settings.insert(0, ("memory.memsw.limit_in_bytes", "-1".into()));
+                settings.push(("memory.memsw.limit_in_bytes", bytes));
+            }
             for (file, value) in settings {
                 let path = dir.join(file);
                 std::fs::write(&path, &value)

@@ -389,6 +389,8 @@ pub fn instance_out(inst: &Instance, key_name: &str) -> Value {
         .rsplit_once('.')
         .map(|(f, _)| f)
         .unwrap_or("");
+    let (cpus, memory_mib) =
+        keyplane_core::compute::instance_resources(inst.namespace, &inst.instance_type);
     json!({
         "InstanceId": inst.id,
         "InstanceName": name,
@@ -399,8 +401,8 @@ pub fn instance_out(inst: &Instance, key_name: &str) -> Value {
         "ImageId": inst.image_id,
         "InstanceType": inst.instance_type,
         "InstanceTypeFamily": family,
-        "Cpu": 2,
-        "Memory": 4096,
+        "Cpu": cpus,
+        "Memory": memory_mib,
         "Status": status_name(inst.state),
         "OSType": os_type,
         "OSName": inst.os_name,

@@ -293,6 +293,7 @@ pub fn domain_code(e: &DomainError) -> (&'static str, u16) {
         }
         DomainError::InvalidPassword { .. } => ("InvalidPassword.Malformed", 400),
         DomainError::InstanceQuotaExceeded { .. } => ("QuotaExceed.AfterpayInstance", 400),
+        DomainError::InstanceTypeUnavailable { .. } => ("OperationDenied.NoStock", 403),
         DomainError::Internal(_) => ("InternalError", 500),
     }
 }
@@ -354,6 +355,9 @@ fn domain_message(e: &DomainError) -> String {
         DomainError::InstanceQuotaExceeded { limit } => {
             format!("Living afterpay instances quota exceeded ({limit}).")
         }
+        DomainError::InstanceTypeUnavailable { .. } => format!(
+            "Sales of this resource are temporarily suspended in the specified region; please try again later. ({e})"
+        ),
         DomainError::Internal(_) => {
             "The request processing has failed due to some unknown error, exception or failure."
                 .into()

@@ -152,7 +152,8 @@ pub fn domain_code(e: &DomainError) -> i64 {
         | DomainError::InstanceNotLinux { .. }
         | DomainError::KeyAlreadyBound { .. }
         | DomainError::KeyNotBound { .. }
-        | DomainError::InstanceQuotaExceeded { .. } => 5100,
+        | DomainError::InstanceQuotaExceeded { .. }
+        | DomainError::InstanceTypeUnavailable { .. } => 5100,
         DomainError::Internal(_) => 6000,
     }
 }

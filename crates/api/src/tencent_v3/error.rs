@@ -300,6 +300,7 @@ pub fn cvm_code(e: &DomainError) -> &'static str {
         DomainError::ImageNotFound { .. } => "InvalidImageId.NotFound",
         DomainError::InvalidPassword { .. } => "InvalidPassword",
         DomainError::InstanceQuotaExceeded { .. } => "LimitExceeded.InstanceQuota",
+        DomainError::InstanceTypeUnavailable { .. } => "ResourceInsufficient.SpecifiedInstanceType",
         DomainError::Internal(_) => "InternalError",
     }
 }

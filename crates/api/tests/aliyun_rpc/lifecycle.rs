@@ -170,6 +170,11 @@ async fn images_and_instances() {
             400,
         ),
         (
+            vec![("ImageId", LINUX), ("InstanceType", "ecs.g7.32xlarge")],
+            "OperationDenied.NoStock",
+            403,
+        ),
+        (
             vec![
                 ("ImageId", LINUX),
                 ("InstanceType", "ecs.g7.large"),

@@ -15,6 +15,12 @@ use keyplane_store::SqliteStore;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+/// What the test servers' sandbox host can give one instance: 16 CPUs, 64 GiB.
+pub const TEST_HOST: keyplane_core::compute::HostCapacity = keyplane_core::compute::HostCapacity {
+    cpus: 16,
+    memory_mib: 64 * 1024,
+};
+
 /// The server's clock, which a test may set.
 pub struct TestClock(AtomicI64);
 
@@ -65,7 +71,8 @@ pub fn account(name: &str, secret_id: &str, secret_key: &str) -> Account {
 pub async fn server(account: Account, now: i64, rate_limit: u32) -> TestServer {
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     let clock = TestClock::at(now);
-    let core = Core::new(store.clone(), clock.clone());
+    // A fixed host, so that the tests do not depend on the machine that runs them.
+    let core = Core::new(store.clone(), clock.clone()).with_host_capacity(TEST_HOST);
     core.add_account(&account).await.unwrap();
     let config = ApiConfig {
         rate_limit_per_second: rate_limit,

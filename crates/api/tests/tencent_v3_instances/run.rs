@@ -102,6 +102,14 @@ async fn run_instances_refusals_have_their_codes() {
             "InvalidInstanceType.Malformed",
         ),
         (
+            json!({"InstanceType": "S5.16XLARGE256"}),
+            "ResourceInsufficient.SpecifiedInstanceType",
+        ),
+        (
+            json!({"InstanceType": "M5.4XLARGE128"}),
+            "ResourceInsufficient.SpecifiedInstanceType",
+        ),
+        (
             json!({"InstanceChargeType": "PREPAID"}),
             "UnsupportedOperation.InstanceChargeType",
         ),

@@ -196,6 +196,7 @@ pub fn lighthouse_code(e: &DomainError) -> &'static str {
         DomainError::ImageNotFound { .. } => "ResourceNotFound.BlueprintIdNotFound",
         DomainError::InvalidPassword { .. } => "InvalidParameterValue.InvalidPassword",
         DomainError::InstanceQuotaExceeded { .. } => "LimitExceeded.InstanceQuotaLimitExceeded",
+        DomainError::InstanceTypeUnavailable { .. } => "ResourcesSoldOut.BundleSoldOut",
         DomainError::Internal(_) => "InternalError",
     }
 }
