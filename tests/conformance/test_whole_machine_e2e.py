@@ -192,3 +192,22 @@ def test_instance_type_sets_the_limits_and_a_type_too_large_is_refused(sbx):
     assert ok(inst, "echo alive").strip() == "alive", "the instance itself goes on"
     assert ok(describe(client, other), "echo alive").strip() == "alive", "so does its neighbour"
     assert call(client, "DescribeInstances", InstanceIds=[small]).TotalCount == 1, "and the server"
+
+
+def test_the_guest_agent_runs_inside_through_the_metadata_service(sbx):
+    client = cvm(sbx, sbx.create_account())
+    mine, neighbour = run_instances(client, count=2)
+    inst = describe(client, mine)
+    daemons = [line for line in ok(inst, "ps -eo args").splitlines()
+               if line.startswith("/run/keyplane/agent agent --metadata")]
+    assert len(daemons) == 1 and "--once" not in daemons[0], daemons
+    assert "applied" in ok(inst, "cat /var/log/keyplane-agent.log")
+    assert "did not apply the SSH state" not in sbx.output(), "the host did not have to apply it"
+
+    get = ("python3 -c \"import sys, urllib.request as u, urllib.error as e\n"
+           "try: r = u.urlopen('http://169.254.0.23/keyplane/agent/v1/instances/%s/ssh-state', timeout=3); "
+           "print(r.status, r.read().decode())\n"
+           "except e.HTTPError as x: print(x.code)\"")
+    status, _, body = ok(inst, get % mine).strip().partition(" ")
+    assert status == "200" and '"generation"' in body, body
+    assert ok(inst, get % neighbour).strip() == "404", "an instance's agent channel is about itself only"

@@ -12,8 +12,9 @@ pub struct AgentConfig {
     pub server: String,
     /// The instance this agent speaks for.
     pub instance_id: String,
-    /// Its agent token.
-    pub token: String,
+    /// Its agent token; `None` inside a sandbox instance, whose metadata service (the
+    /// `server` then) knows which instance asks.
+    pub token: Option<String>,
     /// Where the state is applied.
     pub target: Target,
     /// How long one long poll may wait for a change, seconds.
@@ -75,6 +76,13 @@ impl Agent {
         )
     }
 
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cfg.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
     async fn check(resp: reqwest::Response) -> Result<reqwest::Response, AgentError> {
         let status = resp.status();
         if status.is_success() {
@@ -89,10 +97,7 @@ impl Agent {
 
     /// The desired state; with `after`, waits up to `wait` for a generation above it.
     pub async fn fetch(&self, after: Option<i64>, wait: u64) -> Result<DesiredState, AgentError> {
-        let mut req = self
-            .http
-            .get(self.url("ssh-state"))
-            .bearer_auth(&self.cfg.token);
+        let mut req = self.authorized(self.http.get(self.url("ssh-state")));
         if let Some(after) = after {
             req = req.query(&[("after", after.to_string()), ("wait", wait.to_string())]);
         }
@@ -110,9 +115,7 @@ impl Agent {
     /// Tell the server what happened to `generation`.
     pub async fn report(&self, report: &Report) -> Result<(), AgentError> {
         let resp = self
-            .http
-            .post(self.url("report"))
-            .bearer_auth(&self.cfg.token)
+            .authorized(self.http.post(self.url("report")))
             .json(report)
             .send()
             .await

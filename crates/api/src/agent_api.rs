@@ -1,6 +1,8 @@
 //! The guest agents' API: `GET /keyplane/agent/v1/instances/{id}/ssh-state[?after=N&wait=S]`
 //! (long poll for the desired SSH state) and `POST .../report` (what was applied).
 //! Each request carries `Authorization: Bearer <agent token>`, valid for one instance only.
+//! A sandbox instance's own agent asks through its metadata service instead
+//! ([`crate::metadata`]), which answers only about the instance it runs in, without a token.
 
 use crate::common::request::RawRequest;
 use crate::common::server::AppState;
@@ -136,6 +138,18 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
         }
         Err(e) => return internal(e),
     }
+    serve_instance(state, raw, id, tail).await
+}
+
+/// Serve the agent request `tail` (`ssh-state`, `report`) of instance `id`, whose caller is
+/// already known to speak for it: by its agent token, or by asking on the instance's own
+/// metadata channel.
+pub(crate) async fn serve_instance(
+    state: &AppState,
+    raw: &RawRequest,
+    id: &str,
+    tail: &str,
+) -> Response {
     match (raw.method.as_str(), tail) {
         ("GET", "ssh-state") => ssh_state(state, raw, id).await,
         ("POST", "report") => report(state, raw, id).await,

@@ -47,6 +47,10 @@ pub struct AgentArgs {
     /// KEYPLANE_AGENT_TOKEN and the instance's sshd directory in --ssh-dir.
     #[arg(long, env = "KEYPLANE_INSTANCE", requires = "ssh_dir")]
     instance: Option<String>,
+    /// Sandbox mode inside the instance (what its init runs): --server is the instance's
+    /// metadata service, which knows the instance that asks, so no agent token is needed.
+    #[arg(long, requires = "instance")]
+    metadata: bool,
     /// Sandbox mode: the instance's sshd configuration directory.
     #[arg(long)]
     ssh_dir: Option<PathBuf>,
@@ -69,21 +73,28 @@ pub fn run(args: AgentArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // One thread: an agent runs in every instance, and waits on the network almost always.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async {
         let (instance_id, token, target) = match (&args.instance, &args.ssh_dir) {
+            (Some(id), Some(dir)) if args.metadata => {
+                (id.clone(), None, Target::Sandbox(dir.clone()))
+            }
             (Some(id), Some(dir)) => {
                 let token = std::env::var("KEYPLANE_AGENT_TOKEN").unwrap_or_default();
                 if token.is_empty() {
-                    bail!("sandbox mode needs KEYPLANE_AGENT_TOKEN");
+                    bail!("sandbox mode needs KEYPLANE_AGENT_TOKEN (or --metadata inside the instance)");
                 }
-                (id.clone(), token, Target::Sandbox(dir.clone()))
+                (id.clone(), Some(token), Target::Sandbox(dir.clone()))
             }
             _ => {
                 let reg = registration(&args).await?;
                 (
                     reg.instance_id,
-                    reg.agent_token,
+                    Some(reg.agent_token),
                     Target::Host(host_layout(&args)?, reload_of(&args)),
                 )
             }

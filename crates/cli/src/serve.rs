@@ -231,6 +231,10 @@ fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
             ));
         }
     }
+    let config = SandboxConfig {
+        guest_agent: Some(agent_executable(&s.dir).map_err(|e| format!("{e:#}"))?),
+        ..config
+    };
     let host = SandboxHost::new(s.dir.clone(), config).map_err(|e| e.to_string())?;
     host.setup_prerequisites().map_err(|e| e.to_string())?;
     Ok(Arc::new(host))
@@ -323,10 +327,14 @@ async fn serve(
     }
     let bound = bind(&listen, &data_dir).await?;
     let addr = bound.plain.local_addr()?;
-    let worker_cfg = worker_config(host.is_ok(), &sandbox, addr)?;
+    let guest_agent = host
+        .as_ref()
+        .ok()
+        .and_then(|h| h.config().guest_agent.clone());
+    let worker_cfg = worker_config(guest_agent, &sandbox, addr)?;
     let state = AppState::new(core.clone(), api);
     if let Ok(host) = &host {
-        host.set_metadata_service(Arc::new(Metadata { core: core.clone() }));
+        host.set_metadata_service(Arc::new(Metadata { app: state.clone() }));
     }
     let worker = Worker::new(
         core,
@@ -356,7 +364,7 @@ async fn serve(
 
 /// The metadata service inside each sandbox instance (169.254.0.23 and 100.100.100.200).
 struct Metadata {
-    core: Core,
+    app: Arc<AppState>,
 }
 
 impl keyplane_instances::MetadataService for Metadata {
@@ -366,7 +374,7 @@ impl keyplane_instances::MetadataService for Metadata {
         user_data: Option<Vec<u8>>,
         listener: tokio::net::TcpListener,
     ) -> tokio::task::JoinHandle<()> {
-        let app = keyplane_api::metadata::router(self.core.clone(), instance.to_owned(), user_data);
+        let app = keyplane_api::metadata::router(self.app.clone(), instance.to_owned(), user_data);
         let id = instance.to_owned();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -438,7 +446,7 @@ async fn bootstrap_admin(
 
 /// The operation worker's settings; its guest agents reach the server at `addr` over HTTP.
 fn worker_config(
-    sandboxed: bool,
+    guest_agent: Option<PathBuf>,
     sandbox: &SandboxSettings,
     addr: std::net::SocketAddr,
 ) -> Result<WorkerConfig> {
@@ -447,10 +455,10 @@ fn worker_config(
     } else {
         addr.ip()
     };
-    let agent_exe = if sandboxed {
-        agent_executable(&sandbox.dir)?
-    } else {
-        std::env::current_exe().context("cannot locate the keyplane executable")?
+    let sandboxed = guest_agent.is_some();
+    let agent_exe = match guest_agent {
+        Some(exe) => exe,
+        None => std::env::current_exe().context("cannot locate the keyplane executable")?,
     };
     Ok(WorkerConfig {
         concurrency: 16,

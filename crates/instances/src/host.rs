@@ -268,6 +268,7 @@ impl SandboxHost {
         let guest_dir = self.layout.guest_dir(id);
         let lower = format!("../../images/{}/rootfs", meta.image);
         let slirp = self.config.outbound.then(net::slirp_path).flatten();
+        let agent = self.guest_agent_path();
         let boot = BootParams {
             id,
             guest_dir: &guest_dir,
@@ -275,6 +276,7 @@ impl SandboxHost {
             address: meta.address,
             lower: &lower,
             dns: slirp.as_ref().map(|_| net::SLIRP_DNS),
+            agent: agent.as_deref(),
         };
         let t0 = std::time::Instant::now();
         let mut holder = sandbox::spawn_holder(&boot, &ns).await?;
@@ -336,6 +338,20 @@ impl SandboxHost {
             cgroup,
         });
         Ok(addr)
+    }
+
+    /// The guest agent executable as the init reaches it from the instance's disk root
+    /// (`<root>/guests/<id>/disk/root`), when there is one inside the sandbox root.
+    fn guest_agent_path(&self) -> Option<String> {
+        let exe = self.config.guest_agent.as_ref()?;
+        match exe.strip_prefix(self.layout.root()) {
+            Ok(rel) => Some(format!("../../../../{}", rel.display())),
+            Err(_) => {
+                tracing::warn!(agent = %exe.display(), root = %self.layout.root().display(),
+                    "the guest agent is outside the sandbox root; no agent runs inside instances");
+                None
+            }
+        }
     }
 
     /// Serves the instance's metadata on the listeners made inside its network.

@@ -41,6 +41,7 @@ mod sandbox;
 pub mod worker;
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cgroup::Resources;
@@ -82,6 +83,10 @@ pub struct SandboxConfig {
     pub max_processes: u64,
     /// How long a soft stop waits for processes to exit after SIGTERM before killing them.
     pub stop_timeout: Duration,
+    /// The guest agent executable (`keyplane`), inside the sandbox root and readable by the
+    /// instances' uids: each instance's init runs it against its metadata service, once before
+    /// sshd starts and then as a daemon. `None`: no agent runs inside.
+    pub guest_agent: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -93,6 +98,7 @@ impl Default for SandboxConfig {
             outbound: true,
             max_processes: 1024,
             stop_timeout: Duration::from_secs(10),
+            guest_agent: None,
         }
     }
 }

@@ -29,7 +29,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// /sys, pivots into the disk and detaches the host's tree for good, then waits for the host
 /// to wire its network before it boots (stage 2, run by the image's own shell).
 /// `$1` = instance id, `$2` = host name, `$3` = address, `$4` = image tree (relative),
-/// `$5` = DNS server or empty, `$6` = stage 2.
+/// `$5` = DNS server or empty, `$6` = stage 2, `$7` = the guest agent executable (relative to
+/// the disk's root, before the pivot) or empty.
 // Why `userxattr`: in a user namespace overlayfs keeps its metadata (opaque and impure
 // directories) in user.overlay.* attributes; without them it answers EXDEV to the renames
 // dpkg makes when it unpacks a package.
@@ -58,6 +59,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs tmp
 mkdir -m 0700 run/keyplane
 if [ -d ../../boot ]; then cp -a ../../boot/. run/keyplane/; fi
+if [ -n "$7" ]; then : > run/keyplane/agent; mount --bind -o ro "$7" run/keyplane/agent; fi
 echo "$1" > run/keyplane-instance
 pivot_root . .
 umount -l .
@@ -69,7 +71,9 @@ exec /bin/sh -c "$6" keyplane-init "$1" "$2" "$3" "$5"
 "#;
 
 /// Stage 2 of the init, run by the image's `/bin/sh` as PID 1 once the network is up: the
-/// instance's own identity files, its root password when the host set a new one, its SSH
+/// instance's own identity files, its root password when the host set a new one, the guest
+/// agent (once, so the SSH state is in place before any login, then as a daemon that follows
+/// changes; both through the metadata service, log in /var/log/keyplane-agent.log), its SSH
 /// server (for other instances of its VPC; the host's sessions start `sshd -i`), user data at
 /// first boot and `/etc/rc.local`, then it only reaps orphans.
 // Why a shell loop as init: dash's `wait` reaps every child, including orphans reparented to
@@ -84,6 +88,12 @@ printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\
 if [ -n "$dns" ]; then printf 'nameserver %s\n' "$dns" > /etc/resolv.conf; fi
 if [ -f /run/keyplane/root-hash ]; then usermod -p "$(cat /run/keyplane/root-hash)" root; fi
 mkdir -p -m 0755 /run/sshd /var/log
+if [ -x /run/keyplane/agent ]; then
+  set -- agent --metadata --server http://169.254.0.23 --instance "$id" --ssh-dir /etc/ssh
+  /run/keyplane/agent "$@" --once --log warn >> /var/log/keyplane-agent.log 2>&1 < /dev/null ||
+    echo "keyplane: the guest agent did not apply the SSH state (see /var/log/keyplane-agent.log)" >&2
+  ( exec /run/keyplane/agent "$@" --log info >> /var/log/keyplane-agent.log 2>&1 < /dev/null & )
+fi
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log || echo "keyplane: sshd did not start" >&2
 if [ -f /run/keyplane/user-data ]; then
   mkdir -p /var/lib/cloud/instance
@@ -141,6 +151,8 @@ pub(crate) struct BootParams<'a> {
     pub lower: &'a str,
     /// Name server written to /etc/resolv.conf (none without outbound networking).
     pub dns: Option<&'a str>,
+    /// The guest agent executable, relative to the instance's disk root (before the pivot).
+    pub agent: Option<&'a str>,
 }
 
 /// The running init of an instance.
@@ -198,6 +210,7 @@ pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result
         .arg(boot.lower)
         .arg(boot.dns.unwrap_or(""))
         .arg(BOOT_SCRIPT)
+        .arg(boot.agent.unwrap_or(""))
         .current_dir(boot.guest_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -414,10 +414,22 @@ impl Worker {
                 .await
                 .map_err(text)?;
         }
-        if apply_ssh_state {
+        let agent_inside = host.config().guest_agent.is_some();
+        if apply_ssh_state && !agent_inside {
             self.apply(&inst.id).await?;
         }
         host.start(&inst.id).await.map_err(text)?;
+        if apply_ssh_state && agent_inside {
+            // The instance's own agent applies the state at boot, before its SSH server starts;
+            // should it not have, the host applies it (the files are the same either way).
+            let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
+            if now.applied_generation < now.desired_generation {
+                tracing::warn!(instance = %inst.id, applied = now.applied_generation,
+                    desired = now.desired_generation,
+                    "the guest agent inside did not apply the SSH state at boot; applying it from the host");
+                self.apply(&inst.id).await?;
+            }
+        }
         self.set_state(&inst.id, InstanceState::Running).await
     }
 
