@@ -41,6 +41,14 @@ enum Command {
     Tls(tls::TlsCommand),
     /// Print the default configuration file.
     DefaultConfig,
+    /// Stage 1 of a sandbox instance's init (run by the server inside the instance's new
+    /// namespaces, never by hand).
+    #[command(hide = true)]
+    SandboxInit {
+        /// ID HOSTNAME ADDRESS LOWER DNS AGENT.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::AgentToken(cmd) => agent_token::run(cmd),
         Command::Image(cmd) => image::run(cmd),
         Command::Tls(cmd) => tls::run(cmd),
+        Command::SandboxInit { args } => keyplane_instances::init::run(args),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

@@ -231,34 +231,17 @@ fn open_sandbox(s: &SandboxSettings) -> Result<Arc<SandboxHost>, String> {
             ));
         }
     }
+    // This executable is every instance's init (stage 1) and its guest agent.
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the keyplane executable: {e}"))?;
     let config = SandboxConfig {
-        guest_agent: Some(agent_executable(&s.dir).map_err(|e| format!("{e:#}"))?),
+        init_exe: Some(exe.clone()),
+        guest_agent: Some(exe),
         ..config
     };
     let host = SandboxHost::new(s.dir.clone(), config).map_err(|e| e.to_string())?;
     host.setup_prerequisites().map_err(|e| e.to_string())?;
     Ok(Arc::new(host))
-}
-
-/// A copy of this executable inside the sandbox directory, for the guest agent: instances run
-/// it as their own unprivileged uid, which may not reach the original (say, under /root).
-fn agent_executable(sandbox_dir: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let exe = std::env::current_exe().context("cannot locate the keyplane executable")?;
-    let dir = sandbox_dir.join("bin");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
-    let target = dir.join("keyplane");
-    let tmp = dir.join(format!(".keyplane.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    // A hard link when on the same file system (no copy of a large binary), else a copy.
-    if std::fs::hard_link(&exe, &tmp).is_err() {
-        std::fs::copy(&exe, &tmp)
-            .with_context(|| format!("cannot copy {} to {}", exe.display(), tmp.display()))?;
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::rename(&tmp, &target)?;
-    Ok(target)
 }
 
 /// The id of a sandbox directory (created on first use): operations on the sandbox instances

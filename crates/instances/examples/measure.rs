@@ -110,8 +110,15 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(10);
     let tmp = tempfile::tempdir().unwrap();
+    // Examples live in target/<profile>/examples/, beside the crate's binaries one level up.
+    let init_exe = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("keyplane-sandbox-init"));
     let config = SandboxConfig {
         ssh_port: 0,
+        init_exe,
         ..SandboxConfig::default()
     };
     let host = SandboxHost::new(tmp.path().to_path_buf(), config).unwrap();

@@ -59,6 +59,9 @@ pub struct SandboxHost {
     net_lock: tokio::sync::Mutex<()>,
     /// Answers each instance's metadata requests, once the server has given one.
     metadata: Mutex<Option<Arc<dyn MetadataService>>>,
+    /// [`SandboxConfig::init_exe`] and [`SandboxConfig::guest_agent`] as linked into the root.
+    init_exe: Option<PathBuf>,
+    guest_agent: Option<PathBuf>,
 }
 
 /// What answers the metadata requests of one instance (the clouds' `latest/meta-data/...` at
@@ -104,6 +107,13 @@ impl SandboxHost {
         images.init()?;
         images.remove_staging()?;
         cgroup::remove_stale(&cgroup::group_name(&root));
+        let install = |exe: &Option<PathBuf>, name: &str| {
+            exe.as_deref()
+                .map(|e| install_executable(&root, e, name))
+                .transpose()
+        };
+        let init_exe = install(&config.init_exe, "keyplane-init")?;
+        let guest_agent = install(&config.guest_agent, "keyplane-agent")?;
         for (id, procs) in layout.run_records()? {
             tracing::info!(instance = %id, "killing instance left over by a previous run");
             for (pid, start_time) in procs {
@@ -120,7 +130,14 @@ impl SandboxHost {
             image_lock: tokio::sync::Mutex::new(()),
             net_lock: tokio::sync::Mutex::new(()),
             metadata: Mutex::new(None),
+            init_exe,
+            guest_agent,
         })
+    }
+
+    /// The guest agent executable inside the sandbox root, when there is one.
+    pub fn guest_agent(&self) -> Option<&Path> {
+        self.guest_agent.as_deref()
     }
 
     /// Serves the metadata of every instance started from now on with `service`.
@@ -268,7 +285,21 @@ impl SandboxHost {
         let guest_dir = self.layout.guest_dir(id);
         let lower = format!("../../images/{}/rootfs", meta.image);
         let slirp = self.config.outbound.then(net::slirp_path).flatten();
-        let agent = self.guest_agent_path();
+        // The init runs from the guest directory, the agent is bound from the disk's root
+        // (two levels below it).
+        let Some(init) = self
+            .init_exe
+            .as_deref()
+            .and_then(|e| self.relative_to_guest(e, 0))
+        else {
+            return Err(Error::InvalidConfig(
+                "no init executable is configured (SandboxConfig::init_exe)".into(),
+            ));
+        };
+        let agent = self
+            .guest_agent
+            .as_deref()
+            .and_then(|e| self.relative_to_guest(e, 2));
         let boot = BootParams {
             id,
             guest_dir: &guest_dir,
@@ -277,6 +308,7 @@ impl SandboxHost {
             lower: &lower,
             dns: slirp.as_ref().map(|_| net::SLIRP_DNS),
             agent: agent.as_deref(),
+            init: &init,
         };
         let t0 = std::time::Instant::now();
         let mut holder = sandbox::spawn_holder(&boot, &ns).await?;
@@ -340,18 +372,11 @@ impl SandboxHost {
         Ok(addr)
     }
 
-    /// The guest agent executable as the init reaches it from the instance's disk root
-    /// (`<root>/guests/<id>/disk/root`), when there is one inside the sandbox root.
-    fn guest_agent_path(&self) -> Option<String> {
-        let exe = self.config.guest_agent.as_ref()?;
-        match exe.strip_prefix(self.layout.root()) {
-            Ok(rel) => Some(format!("../../../../{}", rel.display())),
-            Err(_) => {
-                tracing::warn!(agent = %exe.display(), root = %self.layout.root().display(),
-                    "the guest agent is outside the sandbox root; no agent runs inside instances");
-                None
-            }
-        }
+    /// `exe` (inside the sandbox root) as a path relative to `<root>/guests/<id>` plus `up`
+    /// more levels.
+    fn relative_to_guest(&self, exe: &Path, up: usize) -> Option<String> {
+        let rel = exe.strip_prefix(self.layout.root()).ok()?;
+        Some(format!("{}{}", "../".repeat(2 + up), rel.display()))
     }
 
     /// Serves the instance's metadata on the listeners made inside its network.
@@ -652,4 +677,26 @@ fn check_address(address: Ipv4Addr) -> Result<()> {
     } else {
         Err(Error::InvalidAddress(address))
     }
+}
+
+/// Links `exe` into `<root>/bin/<name>` (mode 0755, the directory too), copying it when it is
+/// on another file system: instances run it as their own unprivileged uids, which may not reach
+/// the original (say, under /root). Replaces an earlier one atomically.
+fn install_executable(root: &Path, exe: &Path, name: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root.join("bin");
+    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .ctx(|| format!("setting the mode of {}", dir.display()))?;
+    let target = dir.join(name);
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(exe, &tmp).is_err() {
+        std::fs::copy(exe, &tmp)
+            .ctx(|| format!("copying {} to {}", exe.display(), tmp.display()))?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        .ctx(|| format!("setting the mode of {}", tmp.display()))?;
+    std::fs::rename(&tmp, &target).ctx(|| format!("installing {}", target.display()))?;
+    Ok(target)
 }

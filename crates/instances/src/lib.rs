@@ -33,6 +33,7 @@ mod cgroup;
 mod error;
 mod host;
 pub mod image;
+pub mod init;
 mod layout;
 mod listener;
 pub mod net;
@@ -83,8 +84,12 @@ pub struct SandboxConfig {
     pub max_processes: u64,
     /// How long a soft stop waits for processes to exit after SIGTERM before killing them.
     pub stop_timeout: Duration,
-    /// The guest agent executable (`keyplane`), inside the sandbox root and readable by the
-    /// instances' uids: each instance's init runs it against its metadata service, once before
+    /// The executable that is stage 1 of every instance's init (`EXE sandbox-init ...`, see
+    /// [`init`]): the keyplane executable. The host links (or copies) it into `<root>/bin`,
+    /// where the instances' uids can reach it. `None`: no instance can start.
+    pub init_exe: Option<PathBuf>,
+    /// The guest agent executable (`EXE agent ...`): the keyplane executable, linked into
+    /// `<root>/bin` too. Each instance's init runs it against its metadata service, once before
     /// sshd starts and then as a daemon. `None`: no agent runs inside.
     pub guest_agent: Option<PathBuf>,
 }
@@ -98,6 +103,7 @@ impl Default for SandboxConfig {
             outbound: true,
             max_processes: 1024,
             stop_timeout: Duration::from_secs(10),
+            init_exe: None,
             guest_agent: None,
         }
     }

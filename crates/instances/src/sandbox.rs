@@ -1,8 +1,9 @@
 //! Namespaces and processes of one instance.
 //!
 //! A running instance is held by `unshare` (in the host PID namespace) and its child, the
-//! instance's init (PID 1 of the instance's PID namespace, a shell that sets up the mounts and
-//! then only reaps orphans). Sessions join those namespaces with `nsenter`. Killing the init
+//! instance's init (PID 1 of the instance's PID namespace: stage 1, [`crate::init`], sets up
+//! the mounts and becomes stage 2, a shell that boots the instance and then only reaps
+//! orphans). Sessions join those namespaces with `nsenter`. Killing the init
 //! kills every process of the instance: that is how stop ends all sessions.
 
 use std::path::{Path, PathBuf};
@@ -22,54 +23,6 @@ pub(crate) const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// How long the init may take to set up its mounts, and to boot once its network is up.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The instance's init, stage 1: run by the host's `/bin/sh` as the instance's root inside
-/// fresh namespaces, with the instance directory as working directory (so no host path above
-/// it needs to be searchable by the instance's uids). It mounts the instance's disk (an
-/// overlay of its own upper layer over the shared image), a private /proc, /dev, /run and
-/// /sys, pivots into the disk and detaches the host's tree for good, then waits for the host
-/// to wire its network before it boots (stage 2, run by the image's own shell).
-/// `$1` = instance id, `$2` = host name, `$3` = address, `$4` = image tree (relative),
-/// `$5` = DNS server or empty, `$6` = stage 2, `$7` = the guest agent executable (relative to
-/// the disk's root, before the pivot) or empty.
-// Why `userxattr`: in a user namespace overlayfs keeps its metadata (opaque and impure
-// directories) in user.overlay.* attributes; without them it answers EXDEV to the renames
-// dpkg makes when it unpacks a package.
-// Why `cd -P`: dash builds the target from $PWD, whose ancestors instance uids may not search.
-// Why `pivot_root . .` and `umount -l .`: the host's root is stacked under the new one and
-// detached, so no mount the instance can remove ever uncovers a host path.
-const INIT_SCRIPT: &str = r#"set -eu
-mkdir -p disk/root
-mount -t overlay overlay -o "lowerdir=$4,upperdir=disk/upper,workdir=disk/work,userxattr" disk/root
-cd -P disk/root
-mkdir -p etc/ssh proc dev sys run tmp
-mount --bind ../../etc-ssh etc/ssh
-mount -t proc -o nosuid,nodev,noexec proc proc
-mount -t tmpfs -o mode=0755,size=256k,nosuid tmpfs dev
-for d in null zero full random urandom tty; do : > "dev/$d"; mount --bind "/dev/$d" "dev/$d"; done
-mkdir dev/pts dev/shm
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts dev/pts
-ln -s pts/ptmx dev/ptmx
-ln -s /proc/self/fd dev/fd
-ln -s /proc/self/fd/0 dev/stdin
-ln -s /proc/self/fd/1 dev/stdout
-ln -s /proc/self/fd/2 dev/stderr
-mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tmpfs dev/shm
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs sys 2>/dev/null || true
-mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs run
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs tmp
-mkdir -m 0700 run/keyplane
-if [ -d ../../boot ]; then cp -a ../../boot/. run/keyplane/; fi
-if [ -n "$7" ]; then : > run/keyplane/agent; mount --bind -o ro "$7" run/keyplane/agent; fi
-echo "$1" > run/keyplane-instance
-pivot_root . .
-umount -l .
-cd /
-echo net
-read -r go
-[ "$go" = go ]
-exec /bin/sh -c "$6" keyplane-init "$1" "$2" "$3" "$5"
-"#;
-
 /// Stage 2 of the init, run by the image's `/bin/sh` as PID 1 once the network is up: the
 /// instance's own identity files, its root password when the host set a new one, the guest
 /// agent (once, so the SSH state is in place before any login, then as a daemon that follows
@@ -78,7 +31,7 @@ exec /bin/sh -c "$6" keyplane-init "$1" "$2" "$3" "$5"
 /// first boot and `/etc/rc.local`, then it only reaps orphans.
 // Why a shell loop as init: dash's `wait` reaps every child, including orphans reparented to
 // PID 1; `sleep infinity` alone would leave them as zombies.
-const BOOT_SCRIPT: &str = r#"set -u
+pub(crate) const BOOT_SCRIPT: &str = r#"set -u
 id=$1 host=$2 addr=$3 dns=$4
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 hostname "$host"
@@ -153,6 +106,8 @@ pub(crate) struct BootParams<'a> {
     pub dns: Option<&'a str>,
     /// The guest agent executable, relative to the instance's disk root (before the pivot).
     pub agent: Option<&'a str>,
+    /// The executable of stage 1 ([`crate::init`]), relative to `guest_dir`.
+    pub init: &'a str,
 }
 
 /// The running init of an instance.
@@ -203,13 +158,12 @@ pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result
         .args(["--setuid", "0", "--setgid", "0"])
         .args(["--mount", "--propagation", "private"])
         .args(["--pid", "--fork", "--uts", "--ipc", "--net"])
-        .args(["--", "/bin/sh", "-c", INIT_SCRIPT, "keyplane-init"])
+        .args(["--", boot.init, crate::init::SUBCOMMAND])
         .arg(boot.id)
         .arg(boot.hostname)
         .arg(boot.address.to_string())
         .arg(boot.lower)
         .arg(boot.dns.unwrap_or(""))
-        .arg(BOOT_SCRIPT)
         .arg(boot.agent.unwrap_or(""))
         .current_dir(boot.guest_dir)
         .stdin(Stdio::piped())

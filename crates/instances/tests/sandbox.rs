@@ -60,6 +60,7 @@ async fn test_host(root: &Path) -> SandboxHost {
         ssh_port: 0,
         max_instances: 8,
         stop_timeout: Duration::from_secs(3),
+        init_exe: Some(env!("CARGO_BIN_EXE_keyplane-sandbox-init").into()),
         ..SandboxConfig::default()
     };
     let host = SandboxHost::new(root.join("sandbox"), config).unwrap();
