@@ -2,9 +2,9 @@
 on every node, nonces shared (a signed request is served once, whichever node it reaches),
 every operation carried out by exactly one node, the admin account made once.
 
-Runs when KEYPLANE_TEST_POSTGRES holds a PostgreSQL URL (`scripts/postgres-up` prints one;
-.ci/run sets it) and `psql` is installed; each module run uses a schema of its own, dropped
-afterwards. Skipped otherwise. Every node and admin command is given the same master key file
+Runs against the PostgreSQL whose URL KEYPLANE_TEST_POSTGRES holds (`scripts/postgres-up`
+prints one; scripts/test starts one when it is unset) with `psql` installed; each module run
+uses a schema of its own, dropped afterwards. Skipped only with KEYPLANE_TEST_POSTGRES=skip. Every node and admin command is given the same master key file
 (`--master-key-file`), as nodes sharing a database must be.
 """
 import base64
@@ -44,10 +44,13 @@ from support import (
 )
 
 PG = os.environ.get("KEYPLANE_TEST_POSTGRES", "")
-pytestmark = pytest.mark.skipif(
-    not PG or shutil.which("psql") is None,
-    reason="set KEYPLANE_TEST_POSTGRES to a PostgreSQL URL (scripts/postgres-up) and install psql "
-           "to run the multi-node tests")
+if PG == "skip":
+    pytestmark = pytest.mark.skip(reason="KEYPLANE_TEST_POSTGRES=skip")
+elif not PG:
+    pytest.fail("KEYPLANE_TEST_POSTGRES is not set: give it a PostgreSQL URL (scripts/postgres-up "
+                "prints one), or `skip` to skip the multi-node tests", pytrace=False)
+elif shutil.which("psql") is None:
+    pytest.fail("psql is missing: install postgresql-client (the multi-node tests use it)", pytrace=False)
 
 FINISHED_RE = re.compile(r"operation finished.* operation=(\d+)")
 

@@ -19,8 +19,6 @@ pub const PREFIX: &str = "/keyplane/agent/v1/instances/";
 pub const REGISTER: &str = "/keyplane/agent/v1/register";
 /// Longest accepted long poll, seconds.
 const MAX_WAIT_SECS: u64 = 60;
-/// How often a long poll looks for a change made elsewhere (another node).
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 struct RegisterBody {
@@ -194,7 +192,7 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
                 Err(e) => internal(e),
             };
         }
-        wait_for_change(&mut changes, id, deadline).await;
+        wait_for_change(&mut changes, id, deadline, state.config.agent_poll_fallback).await;
     }
 }
 
@@ -204,8 +202,9 @@ async fn wait_for_change(
     changes: &mut tokio::sync::broadcast::Receiver<String>,
     id: &str,
     deadline: tokio::time::Instant,
+    fallback: Duration,
 ) {
-    let until = deadline.min(tokio::time::Instant::now() + POLL_INTERVAL);
+    let until = deadline.min(tokio::time::Instant::now() + fallback);
     loop {
         match tokio::time::timeout_at(until, changes.recv()).await {
             Ok(Ok(changed)) if changed != id => continue,

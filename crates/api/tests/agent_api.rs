@@ -279,14 +279,32 @@ async fn what_one_node_served_counts_on_another() {
 
 #[tokio::test]
 async fn a_long_poll_answers_when_the_state_changes() {
-    let h = harness().await;
+    // The database fallback is out of reach and the poll waits 60 s: only this node's change
+    // notice can answer it within 30 s.
+    let config = keyplane_api::ApiConfig {
+        rate_limit_per_second: 0,
+        agent_poll_fallback: std::time::Duration::from_secs(3600),
+        ..keyplane_api::ApiConfig::default()
+    };
+    let t = support::server_with(
+        support::account("agents-test", "AKIDagents", "secret"),
+        1_800_000_000,
+        config,
+    )
+    .await;
+    let h = Harness {
+        app: t.app,
+        core: t.core,
+        clock: t.clock,
+        store: t.store,
+    };
     let acct = h.core.create_account("ops", false).await.unwrap();
-    let t = h
+    let t2 = h
         .core
         .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
         .await
         .unwrap();
-    let (_, body) = register(&h, &t, "10.0.0.1").await;
+    let (_, body) = register(&h, &t2, "10.0.0.1").await;
     let id = body["instance_id"].as_str().unwrap().to_string();
     let token = body["agent_token"].as_str().unwrap().to_string();
     let key = h
@@ -302,7 +320,8 @@ async fn a_long_poll_answers_when_the_state_changes() {
         )
         .await
         .unwrap();
-    let uri = format!("/keyplane/agent/v1/instances/{id}/ssh-state?after=0&wait=10");
+    let listeners = t.state.ssh_changes.receiver_count();
+    let uri = format!("/keyplane/agent/v1/instances/{id}/ssh-state?after=0&wait=60");
     let poll = {
         let h_app = h.app.clone();
         let token = token.clone();
@@ -312,28 +331,32 @@ async fn a_long_poll_answers_when_the_state_changes() {
                 .header("authorization", format!("Bearer {token}"))
                 .body(Body::empty())
                 .unwrap();
-            let started = std::time::Instant::now();
             let resp = h_app.oneshot(req).await.unwrap();
             let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-            (
-                started.elapsed(),
-                serde_json::from_slice::<Value>(&bytes).unwrap(),
-            )
+            serde_json::from_slice::<Value>(&bytes).unwrap()
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The change comes once the poll waits for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while t.state.ssh_changes.receiver_count() == listeners {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the long poll never started waiting"
+        );
+        tokio::task::yield_now().await;
+    }
     let keys = vec![key.id.clone()];
     h.core
         .store()
         .set_bindings(&id, &keys, Some(&keys))
         .await
         .unwrap();
-    let (elapsed, body) = poll.await.unwrap();
-    assert!(
-        elapsed < std::time::Duration::from_secs(5),
-        "answered on the change, not at the deadline"
-    );
-    assert_eq!(body["generation"], 1);
+    t.state.ssh_changes.send(id.clone()).unwrap();
+    let body = tokio::time::timeout(std::time::Duration::from_secs(30), poll)
+        .await
+        .expect("the change notice answers the poll, not its 60 s deadline")
+        .unwrap();
+    assert_eq!(body["generation"], 1, "{body}");
     assert_eq!(body["password_authentication"], false);
     assert_eq!(body["authorized_keys"], json!([key.public_key]));
 }

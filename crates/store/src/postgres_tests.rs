@@ -1,6 +1,7 @@
-//! The store suite and the multi-node tests on PostgreSQL. They run when
-//! `KEYPLANE_TEST_POSTGRES` holds a connection URL (`scripts/postgres-up` prints one), each in
-//! a schema of its own that is dropped afterwards; without it they print why and pass.
+//! The store suite and the multi-node tests on PostgreSQL, against the server whose connection
+//! URL `KEYPLANE_TEST_POSTGRES` holds (`scripts/postgres-up` prints one), each in a schema of
+//! its own that is dropped afterwards. They are skipped only when asked: with
+//! `KEYPLANE_TEST_POSTGRES=skip`; unset, they fail and say what to set.
 
 use crate::postgres::PostgresStore;
 use crate::suite::{instance, new_op};
@@ -22,9 +23,16 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(url) = std::env::var(VAR) else {
-        eprintln!("skipped {name}: set {VAR} to a PostgreSQL URL to run it (scripts/postgres-up)");
-        return;
+    let url = match std::env::var(VAR) {
+        Ok(v) if v == "skip" => {
+            eprintln!("skipped {name}: {VAR}=skip");
+            return;
+        }
+        Ok(url) => url,
+        Err(_) => panic!(
+            "{name}: {VAR} is not set: give it a PostgreSQL URL (scripts/postgres-up prints one), \
+             or `skip` to skip the PostgreSQL tests"
+        ),
     };
     let base: Config = url
         .parse()

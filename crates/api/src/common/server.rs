@@ -26,6 +26,9 @@ pub struct ApiConfig {
     pub max_clock_skew_secs: i64,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// How often an agent's long poll looks in the database for a change this node was not
+    /// told about (one made through another node).
+    pub agent_poll_fallback: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +37,7 @@ impl Default for ApiConfig {
             rate_limit_per_second: 10,
             max_clock_skew_secs: 300,
             max_body_bytes: 1024 * 1024,
+            agent_poll_fallback: std::time::Duration::from_secs(1),
         }
     }
 }

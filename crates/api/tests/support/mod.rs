@@ -57,6 +57,8 @@ pub struct TestServer {
     pub core: Core,
     /// The account inserted with the test's credentials.
     pub account: Account,
+    /// The router's state.
+    pub state: Arc<AppState>,
 }
 
 /// An account named `name` with fixed Tencent credentials (and generated Alibaba ones).
@@ -69,21 +71,28 @@ pub fn account(name: &str, secret_id: &str, secret_key: &str) -> Account {
 
 /// A server whose clock reads `now`, holding `account`, rate limit `rate_limit` (0: off).
 pub async fn server(account: Account, now: i64, rate_limit: u32) -> TestServer {
+    let config = ApiConfig {
+        rate_limit_per_second: rate_limit,
+        ..ApiConfig::default()
+    };
+    server_with(account, now, config).await
+}
+
+/// A server whose clock reads `now`, holding `account`, with `config`.
+pub async fn server_with(account: Account, now: i64, config: ApiConfig) -> TestServer {
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     let clock = TestClock::at(now);
     // A fixed host, so that the tests do not depend on the machine that runs them.
     let core = Core::new(store.clone(), clock.clone()).with_host_capacity(TEST_HOST);
     core.add_account(&account).await.unwrap();
-    let config = ApiConfig {
-        rate_limit_per_second: rate_limit,
-        ..ApiConfig::default()
-    };
+    let state = AppState::new(core.clone(), config);
     TestServer {
-        app: router(AppState::new(core.clone(), config)),
+        app: router(state.clone()),
         store,
         clock,
         core,
         account,
+        state,
     }
 }
 
