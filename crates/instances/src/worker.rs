@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 
+#[path = "worker_password.rs"]
+mod password;
+
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -53,13 +56,6 @@ const ADOPT_GRACE_SECS: i64 = 3;
 #[derive(Debug, Clone, Copy)]
 struct BindHow {
     replace: bool,
-    deferred: bool,
-    restart: bool,
-}
-
-/// How a password reset takes effect (the flags of `OpKind::ResetPassword`).
-#[derive(Debug, Clone, Copy)]
-struct ResetHow {
     deferred: bool,
     restart: bool,
 }
@@ -287,7 +283,7 @@ impl Worker {
                 deferred,
                 restart,
             } => {
-                let how = ResetHow { deferred, restart };
+                let how = password::ResetHow { deferred, restart };
                 self.reset_password(op, &inst, password_hash.expose(), how)
                     .await
             }
@@ -515,55 +511,6 @@ impl Worker {
             // Step 4 applied the state: the start need not run the agent again.
             let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
             self.boot_with(&now, false).await?;
-        }
-        Ok(())
-    }
-
-    /// Steps: 1 remember whether it ran, 2 shut down (a normal shutdown, forced once its grace
-    /// period is over, as CVM's ForceStop and Lighthouse document), 3 new hash recorded and laid
-    /// out for the next boot, then start again if it was running and the operation says to.
-    /// Deferred (ECS): only step 3; the next start or reboot puts the password in place.
-    async fn reset_password(
-        &self,
-        op: &mut Operation,
-        inst: &Instance,
-        hash: &str,
-        how: ResetHow,
-    ) -> StepResult {
-        if !how.deferred {
-            if op.step < 1 {
-                op.was_running = inst.state == InstanceState::Running;
-                op.step = 1;
-                self.save(op).await?;
-            }
-            if op.step < 2 {
-                if op.was_running {
-                    self.halt(inst, false).await?;
-                }
-                op.step = 2;
-                self.save(op).await?;
-            }
-        }
-        if op.step < 3 {
-            // Both writes replace a value with the same one when repeated, so a crash between
-            // them is finished, not doubled, by the next claimant.
-            if inst.host == HostKind::Sandbox {
-                self.host()?
-                    .set_password_hash(&inst.id, Some(hash))
-                    .await
-                    .map_err(text)?;
-            }
-            self.core
-                .store()
-                .set_password_hash(&inst.id, Some(hash))
-                .await
-                .map_err(text)?;
-            op.step = 3;
-            self.save(op).await?;
-        }
-        if op.was_running && how.restart {
-            let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
-            self.boot(&now).await?;
         }
         Ok(())
     }
