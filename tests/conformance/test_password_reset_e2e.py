@@ -157,8 +157,9 @@ def test_ecs_password_takes_effect_at_the_next_reboot(sbx):
     assert error_of(core.call, "ModifyInstanceAttribute", InstanceId=iid, Password=NEW,
                     HostName="renamed") == (400, "InvalidParameter")
 
-    tea_call(t, "ModifyInstanceAttribute", instance_id=iid, password=NEW)
-    assert ecs_describe(core, iid)["Status"] == "Running", "the instance keeps running"
+    tea_call(t, "ModifyInstanceAttribute", instance_id=iid, password=NEW, instance_name="renamed")
+    inst = ecs_describe(core, iid)
+    assert (inst["Status"], inst["InstanceName"]) == ("Running", "renamed"), "renamed, still running"
     assert logged_in(password_login(target, PASSWORD)), "the old password works until the reboot"
     assert not logged_in(password_login(target, NEW))
     core.call("RebootInstance", InstanceId=iid)

@@ -530,6 +530,20 @@ impl InstanceStore for PostgresStore {
         })
     }
 
+    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE instances SET name = $1 WHERE id = $2",
+                    &[&name, &id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id.to_string()).into());
+            }
+        })
+    }
+
     async fn set_bindings(
         &self,
         id: &str,

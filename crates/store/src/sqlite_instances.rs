@@ -541,6 +541,23 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
+    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE instances SET name = ?1 WHERE id = ?2",
+                    params![name, id],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn set_bindings(
         &self,
         id: &str,

@@ -156,7 +156,7 @@ impl EcsRefusal {
                 "The InstanceChargeType `{t}` does not exist in our records; only PostPaid is offered."
             ),
             EcsRefusal::AttributeUnsupported(p) => format!(
-                "The specified parameter \"{p}\" cannot be changed on this server; ModifyInstanceAttribute changes only Password here."
+                "The specified parameter \"{p}\" cannot be changed on this server; ModifyInstanceAttribute changes only Password and InstanceName here."
             ),
         }
     }

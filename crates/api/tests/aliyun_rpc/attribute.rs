@@ -1,6 +1,7 @@
 //! ModifyInstanceAttribute with a stand-in worker: `Password` becomes a deferred operation
-//! holding a crypt hash (in effect from the next start or reboot), the other documented
-//! attributes are checked by their rules and refused by name, and bad input gets ECS's codes.
+//! holding a crypt hash (in effect from the next start or reboot), `InstanceName` renames, the
+//! other documented attributes are checked by their rules and refused by name, and bad input
+//! gets ECS's codes.
 
 use super::{harness, rpc, send, spawn_worker, Answer, Harness, REGION};
 use keyplane_core::instance::InstanceState;
@@ -96,6 +97,26 @@ async fn a_password_is_recorded_as_a_hash_for_the_next_boot() {
     let a = modify(&h, &id, &[]).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(hash(&h, &id).await, after);
+    // InstanceName is changed at once, alone or with a password.
+    let a = modify(&h, &id, &[("InstanceName", "renamed")]).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let shown = |v: serde_json::Value| v["Instances"]["Instance"][0]["InstanceName"].clone();
+    let ids = format!("[\"{id}\"]");
+    let describe = rpc(
+        &h,
+        "DescribeInstances",
+        &[("RegionId", REGION), ("InstanceIds", &ids)],
+    );
+    assert_eq!(shown(send(&h, describe).await.json()), "renamed");
+    let a = modify(&h, &id, &[("InstanceName", "web-2"), ("Password", OLD)]).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let describe = rpc(
+        &h,
+        "DescribeInstances",
+        &[("RegionId", REGION), ("InstanceIds", &ids)],
+    );
+    assert_eq!(shown(send(&h, describe).await.json()), "web-2");
+    assert_ne!(hash(&h, &id).await, after);
 }
 
 #[tokio::test]
@@ -135,7 +156,11 @@ async fn modify_refusals_have_their_codes() {
             "InvalidParameter",
             400,
         ),
-        (vec![("InstanceName", "web")], "InvalidParameter", 400),
+        (
+            vec![("Description", "a web server")],
+            "InvalidParameter",
+            400,
+        ),
         (
             vec![("SecurityGroupIds.1", "sg-1")],
             "InvalidParameter",

@@ -1,7 +1,8 @@
 //! ModifyInstanceAttribute: `Password` replaces root's login password, in effect from the
 //! instance's next StartInstance or RebootInstance, as ECS documents (a running instance keeps
-//! the old one until then). The other attributes ECS documents are checked against their rules
-//! and then refused by name: a sandbox instance cannot apply them (see [`UNSUPPORTED`]).
+//! the old one until then); `InstanceName` renames it at once. The other attributes ECS
+//! documents are checked against their rules and then refused by name: a sandbox instance
+//! cannot apply them (see [`UNSUPPORTED`]).
 
 use super::launch::{check_description, check_host_name, check_name, check_password};
 use super::{decode_params, Ctx, NS};
@@ -13,12 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Documented attributes this server does not change, in the order they are refused.
-// Why: the name, description and hostname have no place to live on a Keyplane instance after
-// launch (the hostname is fixed when its disk is laid out), and security groups, CPU options,
-// user data, MTU and the rest have nothing behind them here; refusing by name beats answering
-// success for a change that never happens.
+// Why: the description is not kept, the hostname is fixed when the instance's disk is laid out,
+// and security groups, CPU options, user data, MTU and the rest have nothing behind them here;
+// refusing by name beats answering success for a change that never happens.
 const UNSUPPORTED: &[&str] = &[
-    "InstanceName",
     "Description",
     "HostName",
     "UserData",
@@ -98,8 +97,14 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     if let Some(name) = unsupported(params) {
         return Err(EcsRefusal::AttributeUnsupported(name.into()).into());
     }
+    let name = req.instance_name.filter(|n| !n.is_empty());
     let Some(password) = password else {
-        // Nothing to change: ECS answers success.
+        if let Some(name) = &name {
+            ctx.core
+                .rename_instance(ctx.account, NS, &inst.id, name)
+                .await?;
+        }
+        // Nothing else to change: ECS answers success.
         return Ok(json!({}));
     };
     // Documented: "the instance cannot be in the Starting state"; a transition or an
@@ -126,6 +131,11 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     // The operation only records the hash: wait for it, so a RebootInstance right after the
     // answer is not refused as "in progress".
     super::bind::settle(ctx, &inst.id).await?;
+    if let Some(name) = &name {
+        ctx.core
+            .rename_instance(ctx.account, NS, &inst.id, name)
+            .await?;
+    }
     Ok(json!({}))
 }
 
@@ -142,6 +152,7 @@ mod tests {
         );
         assert_eq!(unsupported(&p("HostName")), Some("HostName"));
         assert_eq!(unsupported(&p("Password")), None);
-        assert_eq!(unsupported(&p("InstanceNameX")), None);
+        assert_eq!(unsupported(&p("InstanceName")), None);
+        assert_eq!(unsupported(&p("DescriptionX")), None);
     }
 }

@@ -1,13 +1,39 @@
-//! Password resets on a real back end: the operation keeps the new password's crypt hash
-//! (never a password) across a claim, and the instance's hash is replaced on its own.
+//! Instance attributes changed after launch, on a real back end: a password reset's operation
+//! keeps the new password's crypt hash (never a password) across a claim, the instance's hash
+//! is replaced on its own, and an instance is renamed.
 
 use crate::suite::{instance, new_op};
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::instance::{OpKind, OpState};
 use keyplane_core::store::{Store, StoreError};
 
-/// Run the scenario; it claims and finishes whatever operations earlier scenarios left open.
+/// Run the scenarios; they claim and finish whatever operations earlier scenarios left open.
 pub(crate) async fn run(store: &dyn Store) {
+    passwords(store).await;
+    names(store).await;
+}
+
+async fn names(store: &dyn Store) {
+    let a = Account::generate("suite-names", false, 85);
+    store.insert_account(&a).await.unwrap();
+    let inst = instance(&a, 86, &[], 850);
+    store
+        .insert_instances(std::slice::from_ref(&inst), &[])
+        .await
+        .unwrap();
+    store.set_instance_name(&inst.id, "renamed").await.unwrap();
+    let got = store.get_instance(&inst.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.name.as_str(), got.host_name.as_str()),
+        ("renamed", "host86")
+    );
+    assert_eq!(
+        store.set_instance_name("ins-nothere", "x").await,
+        Err(StoreError::NotFound("ins-nothere".into()))
+    );
+}
+
+async fn passwords(store: &dyn Store) {
     let a = Account::generate("suite-passwords", false, 80);
     store.insert_account(&a).await.unwrap();
     let mut inst = instance(&a, 81, &[], 800);
