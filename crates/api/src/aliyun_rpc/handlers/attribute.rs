@@ -7,7 +7,6 @@
 use super::launch::{check_description, check_host_name, check_name, check_password};
 use super::{decode_params, Ctx, NS};
 use crate::aliyun_rpc::error::{AliError, EcsRefusal};
-use keyplane_core::instance::InstanceState;
 use keyplane_core::password::ResetRule;
 use keyplane_core::DomainError;
 use serde::Deserialize;
@@ -107,15 +106,8 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         // Nothing else to change: ECS answers success.
         return Ok(json!({}));
     };
-    // Documented: "the instance cannot be in the Starting state"; a transition or an
-    // operation in progress is refused with IncorrectInstanceStatus like every other call.
-    if inst.state == InstanceState::Starting {
-        return Err(DomainError::InstanceStateInvalid {
-            id: inst.id,
-            state: inst.state,
-        }
-        .into());
-    }
+    // ECS's rule (Running or Stopped: documented "not Starting"; any other transition and an
+    // operation in progress are IncorrectInstanceStatus, as on every other call) is the core's.
     ctx.core
         .submit_password_reset(
             ctx.account,
