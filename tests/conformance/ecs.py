@@ -21,6 +21,7 @@ from aliyunsdkecs.request.v20140526 import (AttachKeyPairRequest, CreateInstance
                                             DeleteKeyPairsRequest, DescribeImagesRequest,
                                             DescribeInstancesRequest, DescribeKeyPairsRequest,
                                             DetachKeyPairRequest, ImportKeyPairRequest,
+                                            ModifyInstanceAttributeRequest,
                                             RebootInstanceRequest, RunInstancesRequest,
                                             StartInstanceRequest, StopInstanceRequest)
 from alibabacloud_ecs20140526 import models as tea_models
@@ -35,8 +36,8 @@ INSTANCE_TYPE = "ecs.g7.large"
 _CORE_MODULES = (AttachKeyPairRequest, CreateInstanceRequest, CreateKeyPairRequest,
                  DeleteInstanceRequest, DeleteKeyPairsRequest, DescribeImagesRequest,
                  DescribeInstancesRequest, DescribeKeyPairsRequest, DetachKeyPairRequest,
-                 ImportKeyPairRequest, RebootInstanceRequest, RunInstancesRequest,
-                 StartInstanceRequest, StopInstanceRequest)
+                 ImportKeyPairRequest, ModifyInstanceAttributeRequest, RebootInstanceRequest,
+                 RunInstancesRequest, StartInstanceRequest, StopInstanceRequest)
 #: action name -> the aliyun-python-sdk-ecs request class
 _CORE_REQUESTS = {m.__name__.rsplit(".", 1)[1].removesuffix("Request"): getattr(m, m.__name__.rsplit(".", 1)[1])
                   for m in _CORE_MODULES}

@@ -4,6 +4,8 @@
 //! error envelope in JSON and XML, and (in the submodules) every action with a stand-in worker.
 #![recursion_limit = "256"]
 
+#[path = "aliyun_rpc/attribute.rs"]
+mod attribute;
 #[path = "aliyun_rpc/envelopes.rs"]
 mod envelopes;
 #[path = "aliyun_rpc/keypairs.rs"]
@@ -98,6 +100,10 @@ pub fn spawn_worker(store: Arc<SqliteStore>) -> tokio::task::JoinHandle<()> {
                     let effective = if *deferred { None } else { Some(&keys[..]) };
                     store.set_bindings(&id, &keys, effective).await.unwrap();
                 }
+                OpKind::ResetPassword { password_hash, .. } => store
+                    .set_password_hash(&id, Some(password_hash.expose()))
+                    .await
+                    .unwrap(),
             }
             // A released instance may take its operations with it; that is fine here.
             let _ = store.finish_operation(op.id, OpState::Success, None).await;

@@ -331,3 +331,5 @@ mod create;
 mod instances;
 #[path = "lighthouse/keypairs.rs"]
 mod keypairs;
+#[path = "lighthouse/password.rs"]
+mod password;

@@ -596,3 +596,6 @@ async fn describe_key_pairs_shows_bindings_shared_with_api_3() {
     assert_eq!(a.body["data"]["totalCount"], 2);
     assert_eq!(a.body["data"]["sshSet"].as_array().unwrap().len(), 1);
 }
+
+#[path = "tencent_legacy/password.rs"]
+mod password;

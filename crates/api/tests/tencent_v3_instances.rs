@@ -153,6 +153,8 @@ fn is_instance_id(id: &str) -> bool {
 mod describe;
 #[path = "tencent_v3_instances/lifecycle.rs"]
 mod lifecycle;
+#[path = "tencent_v3_instances/password.rs"]
+mod password;
 #[path = "tencent_v3_instances/run.rs"]
 mod run;
 #[path = "tencent_v3_instances/state_errors.rs"]

@@ -318,6 +318,22 @@ impl Core {
             .collect()
     }
 
+    /// Rename one of the account's instances (the dialect has checked the name).
+    pub async fn rename_instance(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        id: &str,
+        name: &str,
+    ) -> Result<(), DomainError> {
+        self.get_instances(account, ns, &[id.to_string()]).await?;
+        match self.store().set_instance_name(id, name).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
     /// Submit one operation per instance, all or none. `plan` applies the dialect's rule to
     /// each instance and returns the operation and the state the instance enters now.
     pub async fn submit<F>(

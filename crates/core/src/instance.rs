@@ -351,6 +351,18 @@ pub enum OpKind {
         /// `false` leaves it STOPPED (Lighthouse: "forcibly shut down, then bound").
         restart: bool,
     },
+    /// Replace root's login password: stop if running (and `deferred` is not set), record the
+    /// new hash for the next boot, and start again if it was running and `restart` is set.
+    ResetPassword {
+        /// SHA-512 crypt hash of the new password (never the password itself).
+        password_hash: crate::account::Secret,
+        /// Whether the new password waits for the next start or reboot (ECS) instead of the
+        /// operation stopping and starting the instance.
+        deferred: bool,
+        /// Whether an instance that was running is started again afterwards (CVM, legacy v2);
+        /// `false` leaves it STOPPED (Lighthouse: "the instance is shut down").
+        restart: bool,
+    },
 }
 
 /// A durable asynchronous operation on one instance.

@@ -225,6 +225,10 @@ pub trait InstanceStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Set an instance's lifecycle state.
     async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()>;
+    /// Replace the SHA-512 crypt hash of an instance's login password (`None`: no password).
+    async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> StoreResult<()>;
+    /// Rename an instance (its display name); `NotFound` if there is none.
+    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()>;
     /// Replace the bound keys and, when given, the effective keys; the desired generation
     /// increases when the effective keys change. Returns the desired generation.
     async fn set_bindings(

@@ -245,10 +245,19 @@ impl SandboxHost {
     /// reboot (like ECS's `ModifyInstanceAttribute` password): the boot puts it into the
     /// instance's own `/etc/shadow`.
     pub async fn set_password(&self, id: &str, password: Option<&str>) -> Result<()> {
-        let meta = self.meta(id)?;
         let hash = password.map(layout::hash_password).transpose()?;
+        self.set_password_hash(id, hash.as_deref()).await
+    }
+
+    /// Sets root's password from its SHA-512 crypt hash (or with `None`, locks it), for the
+    /// next start or reboot, as [`SandboxHost::set_password`] does.
+    pub async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> Result<()> {
+        let meta = self.meta(id)?;
+        if hash.is_some_and(|h| !h.starts_with('$') || h.contains(['\n', ':'])) {
+            return Err(Error::PasswordHash);
+        }
         self.layout
-            .lay_out_guest(&meta, self.owner(meta.slot), Some(hash.as_deref()))?;
+            .lay_out_guest(&meta, self.owner(meta.slot), Some(hash))?;
         Ok(())
     }
 

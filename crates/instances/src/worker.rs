@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 
+#[path = "worker_password.rs"]
+mod password;
+
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -275,6 +278,15 @@ impl Worker {
                 };
                 self.bind(op, &inst, &add, &remove, how).await
             }
+            OpKind::ResetPassword {
+                password_hash,
+                deferred,
+                restart,
+            } => {
+                let how = password::ResetHow { deferred, restart };
+                self.reset_password(op, &inst, password_hash.expose(), how)
+                    .await
+            }
         }
     }
 
@@ -302,6 +314,11 @@ impl Worker {
             OpKind::Create { .. } => Ok(()),
             OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => Err(
                 "an agent-managed host is started and stopped on the host itself, not through the API".into(),
+            ),
+            // Why: the agent keeps only the SSH state the API decides; the host's own accounts
+            // and their passwords belong to its owner.
+            OpKind::ResetPassword { .. } => Err(
+                "an agent-managed host's passwords are set on the host itself, not through the API".into(),
             ),
         }
     }

@@ -14,6 +14,7 @@ pub mod sealing_suite;
 pub mod sqlite;
 mod sqlite_instances;
 pub mod suite;
+mod suite_attributes;
 
 #[cfg(test)]
 mod postgres_tests;

@@ -516,6 +516,34 @@ impl InstanceStore for PostgresStore {
         })
     }
 
+    async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE instances SET password_hash = $1 WHERE id = $2",
+                    &[&hash, &id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id.to_string()).into());
+            }
+        })
+    }
+
+    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE instances SET name = $1 WHERE id = $2",
+                    &[&name, &id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id.to_string()).into());
+            }
+        })
+    }
+
     async fn set_bindings(
         &self,
         id: &str,

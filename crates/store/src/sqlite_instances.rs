@@ -32,6 +32,15 @@ pub fn kind_to_json(kind: &OpKind) -> String {
             "type": "bind", "add": add, "remove": remove, "replace": replace, "deferred": deferred,
             "restart": restart
         }),
+        // A crypt hash, never a password: what the instance's /etc/shadow will hold.
+        OpKind::ResetPassword {
+            password_hash,
+            deferred,
+            restart,
+        } => json!({
+            "type": "reset_password", "password_hash": password_hash.expose(),
+            "deferred": deferred, "restart": restart
+        }),
     }
     .to_string()
 }
@@ -68,6 +77,11 @@ pub fn kind_from_json(text: &str) -> Option<OpKind> {
             deferred: flag("deferred"),
             // Operations recorded before the flag existed restarted what they stopped.
             restart: v["restart"].as_bool().unwrap_or(true),
+        },
+        "reset_password" => OpKind::ResetPassword {
+            password_hash: Secret::new(v["password_hash"].as_str()?),
+            deferred: flag("deferred"),
+            restart: flag("restart"),
         },
         _ => return None,
     })
@@ -510,6 +524,40 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
+    async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> StoreResult<()> {
+        let (id, hash) = (id.to_string(), hash.map(str::to_string));
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE instances SET password_hash = ?1 WHERE id = ?2",
+                    params![hash, id],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE instances SET name = ?1 WHERE id = ?2",
+                    params![name, id],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn set_bindings(
         &self,
         id: &str,
@@ -640,5 +688,18 @@ mod kind_tests {
             kind_from_json(old),
             Some(OpKind::Bind { restart: true, .. })
         ));
+    }
+
+    #[test]
+    fn reset_kinds_round_trip_and_need_a_hash() {
+        for (deferred, restart) in [(false, true), (false, false), (true, false)] {
+            let kind = OpKind::ResetPassword {
+                password_hash: Secret::new("$6$salt$hash"),
+                deferred,
+                restart,
+            };
+            assert_eq!(kind_from_json(&kind_to_json(&kind)), Some(kind));
+        }
+        assert_eq!(kind_from_json(r#"{"type":"reset_password"}"#), None);
     }
 }

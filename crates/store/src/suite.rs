@@ -37,6 +37,7 @@ pub async fn run(store: Arc<dyn Store>) {
     bindings(&*store).await;
     sandbox_affinity(&*store).await;
     client_tokens(&*store).await;
+    crate::suite_attributes::run(&*store).await;
     crate::sealing_suite::run(store).await;
 }
 

@@ -80,6 +80,8 @@ pub enum EcsRefusal {
     TagCount(usize),
     /// A billing method the sandbox does not offer.
     ChargeType(String),
+    /// A documented ModifyInstanceAttribute attribute this server does not change.
+    AttributeUnsupported(String),
 }
 
 impl EcsRefusal {
@@ -105,6 +107,7 @@ impl EcsRefusal {
             EcsRefusal::TagKeyDuplicate(_) => ("Duplicate.TagKey", 400),
             EcsRefusal::TagCount(_) => ("InvalidTagCount", 400),
             EcsRefusal::ChargeType(_) => ("InvalidInstanceChargeType.NotFound", 404),
+            EcsRefusal::AttributeUnsupported(_) => ("InvalidParameter", 400),
         }
     }
 
@@ -151,6 +154,9 @@ impl EcsRefusal {
             }
             EcsRefusal::ChargeType(t) => format!(
                 "The InstanceChargeType `{t}` does not exist in our records; only PostPaid is offered."
+            ),
+            EcsRefusal::AttributeUnsupported(p) => format!(
+                "The specified parameter \"{p}\" cannot be changed on this server; ModifyInstanceAttribute changes only Password and InstanceName here."
             ),
         }
     }
@@ -431,6 +437,7 @@ mod tests {
             EcsRefusal::TagKeyDuplicate(s.clone()),
             EcsRefusal::TagCount(21),
             EcsRefusal::ChargeType(s.clone()),
+            EcsRefusal::AttributeUnsupported(s.clone()),
         ];
         let all = protocol
             .into_iter()

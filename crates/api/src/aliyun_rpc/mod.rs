@@ -16,7 +16,7 @@ use crate::common::server::AppState;
 use auth::{authenticate, claim};
 use axum::response::Response;
 use error::AliError;
-use handlers::{bind, instances, keypairs, launch, Ctx};
+use handlers::{attribute, bind, instances, keypairs, launch, Ctx};
 use router::{EcsAction, REGIONS, VERSION};
 use serde_json::Value;
 use tracing::{info, warn, Instrument};
@@ -111,5 +111,6 @@ async fn process(state: &AppState, raw: &RawRequest, request_id: &str) -> Result
         EcsAction::StopInstance => instances::stop(&ctx, p).await,
         EcsAction::RebootInstance => instances::reboot(&ctx, p).await,
         EcsAction::DeleteInstance => instances::delete(&ctx, p).await,
+        EcsAction::ModifyInstanceAttribute => attribute::modify(&ctx, p).await,
     }
 }

@@ -22,6 +22,7 @@ actions!(
         StopInstance,
         RebootInstance,
         DeleteInstance,
+        ModifyInstanceAttribute,
     }
 );
 
@@ -35,6 +36,7 @@ impl EcsAction {
                 | EcsAction::StopInstance
                 | EcsAction::RebootInstance
                 | EcsAction::DeleteInstance
+                | EcsAction::ModifyInstanceAttribute
         )
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 const NS: Namespace = Namespace::Cvm;
 /// At most this many ids in one call (the CVM batch limit).
-const MAX_IDS: usize = 100;
+pub(crate) const MAX_IDS: usize = 100;
 
 /// What a handler gets.
 pub struct Ctx<'a> {
@@ -58,7 +58,9 @@ fn invalid(param: &str, reason: &str) -> LegacyError {
 }
 
 /// Decode flattened pairs (`instanceIds.0=…`, 0-based) into a request.
-fn request<T: serde::de::DeserializeOwned>(params: &[(String, String)]) -> Result<T, LegacyError> {
+pub(crate) fn request<T: serde::de::DeserializeOwned>(
+    params: &[(String, String)],
+) -> Result<T, LegacyError> {
     Ok(decode(unflatten(params, false)?)?)
 }
 

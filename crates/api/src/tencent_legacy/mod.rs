@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod handlers;
+pub mod password;
 pub mod router;
 
 use crate::common::request::{new_request_id, RawRequest};
@@ -89,6 +90,9 @@ async fn process(
             handlers::bind(&ctx, &auth.params, action.name(), false).await
         }
         LegacyAction::DescribeKeyPairs => handlers::describe_key_pairs(&ctx, &auth.params).await,
+        LegacyAction::ResetInstancePassword => {
+            password::reset(&ctx, &auth.params, action.name()).await
+        }
     }
 }
 

@@ -11,12 +11,15 @@ pub enum LegacyAction {
     UnBindInstanceKey,
     /// List key pairs (`keyIds.n`, `keyName`, `projectId`, `offset`, `limit`).
     DescribeKeyPairs,
+    /// Reset root's password (`instanceIds.n`, `password`, `hardPowerOffFlag`).
+    ResetInstancePassword,
 }
 
-const ACTIONS: [LegacyAction; 3] = [
+const ACTIONS: [LegacyAction; 4] = [
     LegacyAction::BindInstanceKey,
     LegacyAction::UnBindInstanceKey,
     LegacyAction::DescribeKeyPairs,
+    LegacyAction::ResetInstancePassword,
 ];
 
 impl LegacyAction {
@@ -37,6 +40,7 @@ impl LegacyAction {
             LegacyAction::BindInstanceKey => "BindInstanceKey",
             LegacyAction::UnBindInstanceKey => "UnBindInstanceKey",
             LegacyAction::DescribeKeyPairs => "DescribeKeyPairs",
+            LegacyAction::ResetInstancePassword => "ResetInstancePassword",
         }
     }
 }

@@ -89,6 +89,15 @@ pub enum CvmRefusal {
         /// InstanceCount.
         count: i64,
     },
+    /// A string parameter longer than documented (`UserName`: 64).
+    ValueTooLong {
+        /// The parameter.
+        param: String,
+        /// The documented maximum, in characters.
+        max: usize,
+        /// Its length.
+        len: usize,
+    },
 }
 
 impl CvmRefusal {
@@ -114,6 +123,7 @@ impl CvmRefusal {
             CvmRefusal::LaunchTemplateNotFound(_) => "InvalidParameterValue.LaunchTemplateNotFound",
             CvmRefusal::InstanceTypeMalformed(_) => "InvalidInstanceType.Malformed",
             CvmRefusal::MinCountInvalid { .. } => "InvalidParameterValue.InvalidParameterMinCount",
+            CvmRefusal::ValueTooLong { .. } => "InvalidParameterValue.TooLong",
         }
     }
 
@@ -159,6 +169,9 @@ impl CvmRefusal {
             ),
             CvmRefusal::MinCountInvalid { min, count } => {
                 format!("MinCount ({min}) must not be larger than InstanceCount ({count}).")
+            }
+            CvmRefusal::ValueTooLong { param, max, len } => {
+                format!("The {param} is {len} characters long; at most {max} are allowed.")
             }
         }
     }
@@ -405,6 +418,11 @@ pub(crate) mod tests {
             CvmRefusal::LaunchTemplateNotFound(s.clone()),
             CvmRefusal::InstanceTypeMalformed(s.clone()),
             CvmRefusal::MinCountInvalid { min: 2, count: 1 },
+            CvmRefusal::ValueTooLong {
+                param: s.clone(),
+                max: 64,
+                len: 65,
+            },
         ];
         let all = every_domain_error()
             .into_iter()

@@ -16,7 +16,7 @@ use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use error::TcError;
-use handlers::{bind, images, instances, keypairs, run, Ctx};
+use handlers::{bind, images, instances, keypairs, password, run, Ctx};
 use router::{CvmAction, Product, REGIONS};
 use serde_json::{json, Value};
 use tracing::{info, warn, Instrument};
@@ -124,6 +124,7 @@ async fn dispatch(
                 CvmAction::StopInstances => instances::stop(&ctx, params).await,
                 CvmAction::RebootInstances => instances::reboot(&ctx, params).await,
                 CvmAction::TerminateInstances => instances::terminate(&ctx, params).await,
+                CvmAction::ResetInstancesPassword => password::reset(&ctx, params).await,
             }
         }
         Product::Lighthouse => {

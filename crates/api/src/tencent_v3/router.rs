@@ -93,6 +93,7 @@ actions!(
         StopInstances,
         RebootInstances,
         TerminateInstances,
+        ResetInstancesPassword,
     }
 );
 
@@ -113,6 +114,7 @@ actions!(
         DeleteKeyPairs,
         AssociateInstancesKeyPairs,
         DisassociateInstancesKeyPairs,
+        ResetInstancesPassword,
     }
 );
 
@@ -159,6 +161,7 @@ mod tests {
             "StopInstances",
             "RebootInstances",
             "TerminateInstances",
+            "ResetInstancesPassword",
         ] {
             assert_eq!(CvmAction::parse(a).unwrap().name(), a);
         }

@@ -38,7 +38,7 @@ fn check_ids(raw: &str) -> Result<Vec<String>, AliError> {
 
 /// Wait until the operation `request_id` started on `id` is no longer in progress; its
 /// failure, if it failed.
-async fn settle(ctx: &Ctx<'_>, id: &str) -> Result<(), AliError> {
+pub(crate) async fn settle(ctx: &Ctx<'_>, id: &str) -> Result<(), AliError> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
         let inst = match ctx.core.instance_by_id(id).await {

@@ -102,7 +102,7 @@ pub fn check_password(password: &str, os: OsType) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<(), AliError> {
+pub(crate) fn check_name(name: &str) -> Result<(), AliError> {
     let bad = |why: &str| Err(EcsRefusal::InstanceName(format!("`{name}` {why}")).into());
     let len = name.chars().count();
     if !(2..=128).contains(&len) {
@@ -155,7 +155,7 @@ fn names(name: Option<&str>, count: usize) -> Result<Vec<String>, AliError> {
     })
 }
 
-fn check_host_name(host: &str) -> Result<(), AliError> {
+pub(crate) fn check_host_name(host: &str) -> Result<(), AliError> {
     let ok = (2..=64).contains(&host.len())
         && host
             .chars()
@@ -172,6 +172,20 @@ fn check_host_name(host: &str) -> Result<(), AliError> {
         ))
         .into())
     }
+}
+
+/// A description: 2 to 256 characters, not starting with `http://` or `https://`.
+pub(crate) fn check_description(d: &str) -> Result<(), AliError> {
+    if !(2..=256).contains(&d.chars().count())
+        || d.starts_with("http://")
+        || d.starts_with("https://")
+    {
+        return Err(EcsRefusal::Description(
+            "2 to 256 characters, not starting with http:// or https://".into(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Everything RunInstances and CreateInstance check, in one place; the launch spec.
@@ -223,15 +237,7 @@ async fn plan(
         check_host_name(h)?;
     }
     if let Some(d) = req.description.as_deref().filter(|d| !d.is_empty()) {
-        if !(2..=256).contains(&d.chars().count())
-            || d.starts_with("http://")
-            || d.starts_with("https://")
-        {
-            return Err(EcsRefusal::Description(
-                "2 to 256 characters, not starting with http:// or https://".into(),
-            )
-            .into());
-        }
+        check_description(d)?;
     }
     if let Some(n) = req.internet_max_bandwidth_out {
         if !(0..=100).contains(&n) {

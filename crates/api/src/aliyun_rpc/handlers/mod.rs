@@ -1,5 +1,6 @@
 //! Action handlers: thin translators from ECS parameters into domain calls.
 
+pub mod attribute;
 pub mod bind;
 pub mod instances;
 pub mod keypairs;

@@ -4,6 +4,7 @@ pub mod bind;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
+pub mod password;
 pub mod run;
 
 use super::error::TcError;

@@ -50,6 +50,15 @@ pub enum LighthouseRefusal {
     OrderFieldRequired,
     /// Unbinding for a user the key was not bound for.
     UsernameMismatch(String),
+    /// A string parameter longer than documented (`UserName`: 64).
+    ValueTooLong {
+        /// The parameter.
+        param: String,
+        /// The documented maximum, in characters.
+        max: usize,
+        /// Its length.
+        len: usize,
+    },
 }
 
 impl LighthouseRefusal {
@@ -82,6 +91,7 @@ impl LighthouseRefusal {
             LighthouseRefusal::UsernameMismatch(_) => {
                 "UnsupportedOperation.KeyPairUnbindUsernameMismatch"
             }
+            LighthouseRefusal::ValueTooLong { .. } => "InvalidParameterValue.TooLong",
         }
     }
 
@@ -128,6 +138,9 @@ impl LighthouseRefusal {
             LighthouseRefusal::UsernameMismatch(user) => format!(
                 "The key pairs were bound for the user `root`, not `{user}`."
             ),
+            LighthouseRefusal::ValueTooLong { param, max, len } => {
+                format!("The {param} is {len} characters long; at most {max} are allowed.")
+            }
         }
     }
 }
@@ -234,6 +247,11 @@ mod tests {
             LighthouseRefusal::FirewallTemplateNotFound(s.clone()),
             LighthouseRefusal::OrderFieldRequired,
             LighthouseRefusal::UsernameMismatch(s.clone()),
+            LighthouseRefusal::ValueTooLong {
+                param: s.clone(),
+                max: 64,
+                len: 65,
+            },
         ]
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod instances;
 pub mod keypairs;
 pub mod out;
+pub mod password;
 
 use super::dto::Filter;
 use super::error::TcError;
@@ -218,6 +219,7 @@ pub async fn dispatch(
         A::DeleteKeyPairs => keypairs::delete(&ctx, params).await,
         A::AssociateInstancesKeyPairs => bind::associate(&ctx, params).await,
         A::DisassociateInstancesKeyPairs => bind::disassociate(&ctx, params).await,
+        A::ResetInstancesPassword => password::reset(&ctx, params).await,
     }
 }
 

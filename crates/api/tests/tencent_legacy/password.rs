@@ -1,0 +1,143 @@
+//! ResetInstancePassword (legacy v2) on the instances API 3.0 serves: the operation it records
+//! and its refusals in the `{code, message, codeDesc}` envelope.
+
+use super::*;
+use keyplane_core::instance::OpKind;
+
+const RESET: &str = "ResetInstancePassword";
+
+/// Parameters, and the `code` and `codeDesc` they are refused with.
+type Case<'a> = (Vec<(&'a str, &'a str)>, i64, &'a str);
+const NEW: &str = "Kp-Reset-0rd";
+
+/// Claim and finish every recorded operation; the kinds of the resets among them.
+async fn reset_kinds(h: &Harness) -> Vec<OpKind> {
+    let store = h.core.store();
+    let mut kinds = Vec::new();
+    while let Some(op) = store.claim_operation("test", NOW, NOW + 60).await.unwrap() {
+        if matches!(op.kind, OpKind::ResetPassword { .. }) {
+            kinds.push(op.kind.clone());
+        }
+        store
+            .finish_operation(op.id, OpState::Success, None)
+            .await
+            .unwrap();
+    }
+    kinds
+}
+
+#[tokio::test]
+async fn a_reset_with_the_power_off_flag_records_the_operation() {
+    let h = harness().await;
+    let running = launch(&h, &h.account, LINUX, 1, InstanceState::Running).await;
+    let id = running[0].as_str();
+    let a = run(
+        &h,
+        h.call(
+            RESET,
+            &[
+                ("instanceIds.0", id),
+                ("password", NEW),
+                ("hardPowerOffFlag", "1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!((a.code(), a.desc()), (0, "Success"), "{}", a.body);
+    let inst = h.core.instance_by_id(id).await.unwrap();
+    assert_eq!(inst.latest_operation.as_deref(), Some(RESET));
+    assert_eq!(inst.latest_operation_state, Some(OpState::Operating));
+    match &reset_kinds(&h).await[..] {
+        [OpKind::ResetPassword {
+            password_hash,
+            deferred: false,
+            restart: true,
+        }] => assert!(password_hash.expose().starts_with("$6$")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reset_refusals_have_their_codes() {
+    let h = harness().await;
+    let running = launch(&h, &h.account, LINUX, 1, InstanceState::Running).await;
+    let stopped = launch(&h, &h.account, LINUX, 1, InstanceState::Stopped).await;
+    let windows = launch(&h, &h.account, WINDOWS, 1, InstanceState::Stopped).await;
+    let (running, stopped, windows) = (&running[0], &stopped[0], &windows[0]);
+    let many: Vec<String> = (0..101).map(|i| format!("ins-{i:08}")).collect();
+    let mut too_many: Vec<(String, String)> = many
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (format!("instanceIds.{i}"), id.clone()))
+        .collect();
+    too_many.push(("password".into(), NEW.into()));
+    let too_many: Vec<(&str, &str)> = too_many
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cases: Vec<Case> = vec![
+        (
+            vec![("instanceIds.0", running), ("password", NEW)],
+            5100,
+            "UnsupportedOperation.InstanceStateRunning",
+        ),
+        (
+            vec![
+                ("instanceIds.0", running),
+                ("password", NEW),
+                ("hardPowerOffFlag", "0"),
+            ],
+            5100,
+            "UnsupportedOperation.InstanceStateRunning",
+        ),
+        (
+            vec![("instanceIds.0", stopped), ("password", "abcd1234")],
+            4000,
+            "InvalidPassword",
+        ),
+        (
+            vec![("instanceIds.0", windows), ("password", "Kp-Rst-0")],
+            4000,
+            "InvalidPassword",
+        ),
+        (
+            vec![("instanceIds.0", "ins-zzzzzzzz"), ("password", NEW)],
+            5000,
+            "InvalidInstanceId.NotFound",
+        ),
+        (too_many, 4000, "InvalidParameterValue.LimitExceeded"),
+        (vec![("instanceIds.0", stopped)], 4000, "InvalidParameter"),
+        (vec![("password", NEW)], 4000, "InvalidParameter"),
+        (
+            vec![
+                ("instanceIds.0", stopped),
+                ("password", NEW),
+                ("hardPowerOffFlag", "2"),
+            ],
+            4000,
+            "InvalidParameter",
+        ),
+    ];
+    for (params, code, desc) in cases {
+        let a = run(&h, h.call(RESET, &params)).await;
+        assert_eq!((a.code(), a.desc()), (code, desc), "{params:?}: {}", a.body);
+        assert!(!a.message().is_empty());
+    }
+    assert!(reset_kinds(&h).await.is_empty(), "nothing was recorded");
+    // A stopped instance needs no flag; a second reset during the first is refused.
+    let ok = run(
+        &h,
+        h.call(RESET, &[("instanceIds.0", stopped), ("password", NEW)]),
+    )
+    .await;
+    assert_eq!(ok.code(), 0, "{}", ok.body);
+    let busy = run(
+        &h,
+        h.call(RESET, &[("instanceIds.0", stopped), ("password", NEW)]),
+    )
+    .await;
+    assert_eq!(
+        (busy.code(), busy.desc()),
+        (5100, "OperationDenied.InstanceOperationInProgress")
+    );
+}
