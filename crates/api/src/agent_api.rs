@@ -169,6 +169,8 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
         Some(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "wait must be a number of seconds"),
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    // An agent waiting in a long poll is a connected one.
+    let _connected = (wait > 0).then(|| state.core.metrics().agent_connected());
     let mut changes = state.ssh_changes.subscribe();
     loop {
         let instance = match state.core.instance_by_id(id).await {

@@ -17,5 +17,5 @@ pub mod metadata;
 pub mod tencent_legacy;
 pub mod tencent_v3;
 
-pub use common::server::{router, run, ApiConfig, AppState};
+pub use common::server::{metrics_router, router, run, ApiConfig, AppState};
 pub use common::tls::run_tls;

@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// TLS listen address (`off` or empty: no TLS).
     pub listen_tls: Option<String>,
+    /// Where `GET /metrics` is served: `api` (the API's listeners), an address, or `off`.
+    pub listen_metrics: Option<String>,
     /// The operator's TLS certificate chain (PEM), instead of the server's own CA.
     pub tls_cert: Option<PathBuf>,
     /// The operator's TLS private key (PEM).

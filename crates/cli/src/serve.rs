@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, env = "KEYPLANE_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Where Prometheus metrics (`GET /metrics`) are served: `api` (on the API's own
+    /// listeners), an address such as 127.0.0.1:9187, or `off` [default: api].
+    #[arg(long, env = "KEYPLANE_LISTEN_METRICS")]
+    listen_metrics: Option<String>,
     /// Data directory (database, instance files) [default: /var/lib/keyplane as root, else $HOME/.local/share/keyplane].
     #[arg(long, env = "KEYPLANE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -84,7 +88,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .database
         .or(file.database)
         .filter(|url| !url.expose().is_empty());
+    let metrics = MetricsListen::parse(
+        args.listen_metrics
+            .or(file.listen_metrics)
+            .as_deref()
+            .unwrap_or("api"),
+    )?;
     let api = ApiConfig {
+        metrics_on_api: metrics == MetricsListen::Api,
         rate_limit_per_second: args.rate_limit.or(file.rate_limit).unwrap_or(10),
         max_clock_skew_secs: args
             .max_clock_skew_secs
@@ -115,7 +126,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let listen = Listen { plain: listen, tls };
+    let listen = Listen {
+        plain: listen,
+        tls,
+        metrics,
+    };
     let places = Places {
         data_dir,
         database,
@@ -139,16 +154,42 @@ struct Places {
 struct Listen {
     plain: String,
     tls: TlsSettings,
+    metrics: MetricsListen,
+}
+
+/// Where the metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MetricsListen {
+    /// On the API's own listeners.
+    Api,
+    /// On a listener of their own.
+    Addr(std::net::SocketAddr),
+    /// Nowhere.
+    Off,
+}
+
+impl MetricsListen {
+    fn parse(s: &str) -> Result<MetricsListen> {
+        match s {
+            "api" | "" => Ok(MetricsListen::Api),
+            "off" => Ok(MetricsListen::Off),
+            addr => addr.parse().map(MetricsListen::Addr).with_context(|| {
+                format!("--listen-metrics takes `api`, `off` or an address like 127.0.0.1:9187, not {addr:?}")
+            }),
+        }
+    }
 }
 
 /// The bound listeners: plain HTTP, and HTTPS with its configuration when it is on.
 struct Bound {
     plain: tokio::net::TcpListener,
     tls: Option<(tokio::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    /// The metrics' own listener, when they have one.
+    metrics: Option<tokio::net::TcpListener>,
 }
 
-/// Bind both listeners and say where they are (HTTPS first: whoever waits for the
-/// `listening on http://` line then has both).
+/// Bind the listeners and say where they are (HTTPS and metrics first: whoever waits for
+/// the `listening on http://` line then has them all).
 async fn bind(listen: &Listen, data_dir: &Path) -> Result<Bound> {
     let plain = tokio::net::TcpListener::bind(&listen.plain)
         .await
@@ -171,12 +212,32 @@ async fn bind(listen: &Listen, data_dir: &Path) -> Result<Bound> {
             Some((tcp, config))
         }
     };
+    let metrics = match listen.metrics {
+        MetricsListen::Addr(at) => {
+            let tcp = tokio::net::TcpListener::bind(at).await.with_context(|| {
+                format!(
+                    "cannot listen for metrics on {at} (give --listen-metrics ADDR, api or off)"
+                )
+            })?;
+            eprintln!("keyplane: metrics on http://{}/metrics", tcp.local_addr()?);
+            Some(tcp)
+        }
+        MetricsListen::Api => {
+            eprintln!("keyplane: metrics on http://{addr}/metrics");
+            None
+        }
+        MetricsListen::Off => None,
+    };
     eprintln!(
         "keyplane: listening on http://{addr} (data directory {})",
         data_dir.display()
     );
     tracing::info!(%addr, "listening");
-    Ok(Bound { plain, tls })
+    Ok(Bound {
+        plain,
+        tls,
+        metrics,
+    })
 }
 
 /// Serve HTTP and HTTPS with one state until SIGINT or SIGTERM.
@@ -189,6 +250,15 @@ async fn serve_api(state: Arc<AppState>, bound: Bound) -> Result<()> {
     let quit = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|q| *q).await;
     };
+    if let Some(tcp) = bound.metrics {
+        let app = keyplane_api::metrics_router(state.clone());
+        let stop = quit(quit_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(tcp, app).with_graceful_shutdown(stop).await {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let plain = keyplane_api::run(state.clone(), bound.plain, quit(quit_rx.clone()));
     match bound.tls {
         None => plain.await?,
@@ -313,7 +383,7 @@ async fn serve(
     let guest_agent = host
         .as_ref()
         .ok()
-        .and_then(|h| h.config().guest_agent.clone());
+        .and_then(|h| h.guest_agent().map(Path::to_path_buf));
     let worker_cfg = worker_config(guest_agent, &sandbox, addr)?;
     let state = AppState::new(core.clone(), api);
     if let Ok(host) = &host {

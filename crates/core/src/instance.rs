@@ -365,6 +365,21 @@ pub enum OpKind {
     },
 }
 
+impl OpKind {
+    /// The kind's name, as metrics label operations (`create`, `bind`, `reset_password`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::Create { .. } => "create",
+            OpKind::Start => "start",
+            OpKind::Stop { .. } => "stop",
+            OpKind::Reboot { .. } => "reboot",
+            OpKind::Terminate => "terminate",
+            OpKind::Bind { .. } => "bind",
+            OpKind::ResetPassword { .. } => "reset_password",
+        }
+    }
+}
+
 /// A durable asynchronous operation on one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod instance;
 pub mod keypair;
+pub mod metrics;
 pub mod password;
 pub mod registration;
 pub mod sealing;

@@ -116,6 +116,7 @@ pub struct Core {
     master_key: Arc<crate::sealing::MasterKey>,
     linux_image: Arc<std::sync::RwLock<Option<crate::instance::LinuxImageFacts>>>,
     capacity: Option<crate::compute::HostCapacity>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -134,7 +135,25 @@ impl Core {
             master_key: Arc::new(crate::sealing::MasterKey::generate()),
             linux_image: Arc::default(),
             capacity: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// What this node counts and times.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Brings the instance counts of [`Core::metrics`] up to date from the store (every
+    /// node's instances), before a scrape.
+    pub async fn refresh_instance_metrics(&self) -> Result<(), DomainError> {
+        let counts = self.store.count_instances().await.map_err(store_err)?;
+        self.metrics.set_instances(
+            counts
+                .iter()
+                .map(|(ns, state, n)| (ns.as_str(), state.as_str(), *n)),
+        );
+        Ok(())
     }
 
     /// The same service, sealing and opening account secrets with `key`.

@@ -189,6 +189,8 @@ pub trait InstanceStore: Send + Sync + 'static {
     async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>>;
     /// Every instance (for restarting sandboxes when the server starts).
     async fn all_instances(&self) -> StoreResult<Vec<Instance>>;
+    /// How many instances there are, by namespace and state (for metrics).
+    async fn count_instances(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>>;
     /// Record operations atomically; `Conflict(InstanceBusy)` when any instance already has one
     /// in progress (then none is recorded). Sets each instance's latest operation fields.
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()>;

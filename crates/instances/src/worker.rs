@@ -235,6 +235,11 @@ impl Worker {
             millis = started.elapsed().as_millis() as u64,
             "operation finished"
         );
+        self.core.metrics().operation(
+            op.kind.name(),
+            state.as_str(),
+            started.elapsed().as_secs_f64(),
+        );
         if let Err(e) = self
             .core
             .store()

@@ -384,6 +384,29 @@ impl InstanceStore for PostgresStore {
         .map_err(Fail::into_store)
     }
 
+    async fn count_instances(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
+        async {
+            let c = self.client().await?;
+            let stmt = c
+                .prepare_cached(
+                    "SELECT namespace, state, COUNT(*) FROM instances GROUP BY namespace, state",
+                )
+                .await?;
+            let mut out = Vec::new();
+            for r in c.query(&stmt, &[]).await? {
+                let (ns, state): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                out.push((
+                    Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+                    InstanceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+                    r.try_get::<_, i64>(2)? as u64,
+                ));
+            }
+            Ok(out)
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
         let mut ids: Vec<&str> = ops.iter().map(|op| op.instance_id.as_str()).collect();
         ids.sort_unstable();

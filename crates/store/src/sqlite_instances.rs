@@ -392,6 +392,28 @@ impl InstanceStore for SqliteStore {
         self.with(|c| query_instances(c, "", &[])).await
     }
 
+    async fn count_instances(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT namespace, state, COUNT(*) FROM instances GROUP BY namespace, state",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let (ns, state): (String, String) = (r.get(0)?, r.get(1)?);
+                    Ok((
+                        Namespace::parse(&ns).ok_or_else(|| bad("namespace", &ns))?,
+                        InstanceState::parse(&state).ok_or_else(|| bad("state", &state))?,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
         let ops = ops.to_vec();
         self.with(move |c| {

@@ -38,7 +38,41 @@ pub async fn run(store: Arc<dyn Store>) {
     sandbox_affinity(&*store).await;
     client_tokens(&*store).await;
     crate::suite_attributes::run(&*store).await;
+    instance_counts(&*store).await;
     crate::sealing_suite::run(store).await;
+}
+
+/// Counts by namespace and state, as metrics read them.
+async fn instance_counts(store: &dyn Store) {
+    let count = |all: &[(Namespace, InstanceState, u64)], state| {
+        all.iter()
+            .find(|(ns, s, _)| *ns == Namespace::Cvm && *s == state)
+            .map_or(0, |(_, _, n)| *n)
+    };
+    let before = store.count_instances().await.unwrap();
+    let a = Account::generate("suite-counts", false, 90);
+    store.insert_account(&a).await.unwrap();
+    let (i1, i2) = (instance(&a, 900, &[], 900), instance(&a, 901, &[], 901));
+    store
+        .insert_instances(&[i1.clone(), i2], &[])
+        .await
+        .unwrap();
+    store
+        .set_instance_state(&i1.id, InstanceState::Running)
+        .await
+        .unwrap();
+    let after = store.count_instances().await.unwrap();
+    for (state, added) in [(InstanceState::Running, 1), (InstanceState::Pending, 1)] {
+        assert_eq!(
+            count(&after, state),
+            count(&before, state) + added,
+            "{state:?}: {after:?}"
+        );
+    }
+    assert_eq!(
+        after.iter().map(|c| c.2).sum::<u64>(),
+        before.iter().map(|c| c.2).sum::<u64>() + 2
+    );
 }
 
 async fn accounts(store: &dyn Store) {

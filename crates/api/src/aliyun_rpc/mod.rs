@@ -37,10 +37,17 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
         let started = std::time::Instant::now();
         let action = claimed.action.clone().unwrap_or_default();
         let result = process(state, raw, &request_id).await;
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        let known = EcsAction::parse(&action).map_or("other", EcsAction::name);
+        let record = |code: &str| {
+            let secs = elapsed.as_secs_f64();
+            state.core.metrics().request("ecs", known, code, secs);
+        };
         match result {
             Ok(fields) => {
                 info!(micros, "ok");
+                record("ok");
                 render::success(&action, &request_id, fields, claimed.format)
             }
             Err(e) => {
@@ -50,6 +57,7 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
                 } else {
                     info!(micros, code, status, "refused");
                 }
+                record(code);
                 render::failure(&request_id, &e, claimed.format)
             }
         }

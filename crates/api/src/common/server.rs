@@ -29,6 +29,9 @@ pub struct ApiConfig {
     /// How often an agent's long poll looks in the database for a change this node was not
     /// told about (one made through another node).
     pub agent_poll_fallback: std::time::Duration,
+    /// Whether `GET /metrics` is served on the API's own listeners (it can be served on an
+    /// address of its own instead, with [`metrics_router`], or not at all).
+    pub metrics_on_api: bool,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +41,7 @@ impl Default for ApiConfig {
             max_clock_skew_secs: 300,
             max_body_bytes: 1024 * 1024,
             agent_poll_fallback: std::time::Duration::from_secs(1),
+            metrics_on_api: true,
         }
     }
 }
@@ -102,6 +106,34 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(entry).with_state(state)
 }
 
+/// Where the metrics are served.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// A router that serves only `GET /metrics`, for a listener of its own.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            METRICS_PATH,
+            axum::routing::get(|State(s): State<Arc<AppState>>| async move { metrics(&s).await }),
+        )
+        .with_state(state)
+}
+
+/// The metrics in Prometheus' text format, with the instance counts read from the store now.
+async fn metrics(state: &AppState) -> Response {
+    if let Err(e) = state.core.refresh_instance_metrics().await {
+        tracing::warn!(error = %e, "metrics: cannot count the instances");
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.core.metrics().encode(),
+    )
+        .into_response()
+}
+
 async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let peer = req
         .extensions()
@@ -131,6 +163,9 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     }
     if raw.path == "/healthz" {
         return (StatusCode::OK, "ok\n").into_response();
+    }
+    if raw.path == METRICS_PATH && state.config.metrics_on_api {
+        return metrics(&state).await;
     }
     if raw.path == crate::agent_api::REGISTER {
         return crate::agent_api::register(&state, &raw).await;

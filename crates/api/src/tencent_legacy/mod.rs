@@ -41,19 +41,34 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
         if let Some(s) = &claimed.secret_id {
             span.record("secret_id", s.as_str());
         }
-        let micros = started.elapsed().as_micros() as u64;
-        match &result {
-            Ok(_) => info!(micros, "ok"),
-            Err(e @ LegacyError::Domain(keyplane_core::DomainError::Internal(detail))) => {
-                warn!(micros, code = e.code(), detail = %detail, "failed")
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        let code = match &result {
+            Ok(_) => {
+                info!(micros, "ok");
+                "ok"
             }
-            Err(e) => info!(
-                micros,
-                code = e.code(),
-                code_desc = e.code_desc(),
-                "refused"
-            ),
-        }
+            Err(e @ LegacyError::Domain(keyplane_core::DomainError::Internal(detail))) => {
+                warn!(micros, code = e.code(), detail = %detail, "failed");
+                e.code_desc()
+            }
+            Err(e) => {
+                info!(
+                    micros,
+                    code = e.code(),
+                    code_desc = e.code_desc(),
+                    "refused"
+                );
+                e.code_desc()
+            }
+        };
+        let action = claimed
+            .action
+            .as_deref()
+            .and_then(LegacyAction::parse)
+            .map_or("other", LegacyAction::name);
+        let secs = elapsed.as_secs_f64();
+        state.core.metrics().request("legacy", action, code, secs);
         render(result)
     }
     .instrument(span)

@@ -42,14 +42,46 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
         if let Some(s) = &claimed.secret_id {
             span.record("secret_id", s.as_str());
         }
-        let micros = started.elapsed().as_micros() as u64;
-        match &result {
-            Ok(_) => info!(micros, "ok"),
-            Err(e @ TcError::Domain(keyplane_core::DomainError::Internal(detail))) => {
-                warn!(micros, code = e.code(product), detail = %detail, "failed")
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        let code = match &result {
+            Ok(_) => {
+                info!(micros, "ok");
+                "ok"
             }
-            Err(e) => info!(micros, code = e.code(product), "refused"),
-        }
+            Err(e @ TcError::Domain(keyplane_core::DomainError::Internal(detail))) => {
+                warn!(micros, code = e.code(product), detail = %detail, "failed");
+                e.code(product)
+            }
+            Err(e) => {
+                info!(micros, code = e.code(product), "refused");
+                e.code(product)
+            }
+        };
+        let (dialect, action) = match product {
+            Product::Cvm => (
+                "cvm",
+                claimed
+                    .action
+                    .as_deref()
+                    .and_then(CvmAction::parse)
+                    .map(CvmAction::name),
+            ),
+            Product::Lighthouse => (
+                "lighthouse",
+                claimed
+                    .action
+                    .as_deref()
+                    .and_then(router::LighthouseAction::parse)
+                    .map(router::LighthouseAction::name),
+            ),
+        };
+        state.core.metrics().request(
+            dialect,
+            action.unwrap_or("other"),
+            code,
+            elapsed.as_secs_f64(),
+        );
         render(&request_id, result, product)
     }
     .instrument(span)
