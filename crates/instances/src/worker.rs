@@ -495,18 +495,7 @@ impl Worker {
                 .map_err(text)?;
             return Ok(());
         }
-        if op.step < 1 {
-            op.was_running = inst.state == InstanceState::Running;
-            op.step = 1;
-            self.save(op).await?;
-        }
-        if op.step < 2 {
-            if op.was_running {
-                self.halt(inst, true).await?;
-            }
-            op.step = 2;
-            self.save(op).await?;
-        }
+        self.stop_first(op, inst, true).await?;
         if op.step < 3 {
             op.target_generation = self
                 .core
@@ -528,6 +517,29 @@ impl Worker {
             // Step 4 applied the state: the start need not run the agent again.
             let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
             self.boot_with(&now, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Steps 1 and 2 of an operation that works on a stopped instance: remember whether it
+    /// ran, then stop it (`force`: without a grace period) if it did.
+    pub(crate) async fn stop_first(
+        &self,
+        op: &mut Operation,
+        inst: &Instance,
+        force: bool,
+    ) -> StepResult {
+        if op.step < 1 {
+            op.was_running = inst.state == InstanceState::Running;
+            op.step = 1;
+            self.save(op).await?;
+        }
+        if op.step < 2 {
+            if op.was_running {
+                self.halt(inst, force).await?;
+            }
+            op.step = 2;
+            self.save(op).await?;
         }
         Ok(())
     }

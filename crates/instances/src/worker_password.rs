@@ -1,7 +1,7 @@
 //! The worker's password resets: the steps of `OpKind::ResetPassword` on one instance.
 
 use super::{text, StepResult, Worker};
-use keyplane_core::instance::{HostKind, Instance, InstanceState, Operation};
+use keyplane_core::instance::{HostKind, Instance, Operation};
 
 /// How a password reset takes effect (the flags of `OpKind::ResetPassword`).
 #[derive(Debug, Clone, Copy)]
@@ -25,18 +25,7 @@ impl Worker {
         how: ResetHow,
     ) -> StepResult {
         if !how.deferred {
-            if op.step < 1 {
-                op.was_running = inst.state == InstanceState::Running;
-                op.step = 1;
-                self.save(op).await?;
-            }
-            if op.step < 2 {
-                if op.was_running {
-                    self.halt(inst, false).await?;
-                }
-                op.step = 2;
-                self.save(op).await?;
-            }
+            self.stop_first(op, inst, false).await?;
         }
         if op.step < 3 {
             // Both writes replace a value with the same one when repeated, so a crash between

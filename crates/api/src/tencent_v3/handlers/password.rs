@@ -106,6 +106,25 @@ pub fn check_user_name(user: Option<&str>, instances: &[Instance]) -> Result<Str
     Ok(user.to_string())
 }
 
+/// A `UserName`, when given, is 1 to [`MAX_USER_NAME`] characters; `too_long` makes the
+/// product's own error for a longer one (given its length).
+pub(crate) fn check_user_name_shape(
+    user: Option<&str>,
+    too_long: impl FnOnce(usize) -> TcError,
+) -> Result<(), TcError> {
+    let Some(user) = user else {
+        return Ok(());
+    };
+    let len = user.chars().count();
+    if len > MAX_USER_NAME {
+        return Err(too_long(len));
+    }
+    if user.is_empty() {
+        return Err(invalid("UserName", "must not be empty"));
+    }
+    Ok(())
+}
+
 /// ResetInstancesPassword: STOPPED instances, or RUNNING ones with `ForceStop` (shut down, the
 /// password replaced, started again). Without ForceStop a running instance is refused with
 /// `UnsupportedOperation.InstanceStateRunning`, as the API documents.
@@ -113,20 +132,14 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let req: ResetRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let password = required(req.password.filter(|p| !p.is_empty()), "Password")?;
-    if let Some(user) = &req.user_name {
-        let len = user.chars().count();
-        if len > MAX_USER_NAME {
-            return Err(CvmRefusal::ValueTooLong {
-                param: "UserName".into(),
-                max: MAX_USER_NAME,
-                len,
-            }
-            .into());
+    check_user_name_shape(req.user_name.as_deref(), |len| {
+        CvmRefusal::ValueTooLong {
+            param: "UserName".into(),
+            max: MAX_USER_NAME,
+            len,
         }
-        if user.is_empty() {
-            return Err(invalid("UserName", "must not be empty"));
-        }
-    }
+        .into()
+    })?;
     let instances = ctx.core.get_instances(ctx.account, NS, &ids).await?;
     if let Some(other) = instances.iter().find(|i| i.region != ctx.region) {
         return Err(TcError::Domain(DomainError::InstanceNotFound {

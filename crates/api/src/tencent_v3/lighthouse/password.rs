@@ -7,8 +7,10 @@ use super::error::LighthouseRefusal;
 use super::{check_ids, settled_instances, Ctx, NS};
 use crate::common::params::decode;
 use crate::tencent_v3::error::TcError;
-use crate::tencent_v3::handlers::password::{check_reset_password, check_user_name, MAX_USER_NAME};
-use crate::tencent_v3::handlers::{invalid, required};
+use crate::tencent_v3::handlers::password::{
+    check_reset_password, check_user_name, check_user_name_shape, MAX_USER_NAME,
+};
+use crate::tencent_v3::handlers::required;
 use keyplane_core::instance::OsType;
 use keyplane_core::password::ResetRule;
 use serde::Deserialize;
@@ -34,20 +36,14 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let req: ResetRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let password = required(req.password.filter(|p| !p.is_empty()), "Password")?;
-    if let Some(user) = &req.user_name {
-        let len = user.chars().count();
-        if len > MAX_USER_NAME {
-            return Err(LighthouseRefusal::ValueTooLong {
-                param: "UserName".into(),
-                max: MAX_USER_NAME,
-                len,
-            }
-            .into());
+    check_user_name_shape(req.user_name.as_deref(), |len| {
+        LighthouseRefusal::ValueTooLong {
+            param: "UserName".into(),
+            max: MAX_USER_NAME,
+            len,
         }
-        if user.is_empty() {
-            return Err(invalid("UserName", "must not be empty"));
-        }
-    }
+        .into()
+    })?;
     let instances = settled_instances(ctx, &ids).await?;
     let user = check_user_name(req.user_name.as_deref(), &instances)?;
     let windows = instances.iter().any(|i| i.os == OsType::Windows);
