@@ -307,6 +307,7 @@ async fn associate_is_10_per_second_and_disassociate_20() {
         ("DisassociateInstancesKeyPairs", 20),
     ] {
         let mut passed = 0;
+        let started = std::time::Instant::now();
         for _ in 0..40 {
             let r = h.call_in(Some(REGION), action, json!({})).await;
             match r["Error"]["Code"].as_str() {
@@ -315,10 +316,13 @@ async fn associate_is_10_per_second_and_disassociate_20() {
                 other => panic!("{action}: {other:?}"),
             }
         }
-        // A few more than the burst may pass while the bucket refills during the loop.
+        // The burst passes, and what the bucket refilled while the loop ran (at the action's
+        // rate, one more for the partial token): a slow machine gets a longer loop, not a
+        // different answer.
+        let refilled = (started.elapsed().as_secs_f64() * allowed as f64).ceil() as usize + 1;
         assert!(
-            (allowed..=allowed + 5).contains(&passed),
-            "{action}: {passed} of 40 back-to-back calls passed"
+            (allowed..=allowed + refilled).contains(&passed),
+            "{action}: {passed} of 40 back-to-back calls passed ({refilled} refilled)"
         );
     }
 }

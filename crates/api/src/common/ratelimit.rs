@@ -6,23 +6,53 @@ use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
 
 type Key = (String, String);
+type Keyed = RateLimiter<Key, DefaultKeyedStateStore<Key>, DefaultClock>;
 
-/// A keyed token bucket: one bucket per (account, dialect action).
+/// Actions the providers document at another rate than their 10 a second, as a multiple of
+/// the configured rate: Lighthouse's DisassociateInstancesKeyPairs is documented at 20.
+pub const DOCUMENTED_RATES: &[(&str, u32)] = &[("lighthouse.DisassociateInstancesKeyPairs", 2)];
+
+/// A keyed token bucket: one bucket per (account, dialect action), at the configured rate or
+/// the action's own multiple of it.
 pub struct Limiter {
-    inner: Option<RateLimiter<Key, DefaultKeyedStateStore<Key>, DefaultClock>>,
+    base: Option<Keyed>,
+    /// Actions with a rate of their own, and their limiter.
+    own: Vec<(&'static str, Keyed)>,
+}
+
+fn keyed(per_second: u32) -> Option<Keyed> {
+    NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n)))
 }
 
 impl Limiter {
     /// `per_second` requests a second per key, with bursts of the same size; 0 disables it.
     pub fn new(per_second: u32) -> Limiter {
+        Limiter::with_rates(per_second, &[])
+    }
+
+    /// Like [`Limiter::new`], with each action of `rates` at its multiple of `per_second`
+    /// (0 still disables every limit).
+    pub fn with_rates(per_second: u32, rates: &[(&'static str, u32)]) -> Limiter {
         Limiter {
-            inner: NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n))),
+            base: keyed(per_second),
+            own: rates
+                .iter()
+                .filter_map(|&(action, factor)| {
+                    keyed(per_second.saturating_mul(factor)).map(|l| (action, l))
+                })
+                .collect(),
         }
     }
 
     /// Take one token; `false` when the key is over its rate.
     pub fn check(&self, account_id: &str, action: &str) -> bool {
-        match &self.inner {
+        let limiter = self
+            .own
+            .iter()
+            .find(|(a, _)| *a == action)
+            .map(|(_, l)| l)
+            .or(self.base.as_ref());
+        match limiter {
             None => true,
             Some(l) => l
                 .check_key(&(account_id.to_string(), action.to_string()))
@@ -32,7 +62,7 @@ impl Limiter {
 
     /// Drop idle buckets (called periodically).
     pub fn housekeeping(&self) {
-        if let Some(l) = &self.inner {
+        for l in self.base.iter().chain(self.own.iter().map(|(_, l)| l)) {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -58,5 +88,19 @@ mod tests {
         );
         let off = Limiter::new(0);
         assert!((0..100).all(|_| off.check("a", "x")));
+    }
+
+    #[test]
+    fn documented_actions_have_their_own_rate() {
+        let l = Limiter::with_rates(10, DOCUMENTED_RATES);
+        let fast = "lighthouse.DisassociateInstancesKeyPairs";
+        let passed = (0..45).filter(|_| l.check("a", fast)).count();
+        assert!((20..=21).contains(&passed), "{passed}");
+        let passed = (0..45)
+            .filter(|_| l.check("a", "lighthouse.DescribeInstances"))
+            .count();
+        assert!((10..=11).contains(&passed), "{passed}");
+        let off = Limiter::with_rates(0, DOCUMENTED_RATES);
+        assert!((0..100).all(|_| off.check("a", fast)));
     }
 }

@@ -64,7 +64,10 @@ pub struct AppState {
 impl AppState {
     /// State over a domain service.
     pub fn new(core: Core, config: ApiConfig) -> Arc<AppState> {
-        let limiter = Limiter::new(config.rate_limit_per_second);
+        let limiter = Limiter::with_rates(
+            config.rate_limit_per_second,
+            crate::common::ratelimit::DOCUMENTED_RATES,
+        );
         Arc::new(AppState {
             core,
             config,

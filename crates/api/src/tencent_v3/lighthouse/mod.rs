@@ -17,7 +17,6 @@ use super::dto::Filter;
 use super::error::TcError;
 use super::handlers::{invalid, non_empty};
 use super::router::{LighthouseAction, REGIONS};
-use crate::common::ratelimit::Limiter;
 use crate::common::server::AppState;
 use error::LighthouseRefusal;
 use keyplane_core::account::Account;
@@ -25,9 +24,6 @@ use keyplane_core::instance::{Instance, InstanceState};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::{Core, DomainError};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
 /// The namespace of Lighthouse key pairs and instances.
 pub const NS: Namespace = Namespace::Lighthouse;
@@ -141,32 +137,11 @@ pub async fn settled_instances(ctx: &Ctx<'_>, ids: &[String]) -> Result<Vec<Inst
     Ok(instances)
 }
 
-/// The limiter of DisassociateInstancesKeyPairs, which Lighthouse documents at 20 requests a
-/// second where every other action has 10: twice the configured rate (0 still disables it).
-fn disassociate_limiter(base: u32) -> Arc<Limiter> {
-    static LIMITERS: OnceLock<Mutex<HashMap<u32, Arc<Limiter>>>> = OnceLock::new();
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let limiter = LIMITERS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .entry(base)
-        .or_insert_with(|| Arc::new(Limiter::new(base.saturating_mul(2))))
-        .clone();
-    if CALLS.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-        limiter.housekeeping();
-    }
-    limiter
-}
-
 fn rate_ok(state: &AppState, account: &Account, act: LighthouseAction) -> bool {
-    let key = format!("lighthouse.{}", act.name());
-    match act {
-        LighthouseAction::DisassociateInstancesKeyPairs => {
-            disassociate_limiter(state.config.rate_limit_per_second).check(&account.id, &key)
-        }
-        _ => state.limiter.check(&account.id, &key),
-    }
+    // DisassociateInstancesKeyPairs has its documented rate of its own in the limiter.
+    state
+        .limiter
+        .check(&account.id, &format!("lighthouse.{}", act.name()))
 }
 
 /// Serve one authenticated Lighthouse request.
@@ -238,14 +213,5 @@ mod tests {
         ] {
             assert!(check_zone(bad, "ap-guangzhou").is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn disassociate_runs_at_twice_the_rate() {
-        let l = disassociate_limiter(10);
-        let passed = (0..50).filter(|_| l.check("acct-rate-test", "x")).count();
-        assert!((20..=21).contains(&passed), "{passed}");
-        let off = disassociate_limiter(0);
-        assert!((0..100).all(|_| off.check("acct-rate-test", "x")));
     }
 }
