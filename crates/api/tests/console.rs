@@ -323,3 +323,21 @@ async fn assets_are_built_in() {
         .unwrap()
         .starts_with("text/css"));
 }
+
+#[tokio::test]
+async fn over_https_the_cookie_is_secure() {
+    let (t, _) = populated().await;
+    // What `run_tls` marks every request with.
+    let app = t
+        .app
+        .clone()
+        .layer(axum::Extension(keyplane_api::common::server::ServedOverTls));
+    let login = t.core.issue_console_login("alice").await.unwrap();
+    let req = Request::get(token_of(login.token.expose()))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let set = resp.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.ends_with("; Secure"), "{set}");
+}
