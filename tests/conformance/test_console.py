@@ -126,6 +126,7 @@ def test_the_console_shows_the_instance_its_key_and_latest_operation(world, tmp_
     assert iid not in again and kp.KeyId not in again
 
     browse(login_url(world), tmp_path, screenshot="console-signed-in.png")
+    assert url.split("token=")[1] not in world["srv"].output(4000), "a login token was logged"
 
 
 def test_without_a_login_the_console_shows_nothing(world, tmp_path):
