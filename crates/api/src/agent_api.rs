@@ -182,6 +182,7 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
         };
         let changed = after.is_none_or(|a| instance.desired_generation > a);
         if changed || tokio::time::Instant::now() >= deadline {
+            seen(state, id).await;
             return match state.core.serve_ssh_state(&instance).await {
                 Ok(d) => answer(
                     StatusCode::OK,
@@ -195,6 +196,14 @@ async fn ssh_state(state: &AppState, raw: &RawRequest, id: &str) -> Response {
             };
         }
         wait_for_change(&mut changes, id, deadline, state.config.agent_poll_fallback).await;
+    }
+}
+
+/// Record that the agent of `id` was heard from (for the console's "last seen"); a failure
+/// costs the console a stale time, never the agent its answer.
+async fn seen(state: &AppState, id: &str) {
+    if let Err(e) = state.core.note_agent_seen(id).await {
+        tracing::warn!(instance = %id, error = %e, "cannot record when the agent was seen");
     }
 }
 

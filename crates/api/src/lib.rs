@@ -5,6 +5,7 @@
 //! - [`tencent_legacy`]: the legacy CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`).
 //! - [`aliyun_rpc`]: Alibaba Cloud ECS 2014-05-26 (RPC HMAC-SHA1 and ACS3-HMAC-SHA256).
 //! - [`agent_api`]: what guest agents fetch and report.
+//! - [`console`]: the web console at `/console/`.
 //!
 //! [`run`] is the one start seam: the caller binds the listener and owns shutdown;
 //! [`run_tls`] serves the same router over HTTPS.
@@ -13,6 +14,7 @@
 pub mod agent_api;
 pub mod aliyun_rpc;
 pub mod common;
+pub mod console;
 pub mod metadata;
 pub mod tencent_legacy;
 pub mod tencent_v3;

@@ -5,8 +5,11 @@ mod account;
 mod agent;
 mod agent_token;
 mod config;
+mod console;
 mod image;
 mod master_key;
+mod ops_wait;
+mod read;
 mod serve;
 mod tls;
 
@@ -36,6 +39,16 @@ enum Command {
     /// The root filesystems Linux instances boot from: build, list, import.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The web console: one-time login URLs.
+    #[command(subcommand)]
+    Console(console::ConsoleCommand),
+    /// List an account's instances: state, address, bound keys, latest operation.
+    Instances(read::ReadArgs),
+    /// List an account's key pairs: fingerprints and the instances they are bound to.
+    Keys(read::ReadArgs),
+    /// Asynchronous operations on instances.
+    #[command(subcommand)]
+    Ops(read::OpsCommand),
     /// The server's TLS certificate authority.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
@@ -60,6 +73,10 @@ fn main() -> std::process::ExitCode {
         Command::AgentToken(cmd) => agent_token::run(cmd),
         Command::Image(cmd) => image::run(cmd),
         Command::Tls(cmd) => tls::run(cmd),
+        Command::Console(cmd) => console::run(cmd),
+        Command::Instances(args) => read::instances(args),
+        Command::Keys(args) => read::keys(args),
+        Command::Ops(cmd) => read::ops(cmd),
         Command::SandboxInit { args } => keyplane_instances::init::run(args),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);

@@ -8,6 +8,7 @@ pub mod account;
 pub mod agent;
 pub mod binding;
 pub mod compute;
+pub mod console;
 pub mod error;
 pub mod ids;
 pub mod instance;

@@ -117,6 +117,7 @@ pub struct Core {
     linux_image: Arc<std::sync::RwLock<Option<crate::instance::LinuxImageFacts>>>,
     capacity: Option<crate::compute::HostCapacity>,
     metrics: Arc<crate::metrics::Metrics>,
+    agent_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -136,7 +137,15 @@ impl Core {
             linux_image: Arc::default(),
             capacity: None,
             metrics: Arc::default(),
+            agent_seen: Arc::default(),
         }
+    }
+
+    /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).
+    pub(crate) fn agent_seen_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
+        self.agent_seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What this node counts and times.

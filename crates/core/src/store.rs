@@ -62,7 +62,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything Keyplane persists. Every call that touches tenant data is scoped by account id,
 /// so isolation does not depend on callers remembering to filter.
 #[async_trait]
-pub trait Store: InstanceStore + Send + Sync + 'static {
+pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
     /// Insert a new account; `Conflict(AccountName)` if the name is taken.
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
     /// Look an account up by name.
@@ -252,4 +252,69 @@ pub trait InstanceStore: Send + Sync + 'static {
     async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<bool>;
     /// Delete an instance and its bindings.
     async fn delete_instance(&self, id: &str) -> StoreResult<()>;
+}
+
+/// Which console credential a stored token hash stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleTokenKind {
+    /// A one-time login, exchanged once for a session.
+    Login,
+    /// A signed-in browser session.
+    Session,
+}
+
+impl ConsoleTokenKind {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleTokenKind::Login => "login",
+            ConsoleTokenKind::Session => "session",
+        }
+    }
+}
+
+/// The account a console credential signs in as (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleAccount {
+    /// Account id.
+    pub id: String,
+    /// Account name.
+    pub name: String,
+}
+
+/// The web console's credentials, stored only as hashes of their tokens, and when each
+/// instance's agent was last seen.
+#[async_trait]
+pub trait ConsoleStore: Send + Sync + 'static {
+    /// Record a console credential under the hash of its token, valid until `expires_at`;
+    /// expired credentials are purged on the way.
+    async fn insert_console_token(
+        &self,
+        hash: &str,
+        kind: ConsoleTokenKind,
+        account_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Use up a one-time login: in one transaction, delete the unexpired login stored under
+    /// `login_hash` and record a session under `session_hash` for its account, valid until
+    /// `session_expires_at`. Of all callers on all nodes sharing the store, at most one gets
+    /// the account for one login; everyone else (and an unknown or expired login) gets `None`.
+    async fn redeem_console_login(
+        &self,
+        login_hash: &str,
+        session_hash: &str,
+        session_expires_at: i64,
+        now: i64,
+    ) -> StoreResult<Option<ConsoleAccount>>;
+    /// The account of the unexpired session stored under `hash`.
+    async fn console_session(&self, hash: &str, now: i64) -> StoreResult<Option<ConsoleAccount>>;
+    /// Delete the console credential stored under `hash` (signing out); no error if none.
+    async fn delete_console_token(&self, hash: &str) -> StoreResult<()>;
+    /// Record that the agent of instance `instance_id` was seen at `at` (unix seconds); the
+    /// time never goes back. Nothing is recorded for an instance that does not exist.
+    async fn record_agent_seen(&self, instance_id: &str, at: i64) -> StoreResult<()>;
+    /// When the agents of the account's instances were last seen: (instance id, unix seconds),
+    /// for the instances whose agent was ever seen.
+    async fn agents_seen(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>>;
 }

@@ -8,13 +8,16 @@
 #![forbid(unsafe_code)]
 
 pub mod postgres;
+mod postgres_console;
 mod postgres_instances;
 mod postgres_schema;
 pub mod sealing_suite;
 pub mod sqlite;
+mod sqlite_console;
 mod sqlite_instances;
 pub mod suite;
 mod suite_attributes;
+mod suite_console;
 
 #[cfg(test)]
 mod postgres_tests;

@@ -123,6 +123,7 @@ ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN served_generation BIGINT NOT NULL DEFAULT 0;
 UPDATE instances SET served_generation = desired_generation;
 "#,
+    crate::postgres_console::MIGRATION,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

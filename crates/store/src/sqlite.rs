@@ -126,6 +126,7 @@ ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN served_generation INTEGER NOT NULL DEFAULT 0;
 UPDATE instances SET served_generation = desired_generation;
 "#,
+    crate::sqlite_console::MIGRATION,
 ];
 
 /// SQLite-backed [`Store`].

@@ -39,6 +39,7 @@ pub async fn run(store: Arc<dyn Store>) {
     client_tokens(&*store).await;
     crate::suite_attributes::run(&*store).await;
     instance_counts(&*store).await;
+    crate::suite_console::run(store.clone()).await;
     crate::sealing_suite::run(store).await;
 }
 

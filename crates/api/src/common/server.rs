@@ -104,6 +104,10 @@ impl AppState {
     }
 }
 
+/// Marks requests that arrived over HTTPS (set by [`crate::run_tls`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ServedOverTls;
+
 /// The axum router serving every dialect.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(entry).with_state(state)
@@ -175,6 +179,10 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     }
     if raw.path.starts_with(crate::agent_api::PREFIX) {
         return crate::agent_api::handle(&state, &raw).await;
+    }
+    if crate::console::is_console_path(&raw.path) {
+        let secure = parts.extensions.get::<ServedOverTls>().is_some();
+        return crate::console::handle(&state, &raw, secure).await;
     }
     let response = serve_dialect(&state, &raw).await;
     state.wake.notify_one();

@@ -195,7 +195,12 @@ pub async fn run_tls(
 ) -> io::Result<()> {
     let listener = TlsListener::new(listener, config)?;
     let housekeeping = housekeeping(state.clone());
-    let result = super::listener::serve_listener(router(state), listener, shutdown).await;
+    let result = super::listener::serve_listener(
+        router(state).layer(axum::Extension(super::server::ServedOverTls)),
+        listener,
+        shutdown,
+    )
+    .await;
     housekeeping.abort();
     result
 }
