@@ -9,10 +9,12 @@
 
 pub mod postgres;
 mod postgres_instances;
+mod postgres_query;
 mod postgres_schema;
 pub mod sealing_suite;
 pub mod sqlite;
 mod sqlite_instances;
+mod sqlite_query;
 pub mod suite;
 
 #[cfg(test)]

@@ -593,4 +593,41 @@ impl InstanceStore for PostgresStore {
                 .await?;
         })
     }
+
+    async fn instances_by_ids(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> StoreResult<Vec<Instance>> {
+        async {
+            let c = self.client().await?;
+            query_instances(
+                &c,
+                "WHERE account_id = $1 AND namespace = $2 AND id = ANY($3)",
+                &[&account_id, &namespace.as_str(), &ids],
+            )
+            .await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {
+        async {
+            let c = self.client().await?;
+            crate::postgres_query::count_instances(&c, account_id, namespace).await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>> {
+        async {
+            let c = self.client().await?;
+            crate::postgres_query::taken_addresses(&c, addresses).await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use std::path::Path;
@@ -126,6 +127,15 @@ ALTER TABLE instances ADD COLUMN host_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN served_generation INTEGER NOT NULL DEFAULT 0;
 UPDATE instances SET served_generation = desired_generation;
 "#,
+    // Indexes for the pushed-down reads: key pairs by name whatever the region, pages in
+    // (created_at, id) order without a sort, instances the same.
+    r#"
+CREATE INDEX key_pairs_by_name ON key_pairs(account_id, namespace, name);
+DROP INDEX key_pairs_by_account;
+CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at, id);
+DROP INDEX instances_by_account;
+CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at, id);
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -162,6 +172,7 @@ impl SqliteStore {
     fn init(mut conn: Connection) -> StoreResult<SqliteStore> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -220,10 +231,11 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-const KEY_COLS: &str = "id, account_id, namespace, region, name, description, project_id, \
+pub(crate) const KEY_COLS: &str =
+    "id, account_id, namespace, region, name, description, project_id, \
      public_key, fingerprint_sha256, fingerprint_md5, tags, created_at";
 
-fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
+pub(crate) fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
     let ns: String = r.get(2)?;
     let tags: String = r.get(10)?;
     Ok(KeyPair {
@@ -241,6 +253,44 @@ fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
         created_at: r.get(11)?,
         associated_instance_ids: Vec::new(),
     })
+}
+
+/// The rules an insert could break, in the order callers see them: the name, the public key,
+/// the quota. Each is one indexed query; the transaction holds the write lock.
+fn insert_checks(tx: &Connection, kp: &KeyPair, quota: usize) -> StoreResult<()> {
+    let exists = |sql: &str, value: &str| -> StoreResult<bool> {
+        let mut st = tx.prepare_cached(sql).map_err(backend)?;
+        st.exists(params![
+            kp.account_id,
+            kp.namespace.as_str(),
+            kp.region,
+            value
+        ])
+        .map_err(backend)
+    };
+    if exists(
+        "SELECT 1 FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 AND region = ?3 \
+         AND name = ?4",
+        &kp.name,
+    )? {
+        return Err(StoreError::Conflict(Conflict::KeyPairName));
+    }
+    if exists(
+        "SELECT 1 FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 AND region = ?3 \
+         AND fingerprint_sha256 = ?4",
+        &kp.fingerprint_sha256,
+    )? {
+        return Err(StoreError::Conflict(Conflict::PublicKey));
+    }
+    let held: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM key_pairs WHERE account_id = ?1 AND namespace = ?2")
+        .map_err(backend)?
+        .query_row(params![kp.account_id, kp.namespace.as_str()], |r| r.get(0))
+        .map_err(backend)?;
+    if held as usize >= quota {
+        return Err(StoreError::Conflict(Conflict::Quota));
+    }
+    Ok(())
 }
 
 fn account_where(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Account>> {
@@ -344,16 +394,7 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
             let tx = c.transaction().map_err(backend)?;
-            let held: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM key_pairs WHERE account_id = ?1 AND namespace = ?2",
-                    params![kp.account_id, kp.namespace.as_str()],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            if held as usize >= quota {
-                return Err(StoreError::Conflict(Conflict::Quota));
-            }
+            insert_checks(&tx, &kp, quota)?;
             tx.execute(
                 &format!(
                     "INSERT INTO key_pairs ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
@@ -529,6 +570,17 @@ impl Store for SqliteStore {
             Ok(n == 1)
         })
         .await
+    }
+
+    async fn query_key_pairs(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &KeyPairQuery,
+    ) -> StoreResult<KeyPairPage> {
+        let (account_id, query) = (account_id.to_string(), query.clone());
+        self.with(move |c| crate::sqlite_query::query_key_pairs(c, &account_id, namespace, &query))
+            .await
     }
 }
 

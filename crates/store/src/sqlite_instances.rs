@@ -144,7 +144,16 @@ fn query_instances(
     where_sql: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<Vec<Instance>> {
-    let sql = format!("SELECT {INSTANCE_COLS} FROM instances {where_sql} ORDER BY created_at, id");
+    query_instances_ordered(c, where_sql, "created_at, id", args)
+}
+
+fn query_instances_ordered(
+    c: &Connection,
+    where_sql: &str,
+    order: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<Instance>> {
+    let sql = format!("SELECT {INSTANCE_COLS} FROM instances {where_sql} ORDER BY {order}");
     let mut st = c.prepare_cached(&sql).map_err(backend)?;
     let rows = st.query_map(args, instance_from_row).map_err(backend)?;
     let mut out: Vec<Instance> = rows.collect::<Result<_, _>>().map_err(backend)?;
@@ -616,6 +625,39 @@ impl InstanceStore for SqliteStore {
             tx.commit().map_err(backend)
         })
         .await
+    }
+
+    async fn instances_by_ids(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> StoreResult<Vec<Instance>> {
+        let account_id = account_id.to_string();
+        let ids = serde_json::to_string(ids).map_err(backend)?;
+        self.with(move |c| {
+            // `+`: the primary key finds the rows, not the account index (see sqlite_query).
+            query_instances_ordered(
+                c,
+                "WHERE +account_id = ?1 AND +namespace = ?2 \
+                 AND id IN (SELECT value FROM json_each(?3))",
+                "+created_at, +id",
+                &[&account_id, &namespace.as_str(), &ids],
+            )
+        })
+        .await
+    }
+
+    async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {
+        let account_id = account_id.to_string();
+        self.with(move |c| crate::sqlite_query::count_instances(c, &account_id, namespace))
+            .await
+    }
+
+    async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>> {
+        let addresses = addresses.to_vec();
+        self.with(move |c| crate::sqlite_query::taken_addresses(c, &addresses))
+            .await
     }
 }
 
