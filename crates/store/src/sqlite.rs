@@ -6,7 +6,7 @@ use keyplane_core::account::{Account, Secret};
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -138,10 +138,42 @@ CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at
 "#,
 ];
 
-/// SQLite-backed [`Store`].
+/// Read-only connections a file-backed store reads on (WAL lets them read while the writer
+/// writes, and each other).
+const READERS: usize = 4;
+
+/// SQLite-backed [`Store`]: one writer connection, and for a database file a fixed set of
+/// read-only connections, so reads wait neither behind writes nor behind each other.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    readers: Option<Arc<Readers>>,
+}
+
+/// Idle reader connections; a permit is held for each one taken.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Readers {
+    fn open(path: &Path) -> StoreResult<Readers> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut idle = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(backend)?;
+            conn.set_prepared_statement_cache_capacity(128);
+            idle.push(conn);
+        }
+        Ok(Readers {
+            idle: Mutex::new(idle),
+            permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+        })
+    }
 }
 
 pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -161,7 +193,9 @@ impl SqliteStore {
     /// Open (creating if needed) the database file at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let conn = Connection::open(path).map_err(backend)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store.readers = Some(Arc::new(Readers::open(path)?));
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -194,7 +228,44 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: None,
         })
+    }
+
+    /// Run the read-only `f` on a reader connection in a blocking thread (on the writer's
+    /// connection for an in-memory database, which has no readers). A read sees every write
+    /// acknowledged before it began.
+    pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(readers) = self.readers.clone() else {
+            return self.with(move |c| f(c)).await;
+        };
+        let permit = readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(backend)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let take = || {
+                readers
+                    .idle
+                    .lock()
+                    .map_err(|_| backend("reader pool poisoned"))
+            };
+            let conn = take()?
+                .pop()
+                .ok_or_else(|| backend("no idle reader under a permit"))?;
+            let result = f(&conn);
+            take()?.push(conn);
+            result
+        })
+        .await
+        .map_err(backend)?
     }
 
     /// Run `f` on the connection in a blocking thread.
@@ -295,7 +366,9 @@ fn insert_checks(tx: &Connection, kp: &KeyPair, quota: usize) -> StoreResult<()>
 
 fn account_where(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE {column} = ?1");
-    conn.query_row(&sql, params![value], account_from_row)
+    conn.prepare_cached(&sql)
+        .map_err(backend)?
+        .query_row(params![value], account_from_row)
         .optional()
         .map_err(backend)
 }
@@ -332,22 +405,22 @@ impl Store for SqliteStore {
 
     async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
         let name = name.to_string();
-        self.with(move |c| account_where(c, "name", &name)).await
+        self.read(move |c| account_where(c, "name", &name)).await
     }
 
     async fn account_by_secret_id(&self, secret_id: &str) -> StoreResult<Option<Account>> {
         let v = secret_id.to_string();
-        self.with(move |c| account_where(c, "secret_id", &v)).await
+        self.read(move |c| account_where(c, "secret_id", &v)).await
     }
 
     async fn account_by_access_key_id(&self, id: &str) -> StoreResult<Option<Account>> {
         let v = id.to_string();
-        self.with(move |c| account_where(c, "access_key_id", &v))
+        self.read(move |c| account_where(c, "access_key_id", &v))
             .await
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c
                 .prepare(&format!(
                     "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at, id"
@@ -437,7 +510,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<KeyPair>> {
         let account_id = account_id.to_string();
         let region = region.map(str::to_string);
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c
                 .prepare_cached(&format!(
                     "SELECT {KEY_COLS} FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 \
@@ -579,7 +652,7 @@ impl Store for SqliteStore {
         query: &KeyPairQuery,
     ) -> StoreResult<KeyPairPage> {
         let (account_id, query) = (account_id.to_string(), query.clone());
-        self.with(move |c| crate::sqlite_query::query_key_pairs(c, &account_id, namespace, &query))
+        self.read(move |c| crate::sqlite_query::query_key_pairs(c, &account_id, namespace, &query))
             .await
     }
 }
@@ -591,6 +664,14 @@ mod tests {
     #[tokio::test]
     async fn suite_in_memory() {
         crate::suite::run(Arc::new(SqliteStore::in_memory().unwrap())).await;
+    }
+
+    #[tokio::test]
+    async fn suite_on_a_file_with_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        assert!(store.readers.is_some());
+        crate::suite::run(Arc::new(store)).await;
     }
 
     #[tokio::test]

@@ -367,7 +367,7 @@ impl InstanceStore for SqliteStore {
         namespace: Namespace,
     ) -> StoreResult<Vec<Instance>> {
         let account_id = account_id.to_string();
-        self.with(move |c| {
+        self.read(move |c| {
             query_instances(
                 c,
                 "WHERE account_id = ?1 AND namespace = ?2",
@@ -379,12 +379,12 @@ impl InstanceStore for SqliteStore {
 
     async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
         let id = id.to_string();
-        self.with(move |c| Ok(query_instances(c, "WHERE id = ?1", &[&id])?.pop()))
+        self.read(move |c| Ok(query_instances(c, "WHERE id = ?1", &[&id])?.pop()))
             .await
     }
 
     async fn all_instances(&self) -> StoreResult<Vec<Instance>> {
-        self.with(|c| query_instances(c, "", &[])).await
+        self.read(|c| query_instances(c, "", &[])).await
     }
 
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
@@ -584,7 +584,7 @@ impl InstanceStore for SqliteStore {
 
     async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
         let id = id.to_string();
-        self.with(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT served_generation FROM instances WHERE id = ?1",
                 params![id],
@@ -635,7 +635,7 @@ impl InstanceStore for SqliteStore {
     ) -> StoreResult<Vec<Instance>> {
         let account_id = account_id.to_string();
         let ids = serde_json::to_string(ids).map_err(backend)?;
-        self.with(move |c| {
+        self.read(move |c| {
             // `+`: the primary key finds the rows, not the account index (see sqlite_query).
             query_instances_ordered(
                 c,
@@ -650,13 +650,13 @@ impl InstanceStore for SqliteStore {
 
     async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {
         let account_id = account_id.to_string();
-        self.with(move |c| crate::sqlite_query::count_instances(c, &account_id, namespace))
+        self.read(move |c| crate::sqlite_query::count_instances(c, &account_id, namespace))
             .await
     }
 
     async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>> {
         let addresses = addresses.to_vec();
-        self.with(move |c| crate::sqlite_query::taken_addresses(c, &addresses))
+        self.read(move |c| crate::sqlite_query::taken_addresses(c, &addresses))
             .await
     }
 }
