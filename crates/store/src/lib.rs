@@ -15,6 +15,7 @@ pub mod sealing_suite;
 pub mod sqlite;
 mod sqlite_instances;
 mod sqlite_query;
+mod sqlite_writer;
 pub mod suite;
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ const READERS: usize = 4;
 /// read-only connections, so reads wait neither behind writes nor behind each other.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<crate::sqlite_writer::Writer>,
     readers: Option<Arc<Readers>>,
 }
 
@@ -227,7 +227,7 @@ impl SqliteStore {
             tx.commit().map_err(backend)?;
         }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(crate::sqlite_writer::Writer::start(conn)?),
             readers: None,
         })
     }
@@ -268,21 +268,24 @@ impl SqliteStore {
         .map_err(backend)?
     }
 
-    /// Run `f` on the connection in a blocking thread.
+    /// Run `f` on the write connection, in the writer's next group transaction (under a
+    /// savepoint of its own: `f` nests its transactions as savepoints). Answers once the group
+    /// is committed.
     pub(crate) async fn with<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| backend("connection lock poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(backend)?
+        self.writer.run(false, f).await
+    }
+
+    /// Run `f` on the write connection outside any group transaction.
+    pub(crate) async fn with_solo<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run(true, f).await
     }
 }
 
@@ -434,7 +437,7 @@ impl Store for SqliteStore {
 
     async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize> {
         let updates = updates.to_vec();
-        self.with(move |c| {
+        self.with_solo(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let mut changed = 0usize;
             for u in &updates {
@@ -466,7 +469,7 @@ impl Store for SqliteStore {
         let kp = kp.clone();
         self.with(move |c| {
             let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             insert_checks(&tx, &kp, quota)?;
             tx.execute(
                 &format!(
@@ -586,7 +589,7 @@ impl Store for SqliteStore {
         let account_id = account_id.to_string();
         let ids = ids.to_vec();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for id in &ids {
                 let n = tx
                     .execute(
@@ -630,7 +633,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         let (scope, nonce) = (scope.to_string(), nonce.to_string());
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute("DELETE FROM nonces WHERE expires_at <= ?1", params![now])
                 .map_err(backend)?;
             let n = tx
@@ -672,6 +675,56 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
         assert!(store.readers.is_some());
         crate::suite::run(Arc::new(store)).await;
+    }
+
+    /// Concurrent writes share group transactions; one that fails rolls back alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn grouped_writes_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let a = Account::generate("group", false, 1);
+        store.insert_account(&a).await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..64 {
+            let (store, a) = (store.clone(), a.clone());
+            tasks.push(tokio::spawn(async move {
+                // Every fourth one repeats the name of the one before it.
+                let name = if n % 4 == 3 { n - 1 } else { n };
+                let kp = KeyPair {
+                    id: Namespace::Cvm.new_key_id(),
+                    account_id: a.id.clone(),
+                    namespace: Namespace::Cvm,
+                    region: String::new(),
+                    name: format!("g{name}"),
+                    description: String::new(),
+                    project_id: 0,
+                    public_key: format!("ssh-ed25519 AAAA g{n}"),
+                    fingerprint_sha256: format!("SHA256:g{n}"),
+                    fingerprint_md5: String::new(),
+                    tags: vec![],
+                    created_at: n,
+                    associated_instance_ids: vec![],
+                };
+                store.insert_key_pair(&kp, 500).await
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => {}
+                Err(StoreError::Conflict(Conflict::KeyPairName)) => failed += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(failed, 16);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let all = store
+            .list_key_pairs(&a.id, Namespace::Cvm, None)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 48, "every acknowledged write is on disk");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use keyplane_core::instance::{
 };
 use keyplane_core::keypair::Namespace;
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 /// Encode an operation kind for storage (shared with the PostgreSQL store).
@@ -161,7 +161,7 @@ fn query_instances_ordered(
     Ok(out)
 }
 
-fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> StoreResult<()> {
+fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     let busy: Option<i64> = tx
         .query_row(
             "SELECT id FROM operations WHERE instance_id = ?1 AND state = 'OPERATING' LIMIT 1",
@@ -224,7 +224,7 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
     })
 }
 
-fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> StoreResult<()> {
+fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> {
     tx.execute(
         "DELETE FROM instance_keys WHERE instance_id = ?1",
         params![id],
@@ -241,7 +241,7 @@ fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> StoreResult
 }
 
 /// Set the effective keys; bump the desired generation when they change. Returns it.
-fn write_effective(tx: &Transaction<'_>, id: &str, effective: &[String]) -> StoreResult<i64> {
+fn write_effective(tx: &Connection, id: &str, effective: &[String]) -> StoreResult<i64> {
     let (current, generation): (String, i64) = tx
         .query_row(
             "SELECT effective_key_ids, desired_generation FROM instances WHERE id = ?1",
@@ -265,11 +265,7 @@ fn write_effective(tx: &Transaction<'_>, id: &str, effective: &[String]) -> Stor
 }
 
 /// Insert instances with their bound keys, then their operations.
-fn insert_all(
-    tx: &Transaction<'_>,
-    instances: &[Instance],
-    ops: &[NewOperation],
-) -> StoreResult<()> {
+fn insert_all(tx: &Connection, instances: &[Instance], ops: &[NewOperation]) -> StoreResult<()> {
     for i in instances {
         // One address, one instance, whatever the port (the unique index covers the pair).
         let taken: Option<i64> = tx
@@ -317,7 +313,7 @@ impl InstanceStore for SqliteStore {
     ) -> StoreResult<()> {
         let (instances, ops) = (instances.to_vec(), ops.to_vec());
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             insert_all(&tx, &instances, &ops)?;
             tx.commit().map_err(backend)
         })
@@ -333,7 +329,7 @@ impl InstanceStore for SqliteStore {
         let (instances, ops) = (instances.to_vec(), ops.to_vec());
         let token = client_token.to_string();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let first = instances.first().ok_or_else(|| backend("no instances"))?;
             let (account, ns) = (first.account_id.clone(), first.namespace.as_str());
             let earlier: Option<String> = tx
@@ -390,7 +386,7 @@ impl InstanceStore for SqliteStore {
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
         let ops = ops.to_vec();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for op in &ops {
                 insert_op(&tx, op)?;
             }
@@ -410,7 +406,7 @@ impl InstanceStore for SqliteStore {
         let (any, owner, adopt_before) = scope.parts();
         let owner = owner.map(str::to_string);
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let op = tx
                 .query_row(
                     "SELECT o.id, o.account_id, o.instance_id, o.action, o.request_id, o.kind, o.step, \
@@ -482,7 +478,7 @@ impl InstanceStore for SqliteStore {
     ) -> StoreResult<()> {
         let error = error.map(str::to_string);
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let (instance, request_id): (String, String) = tx
                 .query_row(
                     "SELECT instance_id, request_id FROM operations WHERE id = ?1",
@@ -528,7 +524,7 @@ impl InstanceStore for SqliteStore {
         let (id, key_ids) = (id.to_string(), key_ids.to_vec());
         let effective = effective.map(<[String]>::to_vec);
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             write_keys(&tx, &id, &key_ids)?;
             let generation = match &effective {
                 Some(eff) => write_effective(&tx, &id, eff)?,
@@ -551,7 +547,7 @@ impl InstanceStore for SqliteStore {
     async fn activate_bindings(&self, id: &str) -> StoreResult<i64> {
         let id = id.to_string();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let mut st = tx
                 .prepare("SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position")
                 .map_err(backend)?;
@@ -614,7 +610,7 @@ impl InstanceStore for SqliteStore {
     async fn delete_instance(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute(
                 "DELETE FROM instance_keys WHERE instance_id = ?1",
                 params![id],
