@@ -8,6 +8,9 @@ use keyplane_api::tencent_v3::signature::{
 use serde_json::Value;
 use std::time::Duration;
 
+pub mod baseline;
+pub mod load;
+
 /// Tencent credentials.
 #[derive(Clone)]
 pub struct Cred {
@@ -80,4 +83,46 @@ impl Client {
 /// Sort and print `name: n calls, p50, p99` of latencies.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// A random ed25519 public key line with `comment`.
+pub fn random_ed25519_line(comment: &str) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    let mut blob = Vec::new();
+    for part in [b"ssh-ed25519".as_slice(), key.as_slice()] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+    format!("ssh-ed25519 {b64} {comment}")
+}
+
+/// A whole HTTP/1.1 request (keep-alive) for CVM 2017-03-12 `action`, signed with
+/// TC3-HMAC-SHA256 at unix time `ts` for `host`, as the SDKs send it.
+pub fn signed_request(host: &str, cred: &Cred, action: &str, body: &str, ts: i64) -> Vec<u8> {
+    let date = time::OffsetDateTime::from_unix_timestamp(ts)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default();
+    let signed = vec!["content-type".to_string(), "host".to_string()];
+    let headers = |n: &str| match n {
+        "content-type" => Some("application/json".to_string()),
+        "host" => Some(host.to_string()),
+        _ => None,
+    };
+    let canonical =
+        tc3_canonical_request("POST", "", &headers, &signed, &sha256_hex(body.as_bytes()));
+    let sts = tc3_string_to_sign(&ts.to_string(), &date, "cvm", &canonical);
+    let sig = tc3_signature(&cred.key, &date, "cvm", &sts);
+    format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         X-TC-Action: {action}\r\nX-TC-Version: 2017-03-12\r\nX-TC-Region: ap-guangzhou\r\n\
+         X-TC-Timestamp: {ts}\r\nAuthorization: TC3-HMAC-SHA256 Credential={}/{date}/cvm/tc3_request, \
+         SignedHeaders=content-type;host, Signature={sig}\r\nContent-Length: {}\r\n\r\n{body}",
+        cred.id,
+        body.len()
+    )
+    .into_bytes()
 }

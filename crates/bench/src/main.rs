@@ -3,10 +3,8 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use clap::Parser;
-use keyplane_bench::{Client, Cred};
-use rand::RngCore;
+use keyplane_bench::{random_ed25519_line, Client, Cred};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,18 +34,6 @@ struct Args {
     /// ImportKeyPair calls per worker (each account holds at most 500 key pairs).
     #[arg(long, default_value_t = 250)]
     imports_per_worker: usize,
-}
-
-fn random_ed25519_line(comment: &str) -> String {
-    let mut key = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut key);
-    let mut blob = Vec::new();
-    for part in [b"ssh-ed25519".as_slice(), key.as_slice()] {
-        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        blob.extend_from_slice(part);
-    }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
-    format!("ssh-ed25519 {b64} {comment}")
 }
 
 fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {

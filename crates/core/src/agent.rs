@@ -92,11 +92,20 @@ impl Core {
         &self,
         instance: &Instance,
     ) -> Result<DesiredSshState, DomainError> {
-        let keys = self
-            .store()
-            .list_key_pairs(&instance.account_id, instance.namespace, None)
-            .await
-            .map_err(DomainError::internal)?;
+        let query = crate::service::KeyPairQuery {
+            ids: Some(instance.effective_key_ids.clone()),
+            limit: instance.effective_key_ids.len(),
+            ..Default::default()
+        };
+        let keys = if instance.effective_key_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.store()
+                .query_key_pairs(&instance.account_id, instance.namespace, &query)
+                .await
+                .map_err(DomainError::internal)?
+                .items
+        };
         let authorized_keys: Vec<String> = instance
             .effective_key_ids
             .iter()

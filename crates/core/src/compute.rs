@@ -100,17 +100,18 @@ fn store_err(e: StoreError) -> DomainError {
     DomainError::internal(e)
 }
 
-fn next_addresses(used: &HashSet<String>, n: usize) -> Result<Vec<String>, DomainError> {
-    let (first, last) = (u32::from(ADDRESS_RANGE.0), u32::from(ADDRESS_RANGE.1));
-    let out: Vec<String> = (first..=last)
-        .map(|a| Ipv4Addr::from(a).to_string())
-        .filter(|a| !used.contains(a))
-        .take(n)
-        .collect();
-    if out.len() < n {
-        return Err(DomainError::internal("no free instance address left"));
-    }
-    Ok(out)
+/// How many candidate addresses one store query checks.
+const ADDRESS_CHUNK: u32 = 512;
+
+/// The candidate addresses of the chunk starting at `from`, in order; `None` past the range's
+/// end.
+fn address_chunk(from: u32) -> Option<Vec<String>> {
+    let last = u32::from(ADDRESS_RANGE.1);
+    (from <= last).then(|| {
+        (from..=last.min(from.saturating_add(ADDRESS_CHUNK - 1)))
+            .map(|a| Ipv4Addr::from(a).to_string())
+            .collect()
+    })
 }
 
 impl Core {
@@ -170,6 +171,45 @@ impl Core {
         Ok(())
     }
 
+    /// The lowest `n` free instance addresses, checked a chunk at a time on the store's
+    /// address index.
+    async fn free_addresses(&self, n: usize) -> Result<Vec<String>, DomainError> {
+        let mut out = Vec::with_capacity(n);
+        let mut from = u32::from(ADDRESS_RANGE.0);
+        while out.len() < n {
+            let Some(candidates) = address_chunk(from) else {
+                return Err(DomainError::internal("no free instance address left"));
+            };
+            from += ADDRESS_CHUNK;
+            let taken: HashSet<String> = self
+                .store()
+                .taken_addresses(&candidates)
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .collect();
+            out.extend(
+                candidates
+                    .into_iter()
+                    .filter(|a| !taken.contains(a))
+                    .take(n - out.len()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// How many instances the account holds in a namespace.
+    pub async fn count_instances(
+        &self,
+        account: &Account,
+        ns: Namespace,
+    ) -> Result<usize, DomainError> {
+        self.store()
+            .count_instances(&account.id, ns)
+            .await
+            .map_err(store_err)
+    }
+
     /// Create instance records and their create operations; returns the new ids.
     pub async fn launch_instances(
         &self,
@@ -189,27 +229,15 @@ impl Core {
             self.get_key_pairs(account, spec.namespace, &spec.key_ids)
                 .await?;
         }
-        let existing = self
-            .store()
-            .list_instances(&account.id, spec.namespace)
-            .await
-            .map_err(store_err)?;
-        if existing.len() + spec.names.len() > INSTANCE_QUOTA {
+        let existing = self.count_instances(account, spec.namespace).await?;
+        if existing + spec.names.len() > INSTANCE_QUOTA {
             return Err(DomainError::InstanceQuotaExceeded {
                 limit: INSTANCE_QUOTA,
             });
         }
         let password_hash = spec.password.as_deref().map(hash_password).transpose()?;
         for _attempt in 0..5 {
-            let used: HashSet<String> = self
-                .store()
-                .all_instances()
-                .await
-                .map_err(store_err)?
-                .into_iter()
-                .map(|i| i.private_ip)
-                .collect();
-            let addresses = next_addresses(&used, spec.names.len())?;
+            let addresses = self.free_addresses(spec.names.len()).await?;
             let now = self.now();
             let mut instances = Vec::new();
             let mut ops = Vec::new();
@@ -307,10 +335,11 @@ impl Core {
         ns: Namespace,
         ids: &[String],
     ) -> Result<Vec<Instance>, DomainError> {
-        let all = self.list_instances(account, ns).await?;
+        let found = self.instances_by_ids(account, ns, ids).await?;
         ids.iter()
             .map(|id| {
-                all.iter()
+                found
+                    .iter()
                     .find(|i| &i.id == id)
                     .cloned()
                     .ok_or_else(|| DomainError::InstanceNotFound { id: id.clone() })
@@ -332,6 +361,23 @@ impl Core {
             Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// The account's instances of a namespace with these ids, oldest first; unknown ids are
+    /// left out.
+    pub async fn instances_by_ids(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        ids: &[String],
+    ) -> Result<Vec<Instance>, DomainError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store()
+            .instances_by_ids(&account.id, ns, ids)
+            .await
+            .map_err(store_err)
     }
 
     /// Submit one operation per instance, all or none. `plan` applies the dialect's rule to
@@ -468,12 +514,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_skip_used_ones() {
-        let used: HashSet<String> = ["127.1.0.1".to_string()].into();
-        assert_eq!(
-            next_addresses(&used, 2).unwrap(),
-            vec!["127.1.0.2", "127.1.0.3"]
-        );
+    fn address_chunks_cover_the_range_once() {
+        let first = address_chunk(u32::from(ADDRESS_RANGE.0)).unwrap();
+        assert_eq!(first[0], "127.1.0.1");
+        assert_eq!(first.len(), ADDRESS_CHUNK as usize);
+        let last = u32::from(ADDRESS_RANGE.1);
+        assert_eq!(address_chunk(last).unwrap(), vec!["127.1.255.254"]);
+        assert!(address_chunk(last + 1).is_none());
     }
 
     #[test]

@@ -44,11 +44,15 @@ pub enum KeyPairFilter {
         /// Accepted values.
         values: Vec<String>,
     },
+    /// The key's `SHA256:` fingerprint is one of these.
+    Fingerprint(Vec<String>),
 }
 
 impl KeyPairFilter {
-    fn matches(&self, kp: &KeyPair) -> bool {
+    /// Whether `kp` passes the filter (what the stores answer in their queries).
+    pub fn matches(&self, kp: &KeyPair) -> bool {
         match self {
+            KeyPairFilter::Fingerprint(fps) => fps.contains(&kp.fingerprint_sha256),
             KeyPairFilter::ProjectId(ids) => ids.contains(&kp.project_id),
             KeyPairFilter::KeyName(names) => names.contains(&kp.name),
             KeyPairFilter::TagKey(keys) => kp.tags.iter().any(|(k, _)| keys.contains(k)),
@@ -156,7 +160,11 @@ impl Core {
     /// Brings the instance counts of [`Core::metrics`] up to date from the store (every
     /// node's instances), before a scrape.
     pub async fn refresh_instance_metrics(&self) -> Result<(), DomainError> {
-        let counts = self.store.count_instances().await.map_err(store_err)?;
+        let counts = self
+            .store
+            .count_instances_by_state()
+            .await
+            .map_err(store_err)?;
         self.metrics.set_instances(
             counts
                 .iter()
@@ -299,34 +307,6 @@ impl Core {
         spec: &NewKeyPair,
         public: crate::keypair::ParsedPublicKey,
     ) -> Result<KeyPair, DomainError> {
-        let existing = self
-            .store
-            .list_key_pairs(&account.id, namespace, Some(&spec.region))
-            .await
-            .map_err(store_err)?;
-        if existing.iter().any(|k| k.name == spec.name) {
-            return Err(DomainError::KeyPairNameDuplicate {
-                name: spec.name.clone(),
-            });
-        }
-        if let Some(dup) = existing
-            .iter()
-            .find(|k| k.fingerprint_sha256 == public.fingerprint_sha256)
-        {
-            return Err(DomainError::PublicKeyDuplicate {
-                existing_id: dup.id.clone(),
-            });
-        }
-        let all = self
-            .store
-            .list_key_pairs(&account.id, namespace, None)
-            .await
-            .map_err(store_err)?;
-        if all.len() >= KEY_PAIR_QUOTA {
-            return Err(DomainError::KeyPairQuotaExceeded {
-                limit: KEY_PAIR_QUOTA,
-            });
-        }
         for _ in 0..5 {
             let kp = KeyPair {
                 id: namespace.new_key_id(),
@@ -352,14 +332,21 @@ impl Core {
                     })
                 }
                 Err(StoreError::Conflict(Conflict::PublicKey)) => {
-                    let existing = self
+                    let query = KeyPairQuery {
+                        filters: vec![KeyPairFilter::Fingerprint(vec![public
+                            .fingerprint_sha256
+                            .clone()])],
+                        region: Some(spec.region.clone()),
+                        limit: 1,
+                        ..KeyPairQuery::default()
+                    };
+                    let existing_id = self
                         .store
-                        .list_key_pairs(&account.id, namespace, Some(&spec.region))
+                        .query_key_pairs(&account.id, namespace, &query)
                         .await
-                        .map_err(store_err)?;
-                    let existing_id = existing
-                        .into_iter()
-                        .find(|k| k.fingerprint_sha256 == public.fingerprint_sha256)
+                        .map_err(store_err)?
+                        .items
+                        .pop()
                         .map(|k| k.id)
                         .unwrap_or_default();
                     return Err(DomainError::PublicKeyDuplicate { existing_id });
@@ -426,23 +413,10 @@ impl Core {
         namespace: Namespace,
         query: &KeyPairQuery,
     ) -> Result<KeyPairPage, DomainError> {
-        let all = self
-            .store
-            .list_key_pairs(&account.id, namespace, query.region.as_deref())
+        self.store
+            .query_key_pairs(&account.id, namespace, query)
             .await
-            .map_err(store_err)?;
-        let matching: Vec<KeyPair> = all
-            .into_iter()
-            .filter(|kp| query.ids.as_ref().is_none_or(|ids| ids.contains(&kp.id)))
-            .filter(|kp| query.filters.iter().all(|f| f.matches(kp)))
-            .collect();
-        let total = matching.len();
-        let items = matching
-            .into_iter()
-            .skip(query.offset)
-            .take(query.limit)
-            .collect();
-        Ok(KeyPairPage { total, items })
+            .map_err(store_err)
     }
 
     /// Fetch key pairs by id; the first unknown id is `KeyPairNotFound`.
@@ -452,14 +426,24 @@ impl Core {
         namespace: Namespace,
         ids: &[String],
     ) -> Result<Vec<KeyPair>, DomainError> {
-        let all = self
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = KeyPairQuery {
+            ids: Some(ids.to_vec()),
+            limit: ids.len(),
+            ..KeyPairQuery::default()
+        };
+        let found = self
             .store
-            .list_key_pairs(&account.id, namespace, None)
+            .query_key_pairs(&account.id, namespace, &query)
             .await
-            .map_err(store_err)?;
+            .map_err(store_err)?
+            .items;
         ids.iter()
             .map(|id| {
-                all.iter()
+                found
+                    .iter()
                     .find(|k| &k.id == id)
                     .cloned()
                     .ok_or_else(|| DomainError::KeyPairNotFound { id: id.clone() })
@@ -503,20 +487,9 @@ impl Core {
         if let Some(name) = name {
             namespace.check_key_name(name)?;
         }
-        let current = self
-            .get_key_pairs(account, namespace, &[id.to_string()])
-            .await?
-            .remove(0);
-        if let Some(name) = name {
-            let all = self
-                .store
-                .list_key_pairs(&account.id, namespace, Some(&current.region))
-                .await
-                .map_err(store_err)?;
-            if all.iter().any(|k| k.name == name && k.id != id) {
-                return Err(DomainError::KeyPairNameDuplicate { name: name.into() });
-            }
-        }
+        // Unknown ids answer before a taken name; the store's unique index decides the name.
+        self.get_key_pairs(account, namespace, &[id.to_string()])
+            .await?;
         match self
             .store
             .update_key_pair(&account.id, namespace, id, name, description)

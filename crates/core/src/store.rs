@@ -4,6 +4,7 @@
 use crate::account::Account;
 use crate::instance::{Instance, InstanceState, NewOperation, OpState, Operation};
 use crate::keypair::{KeyPair, Namespace};
+use crate::service::{KeyPairPage, KeyPairQuery};
 use async_trait::async_trait;
 use thiserror::Error;
 
@@ -78,7 +79,8 @@ pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
     /// Returns how many accounts were changed.
     async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize>;
 
-    /// Insert a key pair, atomically checking the rules a concurrent insert could break:
+    /// Insert a key pair, atomically checking the rules a concurrent insert could break, in
+    /// this order, each an indexed query inside the insert's transaction:
     /// `Conflict(KeyPairName)` if the name is taken, `Conflict(PublicKey)` if the account
     /// already holds the key, `Conflict(Quota)` if the account holds `quota` key pairs of the
     /// namespace.
@@ -120,6 +122,16 @@ pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<bool>;
+
+    /// The account's key pairs of a namespace that `query` selects (ids, region, filters),
+    /// oldest first, paged by its offset and limit, with the number of matches before paging;
+    /// answered on indexes, reading only the rows asked for.
+    async fn query_key_pairs(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &KeyPairQuery,
+    ) -> StoreResult<KeyPairPage>;
 }
 
 /// Which operations a worker may claim.
@@ -190,7 +202,7 @@ pub trait InstanceStore: Send + Sync + 'static {
     /// Every instance (for restarting sandboxes when the server starts).
     async fn all_instances(&self) -> StoreResult<Vec<Instance>>;
     /// How many instances there are, by namespace and state (for metrics).
-    async fn count_instances(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>>;
+    async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>>;
     /// Record operations atomically; `Conflict(InstanceBusy)` when any instance already has one
     /// in progress (then none is recorded). Sets each instance's latest operation fields.
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()>;
@@ -252,6 +264,19 @@ pub trait InstanceStore: Send + Sync + 'static {
     async fn set_applied_generation(&self, id: &str, generation: i64) -> StoreResult<bool>;
     /// Delete an instance and its bindings.
     async fn delete_instance(&self, id: &str) -> StoreResult<()>;
+
+    /// The account's instances of a namespace with these ids (unknown ones left out), oldest
+    /// first.
+    async fn instances_by_ids(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> StoreResult<Vec<Instance>>;
+    /// How many instances the account holds in a namespace.
+    async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize>;
+    /// Which of `addresses` an instance (of any account) already has.
+    async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>>;
 }
 
 /// Which console credential a stored token hash stands for.

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
@@ -277,10 +278,11 @@ fn account_from_row(r: &Row) -> Result<Account, Fail> {
     })
 }
 
-const KEY_COLS: &str = "id, account_id, namespace, region, name, description, project_id, \
+pub(crate) const KEY_COLS: &str =
+    "id, account_id, namespace, region, name, description, project_id, \
      public_key, fingerprint_sha256, fingerprint_md5, tags, created_at";
 
-fn key_pair_from_row(r: &Row) -> Result<KeyPair, Fail> {
+pub(crate) fn key_pair_from_row(r: &Row) -> Result<KeyPair, Fail> {
     let ns: String = r.try_get(2)?;
     let tags: String = r.try_get(10)?;
     Ok(KeyPair {
@@ -408,6 +410,27 @@ impl Store for PostgresStore {
                 .await?;
             if tx.query_opt(&lock, &[&kp.account_id]).await?.is_none() {
                 return Err(Fail::Store(StoreError::NotFound(kp.account_id.clone())));
+            }
+            // The rules in the order callers see them: the name, the public key, the quota.
+            for (column, value, conflict) in [
+                ("name", &kp.name, Conflict::KeyPairName),
+                (
+                    "fingerprint_sha256",
+                    &kp.fingerprint_sha256,
+                    Conflict::PublicKey,
+                ),
+            ] {
+                let taken = tx
+                    .prepare_cached(&format!(
+                        "SELECT 1 FROM key_pairs WHERE account_id = $1 AND namespace = $2 \
+                         AND region = $3 AND {column} = $4"
+                    ))
+                    .await?;
+                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                    [&kp.account_id, &kp.namespace.as_str(), &kp.region, value];
+                if tx.query_opt(&taken, &args).await?.is_some() {
+                    return Err(Fail::Store(StoreError::Conflict(conflict)));
+                }
             }
             let count = tx
                 .prepare_cached(
@@ -586,5 +609,19 @@ impl Store for PostgresStore {
             tx.execute(&purge, &[&now]).await?;
             fresh
         })
+    }
+
+    async fn query_key_pairs(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &KeyPairQuery,
+    ) -> StoreResult<KeyPairPage> {
+        async {
+            let c = self.client().await?;
+            crate::postgres_query::query_key_pairs(&c, account_id, namespace, query).await
+        }
+        .await
+        .map_err(Fail::into_store)
     }
 }

@@ -384,7 +384,7 @@ impl InstanceStore for PostgresStore {
         .map_err(Fail::into_store)
     }
 
-    async fn count_instances(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
+    async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
         async {
             let c = self.client().await?;
             let stmt = c
@@ -643,5 +643,42 @@ impl InstanceStore for PostgresStore {
             tx.execute("DELETE FROM instances WHERE id = $1", &[&id])
                 .await?;
         })
+    }
+
+    async fn instances_by_ids(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> StoreResult<Vec<Instance>> {
+        async {
+            let c = self.client().await?;
+            query_instances(
+                &c,
+                "WHERE account_id = $1 AND namespace = $2 AND id = ANY($3)",
+                &[&account_id, &namespace.as_str(), &ids],
+            )
+            .await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {
+        async {
+            let c = self.client().await?;
+            crate::postgres_query::count_instances(&c, account_id, namespace).await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>> {
+        async {
+            let c = self.client().await?;
+            crate::postgres_query::taken_addresses(&c, addresses).await
+        }
+        .await
+        .map_err(Fail::into_store)
     }
 }

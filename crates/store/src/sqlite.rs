@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -127,12 +128,53 @@ ALTER TABLE instances ADD COLUMN served_generation INTEGER NOT NULL DEFAULT 0;
 UPDATE instances SET served_generation = desired_generation;
 "#,
     crate::sqlite_console::MIGRATION,
+    // Indexes for the pushed-down reads: key pairs by name whatever the region, pages in
+    // (created_at, id) order without a sort, instances the same.
+    r#"
+CREATE INDEX key_pairs_by_name ON key_pairs(account_id, namespace, name);
+DROP INDEX key_pairs_by_account;
+CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at, id);
+DROP INDEX instances_by_account;
+CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at, id);
+"#,
 ];
 
-/// SQLite-backed [`Store`].
+/// Read-only connections a file-backed store reads on (WAL lets them read while the writer
+/// writes, and each other).
+const READERS: usize = 4;
+
+/// SQLite-backed [`Store`]: one writer connection, and for a database file a fixed set of
+/// read-only connections, so reads wait neither behind writes nor behind each other.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<crate::sqlite_writer::Writer>,
+    readers: Option<Arc<Readers>>,
+}
+
+/// Idle reader connections; a permit is held for each one taken.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Readers {
+    fn open(path: &Path) -> StoreResult<Readers> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut idle = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(backend)?;
+            conn.set_prepared_statement_cache_capacity(128);
+            idle.push(conn);
+        }
+        Ok(Readers {
+            idle: Mutex::new(idle),
+            permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+        })
+    }
 }
 
 pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -152,7 +194,9 @@ impl SqliteStore {
     /// Open (creating if needed) the database file at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let conn = Connection::open(path).map_err(backend)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store.readers = Some(Arc::new(Readers::open(path)?));
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -163,6 +207,7 @@ impl SqliteStore {
     fn init(mut conn: Connection) -> StoreResult<SqliteStore> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -183,25 +228,65 @@ impl SqliteStore {
             tx.commit().map_err(backend)?;
         }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(crate::sqlite_writer::Writer::start(conn)?),
+            readers: None,
         })
     }
 
-    /// Run `f` on the connection in a blocking thread.
+    /// Run the read-only `f` on a reader connection in a blocking thread (on the writer's
+    /// connection for an in-memory database, which has no readers). A read sees every write
+    /// acknowledged before it began.
+    pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(readers) = self.readers.clone() else {
+            return self.with(move |c| f(c)).await;
+        };
+        let permit = readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(backend)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let take = || {
+                readers
+                    .idle
+                    .lock()
+                    .map_err(|_| backend("reader pool poisoned"))
+            };
+            let conn = take()?
+                .pop()
+                .ok_or_else(|| backend("no idle reader under a permit"))?;
+            let result = f(&conn);
+            take()?.push(conn);
+            result
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Run `f` on the write connection, in the writer's next group transaction (under a
+    /// savepoint of its own: `f` nests its transactions as savepoints). Answers once the group
+    /// is committed.
     pub(crate) async fn with<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| backend("connection lock poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(backend)?
+        self.writer.run(false, f).await
+    }
+
+    /// Run `f` on the write connection outside any group transaction.
+    pub(crate) async fn with_solo<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run(true, f).await
     }
 }
 
@@ -221,10 +306,11 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-const KEY_COLS: &str = "id, account_id, namespace, region, name, description, project_id, \
+pub(crate) const KEY_COLS: &str =
+    "id, account_id, namespace, region, name, description, project_id, \
      public_key, fingerprint_sha256, fingerprint_md5, tags, created_at";
 
-fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
+pub(crate) fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
     let ns: String = r.get(2)?;
     let tags: String = r.get(10)?;
     Ok(KeyPair {
@@ -244,9 +330,49 @@ fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
     })
 }
 
+/// The rules an insert could break, in the order callers see them: the name, the public key,
+/// the quota. Each is one indexed query; the transaction holds the write lock.
+fn insert_checks(tx: &Connection, kp: &KeyPair, quota: usize) -> StoreResult<()> {
+    let exists = |sql: &str, value: &str| -> StoreResult<bool> {
+        let mut st = tx.prepare_cached(sql).map_err(backend)?;
+        st.exists(params![
+            kp.account_id,
+            kp.namespace.as_str(),
+            kp.region,
+            value
+        ])
+        .map_err(backend)
+    };
+    if exists(
+        "SELECT 1 FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 AND region = ?3 \
+         AND name = ?4",
+        &kp.name,
+    )? {
+        return Err(StoreError::Conflict(Conflict::KeyPairName));
+    }
+    if exists(
+        "SELECT 1 FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 AND region = ?3 \
+         AND fingerprint_sha256 = ?4",
+        &kp.fingerprint_sha256,
+    )? {
+        return Err(StoreError::Conflict(Conflict::PublicKey));
+    }
+    let held: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM key_pairs WHERE account_id = ?1 AND namespace = ?2")
+        .map_err(backend)?
+        .query_row(params![kp.account_id, kp.namespace.as_str()], |r| r.get(0))
+        .map_err(backend)?;
+    if held as usize >= quota {
+        return Err(StoreError::Conflict(Conflict::Quota));
+    }
+    Ok(())
+}
+
 fn account_where(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE {column} = ?1");
-    conn.query_row(&sql, params![value], account_from_row)
+    conn.prepare_cached(&sql)
+        .map_err(backend)?
+        .query_row(params![value], account_from_row)
         .optional()
         .map_err(backend)
 }
@@ -283,22 +409,22 @@ impl Store for SqliteStore {
 
     async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
         let name = name.to_string();
-        self.with(move |c| account_where(c, "name", &name)).await
+        self.read(move |c| account_where(c, "name", &name)).await
     }
 
     async fn account_by_secret_id(&self, secret_id: &str) -> StoreResult<Option<Account>> {
         let v = secret_id.to_string();
-        self.with(move |c| account_where(c, "secret_id", &v)).await
+        self.read(move |c| account_where(c, "secret_id", &v)).await
     }
 
     async fn account_by_access_key_id(&self, id: &str) -> StoreResult<Option<Account>> {
         let v = id.to_string();
-        self.with(move |c| account_where(c, "access_key_id", &v))
+        self.read(move |c| account_where(c, "access_key_id", &v))
             .await
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c
                 .prepare(&format!(
                     "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at, id"
@@ -312,7 +438,7 @@ impl Store for SqliteStore {
 
     async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize> {
         let updates = updates.to_vec();
-        self.with(move |c| {
+        self.with_solo(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let mut changed = 0usize;
             for u in &updates {
@@ -344,17 +470,8 @@ impl Store for SqliteStore {
         let kp = kp.clone();
         self.with(move |c| {
             let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
-            let tx = c.transaction().map_err(backend)?;
-            let held: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM key_pairs WHERE account_id = ?1 AND namespace = ?2",
-                    params![kp.account_id, kp.namespace.as_str()],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            if held as usize >= quota {
-                return Err(StoreError::Conflict(Conflict::Quota));
-            }
+            let tx = c.savepoint().map_err(backend)?;
+            insert_checks(&tx, &kp, quota)?;
             tx.execute(
                 &format!(
                     "INSERT INTO key_pairs ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
@@ -397,7 +514,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<KeyPair>> {
         let account_id = account_id.to_string();
         let region = region.map(str::to_string);
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c
                 .prepare_cached(&format!(
                     "SELECT {KEY_COLS} FROM key_pairs WHERE account_id = ?1 AND namespace = ?2 \
@@ -473,7 +590,7 @@ impl Store for SqliteStore {
         let account_id = account_id.to_string();
         let ids = ids.to_vec();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for id in &ids {
                 let n = tx
                     .execute(
@@ -517,7 +634,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         let (scope, nonce) = (scope.to_string(), nonce.to_string());
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute("DELETE FROM nonces WHERE expires_at <= ?1", params![now])
                 .map_err(backend)?;
             let n = tx
@@ -531,6 +648,17 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn query_key_pairs(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &KeyPairQuery,
+    ) -> StoreResult<KeyPairPage> {
+        let (account_id, query) = (account_id.to_string(), query.clone());
+        self.read(move |c| crate::sqlite_query::query_key_pairs(c, &account_id, namespace, &query))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -540,6 +668,64 @@ mod tests {
     #[tokio::test]
     async fn suite_in_memory() {
         crate::suite::run(Arc::new(SqliteStore::in_memory().unwrap())).await;
+    }
+
+    #[tokio::test]
+    async fn suite_on_a_file_with_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        assert!(store.readers.is_some());
+        crate::suite::run(Arc::new(store)).await;
+    }
+
+    /// Concurrent writes share group transactions; one that fails rolls back alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn grouped_writes_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let a = Account::generate("group", false, 1);
+        store.insert_account(&a).await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..64 {
+            let (store, a) = (store.clone(), a.clone());
+            tasks.push(tokio::spawn(async move {
+                // Every fourth one repeats the name of the one before it.
+                let name = if n % 4 == 3 { n - 1 } else { n };
+                let kp = KeyPair {
+                    id: Namespace::Cvm.new_key_id(),
+                    account_id: a.id.clone(),
+                    namespace: Namespace::Cvm,
+                    region: String::new(),
+                    name: format!("g{name}"),
+                    description: String::new(),
+                    project_id: 0,
+                    public_key: format!("ssh-ed25519 AAAA g{n}"),
+                    fingerprint_sha256: format!("SHA256:g{n}"),
+                    fingerprint_md5: String::new(),
+                    tags: vec![],
+                    created_at: n,
+                    associated_instance_ids: vec![],
+                };
+                store.insert_key_pair(&kp, 500).await
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => {}
+                Err(StoreError::Conflict(Conflict::KeyPairName)) => failed += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(failed, 16);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let all = store
+            .list_key_pairs(&a.id, Namespace::Cvm, None)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 48, "every acknowledged write is on disk");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use crate::sqlite::{backend, SqliteStore};
 use async_trait::async_trait;
 use keyplane_core::store::{ConsoleAccount, ConsoleStore, ConsoleTokenKind, StoreResult};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 /// The console's tables (schema version 8): tokens are kept only as hashes.
 pub(crate) const MIGRATION: &str = r#"
@@ -38,7 +38,7 @@ impl ConsoleStore for SqliteStore {
     ) -> StoreResult<()> {
         let (hash, account_id) = (hash.to_string(), account_id.to_string());
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute(
                 "DELETE FROM console_tokens WHERE token_hash IN \
                  (SELECT token_hash FROM console_tokens WHERE expires_at <= ?1 LIMIT 256)",
@@ -65,11 +65,10 @@ impl ConsoleStore for SqliteStore {
     ) -> StoreResult<Option<ConsoleAccount>> {
         let (login, session) = (login_hash.to_string(), session_hash.to_string());
         self.with(move |c| {
-            // Immediate: the write lock is taken before the login is read, so two processes
-            // on one file cannot both read it and then both delete it.
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            // The writer's group transaction is BEGIN IMMEDIATE: the write lock is held before
+            // the login is read, so two processes on one file cannot both read it and then
+            // both delete it.
+            let tx = c.savepoint().map_err(backend)?;
             let found = tx
                 .query_row(ACCOUNT_OF, params![login, "login", now], |r| {
                     Ok(ConsoleAccount {

@@ -8,7 +8,7 @@ use keyplane_core::instance::{
 };
 use keyplane_core::keypair::Namespace;
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 /// Encode an operation kind for storage (shared with the PostgreSQL store).
@@ -158,7 +158,16 @@ fn query_instances(
     where_sql: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<Vec<Instance>> {
-    let sql = format!("SELECT {INSTANCE_COLS} FROM instances {where_sql} ORDER BY created_at, id");
+    query_instances_ordered(c, where_sql, "created_at, id", args)
+}
+
+fn query_instances_ordered(
+    c: &Connection,
+    where_sql: &str,
+    order: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<Instance>> {
+    let sql = format!("SELECT {INSTANCE_COLS} FROM instances {where_sql} ORDER BY {order}");
     let mut st = c.prepare_cached(&sql).map_err(backend)?;
     let rows = st.query_map(args, instance_from_row).map_err(backend)?;
     let mut out: Vec<Instance> = rows.collect::<Result<_, _>>().map_err(backend)?;
@@ -166,7 +175,7 @@ fn query_instances(
     Ok(out)
 }
 
-fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> StoreResult<()> {
+fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     let busy: Option<i64> = tx
         .query_row(
             "SELECT id FROM operations WHERE instance_id = ?1 AND state = 'OPERATING' LIMIT 1",
@@ -229,7 +238,7 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
     })
 }
 
-fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> StoreResult<()> {
+fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> {
     tx.execute(
         "DELETE FROM instance_keys WHERE instance_id = ?1",
         params![id],
@@ -246,7 +255,7 @@ fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> StoreResult
 }
 
 /// Set the effective keys; bump the desired generation when they change. Returns it.
-fn write_effective(tx: &Transaction<'_>, id: &str, effective: &[String]) -> StoreResult<i64> {
+fn write_effective(tx: &Connection, id: &str, effective: &[String]) -> StoreResult<i64> {
     let (current, generation): (String, i64) = tx
         .query_row(
             "SELECT effective_key_ids, desired_generation FROM instances WHERE id = ?1",
@@ -270,11 +279,7 @@ fn write_effective(tx: &Transaction<'_>, id: &str, effective: &[String]) -> Stor
 }
 
 /// Insert instances with their bound keys, then their operations.
-fn insert_all(
-    tx: &Transaction<'_>,
-    instances: &[Instance],
-    ops: &[NewOperation],
-) -> StoreResult<()> {
+fn insert_all(tx: &Connection, instances: &[Instance], ops: &[NewOperation]) -> StoreResult<()> {
     for i in instances {
         // One address, one instance, whatever the port (the unique index covers the pair).
         let taken: Option<i64> = tx
@@ -322,7 +327,7 @@ impl InstanceStore for SqliteStore {
     ) -> StoreResult<()> {
         let (instances, ops) = (instances.to_vec(), ops.to_vec());
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             insert_all(&tx, &instances, &ops)?;
             tx.commit().map_err(backend)
         })
@@ -338,7 +343,7 @@ impl InstanceStore for SqliteStore {
         let (instances, ops) = (instances.to_vec(), ops.to_vec());
         let token = client_token.to_string();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let first = instances.first().ok_or_else(|| backend("no instances"))?;
             let (account, ns) = (first.account_id.clone(), first.namespace.as_str());
             let earlier: Option<String> = tx
@@ -372,7 +377,7 @@ impl InstanceStore for SqliteStore {
         namespace: Namespace,
     ) -> StoreResult<Vec<Instance>> {
         let account_id = account_id.to_string();
-        self.with(move |c| {
+        self.read(move |c| {
             query_instances(
                 c,
                 "WHERE account_id = ?1 AND namespace = ?2",
@@ -384,16 +389,16 @@ impl InstanceStore for SqliteStore {
 
     async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
         let id = id.to_string();
-        self.with(move |c| Ok(query_instances(c, "WHERE id = ?1", &[&id])?.pop()))
+        self.read(move |c| Ok(query_instances(c, "WHERE id = ?1", &[&id])?.pop()))
             .await
     }
 
     async fn all_instances(&self) -> StoreResult<Vec<Instance>> {
-        self.with(|c| query_instances(c, "", &[])).await
+        self.read(|c| query_instances(c, "", &[])).await
     }
 
-    async fn count_instances(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
-        self.with(|c| {
+    async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
+        self.read(|c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT namespace, state, COUNT(*) FROM instances GROUP BY namespace, state",
@@ -417,7 +422,7 @@ impl InstanceStore for SqliteStore {
     async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
         let ops = ops.to_vec();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for op in &ops {
                 insert_op(&tx, op)?;
             }
@@ -437,7 +442,7 @@ impl InstanceStore for SqliteStore {
         let (any, owner, adopt_before) = scope.parts();
         let owner = owner.map(str::to_string);
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let op = tx
                 .query_row(
                     "SELECT o.id, o.account_id, o.instance_id, o.action, o.request_id, o.kind, o.step, \
@@ -509,7 +514,7 @@ impl InstanceStore for SqliteStore {
     ) -> StoreResult<()> {
         let error = error.map(str::to_string);
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let (instance, request_id): (String, String) = tx
                 .query_row(
                     "SELECT instance_id, request_id FROM operations WHERE id = ?1",
@@ -589,7 +594,7 @@ impl InstanceStore for SqliteStore {
         let (id, key_ids) = (id.to_string(), key_ids.to_vec());
         let effective = effective.map(<[String]>::to_vec);
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             write_keys(&tx, &id, &key_ids)?;
             let generation = match &effective {
                 Some(eff) => write_effective(&tx, &id, eff)?,
@@ -612,7 +617,7 @@ impl InstanceStore for SqliteStore {
     async fn activate_bindings(&self, id: &str) -> StoreResult<i64> {
         let id = id.to_string();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let mut st = tx
                 .prepare("SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position")
                 .map_err(backend)?;
@@ -645,7 +650,7 @@ impl InstanceStore for SqliteStore {
 
     async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
         let id = id.to_string();
-        self.with(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT served_generation FROM instances WHERE id = ?1",
                 params![id],
@@ -675,7 +680,7 @@ impl InstanceStore for SqliteStore {
     async fn delete_instance(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute(
                 "DELETE FROM instance_keys WHERE instance_id = ?1",
                 params![id],
@@ -686,6 +691,39 @@ impl InstanceStore for SqliteStore {
             tx.commit().map_err(backend)
         })
         .await
+    }
+
+    async fn instances_by_ids(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        ids: &[String],
+    ) -> StoreResult<Vec<Instance>> {
+        let account_id = account_id.to_string();
+        let ids = serde_json::to_string(ids).map_err(backend)?;
+        self.read(move |c| {
+            // `+`: the primary key finds the rows, not the account index (see sqlite_query).
+            query_instances_ordered(
+                c,
+                "WHERE +account_id = ?1 AND +namespace = ?2 \
+                 AND id IN (SELECT value FROM json_each(?3))",
+                "+created_at, +id",
+                &[&account_id, &namespace.as_str(), &ids],
+            )
+        })
+        .await
+    }
+
+    async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {
+        let account_id = account_id.to_string();
+        self.read(move |c| crate::sqlite_query::count_instances(c, &account_id, namespace))
+            .await
+    }
+
+    async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>> {
+        let addresses = addresses.to_vec();
+        self.read(move |c| crate::sqlite_query::taken_addresses(c, &addresses))
+            .await
     }
 }
 

@@ -5,6 +5,7 @@ use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, OsType,
 };
 use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::service::{KeyPairFilter, KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, Store, StoreError};
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub async fn run(store: Arc<dyn Store>) {
     crate::suite_attributes::run(&*store).await;
     instance_counts(&*store).await;
     crate::suite_console::run(store.clone()).await;
+    queries(&*store).await;
     crate::sealing_suite::run(store).await;
 }
 
@@ -50,10 +52,10 @@ async fn instance_counts(store: &dyn Store) {
             .find(|(ns, s, _)| *ns == Namespace::Cvm && *s == state)
             .map_or(0, |(_, _, n)| *n)
     };
-    let before = store.count_instances().await.unwrap();
+    let before = store.count_instances_by_state().await.unwrap();
     let a = Account::generate("suite-counts", false, 90);
     store.insert_account(&a).await.unwrap();
-    let (i1, i2) = (instance(&a, 900, &[], 900), instance(&a, 901, &[], 901));
+    let (i1, i2) = (instance(&a, 5000, &[], 900), instance(&a, 5001, &[], 901));
     store
         .insert_instances(&[i1.clone(), i2], &[])
         .await
@@ -62,7 +64,7 @@ async fn instance_counts(store: &dyn Store) {
         .set_instance_state(&i1.id, InstanceState::Running)
         .await
         .unwrap();
-    let after = store.count_instances().await.unwrap();
+    let after = store.count_instances_by_state().await.unwrap();
     for (state, added) in [(InstanceState::Running, 1), (InstanceState::Pending, 1)] {
         assert_eq!(
             count(&after, state),
@@ -791,4 +793,255 @@ async fn client_tokens(store: &dyn Store) {
         vec![other[0].id.clone()],
         "tokens are per account"
     );
+}
+
+fn query(ids: Option<&[&KeyPair]>, filters: Vec<KeyPairFilter>) -> KeyPairQuery {
+    KeyPairQuery {
+        ids: ids.map(|ks| ks.iter().map(|k| k.id.clone()).collect()),
+        filters,
+        region: None,
+        offset: 0,
+        limit: 100,
+    }
+}
+
+fn ids_of(page: &KeyPairPage) -> Vec<String> {
+    page.items.iter().map(|k| k.id.clone()).collect()
+}
+
+/// The pushed-down reads: what they select, their order, paging and totals, and the order in
+/// which an insert's checks answer.
+async fn queries(store: &dyn Store) {
+    let a = Account::generate("suite-q-a", false, 60);
+    let b = Account::generate("suite-q-b", false, 61);
+    store.insert_account(&a).await.unwrap();
+    store.insert_account(&b).await.unwrap();
+    let mut keys = Vec::new();
+    for n in 0..7i64 {
+        let mut k = key(&a, Namespace::Cvm, &format!("q{n}"), 600 + n / 2);
+        k.project_id = n % 3;
+        k.tags = vec![
+            ("env".into(), format!("e{}", n % 2)),
+            (format!("t{n}"), "x".into()),
+        ];
+        store.insert_key_pair(&k, 100).await.unwrap();
+        keys.push(k);
+    }
+    let other = key(&b, Namespace::Cvm, "q0", 600);
+    store.insert_key_pair(&other, 100).await.unwrap();
+    let mut ecs = key(&a, Namespace::Ecs, "q0", 600);
+    ecs.region = "cn-hangzhou".into();
+    store.insert_key_pair(&ecs, 100).await.unwrap();
+    let aid = a.id.as_str();
+    let run = |q: KeyPairQuery| async move {
+        store
+            .query_key_pairs(aid, Namespace::Cvm, &q)
+            .await
+            .unwrap()
+    };
+    // Everything, oldest first (ties by id), paged, with the total before paging.
+    let mut ordered = keys.clone();
+    ordered.sort_by(|x, y| (x.created_at, &x.id).cmp(&(y.created_at, &y.id)));
+    let by = |f: &dyn Fn(&KeyPair) -> bool| -> Vec<String> {
+        ordered
+            .iter()
+            .filter(|k| f(k))
+            .map(|k| k.id.clone())
+            .collect()
+    };
+    let all = run(query(None, vec![])).await;
+    assert_eq!(all.total, 7);
+    assert_eq!(all.items, ordered);
+    let mut page = query(None, vec![]);
+    (page.offset, page.limit) = (2, 3);
+    let p = run(page.clone()).await;
+    assert_eq!((p.total, p.items.as_slice()), (7, &ordered[2..5]));
+    page.offset = 6;
+    let p = run(page.clone()).await;
+    assert_eq!((p.total, p.items.len()), (7, 1));
+    page.offset = 10;
+    assert_eq!(run(page).await.total, 7, "a page past the end still counts");
+
+    // By ids: only the account's own, unknown ones left out.
+    let q = KeyPairQuery {
+        ids: Some(vec![
+            keys[3].id.clone(),
+            other.id.clone(),
+            "skey-zzzzzzzz".into(),
+            keys[1].id.clone(),
+        ]),
+        ..query(None, vec![])
+    };
+    assert_eq!(
+        ids_of(&run(q).await),
+        vec![keys[1].id.clone(), keys[3].id.clone()]
+    );
+    assert_eq!(run(query(Some(&[]), vec![])).await.total, 0);
+
+    // Each filter, and filters combined.
+    let name = KeyPairFilter::KeyName(vec!["q2".into(), "q4".into(), "nope".into()]);
+    assert_eq!(
+        ids_of(&run(query(None, vec![name.clone()])).await),
+        by(&|k| k.name == "q2" || k.name == "q4")
+    );
+    let project = KeyPairFilter::ProjectId(vec![1]);
+    assert_eq!(
+        ids_of(&run(query(None, vec![project.clone()])).await),
+        by(&|k| k.project_id == 1)
+    );
+    assert_eq!(
+        ids_of(&run(query(None, vec![name, project])).await),
+        by(&|k| k.name == "q4")
+    );
+    let tag_key = KeyPairFilter::TagKey(vec!["t3".into(), "t4".into()]);
+    assert_eq!(
+        ids_of(&run(query(None, vec![tag_key])).await),
+        vec![keys[3].id.clone(), keys[4].id.clone()]
+    );
+    let tag_value = KeyPairFilter::TagValue(vec!["e1".into()]);
+    assert_eq!(
+        ids_of(&run(query(None, vec![tag_value])).await),
+        by(&|k| k.tags[0].1 == "e1")
+    );
+    let tag = KeyPairFilter::Tag {
+        key: "env".into(),
+        values: vec!["e0".into()],
+    };
+    assert_eq!(
+        ids_of(&run(query(None, vec![tag])).await),
+        by(&|k| k.tags[0].1 == "e0")
+    );
+    let crossed = KeyPairFilter::Tag {
+        key: "t3".into(),
+        values: vec!["e1".into()],
+    };
+    assert_eq!(
+        run(query(None, vec![crossed])).await.total,
+        0,
+        "key and value of one tag"
+    );
+    let fp = KeyPairFilter::Fingerprint(vec![keys[6].fingerprint_sha256.clone()]);
+    assert_eq!(
+        ids_of(&run(query(None, vec![fp])).await),
+        vec![keys[6].id.clone()]
+    );
+    assert_eq!(
+        run(query(None, vec![KeyPairFilter::KeyName(vec![])]))
+            .await
+            .total,
+        0
+    );
+    for f in [
+        KeyPairFilter::ProjectId(vec![0, 2]),
+        KeyPairFilter::TagValue(vec!["x".into()]),
+        KeyPairFilter::TagKey(vec!["env".into()]),
+    ] {
+        assert_eq!(
+            ids_of(&run(query(None, vec![f.clone()])).await),
+            by(&|k| f.matches(k)),
+            "{f:?}"
+        );
+    }
+
+    // Regions: ECS key pairs are regional.
+    let regional = |region: &str| KeyPairQuery {
+        region: Some(region.into()),
+        ..query(None, vec![])
+    };
+    let q = store
+        .query_key_pairs(&a.id, Namespace::Ecs, &regional("cn-hangzhou"))
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&q), vec![ecs.id.clone()]);
+    let q = store
+        .query_key_pairs(&a.id, Namespace::Ecs, &regional("cn-beijing"))
+        .await
+        .unwrap();
+    assert_eq!(q.total, 0);
+
+    // An insert answers the name first, then the public key, then the quota.
+    let mut dup = key(&a, Namespace::Cvm, "q0", 700);
+    dup.fingerprint_sha256 = keys[1].fingerprint_sha256.clone();
+    assert_eq!(
+        store.insert_key_pair(&dup, 1).await,
+        Err(StoreError::Conflict(Conflict::KeyPairName))
+    );
+    dup.name = "fresh".into();
+    assert_eq!(
+        store.insert_key_pair(&dup, 1).await,
+        Err(StoreError::Conflict(Conflict::PublicKey))
+    );
+    dup.fingerprint_sha256 = "SHA256:fresh".into();
+    assert_eq!(
+        store.insert_key_pair(&dup, 7).await,
+        Err(StoreError::Conflict(Conflict::Quota))
+    );
+    store.insert_key_pair(&dup, 8).await.unwrap();
+
+    // Instances by id, counted, their addresses, and the keys' associations.
+    let i1 = instance(&a, 900, &[&keys[0].id], 610);
+    let i2 = instance(&a, 901, &[&keys[0].id, &keys[1].id], 611);
+    let i3 = instance(&b, 902, &[], 612);
+    store
+        .insert_instances(&[i1.clone(), i2.clone(), i3.clone()], &[])
+        .await
+        .unwrap();
+    let ask = [
+        i2.id.clone(),
+        i3.id.clone(),
+        "ins-zzzzzzzz".into(),
+        i1.id.clone(),
+    ];
+    let found = store
+        .instances_by_ids(&a.id, Namespace::Cvm, &ask)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        vec![i1.id.as_str(), i2.id.as_str()]
+    );
+    assert_eq!(
+        found[1].key_ids,
+        vec![keys[0].id.clone(), keys[1].id.clone()]
+    );
+    assert!(store
+        .instances_by_ids(&a.id, Namespace::Lighthouse, &ask)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.count_instances(&a.id, Namespace::Cvm).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.count_instances(&b.id, Namespace::Cvm).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.count_instances(&b.id, Namespace::Ecs).await.unwrap(),
+        0
+    );
+    let mut taken = store
+        .taken_addresses(&[
+            i3.private_ip.clone(),
+            "127.9.9.9".into(),
+            i1.private_ip.clone(),
+        ])
+        .await
+        .unwrap();
+    taken.sort();
+    let mut want = vec![i1.private_ip.clone(), i3.private_ip.clone()];
+    want.sort();
+    assert_eq!(taken, want);
+    let q = run(query(Some(&[&keys[0], &keys[1], &keys[2]]), vec![])).await;
+    let assoc = |k: &KeyPair| {
+        let found = q.items.iter().find(|f| f.id == k.id).expect("asked for");
+        found.associated_instance_ids.clone()
+    };
+    assert_eq!(assoc(&keys[0]), vec![i1.id.clone(), i2.id.clone()]);
+    assert_eq!(assoc(&keys[1]), vec![i2.id.clone()]);
+    assert!(assoc(&keys[2]).is_empty());
+    for i in [&i1, &i2, &i3] {
+        store.delete_instance(&i.id).await.unwrap();
+    }
 }

@@ -87,7 +87,7 @@ async fn bind(
     let req: BindKeyPairRequest = decode_params(params)?;
     let ids = check_ids(&req.instance_ids)?;
     let key = key_pair_by_name(ctx, &req.region_id, &req.key_pair_name).await?;
-    let instances = ctx.core.list_instances(ctx.account, NS).await?;
+    let instances = ctx.core.instances_by_ids(ctx.account, NS, &ids).await?;
     let mut outcomes: Vec<(String, Result<(), AliError>)> = Vec::with_capacity(ids.len());
     for id in ids {
         let outcome = match instances

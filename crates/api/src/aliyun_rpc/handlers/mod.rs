@@ -98,10 +98,19 @@ pub async fn key_pair_by_name(
     region: &str,
     name: &str,
 ) -> Result<KeyPair, AliError> {
-    regional_key_pairs(ctx, region)
+    let query = KeyPairQuery {
+        region: Some(region.to_string()),
+        filters: vec![keyplane_core::service::KeyPairFilter::KeyName(vec![
+            name.to_string()
+        ])],
+        limit: 1,
+        ..Default::default()
+    };
+    ctx.core
+        .describe_key_pairs(ctx.account, NS, &query)
         .await?
-        .into_iter()
-        .find(|k| k.name == name)
+        .items
+        .pop()
         .ok_or_else(|| AliError::Domain(DomainError::KeyPairNotFound { id: name.into() }))
 }
 

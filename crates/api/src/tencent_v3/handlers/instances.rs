@@ -28,9 +28,13 @@ fn not_found(inst: &Instance) -> DomainError {
     }
 }
 
-/// The account's instances in the request's region, oldest first.
-async fn regional(ctx: &Ctx<'_>) -> Result<Vec<Instance>, TcError> {
-    let all = ctx.core.list_instances(ctx.account, NS).await?;
+/// The account's instances in the request's region, oldest first: those of `ids` when
+/// given (read by id), else all of them.
+async fn selected(ctx: &Ctx<'_>, ids: Option<&[String]>) -> Result<Vec<Instance>, TcError> {
+    let all = match ids {
+        Some(ids) => ctx.core.instances_by_ids(ctx.account, NS, ids).await?,
+        None => ctx.core.list_instances(ctx.account, NS).await?,
+    };
     Ok(all.into_iter().filter(|i| i.region == ctx.region).collect())
 }
 
@@ -116,10 +120,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     check_filters(&filters)?;
     let (offset, limit) = page(req.offset, req.limit)?;
     let mut matching = Vec::new();
-    for inst in regional(ctx).await? {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&inst.id)) {
-            continue;
-        }
+    for inst in selected(ctx, ids.as_deref()).await? {
         let mut keep = true;
         for f in &filters {
             keep &= matches(f, &inst)?;
@@ -147,11 +148,7 @@ pub async fn status(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
             .check_instance_ids(NS, "InstanceIds", ids, MAX_IDS)?;
     }
     let (offset, limit) = page(req.offset, req.limit)?;
-    let matching: Vec<Instance> = regional(ctx)
-        .await?
-        .into_iter()
-        .filter(|i| ids.as_ref().is_none_or(|ids| ids.contains(&i.id)))
-        .collect();
+    let matching: Vec<Instance> = selected(ctx, ids.as_deref()).await?;
     let total = matching.len();
     let set: Vec<Value> = matching
         .into_iter()

@@ -316,7 +316,7 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         check_user_data(data)?;
     }
     let (password, key_ids) = login(ctx, req.login_settings, &image).await?;
-    let existing = ctx.core.list_instances(ctx.account, NS).await?.len();
+    let existing = ctx.core.count_instances(ctx.account, NS).await?;
     if existing + names.len() > INSTANCE_QUOTA {
         return Err(TcError::Domain(DomainError::InstanceQuotaExceeded {
             limit: INSTANCE_QUOTA,

@@ -231,7 +231,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let name = name(req.instance_name.take(), &image)?;
     extras(&req, count)?;
     let (password, key_ids) = login(ctx, req.login_configuration.take(), &image).await?;
-    let existing = ctx.core.list_instances(ctx.account, NS).await?.len();
+    let existing = ctx.core.count_instances(ctx.account, NS).await?;
     if existing + count as usize > INSTANCE_QUOTA {
         return Err(TcError::Domain(DomainError::InstanceQuotaExceeded {
             limit: INSTANCE_QUOTA,

@@ -1,0 +1,311 @@
+//! `keyplane-bench-compare`: Keyplane against a bare axum server that verifies the same TC3
+//! signature and answers a constant, with the same client in the same run. Prints calls/s,
+//! p50 and p99 of each scenario on both and Keyplane's share of the baseline. Run it through
+//! `scripts/bench-compare`.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use keyplane_bench::load::{self, Stats, Until};
+use keyplane_bench::{baseline, random_ed25519_line, signed_request, Client, Cred};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+/// Keyplane against a bare axum+HMAC baseline.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Keyplane's address, host:port (omit with --serve-baseline).
+    #[arg(long, default_value = "")]
+    endpoint: String,
+    /// Credentials, the JSON lines `keyplane account create` prints: the first account is
+    /// read from, the others take the imports (each holds at most 500 key pairs).
+    #[arg(long, default_value = "")]
+    accounts: String,
+    /// Seconds each read scenario runs, on each server.
+    #[arg(long, default_value_t = 5)]
+    secs: u64,
+    /// ImportKeyPair calls per connection in the 16-connection import scenario.
+    #[arg(long, default_value_t = 800)]
+    imports_per_conn: usize,
+    /// Serve the baseline on 127.0.0.1 (a port of its own) instead, printing its address.
+    #[arg(long)]
+    serve_baseline: bool,
+}
+
+/// Which server a request is signed for.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    addr: SocketAddr,
+    host: &'a str,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn read_creds(path: &str) -> Result<Vec<Cred>> {
+    let text = std::fs::read_to_string(path).context("reading --accounts")?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            Ok(Cred {
+                id: v["secret_id"].as_str().context("secret_id")?.into(),
+                key: v["secret_key"].as_str().context("secret_key")?.into(),
+            })
+        })
+        .collect()
+}
+
+fn baseline_cred() -> Cred {
+    Cred {
+        id: baseline::SECRET_ID.into(),
+        key: baseline::SECRET_KEY.into(),
+    }
+}
+
+/// Start the baseline as a child process (so it has a process of its own, as Keyplane has).
+async fn start_baseline() -> Result<(tokio::process::Child, SocketAddr)> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("--serve-baseline")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let out = child.stdout.take().context("baseline stdout")?;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let line = lines
+        .next_line()
+        .await?
+        .context("the baseline said nothing")?;
+    let addr = line
+        .strip_prefix("listening on ")
+        .context("unexpected baseline output")?
+        .parse()?;
+    Ok((child, addr))
+}
+
+struct Row {
+    name: &'static str,
+    kp: Stats,
+    base: Stats,
+    goal: &'static str,
+}
+
+fn ms(us: f64) -> f64 {
+    us / 1000.0
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "{:<34} {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>7} {:>7}  goal",
+        "scenario", "kp /s", "p50 ms", "p99 ms", "base /s", "p50 ms", "p99 ms", "/s %", "p50 x"
+    );
+    for r in rows {
+        println!(
+            "{:<34} {:>10.0} {:>8.3} {:>8.3} | {:>10.0} {:>8.3} {:>8.3} | {:>6.1}% {:>6.1}x  {}",
+            r.name,
+            r.kp.rate(),
+            ms(r.kp.p50_us),
+            ms(r.kp.p99_us),
+            r.base.rate(),
+            ms(r.base.p50_us),
+            ms(r.base.p99_us),
+            100.0 * r.kp.rate() / r.base.rate(),
+            r.kp.p50_us / r.base.p50_us,
+            r.goal
+        );
+    }
+}
+
+fn checked(name: &str, s: Stats) -> Result<Stats> {
+    if s.errors > 0 {
+        bail!(
+            "{name}: {} of {} calls failed, e.g. {}",
+            s.errors,
+            s.calls,
+            s.first_error.unwrap_or_default()
+        );
+    }
+    Ok(s)
+}
+
+/// Run `requests.0` on Keyplane with `conns` connections, then `requests.1` (the same calls,
+/// signed for the baseline) on the baseline.
+async fn both(
+    name: &'static str,
+    (kp, base): (Target<'_>, Target<'_>),
+    requests: (Vec<Vec<u8>>, Vec<Vec<u8>>),
+    conns: usize,
+    until: Until,
+    goal: &'static str,
+) -> Result<Row> {
+    let k = load::run(kp.addr, Arc::new(requests.0), conns, until).await?;
+    let b = load::run(base.addr, Arc::new(requests.1), conns, until).await?;
+    Ok(Row {
+        name,
+        kp: checked(name, k)?,
+        base: checked(name, b)?,
+        goal,
+    })
+}
+
+fn describe_by_name(t: Target<'_>, cred: &Cred, name: &str) -> Vec<u8> {
+    let body = json!({"Filters": [{"Name": "key-name", "Values": [name]}]});
+    signed_request(t.host, cred, "DescribeKeyPairs", &body.to_string(), now())
+}
+
+fn imports(t: Target<'_>, creds: &[Cred], n: usize, tag: &str) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let cred = &creds[(i / 450) % creds.len()];
+            let body = json!({"KeyName": format!("{tag}_{i}"), "ProjectId": 0,
+                              "PublicKey": random_ed25519_line("bench")});
+            signed_request(t.host, cred, "ImportKeyPair", &body.to_string(), now())
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.serve_baseline {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on {}", listener.local_addr()?);
+        baseline::serve(listener).await?;
+        return Ok(());
+    }
+    let creds = read_creds(&args.accounts)?;
+    if creds.len() < 2 {
+        bail!("--accounts needs at least two accounts");
+    }
+    let (reader, writers) = (&creds[0], &creds[1..]);
+    if writers.len() * 450 < 16 * args.imports_per_conn {
+        bail!(
+            "{} import accounts hold {} imports; {} asked",
+            writers.len(),
+            writers.len() * 450,
+            16 * args.imports_per_conn
+        );
+    }
+    let (_child, base_addr) = start_baseline().await?;
+    let kp_addr: SocketAddr = args.endpoint.parse().context("--endpoint")?;
+    let (kp_host, base_host) = (args.endpoint.clone(), base_addr.to_string());
+    let kp = Target {
+        addr: kp_addr,
+        host: &kp_host,
+    };
+    let base = Target {
+        addr: base_addr,
+        host: &base_host,
+    };
+    let bc = baseline_cred();
+    let secs = Until::Elapsed(Duration::from_secs(args.secs));
+    let mut rows = Vec::new();
+
+    // 500 key pairs in the reading account, one connection: the durable import at 1 conn.
+    let seed: Vec<Vec<u8>> = (0..500)
+        .map(|i| {
+            let body = json!({"KeyName": format!("k{i}"), "ProjectId": 0,
+                              "PublicKey": random_ed25519_line("bench")});
+            signed_request(kp.host, reader, "ImportKeyPair", &body.to_string(), now())
+        })
+        .collect();
+    let base_seed = imports(base, std::slice::from_ref(&bc), 500, "k");
+    rows.push(
+        both(
+            "ImportKeyPair durable, 1 conn",
+            (kp, base),
+            (seed, base_seed),
+            1,
+            Until::Exhausted,
+            "",
+        )
+        .await?,
+    );
+
+    // Ten Windows records (no sandbox needed) to describe by id.
+    let client = Client {
+        http: reqwest::Client::new(),
+        endpoint: args.endpoint.clone(),
+        scheme: "http",
+        cred: reader.clone(),
+    };
+    let run = client
+        .call(
+            "RunInstances",
+            &json!({"ImageId": "img-kpwin22x", "Placement": {"Zone": "ap-guangzhou-3"},
+                    "InstanceCount": 10, "LoginSettings": {"Password": "Kp-Passw0rd!"}}),
+        )
+        .await?;
+    let instance = run["Response"]["InstanceIdSet"][4]
+        .as_str()
+        .context("RunInstances gave no ids")?
+        .to_string();
+
+    let by_name = |t: Target<'_>, c: &Cred| vec![describe_by_name(t, c, "k250")];
+    for (name, conns, goal) in [
+        ("DescribeKeyPairs by name, 1 conn", 1, "p50 <= 3x"),
+        ("DescribeKeyPairs by name, 64 conns", 64, ">= 35%"),
+    ] {
+        let row = both(
+            name,
+            (kp, base),
+            (by_name(kp, reader), by_name(base, &bc)),
+            conns,
+            secs,
+            goal,
+        );
+        rows.push(row.await?);
+    }
+    let page = |t: Target<'_>, c: &Cred| {
+        let body = json!({"Offset": 100, "Limit": 100}).to_string();
+        vec![signed_request(t.host, c, "DescribeKeyPairs", &body, now())]
+    };
+    rows.push(
+        both(
+            "DescribeKeyPairs 100 of 500, 64 conns",
+            (kp, base),
+            (page(kp, reader), page(base, &bc)),
+            64,
+            secs,
+            ">= 10%",
+        )
+        .await?,
+    );
+    let by_id = |t: Target<'_>, c: &Cred| {
+        let body = json!({"InstanceIds": [instance]}).to_string();
+        vec![signed_request(t.host, c, "DescribeInstances", &body, now())]
+    };
+    rows.push(
+        both(
+            "DescribeInstances by id, 64 conns",
+            (kp, base),
+            (by_id(kp, reader), by_id(base, &bc)),
+            64,
+            secs,
+            "",
+        )
+        .await?,
+    );
+
+    let n = 16 * args.imports_per_conn;
+    rows.push(
+        both(
+            "ImportKeyPair durable, 16 conns",
+            (kp, base),
+            (
+                imports(kp, writers, n, "w"),
+                imports(base, std::slice::from_ref(&bc), n, "w"),
+            ),
+            16,
+            Until::Exhausted,
+            ">= ~4,500/s",
+        )
+        .await?,
+    );
+    print(&rows);
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! `keyplane-bench-scale`: do reads stay as fast when the database is large? Measures
+//! DescribeKeyPairs by name and DescribeInstances by id through the domain core on a fresh
+//! database, then seeds 1,000,000 key pairs over 2,000 accounts and 100,000 instance records
+//! (Windows records: no sandbox) straight through the store and measures again. Prints both,
+//! their ratio and the database's size. Run it through `scripts/bench-scale`.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use keyplane_bench::percentile;
+use keyplane_core::account::Account;
+use keyplane_core::instance::{HostKind, Instance, InstanceState, OsType};
+use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::service::{KeyPairFilter, KeyPairQuery, SystemClock};
+use keyplane_core::store::Store;
+use keyplane_core::Core;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Reads at scale against reads on a fresh database.
+#[derive(Debug, Parser)]
+struct Args {
+    /// SQLite: the directory to create the databases in (removed by the script).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// PostgreSQL: a URL; each database is a fresh schema of it, dropped afterwards.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Accounts to seed.
+    #[arg(long, default_value_t = 2000)]
+    accounts: usize,
+    /// Key pairs per account.
+    #[arg(long, default_value_t = 500)]
+    keys_per_account: usize,
+    /// Instance records per account.
+    #[arg(long, default_value_t = 50)]
+    instances_per_account: usize,
+    /// Calls measured per figure.
+    #[arg(long, default_value_t = 4000)]
+    calls: usize,
+}
+
+struct Seeded {
+    accounts: Vec<Account>,
+    instances: Vec<Vec<String>>,
+}
+
+fn key_pair(account: &Account, n: usize, at: i64) -> KeyPair {
+    KeyPair {
+        id: Namespace::Cvm.new_key_id(),
+        account_id: account.id.clone(),
+        namespace: Namespace::Cvm,
+        region: String::new(),
+        name: format!("k{n}"),
+        description: String::new(),
+        project_id: 0,
+        public_key: format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{n:020} scale"),
+        fingerprint_sha256: format!("SHA256:{}-{n}", account.id),
+        fingerprint_md5: String::new(),
+        tags: vec![],
+        created_at: at,
+        associated_instance_ids: vec![],
+    }
+}
+
+fn record(account: &Account, a: usize, n: usize, at: i64) -> Instance {
+    let (prefix, len) = Namespace::Cvm.instance_id_shape();
+    let id = keyplane_core::ids::new_id(prefix, len);
+    let seq = a * 1000 + n;
+    Instance {
+        host_name: id.clone(),
+        id,
+        account_id: account.id.clone(),
+        namespace: Namespace::Cvm,
+        region: "ap-guangzhou".into(),
+        zone: "ap-guangzhou-3".into(),
+        name: format!("vm{n}"),
+        image_id: "img-kpwin22x".into(),
+        os: OsType::Windows,
+        os_name: "Windows Server 2022".into(),
+        instance_type: "S5.SMALL2".into(),
+        state: InstanceState::Stopped,
+        host: HostKind::Record,
+        private_ip: format!("10.{}.{}.{}", seq >> 16, (seq >> 8) & 255, seq & 255),
+        ssh_port: 22,
+        password_hash: None,
+        key_ids: vec![],
+        effective_key_ids: vec![],
+        desired_generation: 0,
+        applied_generation: 0,
+        latest_operation: None,
+        latest_operation_state: None,
+        latest_operation_request_id: None,
+        latest_operation_error: None,
+        created_at: at,
+    }
+}
+
+/// Seed `accounts` accounts, 64 writers at a time, through the store.
+async fn seed(store: Arc<dyn Store>, args: &Args, accounts: usize) -> Result<Seeded> {
+    let start = Instant::now();
+    let mut all = Vec::new();
+    for a in 0..accounts {
+        let account = Account::generate(&format!("scale{a}"), false, 1);
+        store.insert_account(&account).await?;
+        all.push(account);
+    }
+    let (kpa, ipa) = (args.keys_per_account, args.instances_per_account);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shared = Arc::new(all.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, next, accounts) = (store.clone(), next.clone(), shared.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let a = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(account) = accounts.get(a) else {
+                    return anyhow::Ok(ids);
+                };
+                for n in 0..kpa {
+                    store
+                        .insert_key_pair(&key_pair(account, n, n as i64), kpa)
+                        .await?;
+                }
+                let records: Vec<Instance> =
+                    (0..ipa).map(|n| record(account, a, n, n as i64)).collect();
+                store.insert_instances(&records, &[]).await?;
+                ids.push((a, records.into_iter().map(|i| i.id).collect::<Vec<_>>()));
+            }
+        }));
+    }
+    let mut instances = vec![Vec::new(); accounts];
+    for t in tasks {
+        for (a, ids) in t.await?? {
+            instances[a] = ids;
+        }
+    }
+    println!(
+        "seeded {accounts} accounts, {} key pairs, {} instance records in {:.1}s",
+        accounts * kpa,
+        accounts * ipa,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(Seeded {
+        accounts: all,
+        instances,
+    })
+}
+
+/// Latencies of DescribeKeyPairs by name and DescribeInstances by id, `calls` of each, on
+/// random accounts and keys.
+async fn sample(core: &Core, s: &Seeded, args: &Args, calls: usize) -> Result<[Vec<Duration>; 2]> {
+    let mut rng = rand::thread_rng();
+    let (mut by_name, mut by_id) = (Vec::new(), Vec::new());
+    for _ in 0..calls {
+        let a = rng.gen_range(0..s.accounts.len());
+        let account = &s.accounts[a];
+        let name = format!("k{}", rng.gen_range(0..args.keys_per_account));
+        let query = KeyPairQuery {
+            filters: vec![KeyPairFilter::KeyName(vec![name])],
+            limit: 20,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let page = core
+            .describe_key_pairs(account, Namespace::Cvm, &query)
+            .await?;
+        by_name.push(t.elapsed());
+        anyhow::ensure!(page.total == 1, "the key pair is found");
+        let id = s.instances[a][rng.gen_range(0..s.instances[a].len())].clone();
+        let t = Instant::now();
+        let found = core
+            .instances_by_ids(account, Namespace::Cvm, &[id])
+            .await?;
+        by_id.push(t.elapsed());
+        anyhow::ensure!(found.len() == 1, "the instance is found");
+    }
+    Ok([by_name, by_id])
+}
+
+fn pcts(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    (percentile(&v, 0.5), percentile(&v, 0.99))
+}
+
+enum Backend {
+    Sqlite(std::path::PathBuf),
+    Postgres(Box<tokio_postgres::Config>, String),
+}
+
+async fn open(args: &Args, label: &str) -> Result<(Arc<dyn Store>, Backend)> {
+    if let Some(url) = &args.postgres {
+        let base: tokio_postgres::Config = url.parse().context("--postgres")?;
+        let schema = format!("kp_scale_{label}_{}", std::process::id());
+        admin(&base, &format!("CREATE SCHEMA {schema}")).await?;
+        let mut config = base.clone();
+        let options = base.get_options().unwrap_or_default();
+        config.options(format!("{options} -c search_path={schema}").trim());
+        let store = keyplane_store::PostgresStore::connect_with(config).await?;
+        return Ok((Arc::new(store), Backend::Postgres(Box::new(base), schema)));
+    }
+    let dir = args.dir.as_ref().context("--dir or --postgres")?;
+    let path = dir.join(format!("{label}.db"));
+    let store = keyplane_store::SqliteStore::open(&path)?;
+    Ok((Arc::new(store), Backend::Sqlite(path)))
+}
+
+async fn admin(config: &tokio_postgres::Config, sql: &str) -> Result<Option<i64>> {
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(conn);
+    let value = if sql.starts_with("SELECT") {
+        Some(client.query_one(sql, &[]).await?.try_get(0)?)
+    } else {
+        client.batch_execute(sql).await?;
+        None
+    };
+    drop(client);
+    let _ = task.await;
+    Ok(value)
+}
+
+/// The database's size in bytes.
+async fn size(backend: &Backend) -> Result<u64> {
+    match backend {
+        Backend::Sqlite(path) => {
+            let mut total = 0;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            }
+            Ok(total)
+        }
+        Backend::Postgres(config, schema) => {
+            let sql = format!(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = '{schema}' AND c.relkind = 'r'"
+            );
+            Ok(admin(config, &sql).await?.unwrap_or(0) as u64)
+        }
+    }
+}
+
+async fn drop_backend(backend: Backend) -> Result<()> {
+    if let Backend::Postgres(config, schema) = backend {
+        admin(&config, &format!("DROP SCHEMA {schema} CASCADE")).await?;
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut dbs = Vec::new();
+    for (label, accounts) in [("fresh", 1), ("large", args.accounts)] {
+        let (store, backend) = open(&args, label).await?;
+        let seeded = seed(store.clone(), &args, accounts).await?;
+        let bytes = size(&backend).await?;
+        println!(
+            "{label}: database {:.1} MiB",
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+        let core = Core::new(store, Arc::new(SystemClock));
+        sample(&core, &seeded, &args, 500).await?; // warm up
+        dbs.push((core, seeded, backend));
+    }
+    // Interleaved rounds, so that both see the same machine.
+    let mut lat = vec![[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    for _ in 0..8 {
+        for (i, (core, seeded, _)) in dbs.iter().enumerate() {
+            let [a, b] = sample(core, seeded, &args, args.calls / 8).await?;
+            lat[i][0].extend(a);
+            lat[i][1].extend(b);
+        }
+    }
+    let figures: Vec<[(Duration, Duration); 2]> =
+        lat.into_iter().map(|[a, b]| [pcts(a), pcts(b)]).collect();
+    for (core, _, backend) in dbs {
+        drop(core);
+        drop_backend(backend).await?;
+    }
+    println!(
+        "{:<32} {:>10} {:>10} | {:>10} {:>10} | {:>7} {:>7}",
+        "call", "fresh p50", "p99", "large p50", "p99", "p50 x", "p99 x"
+    );
+    for (i, name) in ["DescribeKeyPairs by name", "DescribeInstances by id"]
+        .iter()
+        .enumerate()
+    {
+        let ((fp50, fp99), (lp50, lp99)) = (figures[0][i], figures[1][i]);
+        println!(
+            "{name:<32} {:>8.3}ms {:>8.3}ms | {:>8.3}ms {:>8.3}ms | {:>6.2}x {:>6.2}x",
+            ms(fp50),
+            ms(fp99),
+            ms(lp50),
+            ms(lp99),
+            lp50.as_secs_f64() / fp50.as_secs_f64(),
+            lp99.as_secs_f64() / fp99.as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Pushed-down reads on SQLite: key pairs by ids, names and filters with paging and the total
+//! count in SQL, instances by ids, and the counts and address checks a launch needs. Lists of
+//! values travel as one JSON array parameter (`IN (SELECT value FROM json_each(?))`), so each
+//! query shape has one statement text and stays in the prepared-statement cache.
+
+use crate::sqlite::{backend, key_pair_from_row, KEY_COLS};
+use keyplane_core::keypair::{KeyPair, Namespace};
+use keyplane_core::service::{KeyPairFilter, KeyPairPage, KeyPairQuery};
+use keyplane_core::store::StoreResult;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection};
+
+/// A WHERE clause and its arguments, numbered as they are added.
+struct Where {
+    text: String,
+    args: Vec<Value>,
+}
+
+impl Where {
+    fn new(account_id: &str, namespace: Namespace) -> Where {
+        Where {
+            text: "account_id = ?1 AND namespace = ?2".into(),
+            args: vec![
+                Value::Text(account_id.into()),
+                Value::Text(namespace.as_str().into()),
+            ],
+        }
+    }
+
+    /// Add `arg` and return its placeholder.
+    fn arg(&mut self, arg: Value) -> String {
+        self.args.push(arg);
+        format!("?{}", self.args.len())
+    }
+
+    /// Add a list as one JSON array argument and return `(SELECT value FROM json_each(?N))`.
+    fn list<T: serde::Serialize>(&mut self, values: &[T]) -> String {
+        let json = serde_json::to_string(values).unwrap_or_else(|_| "[]".into());
+        format!(
+            "(SELECT value FROM json_each({}))",
+            self.arg(Value::Text(json))
+        )
+    }
+
+    fn and(&mut self, clause: &str) {
+        self.text.push_str(" AND ");
+        self.text.push_str(clause);
+    }
+
+    /// `EXISTS` a tag of the row whose key (`$[0]`) or value (`$[1]`) passes `cond`.
+    fn tag(&mut self, cond: &str) {
+        self.and(&format!(
+            "EXISTS (SELECT 1 FROM json_each(key_pairs.tags) t WHERE {cond})"
+        ));
+    }
+
+    fn filter(&mut self, f: &KeyPairFilter) {
+        match f {
+            KeyPairFilter::ProjectId(ids) => {
+                let l = self.list(ids);
+                self.and(&format!("project_id IN {l}"));
+            }
+            KeyPairFilter::KeyName(names) => {
+                let l = self.list(names);
+                self.and(&format!("name IN {l}"));
+            }
+            KeyPairFilter::Fingerprint(fps) => {
+                let l = self.list(fps);
+                self.and(&format!("fingerprint_sha256 IN {l}"));
+            }
+            KeyPairFilter::TagKey(keys) => {
+                let l = self.list(keys);
+                self.tag(&format!("json_extract(t.value, '$[0]') IN {l}"));
+            }
+            KeyPairFilter::TagValue(values) => {
+                let l = self.list(values);
+                self.tag(&format!("json_extract(t.value, '$[1]') IN {l}"));
+            }
+            KeyPairFilter::Tag { key, values } => {
+                let k = self.arg(Value::Text(key.clone()));
+                let l = self.list(values);
+                self.tag(&format!(
+                    "json_extract(t.value, '$[0]') = {k} AND json_extract(t.value, '$[1]') IN {l}"
+                ));
+            }
+        }
+    }
+}
+
+/// The page of key pairs `query` asks for, with the total before paging.
+pub(crate) fn query_key_pairs(
+    c: &Connection,
+    account_id: &str,
+    namespace: Namespace,
+    query: &KeyPairQuery,
+) -> StoreResult<KeyPairPage> {
+    let mut w = Where::new(account_id, namespace);
+    // Why `+`: without statistics SQLite prefers the (account, namespace, created_at) index,
+    // which gives the order for free but reads every key of the account. When ids or names
+    // select a few rows, `+` keeps the account terms and the order off the indexes, so the
+    // primary key or the name index finds the rows and a small sort orders them.
+    let selective = query.ids.is_some()
+        || query
+            .filters
+            .iter()
+            .any(|f| matches!(f, KeyPairFilter::KeyName(_) | KeyPairFilter::Fingerprint(_)));
+    if query.ids.is_some() {
+        w.text = "+account_id = ?1 AND +namespace = ?2".into();
+    }
+    let order = if selective {
+        "+created_at, +id"
+    } else {
+        "created_at, id"
+    };
+    if let Some(region) = &query.region {
+        let r = w.arg(Value::Text(region.clone()));
+        w.and(&format!("region = {r}"));
+    }
+    if let Some(ids) = &query.ids {
+        let l = w.list(ids);
+        w.and(&format!("id IN {l}"));
+    }
+    for f in &query.filters {
+        w.filter(f);
+    }
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+    let lim = w.arg(Value::Integer(limit));
+    let off = w.arg(Value::Integer(offset));
+    let mut st = c
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLS} FROM key_pairs WHERE {} ORDER BY {order} LIMIT {lim} OFFSET {off}",
+            w.text
+        ))
+        .map_err(backend)?;
+    let mut items = st
+        .query_map(params_from_iter(w.args.iter()), key_pair_from_row)
+        .map_err(backend)?
+        .collect::<Result<Vec<KeyPair>, _>>()
+        .map_err(backend)?;
+    // A first page that is not full holds every match: no count needed.
+    let total = if query.offset == 0 && items.len() < query.limit {
+        items.len()
+    } else {
+        let count_args = &w.args[..w.args.len() - 2];
+        let mut st = c
+            .prepare_cached(&format!("SELECT COUNT(*) FROM key_pairs WHERE {}", w.text))
+            .map_err(backend)?;
+        let n: i64 = st
+            .query_row(params_from_iter(count_args.iter()), |r| r.get(0))
+            .map_err(backend)?;
+        n as usize
+    };
+    fill_associations(c, &mut items)?;
+    Ok(KeyPairPage { total, items })
+}
+
+/// Fill each key pair's bound instances, oldest instance first.
+pub(crate) fn fill_associations(c: &Connection, keys: &mut [KeyPair]) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+    let json = serde_json::to_string(&ids).map_err(backend)?;
+    let mut st = c
+        .prepare_cached(
+            "SELECT ik.key_pair_id, ik.instance_id FROM instance_keys ik \
+             JOIN instances i ON i.id = ik.instance_id \
+             WHERE ik.key_pair_id IN (SELECT value FROM json_each(?1)) \
+             ORDER BY i.created_at, i.id",
+        )
+        .map_err(backend)?;
+    let rows = st
+        .query_map(params![json], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(backend)?;
+    for row in rows {
+        let (key, instance) = row.map_err(backend)?;
+        if let Some(k) = keys.iter_mut().find(|k| k.id == key) {
+            k.associated_instance_ids.push(instance);
+        }
+    }
+    Ok(())
+}
+
+/// How many instances the account holds in the namespace.
+pub(crate) fn count_instances(
+    c: &Connection,
+    account_id: &str,
+    namespace: Namespace,
+) -> StoreResult<usize> {
+    let mut st = c
+        .prepare_cached("SELECT COUNT(*) FROM instances WHERE account_id = ?1 AND namespace = ?2")
+        .map_err(backend)?;
+    let n: i64 = st
+        .query_row(params![account_id, namespace.as_str()], |r| r.get(0))
+        .map_err(backend)?;
+    Ok(n as usize)
+}
+
+/// Which of `addresses` are taken.
+pub(crate) fn taken_addresses(c: &Connection, addresses: &[String]) -> StoreResult<Vec<String>> {
+    let json = serde_json::to_string(addresses).map_err(backend)?;
+    let mut st = c
+        .prepare_cached(
+            "SELECT DISTINCT private_ip FROM instances \
+             WHERE private_ip IN (SELECT value FROM json_each(?1))",
+        )
+        .map_err(backend)?;
+    let rows = st
+        .query_map(params![json], |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}

@@ -1,0 +1,179 @@
+//! Group commit on SQLite: one writer thread owns the write connection and runs every write
+//! that has arrived meanwhile inside one transaction, each write under a savepoint of its own,
+//! then commits once (one fsync with synchronous=FULL) and only then answers them. A write
+//! that fails rolls back to its savepoint and leaves the others of its group alone; a failed
+//! commit fails the whole group. So an acknowledged write is as durable as before, and
+//! concurrent writes share one fsync.
+
+use crate::sqlite::backend;
+use keyplane_core::store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// At most this many writes share one transaction.
+const MAX_GROUP: usize = 256;
+
+/// Hands a write's result to its caller once its group's fate is known: `None` when the group
+/// committed (the write's own result stands), `Some(error)` when it did not.
+type Deliver = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+/// A write's body: runs on the connection, says whether it succeeded and how to answer.
+type Body = Box<dyn FnOnce(&mut Connection) -> (bool, Deliver) + Send>;
+
+/// One write.
+struct Job {
+    /// Runs outside any group transaction (it manages its own, or runs what a transaction
+    /// cannot hold, such as a checkpoint).
+    solo: bool,
+    run: Body,
+}
+
+/// The writer thread and the queue to it; dropping it lets the thread finish the queue, close
+/// the connection and end, and waits for that.
+pub(crate) struct Writer {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Start the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection) -> StoreResult<Writer> {
+        let (queue, jobs) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("keyplane-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, jobs))
+            .map_err(backend)?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Run `f` on the write connection: with `solo` alone, else in the next group.
+    pub(crate) async fn run<T, F>(&self, solo: bool, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let run: Body = Box::new(move |c: &mut Connection| {
+            let result = f(c);
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |group_failed| {
+                let _ = answer.send(match group_failed {
+                    Some(e) => Err(e),
+                    None => result,
+                });
+            });
+            (ok, deliver)
+        });
+        self.queue
+            .as_ref()
+            .ok_or_else(|| backend("the SQLite writer has stopped"))?
+            .send(Job { solo, run })
+            .map_err(|_| backend("the SQLite writer has stopped"))?;
+        answered
+            .await
+            .map_err(|_| backend("the SQLite write was abandoned"))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            if job.solo {
+                commit_group(&mut conn, std::mem::take(&mut group));
+                run_alone(&mut conn, job);
+            } else {
+                group.push(job);
+            }
+            if group.len() < MAX_GROUP {
+                next = jobs.try_recv().ok();
+            }
+        }
+        commit_group(&mut conn, group);
+    }
+}
+
+/// Run a job, catching a panic (its caller then sees the write abandoned).
+fn attempt(conn: &mut Connection, job: Job) -> Option<(bool, Deliver)> {
+    catch_unwind(AssertUnwindSafe(|| (job.run)(conn))).ok()
+}
+
+fn run_alone(conn: &mut Connection, job: Job) {
+    if let Some((_, deliver)) = attempt(conn, job) {
+        deliver(None);
+    }
+}
+
+fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+    if group.is_empty() {
+        return;
+    }
+    if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        // No group transaction: each write runs as its own.
+        for job in group {
+            run_alone(conn, job);
+        }
+        return;
+    }
+    let mut done: Vec<(bool, Deliver)> = Vec::with_capacity(group.len());
+    for job in group {
+        if conn.is_autocommit() && conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            run_alone(conn, job);
+            continue;
+        }
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            let _ = attempt(conn, job).map(|(_, d)| d(Some(backend(e))));
+            continue;
+        }
+        let outcome = attempt(conn, job);
+        let ok = outcome.as_ref().is_some_and(|(ok, _)| *ok);
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, say): the writes before
+            // this one are gone with it.
+            for (ok, deliver) in done.drain(..) {
+                deliver(ok.then(|| backend("the group transaction was rolled back")));
+            }
+        } else if ok {
+            let _ = conn.execute_batch("RELEASE job");
+        } else {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+        }
+        if let Some((ok, deliver)) = outcome {
+            if conn.is_autocommit() && ok {
+                deliver(Some(backend("the group transaction was rolled back")));
+            } else {
+                done.push((ok, deliver));
+            }
+        }
+    }
+    let failure = if conn.is_autocommit() {
+        None
+    } else {
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Some(e.to_string())
+            }
+        }
+    };
+    for (ok, deliver) in done {
+        // A write that failed keeps its own error; the others share the commit's fate.
+        deliver(failure.as_ref().filter(|_| ok).map(backend));
+    }
+}
