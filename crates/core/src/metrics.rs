@@ -1,9 +1,9 @@
 //! What the server counts and times, in Prometheus' text format (`GET /metrics`): requests by
 //! dialect, action and code, their latency, operations by kind and final state, their
-//! duration, instances by state, connected agents and store latency.
+//! duration, instances by state and connected agents.
 //!
 //! No label ever holds an id or a secret: labels are dialect and action names, error codes,
-//! operation kinds, states and store call names, each from a fixed set.
+//! operation kinds and states, each from a fixed set.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,11 +45,6 @@ struct InstanceLabels {
     state: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StoreLabels {
-    call: String,
-}
-
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The server's metrics.
@@ -61,7 +56,6 @@ pub struct Metrics {
     operation_seconds: Histograms<KindLabels>,
     instances: Family<InstanceLabels, Gauge<i64, AtomicI64>>,
     agents_connected: Gauge<i64, AtomicI64>,
-    store_seconds: Histograms<StoreLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -70,7 +64,7 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// From 100 µs to about 6.5 s: API calls and store calls.
+/// From 100 µs to about 6.5 s: API calls.
 fn fast_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
@@ -126,12 +120,6 @@ impl Metrics {
             "Agents waiting in a long poll on this node",
             agents_connected.clone(),
         );
-        let store_seconds: Histograms<StoreLabels> = Family::new_with_constructor(fast_buckets);
-        registry.register(
-            "store_duration_seconds",
-            "Time of a store call, by call",
-            store_seconds.clone(),
-        );
         Metrics {
             registry,
             requests,
@@ -140,7 +128,6 @@ impl Metrics {
             operation_seconds,
             instances,
             agents_connected,
-            store_seconds,
         }
     }
 
@@ -172,13 +159,6 @@ impl Metrics {
             .inc();
         self.operation_seconds
             .get_or_create(&KindLabels { kind: kind.into() })
-            .observe(seconds);
-    }
-
-    /// A store call named `call` took `seconds`.
-    pub fn store_call(&self, call: &str, seconds: f64) {
-        self.store_seconds
-            .get_or_create(&StoreLabels { call: call.into() })
             .observe(seconds);
     }
 
