@@ -540,6 +540,29 @@ impl SandboxHost {
                 tracing::warn!(instance = %id, "stop at shutdown failed: {e}");
             }
         }
+        // Every start sets its VPC up again: none is left behind on the host meanwhile (nor
+        // for good, should this sandbox directory be deleted).
+        let vpcs: std::collections::BTreeSet<String> = match self.layout.list_meta() {
+            Ok(metas) => metas.iter().map(|m| self.vpc_netns_of(m)).collect(),
+            Err(e) => {
+                tracing::warn!("cannot list the instances at shutdown: {e}");
+                return;
+            }
+        };
+        let _net = self.net_lock.lock().await;
+        for vpc in vpcs {
+            net::remove_vpc(&vpc).await;
+        }
+    }
+
+    /// The name of the network namespace holding instance `id`'s VPC, `/run/netns/<name>`
+    /// while one of its instances runs (or has run since the host started).
+    pub fn vpc_netns(&self, id: &str) -> Result<String> {
+        Ok(self.vpc_netns_of(&self.meta(id)?))
+    }
+
+    fn vpc_netns_of(&self, meta: &Meta) -> String {
+        net::vpc_netns_name(self.layout.root(), &vpc_key(meta))
     }
 
     /// Whether the instance is running (its init is alive).

@@ -516,6 +516,25 @@ async fn dropped_or_crashed_hosts_leave_no_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_instances_and_leaves_no_vpc_behind() {
+    require_root!();
+    let tmp = sandbox_tempdir();
+    let host = test_host(tmp.path()).await;
+    host.create(spec("ins-shut", 41, "pw")).await.unwrap();
+    host.start("ins-shut").await.unwrap();
+    let vpc = Path::new("/run/netns").join(host.vpc_netns("ins-shut").unwrap());
+    assert!(vpc.exists(), "{} while the instance runs", vpc.display());
+    host.shutdown().await;
+    assert!(!host.is_running("ins-shut").await);
+    assert!(!vpc.exists(), "{} after shutdown", vpc.display());
+    // The next start sets it up again.
+    host.start("ins-shut").await.unwrap();
+    assert!(vpc.exists());
+    host.destroy("ins-shut").await.unwrap();
+    assert!(!vpc.exists(), "the last instance of a VPC takes it along");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_reach_their_vpc_and_nothing_of_the_host() {
     require_root!();
     let tmp = sandbox_tempdir();
