@@ -56,21 +56,7 @@ pub enum OpsCommand {
     },
 }
 
-/// Unix seconds as `YYYY-MM-DD hh:mm:ss UTC`.
-pub fn utc(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => unix.to_string(),
-    }
-}
+pub use keyplane_core::console::utc;
 
 async fn account(core: &Core, name: &str) -> Result<Account> {
     core.account_by_name(name)

@@ -74,6 +74,22 @@ impl AccountOverview {
     }
 }
 
+/// Unix seconds as `YYYY-MM-DD hh:mm:ss UTC`.
+pub fn utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => unix.to_string(),
+    }
+}
+
 /// SHA-256 of a token, lowercase hex: what the store keeps.
 pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())

@@ -69,21 +69,7 @@ pub fn namespace_label(ns: Namespace) -> &'static str {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD hh:mm:ss UTC`.
-pub fn utc(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => unix.to_string(),
-    }
-}
+pub use keyplane_core::console::utc;
 
 fn place(ns: Namespace, region: &str, zone: &str) -> String {
     [namespace_label(ns), region, zone]
