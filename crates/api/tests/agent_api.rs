@@ -175,8 +175,8 @@ async fn an_agent_acts_only_on_its_own_instance() {
     );
 }
 
-/// Register a host and bind one key to it: generation 1 is desired, 0 was never fetched.
-async fn host_with_a_bound_key(h: &Harness) -> (String, String) {
+/// Register a host and import a key for its account: the host's id, its agent token, the key.
+async fn host_and_key(h: &Harness) -> (String, String, keyplane_core::keypair::KeyPair) {
     let acct = h.core.create_account("ops", false).await.unwrap();
     let t = h
         .core
@@ -199,6 +199,12 @@ async fn host_with_a_bound_key(h: &Harness) -> (String, String) {
         )
         .await
         .unwrap();
+    (id, token, key)
+}
+
+/// Register a host and bind one key to it: generation 1 is desired, 0 was never fetched.
+async fn host_with_a_bound_key(h: &Harness) -> (String, String) {
+    let (id, token, key) = host_and_key(h).await;
     let keys = vec![key.id.clone()];
     h.core
         .store()
@@ -298,28 +304,7 @@ async fn a_long_poll_answers_when_the_state_changes() {
         clock: t.clock,
         store: t.store,
     };
-    let acct = h.core.create_account("ops", false).await.unwrap();
-    let t2 = h
-        .core
-        .issue_registration_token(&acct, Namespace::Cvm, "ap-guangzhou", 60)
-        .await
-        .unwrap();
-    let (_, body) = register(&h, &t2, "10.0.0.1").await;
-    let id = body["instance_id"].as_str().unwrap().to_string();
-    let token = body["agent_token"].as_str().unwrap().to_string();
-    let key = h
-        .core
-        .import_key_pair(
-            &acct,
-            Namespace::Cvm,
-            keyplane_core::service::NewKeyPair {
-                name: "k".into(),
-                ..Default::default()
-            },
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k",
-        )
-        .await
-        .unwrap();
+    let (id, token, key) = host_and_key(&h).await;
     let listeners = t.state.ssh_changes.receiver_count();
     let uri = format!("/keyplane/agent/v1/instances/{id}/ssh-state?after=0&wait=60");
     let poll = {
