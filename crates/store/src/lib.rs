@@ -27,3 +27,13 @@ mod postgres_tests;
 
 pub use postgres::{redact_database_url, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// The indexes of the pushed-down reads, the same statements on both back ends: key pairs by
+/// name whatever the region, pages in (created_at, id) order without a sort, instances the same.
+pub(crate) const READ_INDEXES: &str = r#"
+CREATE INDEX key_pairs_by_name ON key_pairs(account_id, namespace, name);
+DROP INDEX key_pairs_by_account;
+CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at, id);
+DROP INDEX instances_by_account;
+CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at, id);
+"#;

@@ -124,13 +124,7 @@ ALTER TABLE instances ADD COLUMN served_generation BIGINT NOT NULL DEFAULT 0;
 UPDATE instances SET served_generation = desired_generation;
 "#,
     crate::postgres_console::MIGRATION,
-    r#"
-CREATE INDEX key_pairs_by_name ON key_pairs(account_id, namespace, name);
-DROP INDEX key_pairs_by_account;
-CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at, id);
-DROP INDEX instances_by_account;
-CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at, id);
-"#,
+    crate::READ_INDEXES,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

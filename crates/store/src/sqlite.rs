@@ -128,15 +128,7 @@ ALTER TABLE instances ADD COLUMN served_generation INTEGER NOT NULL DEFAULT 0;
 UPDATE instances SET served_generation = desired_generation;
 "#,
     crate::sqlite_console::MIGRATION,
-    // Indexes for the pushed-down reads: key pairs by name whatever the region, pages in
-    // (created_at, id) order without a sort, instances the same.
-    r#"
-CREATE INDEX key_pairs_by_name ON key_pairs(account_id, namespace, name);
-DROP INDEX key_pairs_by_account;
-CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at, id);
-DROP INDEX instances_by_account;
-CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at, id);
-"#,
+    crate::READ_INDEXES,
 ];
 
 /// Read-only connections a file-backed store reads on (WAL lets them read while the writer

@@ -9,6 +9,8 @@ macro_rules! actions {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $(#[allow(missing_docs)] $variant),* }
         impl $name {
+            /// Every wire action name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($variant)),*];
             /// Parse the wire action name (case-sensitive, as the service is).
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $(stringify!($variant) => Some(Self::$variant),)* _ => None }

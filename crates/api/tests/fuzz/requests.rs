@@ -31,9 +31,9 @@ pub const DIALECTS: [Dialect; 6] = [
 
 pub fn tc3_request(rng: &mut StdRng, lighthouse: bool) -> Request<Body> {
     let (service, version, actions) = if lighthouse {
-        ("lighthouse", "2020-03-24", LH_ACTIONS)
+        ("lighthouse", "2020-03-24", lh_actions())
     } else {
-        ("cvm", "2017-03-12", CVM_ACTIONS)
+        ("cvm", "2017-03-12", cvm_actions())
     };
     let body: Vec<u8> = match rng.gen_range(0..8) {
         0 => vec![b'{', 0xff, 0xfe, b'}'],
@@ -56,21 +56,21 @@ pub fn tc3_request(rng: &mut StdRng, lighthouse: bool) -> Request<Body> {
         region: (!region.is_empty()).then_some(region),
         ts: NOW,
     };
-    let action = pick(rng, actions);
+    let action = pick(rng, &actions);
     support::tc3_post_bytes(&t, action, &body)
 }
 
 /// A v1-signed request (CVM API 3.0 at `/`, or the legacy API at `/v2/index.php`).
 pub fn v1_request(rng: &mut StdRng, legacy: bool) -> Request<Body> {
     let (path, actions) = if legacy {
-        ("/v2/index.php", LEGACY_ACTIONS)
+        ("/v2/index.php", LEGACY_ACTIONS.to_vec())
     } else {
-        ("/", CVM_ACTIONS)
+        ("/", cvm_actions())
     };
     let method = if rng.gen_bool(0.5) { "GET" } else { "POST" };
     let sig_method = ["HmacSHA1", "HmacSHA256"][rng.gen_range(0..2)];
     let mut params: Vec<(String, Vec<u8>)> = vec![
-        ("Action".into(), pick(rng, actions).into()),
+        ("Action".into(), pick(rng, &actions).into()),
         (
             "Region".into(),
             ["ap-guangzhou", "gz", "mars"][rng.gen_range(0..3)].into(),
@@ -111,7 +111,7 @@ pub fn ecs_rpc_request(rng: &mut StdRng) -> Request<Body> {
         .unwrap();
     let mut params: Vec<(String, Vec<u8>)> = wire_params(rng, ECS_PARAMS);
     for (k, v) in [
-        ("Action", pick(rng, ECS_ACTIONS).to_string()),
+        ("Action", pick(rng, &ecs_actions()).to_string()),
         (
             "Format",
             ["JSON", "XML", "json"][rng.gen_range(0..3)].to_string(),
@@ -164,7 +164,7 @@ pub fn ecs_acs3_request(rng: &mut StdRng) -> Request<Body> {
         .unwrap();
     let headers: Vec<(&str, String)> = vec![
         ("host", HOST.into()),
-        ("x-acs-action", pick(rng, ECS_ACTIONS).into()),
+        ("x-acs-action", pick(rng, &ecs_actions()).into()),
         ("x-acs-content-sha256", hashed.clone()),
         ("x-acs-date", date),
         ("x-acs-signature-nonce", format!("acs3-{}", nonce())),

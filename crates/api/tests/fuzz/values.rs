@@ -5,63 +5,37 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::Value;
 
-pub const CVM_ACTIONS: &[&str] = &[
-    "CreateKeyPair",
-    "ImportKeyPair",
-    "DescribeKeyPairs",
-    "DeleteKeyPairs",
-    "ModifyKeyPairAttribute",
-    "AssociateInstancesKeyPairs",
-    "DisassociateInstancesKeyPairs",
-    "DescribeImages",
-    "RunInstances",
-    "DescribeInstances",
-    "DescribeInstancesStatus",
-    "StartInstances",
-    "StopInstances",
-    "RebootInstances",
-    "TerminateInstances",
-    "NoSuchAction",
-];
-pub const LH_ACTIONS: &[&str] = &[
-    "DescribeBlueprints",
-    "DescribeBundles",
-    "CreateInstances",
-    "DescribeInstances",
-    "StartInstances",
-    "StopInstances",
-    "RebootInstances",
-    "TerminateInstances",
-    "CreateKeyPair",
-    "ImportKeyPair",
-    "DescribeKeyPairs",
-    "DeleteKeyPairs",
-    "AssociateInstancesKeyPairs",
-    "DisassociateInstancesKeyPairs",
-    "Bogus",
-];
+/// Every action a dialect serves (from its own action table), and one it does not.
+fn served_and(names: &[&'static str], unknown: &'static str) -> Vec<&'static str> {
+    names.iter().copied().chain([unknown]).collect()
+}
+
+pub fn cvm_actions() -> Vec<&'static str> {
+    served_and(
+        keyplane_api::tencent_v3::router::CvmAction::NAMES,
+        "NoSuchAction",
+    )
+}
+
+pub fn lh_actions() -> Vec<&'static str> {
+    served_and(
+        keyplane_api::tencent_v3::router::LighthouseAction::NAMES,
+        "Bogus",
+    )
+}
+
+pub fn ecs_actions() -> Vec<&'static str> {
+    served_and(
+        keyplane_api::aliyun_rpc::router::EcsAction::NAMES,
+        "DescribeRegions",
+    )
+}
+
 pub const LEGACY_ACTIONS: &[&str] = &[
     "BindInstanceKey",
     "unBindInstanceKey",
     "DescribeKeyPairs",
     "X",
-];
-pub const ECS_ACTIONS: &[&str] = &[
-    "CreateKeyPair",
-    "ImportKeyPair",
-    "DescribeKeyPairs",
-    "DeleteKeyPairs",
-    "AttachKeyPair",
-    "DetachKeyPair",
-    "DescribeImages",
-    "RunInstances",
-    "CreateInstance",
-    "DescribeInstances",
-    "StartInstance",
-    "StopInstance",
-    "RebootInstance",
-    "DeleteInstance",
-    "DescribeRegions",
 ];
 /// Tencent parameter names (API 3.0 and legacy spellings).
 pub const TC_PARAMS: &[&str] = &[
