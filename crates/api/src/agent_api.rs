@@ -87,7 +87,14 @@ pub async fn register(state: &AppState, raw: &RawRequest) -> Response {
             body.os_name
         },
     };
-    match state.core.register_host(&body.token, facts).await {
+    let mut trail =
+        crate::common::audit::Trail::new("agent", &crate::common::request::new_request_id(), raw);
+    trail.meta.action = "RegisterHost".into();
+    match state
+        .core
+        .register_host(&body.token, facts, &trail.meta)
+        .await
+    {
         Ok((inst, token)) => {
             tracing::info!(instance = %inst.id, account = %inst.account_id, "host registered");
             answer(

@@ -196,6 +196,7 @@ async fn host_and_key(h: &Harness) -> (String, String, keyplane_core::keypair::K
                 ..Default::default()
             },
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k",
+            &keyplane_core::RequestMeta::default(),
         )
         .await
         .unwrap();
@@ -363,12 +364,14 @@ async fn an_address_given_to_an_instance_is_refused_on_any_port() {
         key_ids: vec![],
         instance_type: "S5.SMALL1".into(),
         ssh_port: 22,
-        action: "RunInstances".into(),
-        request_id: "r-1".into(),
         client_token: None,
         user_data: None,
     };
-    let ids = h.core.launch_instances(&alice, spec).await.unwrap();
+    let ids = h
+        .core
+        .launch_instances(&alice, spec, &keyplane_core::RequestMeta::default())
+        .await
+        .unwrap();
     let sandbox = h.core.instance_by_id(&ids[0]).await.unwrap();
     assert_eq!(sandbox.private_ip, "127.1.0.1");
     let token = |acct| {

@@ -91,6 +91,7 @@ async fn populated() -> (TestServer, Account) {
                 name: "ops_key".into(),
                 ..NewKeyPair::default()
             },
+            &keyplane_core::RequestMeta::default(),
         )
         .await
         .unwrap();
@@ -102,14 +103,17 @@ async fn populated() -> (TestServer, Account) {
         "127.3.0.1",
         std::slice::from_ref(&key),
     );
-    t.store.insert_instances(&[mine], &[]).await.unwrap();
+    t.store.insert_instances(&[mine], &[], None).await.unwrap();
     t.store
         .set_bindings("ins-alice001", std::slice::from_ref(&key), None)
         .await
         .unwrap();
     let bob = t.core.create_account("bob", false).await.unwrap();
     let theirs = instance(&bob, "ins-bob00001", "bobs", "127.3.0.2", &[]);
-    t.store.insert_instances(&[theirs], &[]).await.unwrap();
+    t.store
+        .insert_instances(&[theirs], &[], None)
+        .await
+        .unwrap();
     // The private key is in the answer only; it must never reach a page.
     assert!(created.private_key.contains("PRIVATE KEY"));
     (t, bob)
@@ -274,7 +278,7 @@ async fn the_live_endpoint_follows_operations() {
         new_state: Some(InstanceState::Stopping),
         created_at: NOW,
     };
-    t.store.submit_operations(&[op]).await.unwrap();
+    t.store.submit_operations(&[op], None).await.unwrap();
     t.clock.advance(5);
     let v: Value =
         serde_json::from_str(&get(&t, "/console/api/overview", Some(&cookie)).await.body).unwrap();

@@ -160,7 +160,13 @@ async fn import_key(h: &Harness, account: &Account, seed: u8) -> String {
         ..NewKeyPair::default()
     };
     h.core
-        .import_key_pair(account, Namespace::Cvm, spec, &public_key(seed))
+        .import_key_pair(
+            account,
+            Namespace::Cvm,
+            spec,
+            &public_key(seed),
+            &keyplane_core::RequestMeta::default(),
+        )
         .await
         .unwrap()
         .id
@@ -196,12 +202,14 @@ async fn launch(
         key_ids: vec![],
         instance_type: "S5.SMALL1".into(),
         ssh_port: 22,
-        action: "RunInstances".into(),
-        request_id: "launch".into(),
         client_token: None,
         host_names: Vec::new(),
     };
-    let ids = h.core.launch_instances(account, spec).await.unwrap();
+    let ids = h
+        .core
+        .launch_instances(account, spec, &keyplane_core::RequestMeta::default())
+        .await
+        .unwrap();
     finish_operations(h).await;
     for id in &ids {
         h.core.store().set_instance_state(id, state).await.unwrap();

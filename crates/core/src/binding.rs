@@ -2,6 +2,7 @@
 //! bound or unbound, and what operation that becomes.
 
 use crate::account::Account;
+use crate::audit::{AuditResource, RequestMeta};
 use crate::error::DomainError;
 use crate::instance::{Instance, InstanceState, OpKind, OsType};
 use crate::keypair::Namespace;
@@ -160,7 +161,6 @@ pub fn next_keys(
 impl Core {
     /// Bind or unbind key pairs on instances, one asynchronous operation per instance, all or
     /// none. Ids must already be checked for shape, duplicates and count by the dialect.
-    #[allow(clippy::too_many_arguments)]
     pub async fn submit_bind(
         &self,
         account: &Account,
@@ -168,15 +168,19 @@ impl Core {
         instance_ids: &[String],
         rule: BindRule,
         change: BindChange,
-        action: &str,
-        request_id: &str,
+        req: &RequestMeta,
     ) -> Result<(), DomainError> {
         let keys = match &change {
             BindChange::Replace(k) | BindChange::Add(k) | BindChange::Remove(k) => k.clone(),
         };
-        self.get_key_pairs(account, ns, &keys).await?;
+        let named = self
+            .get_key_pairs(account, ns, &keys)
+            .await?
+            .iter()
+            .map(|k| AuditResource::key_pair(&k.id, &k.name))
+            .collect();
         let kind = bind_operation(rule, &change);
-        self.submit(account, ns, instance_ids, action, request_id, |inst| {
+        self.submit_naming(account, ns, instance_ids, req, named, |inst| {
             check_bindable(rule, inst)?;
             check_change(rule, inst, &change)?;
             Ok((kind.clone(), None))

@@ -2,6 +2,7 @@
 //! asynchronous operations that every dialect's start/stop/bind calls go through.
 
 use crate::account::{Account, Secret};
+use crate::audit::{AuditResource, RequestMeta};
 use crate::error::DomainError;
 use crate::instance::{HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType};
 use crate::keypair::Namespace;
@@ -67,10 +68,6 @@ pub struct LaunchSpec {
     pub instance_type: String,
     /// SSH port each sandbox listens on.
     pub ssh_port: u16,
-    /// Wire action name for the create operation.
-    pub action: String,
-    /// Request id.
-    pub request_id: String,
     /// Idempotency token: a repeated launch with the same token returns the first one's
     /// instances instead of creating more.
     pub client_token: Option<String>,
@@ -215,6 +212,7 @@ impl Core {
         &self,
         account: &Account,
         spec: LaunchSpec,
+        req: &RequestMeta,
     ) -> Result<Vec<String>, DomainError> {
         let image = self.image(spec.namespace, &spec.image_id)?;
         if image.os == OsType::Windows && !spec.key_ids.is_empty() {
@@ -225,10 +223,12 @@ impl Core {
         if image.os == OsType::Linux {
             self.check_capacity(spec.namespace, &spec.instance_type)?;
         }
-        if !spec.key_ids.is_empty() {
+        let keys = if spec.key_ids.is_empty() {
+            Vec::new()
+        } else {
             self.get_key_pairs(account, spec.namespace, &spec.key_ids)
-                .await?;
-        }
+                .await?
+        };
         let existing = self.count_instances(account, spec.namespace).await?;
         if existing + spec.names.len() > INSTANCE_QUOTA {
             return Err(DomainError::InstanceQuotaExceeded {
@@ -282,8 +282,8 @@ impl Core {
                 ops.push(NewOperation {
                     account_id: account.id.clone(),
                     instance_id: inst.id.clone(),
-                    action: spec.action.clone(),
-                    request_id: spec.request_id.clone(),
+                    action: req.action.clone(),
+                    request_id: req.request_id.clone(),
                     kind: OpKind::Create {
                         user_data: spec.user_data.clone(),
                     },
@@ -292,15 +292,21 @@ impl Core {
                 });
                 instances.push(inst);
             }
+            let mut resources: Vec<AuditResource> = instances
+                .iter()
+                .map(|i| AuditResource::instance(&i.id))
+                .collect();
+            resources.extend(keys.iter().map(|k| AuditResource::key_pair(&k.id, &k.name)));
+            let event = self.change_event(req, account, resources, ops.len());
             let inserted = match &spec.client_token {
                 Some(token) => {
                     self.store()
-                        .insert_instances_once(&instances, &ops, token)
+                        .insert_instances_once(&instances, &ops, token, event.as_ref())
                         .await
                 }
                 None => self
                     .store()
-                    .insert_instances(&instances, &ops)
+                    .insert_instances(&instances, &ops, event.as_ref())
                     .await
                     .map(|()| instances.iter().map(|i| i.id.clone()).collect()),
             };
@@ -354,9 +360,15 @@ impl Core {
         ns: Namespace,
         id: &str,
         name: &str,
+        req: &RequestMeta,
     ) -> Result<(), DomainError> {
         self.get_instances(account, ns, &[id.to_string()]).await?;
-        match self.store().set_instance_name(id, name).await {
+        let event = self.change_event(req, account, vec![AuditResource::instance(id)], 0);
+        match self
+            .store()
+            .set_instance_name(id, name, event.as_ref())
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound(id)) => Err(DomainError::InstanceNotFound { id }),
             Err(e) => Err(store_err(e)),
@@ -387,8 +399,24 @@ impl Core {
         account: &Account,
         ns: Namespace,
         ids: &[String],
-        action: &str,
-        request_id: &str,
+        req: &RequestMeta,
+        plan: F,
+    ) -> Result<(), DomainError>
+    where
+        F: Fn(&Instance) -> Result<(OpKind, Option<InstanceState>), DomainError>,
+    {
+        self.submit_naming(account, ns, ids, req, Vec::new(), plan)
+            .await
+    }
+
+    /// [`Core::submit`], with the audit event also naming `also` (the key pairs of a bind).
+    pub(crate) async fn submit_naming<F>(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        ids: &[String],
+        req: &RequestMeta,
+        also: Vec<AuditResource>,
         plan: F,
     ) -> Result<(), DomainError>
     where
@@ -402,14 +430,20 @@ impl Core {
             ops.push(NewOperation {
                 account_id: account.id.clone(),
                 instance_id: inst.id.clone(),
-                action: action.to_string(),
-                request_id: request_id.to_string(),
+                action: req.action.clone(),
+                request_id: req.request_id.clone(),
                 kind,
                 new_state,
                 created_at: now,
             });
         }
-        match self.store().submit_operations(&ops).await {
+        let mut resources: Vec<AuditResource> = instances
+            .iter()
+            .map(|i| AuditResource::instance(&i.id))
+            .collect();
+        resources.extend(also);
+        let event = self.change_event(req, account, resources, ops.len());
+        match self.store().submit_operations(&ops, event.as_ref()).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(Conflict::InstanceBusy)) => {
                 // Another request got in between our check and the write.

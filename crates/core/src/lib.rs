@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod agent;
+pub mod audit;
 pub mod binding;
 pub mod compute;
 pub mod console;
@@ -20,5 +21,6 @@ pub mod sealing;
 pub mod service;
 pub mod store;
 
+pub use audit::RequestMeta;
 pub use error::{DomainError, NameProblem};
 pub use service::Core;

@@ -3,6 +3,7 @@
 //! module: it is hashed (SHA-512 crypt, what `/etc/shadow` holds) before anything is recorded.
 
 use crate::account::{Account, Secret};
+use crate::audit::RequestMeta;
 use crate::compute::hash_password;
 use crate::error::DomainError;
 use crate::instance::{Instance, InstanceState, OpKind};
@@ -60,7 +61,6 @@ impl Core {
     /// Reset root's login password on instances, one asynchronous operation per instance, all
     /// or none. The dialect has already checked the ids (shape, duplicates, count, region) and
     /// the password against its complexity rule.
-    #[allow(clippy::too_many_arguments)]
     pub async fn submit_password_reset(
         &self,
         account: &Account,
@@ -68,15 +68,14 @@ impl Core {
         instance_ids: &[String],
         rule: ResetRule,
         password: &str,
-        action: &str,
-        request_id: &str,
+        req: &RequestMeta,
     ) -> Result<(), DomainError> {
         // Check before hashing: a refused call should not cost a hash.
         for inst in self.get_instances(account, ns, instance_ids).await? {
             check_resettable(rule, &inst)?;
         }
         let kind = reset_operation(rule, &hash_password(password)?);
-        self.submit(account, ns, instance_ids, action, request_id, |inst| {
+        self.submit(account, ns, instance_ids, req, |inst| {
             check_resettable(rule, inst)?;
             Ok((kind.clone(), None))
         })

@@ -44,6 +44,20 @@ pub enum RegistrationError {
     Internal(String),
 }
 
+impl RegistrationError {
+    /// The code the audit trail records for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistrationError::Invalid => "InvalidToken",
+            RegistrationError::Expired => "TokenExpired",
+            RegistrationError::Used => "TokenUsed",
+            RegistrationError::AddressTaken(_) => "AddressTaken",
+            RegistrationError::InvalidHost(_) => "InvalidHost",
+            RegistrationError::Internal(_) => "InternalError",
+        }
+    }
+}
+
 /// What a registering host says about itself.
 #[derive(Debug, Clone)]
 pub struct HostFacts {
@@ -147,14 +161,47 @@ impl Core {
     }
 
     /// Register a host with a token: creates its instance (RUNNING, managed by its agent) and
-    /// returns it with the agent token the host must use from now on.
+    /// returns it with the agent token the host must use from now on. The registration is in
+    /// the audit trail of the token's account, and so is a refusal once the token is known
+    /// to be one this server issued (before that, of no account).
     pub async fn register_host(
         &self,
         token: &str,
         facts: HostFacts,
+        req: &crate::audit::RequestMeta,
     ) -> Result<(Instance, String), RegistrationError> {
         let key = self.agent_key_for_registration().await?;
-        let claims = parse(&key, token)?;
+        let (account, result) = match parse(&key, token) {
+            Ok(claims) => (
+                Some(claims.account_id.clone()),
+                self.register_claimed(claims, facts, req).await,
+            ),
+            Err(e) => (None, Err(e)),
+        };
+        if let Err(e) = &result {
+            let recorded = self
+                .record_refusal(
+                    req,
+                    account.as_deref(),
+                    false,
+                    vec![],
+                    e.code(),
+                    &e.to_string(),
+                )
+                .await;
+            if let Err(why) = recorded {
+                return Err(RegistrationError::Internal(why.to_string()));
+            }
+        }
+        result
+    }
+
+    async fn register_claimed(
+        &self,
+        claims: Claims,
+        facts: HostFacts,
+        req: &crate::audit::RequestMeta,
+    ) -> Result<(Instance, String), RegistrationError> {
         let now = self.now();
         if claims.expires_at <= now {
             return Err(RegistrationError::Expired);
@@ -216,9 +263,13 @@ impl Core {
             latest_operation_error: None,
             created_at: now,
         };
+        let event = self.audit_enabled().then(|| crate::audit::AuditEvent {
+            account_id: Some(inst.account_id.clone()),
+            ..self.bare_event(req, vec![crate::audit::AuditResource::instance(&inst.id)])
+        });
         match self
             .store()
-            .insert_instances(std::slice::from_ref(&inst), &[])
+            .insert_instances(std::slice::from_ref(&inst), &[], event.as_ref())
             .await
         {
             Ok(()) => {}

@@ -1,6 +1,7 @@
 //! The domain service: the one place where key-pair rules are enforced for every dialect.
 
 use crate::account::{valid_account_name, Account};
+use crate::audit::{AuditResource, RequestMeta};
 use crate::error::DomainError;
 use crate::keypair::{generate_rsa, parse_public_key, KeyPair, Namespace};
 use crate::store::{Conflict, Store, StoreError};
@@ -122,6 +123,7 @@ pub struct Core {
     capacity: Option<crate::compute::HostCapacity>,
     metrics: Arc<crate::metrics::Metrics>,
     agent_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    audit: bool,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -142,7 +144,18 @@ impl Core {
             capacity: None,
             metrics: Arc::default(),
             agent_seen: Arc::default(),
+            audit: true,
         }
+    }
+
+    /// Record (the default) or do not record the audit trail.
+    pub fn with_audit(mut self, on: bool) -> Core {
+        self.audit = on;
+        self
+    }
+
+    pub(crate) fn audit_enabled(&self) -> bool {
+        self.audit
     }
 
     /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).
@@ -306,6 +319,7 @@ impl Core {
         namespace: Namespace,
         spec: &NewKeyPair,
         public: crate::keypair::ParsedPublicKey,
+        req: &RequestMeta,
     ) -> Result<KeyPair, DomainError> {
         for _ in 0..5 {
             let kp = KeyPair {
@@ -323,7 +337,17 @@ impl Core {
                 created_at: self.now(),
                 associated_instance_ids: Vec::new(),
             };
-            match self.store.insert_key_pair(&kp, KEY_PAIR_QUOTA).await {
+            let event = self.change_event(
+                req,
+                account,
+                vec![AuditResource::key_pair(&kp.id, &kp.name)],
+                0,
+            );
+            match self
+                .store
+                .insert_key_pair(&kp, KEY_PAIR_QUOTA, event.as_ref())
+                .await
+            {
                 Ok(()) => return Ok(kp),
                 Err(StoreError::Conflict(Conflict::Id)) => continue,
                 Err(StoreError::Conflict(Conflict::KeyPairName)) => {
@@ -368,6 +392,7 @@ impl Core {
         account: &Account,
         namespace: Namespace,
         spec: NewKeyPair,
+        req: &RequestMeta,
     ) -> Result<CreatedKeyPair, DomainError> {
         namespace.check_key_name(&spec.name)?;
         if spec.project_id < 0 {
@@ -379,7 +404,7 @@ impl Core {
         let name = spec.name.clone();
         let generated = generate_rsa(&name)?;
         let key_pair = self
-            .insert_new(account, namespace, &spec, generated.public.clone())
+            .insert_new(account, namespace, &spec, generated.public.clone(), req)
             .await?;
         Ok(CreatedKeyPair {
             key_pair,
@@ -394,6 +419,7 @@ impl Core {
         namespace: Namespace,
         spec: NewKeyPair,
         public_key: &str,
+        req: &RequestMeta,
     ) -> Result<KeyPair, DomainError> {
         namespace.check_key_name(&spec.name)?;
         if spec.project_id < 0 {
@@ -403,7 +429,8 @@ impl Core {
             });
         }
         let parsed = parse_public_key(public_key)?;
-        self.insert_new(account, namespace, &spec, parsed).await
+        self.insert_new(account, namespace, &spec, parsed, req)
+            .await
     }
 
     /// Describe key pairs with ids, filters and paging.
@@ -457,6 +484,7 @@ impl Core {
         account: &Account,
         namespace: Namespace,
         ids: &[String],
+        req: &RequestMeta,
     ) -> Result<(), DomainError> {
         let found = self.get_key_pairs(account, namespace, ids).await?;
         if let Some(bound) = found.iter().find(|k| !k.associated_instance_ids.is_empty()) {
@@ -464,9 +492,14 @@ impl Core {
                 id: bound.id.clone(),
             });
         }
+        let resources = found
+            .iter()
+            .map(|k| AuditResource::key_pair(&k.id, &k.name))
+            .collect();
+        let event = self.change_event(req, account, resources, 0);
         match self
             .store
-            .delete_key_pairs(&account.id, namespace, ids)
+            .delete_key_pairs(&account.id, namespace, ids, event.as_ref())
             .await
         {
             Ok(()) => Ok(()),
@@ -483,16 +516,30 @@ impl Core {
         id: &str,
         name: Option<&str>,
         description: Option<&str>,
+        req: &RequestMeta,
     ) -> Result<(), DomainError> {
         if let Some(name) = name {
             namespace.check_key_name(name)?;
         }
         // Unknown ids answer before a taken name; the store's unique index decides the name.
-        self.get_key_pairs(account, namespace, &[id.to_string()])
+        let old = self
+            .get_key_pairs(account, namespace, &[id.to_string()])
             .await?;
+        let resources = old
+            .iter()
+            .map(|k| AuditResource::key_pair(&k.id, name.unwrap_or(&k.name)))
+            .collect();
+        let event = self.change_event(req, account, resources, 0);
         match self
             .store
-            .update_key_pair(&account.id, namespace, id, name, description)
+            .update_key_pair(
+                &account.id,
+                namespace,
+                id,
+                name,
+                description,
+                event.as_ref(),
+            )
             .await
         {
             Ok(()) => Ok(()),

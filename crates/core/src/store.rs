@@ -2,6 +2,7 @@
 //! sees SQL.
 
 use crate::account::Account;
+use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::instance::{Instance, InstanceState, NewOperation, OpState, Operation};
 use crate::keypair::{KeyPair, Namespace};
 use crate::service::{KeyPairPage, KeyPairQuery};
@@ -63,7 +64,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything Keyplane persists. Every call that touches tenant data is scoped by account id,
 /// so isolation does not depend on callers remembering to filter.
 #[async_trait]
-pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
+pub trait Store: InstanceStore + ConsoleStore + AuditStore + Send + Sync + 'static {
     /// Insert a new account; `Conflict(AccountName)` if the name is taken.
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
     /// Look an account up by name.
@@ -83,8 +84,14 @@ pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
     /// this order, each an indexed query inside the insert's transaction:
     /// `Conflict(KeyPairName)` if the name is taken, `Conflict(PublicKey)` if the account
     /// already holds the key, `Conflict(Quota)` if the account holds `quota` key pairs of the
-    /// namespace.
-    async fn insert_key_pair(&self, key_pair: &KeyPair, quota: usize) -> StoreResult<()>;
+    /// namespace. `audit`, when given, is recorded in the same transaction (so are the other
+    /// writes' `audit` events).
+    async fn insert_key_pair(
+        &self,
+        key_pair: &KeyPair,
+        quota: usize,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()>;
     /// The account's key pairs of a namespace (and region, when given), oldest first.
     async fn list_key_pairs(
         &self,
@@ -100,6 +107,7 @@ pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
         id: &str,
         name: Option<&str>,
         description: Option<&str>,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()>;
     /// Delete key pairs, all or none; `NotFound(id)` names the first missing one.
     async fn delete_key_pairs(
@@ -107,6 +115,7 @@ pub trait Store: InstanceStore + ConsoleStore + Send + Sync + 'static {
         account_id: &str,
         namespace: Namespace,
         ids: &[String],
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()>;
 
     /// A named server-wide value, created from `initial` on first use (the agent-token key is
@@ -180,16 +189,18 @@ pub trait InstanceStore: Send + Sync + 'static {
         &self,
         instances: &[Instance],
         ops: &[NewOperation],
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()>;
     /// Insert instances and their first operations under a client token, once: when the
     /// account already used `client_token` in the namespace, nothing is inserted and the ids
     /// recorded with it are returned; otherwise the instances, operations and token are
-    /// recorded together and the new ids returned.
+    /// recorded together (with `audit`) and the new ids returned.
     async fn insert_instances_once(
         &self,
         instances: &[Instance],
         ops: &[NewOperation],
         client_token: &str,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<Vec<String>>;
     /// The account's instances of a namespace, oldest first.
     async fn list_instances(
@@ -205,7 +216,11 @@ pub trait InstanceStore: Send + Sync + 'static {
     async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>>;
     /// Record operations atomically; `Conflict(InstanceBusy)` when any instance already has one
     /// in progress (then none is recorded). Sets each instance's latest operation fields.
-    async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()>;
+    async fn submit_operations(
+        &self,
+        ops: &[NewOperation],
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()>;
     /// Claim the oldest unfinished operation whose claim has lapsed, for `worker` until
     /// `lease_until`, whatever instance it is on. No instance has two operations claimed at once.
     async fn claim_operation(
@@ -230,7 +245,8 @@ pub trait InstanceStore: Send + Sync + 'static {
     async fn renew_claim(&self, op_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool>;
     /// Record an operation's progress.
     async fn save_progress(&self, op: &Operation) -> StoreResult<()>;
-    /// Finish an operation and mirror its state on the instance.
+    /// Finish an operation and mirror its state on the instance; the audit event of the
+    /// request that started it counts it as ended (and failed, unless `state` is success).
     async fn finish_operation(
         &self,
         op_id: i64,
@@ -242,7 +258,12 @@ pub trait InstanceStore: Send + Sync + 'static {
     /// Replace the SHA-512 crypt hash of an instance's login password (`None`: no password).
     async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> StoreResult<()>;
     /// Rename an instance (its display name); `NotFound` if there is none.
-    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()>;
+    async fn set_instance_name(
+        &self,
+        id: &str,
+        name: &str,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()>;
     /// Replace the bound keys and, when given, the effective keys; the desired generation
     /// increases when the effective keys change. Returns the desired generation.
     async fn set_bindings(
@@ -342,4 +363,18 @@ pub trait ConsoleStore: Send + Sync + 'static {
     /// When the agents of the account's instances were last seen: (instance id, unix seconds),
     /// for the instances whose agent was ever seen.
     async fn agents_seen(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Record an event on its own (a refused request). When an event of the same request is
+    /// already recorded, the two become one: the refusal's code and message are set and the
+    /// resources added.
+    async fn record_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// The events `query` selects, on indexes, with the number matching before paging.
+    async fn query_events(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
+    /// Delete events older than `before` (unix seconds) and all but the newest `keep`;
+    /// returns how many were deleted.
+    async fn prune_events(&self, before: i64, keep: u64) -> StoreResult<u64>;
 }

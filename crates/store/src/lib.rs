@@ -7,19 +7,23 @@
 //! last part).
 #![forbid(unsafe_code)]
 
+mod audit_sql;
 pub mod postgres;
+mod postgres_audit;
 mod postgres_console;
 mod postgres_instances;
 mod postgres_query;
 mod postgres_schema;
 pub mod sealing_suite;
 pub mod sqlite;
+mod sqlite_audit;
 mod sqlite_console;
 mod sqlite_instances;
 mod sqlite_query;
 mod sqlite_writer;
 pub mod suite;
 mod suite_attributes;
+mod suite_audit;
 mod suite_console;
 
 #[cfg(test)]

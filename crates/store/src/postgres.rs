@@ -15,6 +15,7 @@ use crate::postgres_schema::{MIGRATIONS, MIGRATION_LOCK};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use keyplane_core::account::{Account, Secret};
+use keyplane_core::audit::AuditEvent;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
@@ -400,7 +401,12 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn insert_key_pair(&self, kp: &KeyPair, quota: usize) -> StoreResult<()> {
+    async fn insert_key_pair(
+        &self,
+        kp: &KeyPair,
+        quota: usize,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
         let tags = serde_json::to_string(&kp.tags).map_err(crate::sqlite::backend)?;
         in_transaction!(self, |tx| {
             // Every insert for the account, on any node, queues here: the count below cannot
@@ -475,6 +481,7 @@ impl Store for PostgresStore {
                     _ => Conflict::Id,
                 })
             })?;
+            crate::postgres_audit::write_event(&tx, audit).await?;
         })
     }
 
@@ -525,6 +532,7 @@ impl Store for PostgresStore {
         id: &str,
         name: Option<&str>,
         description: Option<&str>,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             let n = tx
@@ -539,6 +547,7 @@ impl Store for PostgresStore {
             if n == 0 {
                 return Err(Fail::Store(StoreError::NotFound(id.to_string())));
             }
+            crate::postgres_audit::write_event(&tx, audit).await?;
         })
     }
 
@@ -547,6 +556,7 @@ impl Store for PostgresStore {
         account_id: &str,
         namespace: Namespace,
         ids: &[String],
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             let st = tx
@@ -562,6 +572,7 @@ impl Store for PostgresStore {
                     return Err(Fail::Store(StoreError::NotFound(id.clone())));
                 }
             }
+            crate::postgres_audit::write_event(&tx, audit).await?;
         })
     }
 

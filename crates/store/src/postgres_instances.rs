@@ -6,6 +6,7 @@ use crate::sqlite_instances::{kind_from_json, kind_to_json};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use keyplane_core::account::Secret;
+use keyplane_core::audit::AuditEvent;
 use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
 };
@@ -303,9 +304,11 @@ impl InstanceStore for PostgresStore {
         &self,
         instances: &[Instance],
         ops: &[NewOperation],
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             insert_all(&tx, instances, ops).await?;
+            crate::postgres_audit::write_event(&tx, audit).await?;
         })
     }
 
@@ -314,6 +317,7 @@ impl InstanceStore for PostgresStore {
         instances: &[Instance],
         ops: &[NewOperation],
         client_token: &str,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<Vec<String>> {
         let first = instances
             .first()
@@ -332,6 +336,7 @@ impl InstanceStore for PostgresStore {
                 .await?;
             if claimed == 1 {
                 insert_all(&tx, instances, ops).await?;
+                crate::postgres_audit::write_event(&tx, audit).await?;
                 ids.clone()
             } else {
                 let row = tx
@@ -407,7 +412,11 @@ impl InstanceStore for PostgresStore {
         .map_err(Fail::into_store)
     }
 
-    async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
+    async fn submit_operations(
+        &self,
+        ops: &[NewOperation],
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
         let mut ids: Vec<&str> = ops.iter().map(|op| op.instance_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -423,6 +432,7 @@ impl InstanceStore for PostgresStore {
             for op in ops {
                 insert_op(&tx, op).await?;
             }
+            crate::postgres_audit::write_event(&tx, audit).await?;
         })
     }
 
@@ -511,15 +521,27 @@ impl InstanceStore for PostgresStore {
         error: Option<&str>,
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
+            // The state before the update, read under the row lock the update takes.
             let row = tx
                 .query_opt(
-                    "UPDATE operations SET state = $1, error = $2, claimed_by = NULL WHERE id = $3 \
-                     RETURNING instance_id, request_id",
+                    "UPDATE operations o SET state = $1, error = $2, claimed_by = NULL \
+                     FROM (SELECT id, state FROM operations WHERE id = $3 FOR UPDATE) old \
+                     WHERE o.id = old.id RETURNING o.instance_id, o.request_id, old.state",
                     &[&state.as_str(), &error, &op_id],
                 )
                 .await?
                 .ok_or_else(|| Fail::Store(StoreError::NotFound(op_id.to_string())))?;
             let (instance, request_id): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            let was: String = row.try_get(2)?;
+            if was == OpState::Operating.as_str() && state != OpState::Operating {
+                crate::postgres_audit::operation_ended(
+                    &tx,
+                    &request_id,
+                    state != OpState::Success,
+                    error,
+                )
+                .await?;
+            }
             tx.execute(
                 "UPDATE instances SET latest_operation_state = $1, latest_operation_error = $2 \
                  WHERE id = $3 AND latest_operation_request_id = $4",
@@ -553,7 +575,12 @@ impl InstanceStore for PostgresStore {
         })
     }
 
-    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()> {
+    async fn set_instance_name(
+        &self,
+        id: &str,
+        name: &str,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             let n = tx
                 .execute(
@@ -564,6 +591,7 @@ impl InstanceStore for PostgresStore {
             if n == 0 {
                 return Err(StoreError::NotFound(id.to_string()).into());
             }
+            crate::postgres_audit::write_event(&tx, audit).await?;
         })
     }
 

@@ -125,6 +125,7 @@ UPDATE instances SET served_generation = desired_generation;
 "#,
     crate::postgres_console::MIGRATION,
     crate::READ_INDEXES,
+    crate::postgres_audit::MIGRATION,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

@@ -121,7 +121,10 @@ async fn operations_are_claimed_exactly_once_across_nodes() {
                 )
             })
             .collect();
-        nodes[1].insert_instances(&instances, &ops).await.unwrap();
+        nodes[1]
+            .insert_instances(&instances, &ops, None)
+            .await
+            .unwrap();
 
         let mut workers = Vec::new();
         for (n, store) in nodes.iter().enumerate() {
@@ -186,7 +189,7 @@ async fn key_pair_rules_hold_across_nodes() {
                 .enumerate()
                 .map(|(n, k)| {
                     let store = nodes[n % 2].clone();
-                    tokio::spawn(async move { store.insert_key_pair(&k, quota).await })
+                    tokio::spawn(async move { store.insert_key_pair(&k, quota, None).await })
                 })
                 .collect();
             async move {
@@ -247,7 +250,7 @@ async fn one_operation_per_instance_across_nodes() {
             nodes[0].insert_account(&a).await.unwrap();
             let (x, y) = (instance(&a, 1, &[], 10), instance(&a, 2, &[], 10));
             nodes[0]
-                .insert_instances(&[x.clone(), y.clone()], &[])
+                .insert_instances(&[x.clone(), y.clone()], &[], None)
                 .await
                 .unwrap();
             for round in 0..10 {
@@ -265,7 +268,7 @@ async fn one_operation_per_instance_across_nodes() {
                             .into_iter()
                             .map(|i| new_op(i, "StartInstances", OpKind::Start, None, n as i64))
                             .collect();
-                        tokio::spawn(async move { store.submit_operations(&batch).await })
+                        tokio::spawn(async move { store.submit_operations(&batch, None).await })
                     })
                     .collect();
                 let mut ok = 0;
@@ -345,7 +348,7 @@ async fn serialization_failures_are_retried() {
                 .map(|n| {
                     let store = nodes[n % 2].clone();
                     let k = key(&a, &format!("s{n}"), n);
-                    tokio::spawn(async move { store.insert_key_pair(&k, 5).await })
+                    tokio::spawn(async move { store.insert_key_pair(&k, 5, None).await })
                 })
                 .collect();
             let mut results = Vec::new();

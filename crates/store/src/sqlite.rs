@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
+use keyplane_core::audit::AuditEvent;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
@@ -129,6 +130,7 @@ UPDATE instances SET served_generation = desired_generation;
 "#,
     crate::sqlite_console::MIGRATION,
     crate::READ_INDEXES,
+    crate::sqlite_audit::MIGRATION,
 ];
 
 /// Read-only connections a file-backed store reads on (WAL lets them read while the writer
@@ -458,8 +460,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_key_pair(&self, kp: &KeyPair, quota: usize) -> StoreResult<()> {
-        let kp = kp.clone();
+    async fn insert_key_pair(
+        &self,
+        kp: &KeyPair,
+        quota: usize,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
+        let (kp, audit) = (kp.clone(), audit.cloned());
         self.with(move |c| {
             let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
             let tx = c.savepoint().map_err(backend)?;
@@ -493,6 +500,7 @@ impl Store for SqliteStore {
                 Some(_) => StoreError::Conflict(Conflict::Id),
                 None => backend(e),
             })?;
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
             tx.commit().map_err(backend)
         })
         .await
@@ -550,11 +558,14 @@ impl Store for SqliteStore {
         id: &str,
         name: Option<&str>,
         description: Option<&str>,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         let (account_id, id) = (account_id.to_string(), id.to_string());
         let (name, description) = (name.map(str::to_string), description.map(str::to_string));
+        let audit = audit.cloned();
         self.with(move |c| {
-            let n = c
+            let tx = c.savepoint().map_err(backend)?;
+            let n = tx
                 .execute(
                     "UPDATE key_pairs SET name = COALESCE(?1, name), \
                      description = COALESCE(?2, description) \
@@ -568,7 +579,8 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(id));
             }
-            Ok(())
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -578,9 +590,11 @@ impl Store for SqliteStore {
         account_id: &str,
         namespace: Namespace,
         ids: &[String],
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         let account_id = account_id.to_string();
         let ids = ids.to_vec();
+        let audit = audit.cloned();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             for id in &ids {
@@ -594,6 +608,7 @@ impl Store for SqliteStore {
                     return Err(StoreError::NotFound(id.clone()));
                 }
             }
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
             tx.commit().map_err(backend)
         })
         .await
@@ -699,7 +714,7 @@ mod tests {
                     created_at: n,
                     associated_instance_ids: vec![],
                 };
-                store.insert_key_pair(&kp, 500).await
+                store.insert_key_pair(&kp, 500, None).await
             }));
         }
         let mut failed = 0;

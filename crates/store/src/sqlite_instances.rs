@@ -3,6 +3,7 @@
 use crate::sqlite::{backend, is_unique_violation, SqliteStore};
 use async_trait::async_trait;
 use keyplane_core::account::Secret;
+use keyplane_core::audit::AuditEvent;
 use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, Operation, OsType,
 };
@@ -324,11 +325,13 @@ impl InstanceStore for SqliteStore {
         &self,
         instances: &[Instance],
         ops: &[NewOperation],
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
-        let (instances, ops) = (instances.to_vec(), ops.to_vec());
+        let (instances, ops, audit) = (instances.to_vec(), ops.to_vec(), audit.cloned());
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             insert_all(&tx, &instances, &ops)?;
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
             tx.commit().map_err(backend)
         })
         .await
@@ -339,8 +342,9 @@ impl InstanceStore for SqliteStore {
         instances: &[Instance],
         ops: &[NewOperation],
         client_token: &str,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<Vec<String>> {
-        let (instances, ops) = (instances.to_vec(), ops.to_vec());
+        let (instances, ops, audit) = (instances.to_vec(), ops.to_vec(), audit.cloned());
         let token = client_token.to_string();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
@@ -365,6 +369,7 @@ impl InstanceStore for SqliteStore {
                 params![account, ns, token, serde_json::to_string(&ids).map_err(backend)?, first.created_at],
             )
             .map_err(backend)?;
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
             tx.commit().map_err(backend)?;
             Ok(ids)
         })
@@ -419,13 +424,18 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
-    async fn submit_operations(&self, ops: &[NewOperation]) -> StoreResult<()> {
-        let ops = ops.to_vec();
+    async fn submit_operations(
+        &self,
+        ops: &[NewOperation],
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
+        let (ops, audit) = (ops.to_vec(), audit.cloned());
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             for op in &ops {
                 insert_op(&tx, op)?;
             }
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
             tx.commit().map_err(backend)
         })
         .await
@@ -515,13 +525,21 @@ impl InstanceStore for SqliteStore {
         let error = error.map(str::to_string);
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            let (instance, request_id): (String, String) = tx
+            let (instance, request_id, was): (String, String, String) = tx
                 .query_row(
-                    "SELECT instance_id, request_id FROM operations WHERE id = ?1",
+                    "SELECT instance_id, request_id, state FROM operations WHERE id = ?1",
                     params![op_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .map_err(backend)?;
+            if was == OpState::Operating.as_str() && state != OpState::Operating {
+                crate::sqlite_audit::operation_ended(
+                    &tx,
+                    &request_id,
+                    state != OpState::Success,
+                    error.as_deref(),
+                )?;
+            }
             tx.execute(
                 "UPDATE operations SET state = ?1, error = ?2, claimed_by = NULL WHERE id = ?3",
                 params![state.as_str(), error, op_id],
@@ -568,10 +586,16 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
-    async fn set_instance_name(&self, id: &str, name: &str) -> StoreResult<()> {
-        let (id, name) = (id.to_string(), name.to_string());
+    async fn set_instance_name(
+        &self,
+        id: &str,
+        name: &str,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
+        let (id, name, audit) = (id.to_string(), name.to_string(), audit.cloned());
         self.with(move |c| {
-            let n = c
+            let tx = c.savepoint().map_err(backend)?;
+            let n = tx
                 .execute(
                     "UPDATE instances SET name = ?1 WHERE id = ?2",
                     params![name, id],
@@ -580,7 +604,8 @@ impl InstanceStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(id));
             }
-            Ok(())
+            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            tx.commit().map_err(backend)
         })
         .await
     }

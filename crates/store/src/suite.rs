@@ -9,7 +9,7 @@ use keyplane_core::service::{KeyPairFilter, KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{Conflict, Store, StoreError};
 use std::sync::Arc;
 
-fn key(account: &Account, ns: Namespace, name: &str, at: i64) -> KeyPair {
+pub(crate) fn key(account: &Account, ns: Namespace, name: &str, at: i64) -> KeyPair {
     KeyPair {
         id: ns.new_key_id(),
         account_id: account.id.clone(),
@@ -41,6 +41,7 @@ pub async fn run(store: Arc<dyn Store>) {
     crate::suite_attributes::run(&*store).await;
     instance_counts(&*store).await;
     crate::suite_console::run(store.clone()).await;
+    crate::suite_audit::run(&*store).await;
     queries(&*store).await;
     crate::sealing_suite::run(store).await;
 }
@@ -57,7 +58,7 @@ async fn instance_counts(store: &dyn Store) {
     store.insert_account(&a).await.unwrap();
     let (i1, i2) = (instance(&a, 5000, &[], 900), instance(&a, 5001, &[], 901));
     store
-        .insert_instances(&[i1.clone(), i2], &[])
+        .insert_instances(&[i1.clone(), i2], &[], None)
         .await
         .unwrap();
     store
@@ -114,20 +115,20 @@ async fn key_pairs(store: &dyn Store) {
     store.insert_account(&b).await.unwrap();
     let k1 = key(&a, Namespace::Cvm, "k1", 100);
     let k2 = key(&a, Namespace::Cvm, "k2", 101);
-    store.insert_key_pair(&k1, 100).await.unwrap();
-    store.insert_key_pair(&k2, 100).await.unwrap();
+    store.insert_key_pair(&k1, 100, None).await.unwrap();
+    store.insert_key_pair(&k2, 100, None).await.unwrap();
     // Same name in another namespace and in another account is fine.
     store
-        .insert_key_pair(&key(&a, Namespace::Lighthouse, "k1", 102), 100)
+        .insert_key_pair(&key(&a, Namespace::Lighthouse, "k1", 102), 100, None)
         .await
         .unwrap();
     store
-        .insert_key_pair(&key(&b, Namespace::Cvm, "k1", 103), 100)
+        .insert_key_pair(&key(&b, Namespace::Cvm, "k1", 103), 100, None)
         .await
         .unwrap();
     assert_eq!(
         store
-            .insert_key_pair(&key(&a, Namespace::Cvm, "k1", 104), 100)
+            .insert_key_pair(&key(&a, Namespace::Cvm, "k1", 104), 100, None)
             .await,
         Err(StoreError::Conflict(Conflict::KeyPairName))
     );
@@ -138,19 +139,19 @@ async fn key_pairs(store: &dyn Store) {
     assert_eq!(listed, vec![k1.clone(), k2.clone()]);
 
     store
-        .update_key_pair(&a.id, Namespace::Cvm, &k1.id, Some("renamed"), None)
+        .update_key_pair(&a.id, Namespace::Cvm, &k1.id, Some("renamed"), None, None)
         .await
         .unwrap();
     assert_eq!(
         store
-            .update_key_pair(&b.id, Namespace::Cvm, &k1.id, Some("x"), None)
+            .update_key_pair(&b.id, Namespace::Cvm, &k1.id, Some("x"), None, None)
             .await,
         Err(StoreError::NotFound(k1.id.clone())),
         "another account cannot touch the key"
     );
     assert_eq!(
         store
-            .update_key_pair(&a.id, Namespace::Cvm, &k1.id, Some("k2"), None)
+            .update_key_pair(&a.id, Namespace::Cvm, &k1.id, Some("k2"), None, None)
             .await,
         Err(StoreError::Conflict(Conflict::KeyPairName))
     );
@@ -167,6 +168,7 @@ async fn key_pairs(store: &dyn Store) {
             &a.id,
             Namespace::Cvm,
             &[k1.id.clone(), "skey-zzzzzzzz".into()],
+            None,
         )
         .await;
     assert_eq!(err, Err(StoreError::NotFound("skey-zzzzzzzz".into())));
@@ -179,11 +181,11 @@ async fn key_pairs(store: &dyn Store) {
         2
     );
     assert!(store
-        .delete_key_pairs(&b.id, Namespace::Cvm, std::slice::from_ref(&k1.id))
+        .delete_key_pairs(&b.id, Namespace::Cvm, std::slice::from_ref(&k1.id), None)
         .await
         .is_err());
     store
-        .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()])
+        .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()], None)
         .await
         .unwrap();
     assert!(store
@@ -280,7 +282,7 @@ async fn instances(store: &dyn Store) {
     store.insert_account(&a).await.unwrap();
     store.insert_account(&b).await.unwrap();
     let k1 = key(&a, Namespace::Cvm, "ik1", 300);
-    store.insert_key_pair(&k1, 100).await.unwrap();
+    store.insert_key_pair(&k1, 100, None).await.unwrap();
     let i1 = instance(&a, 1, &[&k1.id], 310);
     let i2 = instance(&a, 2, &[], 311);
     let ops = [
@@ -300,7 +302,7 @@ async fn instances(store: &dyn Store) {
         ),
     ];
     store
-        .insert_instances(&[i1.clone(), i2.clone()], &ops)
+        .insert_instances(&[i1.clone(), i2.clone()], &ops, None)
         .await
         .unwrap();
 
@@ -309,7 +311,9 @@ async fn instances(store: &dyn Store) {
     let mut taken = instance(&a, 1, &[], 312);
     taken.id = "ins-taken001".into();
     assert_eq!(
-        store.insert_instances(&[i3.clone(), taken], &[]).await,
+        store
+            .insert_instances(&[i3.clone(), taken], &[], None)
+            .await,
         Err(StoreError::Conflict(Conflict::Address))
     );
     assert!(store.get_instance(&i3.id).await.unwrap().is_none());
@@ -320,7 +324,7 @@ async fn instances(store: &dyn Store) {
     other_port.id = "ins-taken002".into();
     other_port.ssh_port = 2222;
     assert_eq!(
-        store.insert_instances(&[other_port], &[]).await,
+        store.insert_instances(&[other_port], &[], None).await,
         Err(StoreError::Conflict(Conflict::Address))
     );
 
@@ -374,14 +378,14 @@ async fn instances(store: &dyn Store) {
         )
     };
     assert_eq!(
-        store.submit_operations(&[stop(&i1)]).await,
+        store.submit_operations(&[stop(&i1)], None).await,
         Err(StoreError::Conflict(Conflict::InstanceBusy))
     );
     assert_eq!(get(store, &i1.id).await.state, InstanceState::Pending);
     let mut ghost = stop(&i1);
     ghost.instance_id = "ins-none0000".into();
     assert_eq!(
-        store.submit_operations(&[ghost]).await,
+        store.submit_operations(&[ghost], None).await,
         Err(StoreError::NotFound("ins-none0000".into()))
     );
 }
@@ -404,6 +408,7 @@ async fn operations(store: &dyn Store) {
         .insert_instances(
             &[i1.clone(), i2.clone()],
             &[create(&i1, 400), create(&i2, 401)],
+            None,
         )
         .await
         .unwrap();
@@ -430,16 +435,22 @@ async fn operations(store: &dyn Store) {
     let stop = OpKind::Stop { force: true };
     let stopping = Some(InstanceState::Stopping);
     store
-        .submit_operations(&[
-            new_op(&i1, "StopInstances", stop.clone(), stopping, 410),
-            new_op(&i2, "StopInstances", stop.clone(), stopping, 410),
-        ])
+        .submit_operations(
+            &[
+                new_op(&i1, "StopInstances", stop.clone(), stopping, 410),
+                new_op(&i2, "StopInstances", stop.clone(), stopping, 410),
+            ],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(get(store, &i2.id).await.state, InstanceState::Stopping);
     assert_eq!(
         store
-            .submit_operations(&[new_op(&i2, "StartInstances", OpKind::Start, None, 411)])
+            .submit_operations(
+                &[new_op(&i2, "StartInstances", OpKind::Start, None, 411)],
+                None
+            )
             .await,
         Err(StoreError::Conflict(Conflict::InstanceBusy))
     );
@@ -508,7 +519,10 @@ async fn operations(store: &dyn Store) {
 
     // Finished: the instance takes a new operation, which clears the old error.
     store
-        .submit_operations(&[new_op(&i2, "StartInstances", OpKind::Start, None, 420)])
+        .submit_operations(
+            &[new_op(&i2, "StartInstances", OpKind::Start, None, 420)],
+            None,
+        )
         .await
         .unwrap();
     let s2 = get(store, &i2.id).await;
@@ -536,11 +550,11 @@ async fn bindings(store: &dyn Store) {
     store.insert_account(&a).await.unwrap();
     let k1 = key(&a, Namespace::Cvm, "bk1", 500);
     let k2 = key(&a, Namespace::Cvm, "bk2", 501);
-    store.insert_key_pair(&k1, 100).await.unwrap();
-    store.insert_key_pair(&k2, 100).await.unwrap();
+    store.insert_key_pair(&k1, 100, None).await.unwrap();
+    store.insert_key_pair(&k2, 100, None).await.unwrap();
     let inst = instance(&a, 21, &[&k1.id], 502);
     store
-        .insert_instances(std::slice::from_ref(&inst), &[])
+        .insert_instances(std::slice::from_ref(&inst), &[], None)
         .await
         .unwrap();
     let id = inst.id.as_str();
@@ -606,7 +620,7 @@ async fn bindings(store: &dyn Store) {
         .unwrap();
     assert_eq!(associated(keys), vec![Vec::<String>::new(), vec![]]);
     store
-        .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()])
+        .delete_key_pairs(&a.id, Namespace::Cvm, &[k1.id.clone(), k2.id.clone()], None)
         .await
         .unwrap();
 }
@@ -641,6 +655,7 @@ async fn sandbox_affinity(store: &dyn Store) {
         .insert_instances(
             &[sandbox.clone(), record.clone()],
             &[create(&sandbox, 500), create(&record, 501)],
+            None,
         )
         .await
         .unwrap();
@@ -689,13 +704,16 @@ async fn sandbox_affinity(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .submit_operations(&[new_op(
-            &sandbox,
-            "StopInstances",
-            OpKind::Stop { force: false },
+        .submit_operations(
+            &[new_op(
+                &sandbox,
+                "StopInstances",
+                OpKind::Stop { force: false },
+                None,
+                now,
+            )],
             None,
-            now,
-        )])
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -723,7 +741,7 @@ async fn sandbox_affinity(store: &dyn Store) {
     orphan.host = HostKind::Sandbox;
     orphan.os = OsType::Linux;
     store
-        .insert_instances(&[orphan.clone()], &[create(&orphan, 700)])
+        .insert_instances(&[orphan.clone()], &[create(&orphan, 700)], None)
         .await
         .unwrap();
     let late = |before| Claimable::Node {
@@ -743,7 +761,10 @@ async fn sandbox_affinity(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .submit_operations(&[new_op(&sandbox, "StartInstances", OpKind::Start, None, now)])
+        .submit_operations(
+            &[new_op(&sandbox, "StartInstances", OpKind::Start, None, now)],
+            None,
+        )
         .await
         .unwrap();
     let owned = store.claim_operation_scoped("w3", now, now + 10, late(i64::MAX));
@@ -767,14 +788,14 @@ async fn client_tokens(store: &dyn Store) {
     store.insert_account(&b).await.unwrap();
     let first = vec![instance(&a, 51, &[], 600), instance(&a, 52, &[], 600)];
     let ids = store
-        .insert_instances_once(&first, &[], "tok-1")
+        .insert_instances_once(&first, &[], "tok-1", None)
         .await
         .unwrap();
     assert_eq!(ids, vec![first[0].id.clone(), first[1].id.clone()]);
     let again = vec![instance(&a, 53, &[], 601)];
     assert_eq!(
         store
-            .insert_instances_once(&again, &[], "tok-1")
+            .insert_instances_once(&again, &[], "tok-1", None)
             .await
             .unwrap(),
         ids,
@@ -787,7 +808,7 @@ async fn client_tokens(store: &dyn Store) {
     let other = vec![instance(&b, 54, &[], 602)];
     assert_eq!(
         store
-            .insert_instances_once(&other, &[], "tok-1")
+            .insert_instances_once(&other, &[], "tok-1", None)
             .await
             .unwrap(),
         vec![other[0].id.clone()],
@@ -824,14 +845,14 @@ async fn queries(store: &dyn Store) {
             ("env".into(), format!("e{}", n % 2)),
             (format!("t{n}"), "x".into()),
         ];
-        store.insert_key_pair(&k, 100).await.unwrap();
+        store.insert_key_pair(&k, 100, None).await.unwrap();
         keys.push(k);
     }
     let other = key(&b, Namespace::Cvm, "q0", 600);
-    store.insert_key_pair(&other, 100).await.unwrap();
+    store.insert_key_pair(&other, 100, None).await.unwrap();
     let mut ecs = key(&a, Namespace::Ecs, "q0", 600);
     ecs.region = "cn-hangzhou".into();
-    store.insert_key_pair(&ecs, 100).await.unwrap();
+    store.insert_key_pair(&ecs, 100, None).await.unwrap();
     let aid = a.id.as_str();
     let run = |q: KeyPairQuery| async move {
         store
@@ -963,27 +984,27 @@ async fn queries(store: &dyn Store) {
     let mut dup = key(&a, Namespace::Cvm, "q0", 700);
     dup.fingerprint_sha256 = keys[1].fingerprint_sha256.clone();
     assert_eq!(
-        store.insert_key_pair(&dup, 1).await,
+        store.insert_key_pair(&dup, 1, None).await,
         Err(StoreError::Conflict(Conflict::KeyPairName))
     );
     dup.name = "fresh".into();
     assert_eq!(
-        store.insert_key_pair(&dup, 1).await,
+        store.insert_key_pair(&dup, 1, None).await,
         Err(StoreError::Conflict(Conflict::PublicKey))
     );
     dup.fingerprint_sha256 = "SHA256:fresh".into();
     assert_eq!(
-        store.insert_key_pair(&dup, 7).await,
+        store.insert_key_pair(&dup, 7, None).await,
         Err(StoreError::Conflict(Conflict::Quota))
     );
-    store.insert_key_pair(&dup, 8).await.unwrap();
+    store.insert_key_pair(&dup, 8, None).await.unwrap();
 
     // Instances by id, counted, their addresses, and the keys' associations.
     let i1 = instance(&a, 900, &[&keys[0].id], 610);
     let i2 = instance(&a, 901, &[&keys[0].id, &keys[1].id], 611);
     let i3 = instance(&b, 902, &[], 612);
     store
-        .insert_instances(&[i1.clone(), i2.clone(), i3.clone()], &[])
+        .insert_instances(&[i1.clone(), i2.clone(), i3.clone()], &[], None)
         .await
         .unwrap();
     let ask = [

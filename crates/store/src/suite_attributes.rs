@@ -18,17 +18,20 @@ async fn names(store: &dyn Store) {
     store.insert_account(&a).await.unwrap();
     let inst = instance(&a, 86, &[], 850);
     store
-        .insert_instances(std::slice::from_ref(&inst), &[])
+        .insert_instances(std::slice::from_ref(&inst), &[], None)
         .await
         .unwrap();
-    store.set_instance_name(&inst.id, "renamed").await.unwrap();
+    store
+        .set_instance_name(&inst.id, "renamed", None)
+        .await
+        .unwrap();
     let got = store.get_instance(&inst.id).await.unwrap().unwrap();
     assert_eq!(
         (got.name.as_str(), got.host_name.as_str()),
         ("renamed", "host86")
     );
     assert_eq!(
-        store.set_instance_name("ins-nothere", "x").await,
+        store.set_instance_name("ins-nothere", "x", None).await,
         Err(StoreError::NotFound("ins-nothere".into()))
     );
 }
@@ -39,7 +42,7 @@ async fn passwords(store: &dyn Store) {
     let mut inst = instance(&a, 81, &[], 800);
     inst.password_hash = Some(Secret::new("$6$old$hash"));
     store
-        .insert_instances(std::slice::from_ref(&inst), &[])
+        .insert_instances(std::slice::from_ref(&inst), &[], None)
         .await
         .unwrap();
     let kind = OpKind::ResetPassword {
@@ -48,13 +51,16 @@ async fn passwords(store: &dyn Store) {
         restart: true,
     };
     store
-        .submit_operations(&[new_op(
-            &inst,
-            "ResetInstancesPassword",
-            kind.clone(),
+        .submit_operations(
+            &[new_op(
+                &inst,
+                "ResetInstancesPassword",
+                kind.clone(),
+                None,
+                810,
+            )],
             None,
-            810,
-        )])
+        )
         .await
         .unwrap();
     let got = store.get_instance(&inst.id).await.unwrap().unwrap();

@@ -146,7 +146,7 @@ async fn agents_seen(store: &dyn Store) {
         instance(&b, 972, &[], 972),
     );
     store
-        .insert_instances(&[i1.clone(), i2.clone(), j1.clone()], &[])
+        .insert_instances(&[i1.clone(), i2.clone(), j1.clone()], &[], None)
         .await
         .unwrap();
     // An instance that does not exist records nothing, and is no error.

@@ -11,6 +11,7 @@ pub mod render;
 pub mod router;
 pub mod signature;
 
+use crate::common::audit::Trail;
 use crate::common::request::{new_request_id, RawRequest};
 use crate::common::server::AppState;
 use auth::{authenticate, claim};
@@ -36,7 +37,8 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     async {
         let started = std::time::Instant::now();
         let action = claimed.action.clone().unwrap_or_default();
-        let result = process(state, raw, &request_id).await;
+        let mut trail = Trail::new("ecs", &request_id, raw);
+        let result = process(state, raw, &mut trail).await;
         let elapsed = started.elapsed();
         let micros = elapsed.as_micros() as u64;
         let known = EcsAction::parse(&action).map_or("other", EcsAction::name);
@@ -58,6 +60,18 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
                     info!(micros, code, status, "refused");
                 }
                 record(code);
+                let key_id = claimed.access_key_id.as_deref();
+                let message = e.message();
+                trail
+                    .refused(
+                        &state.core,
+                        raw,
+                        Some(action.as_str()),
+                        key_id,
+                        code,
+                        &message,
+                    )
+                    .await;
                 render::failure(&request_id, &e, claimed.format)
             }
         }
@@ -66,11 +80,22 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     .await
 }
 
-async fn process(state: &AppState, raw: &RawRequest, request_id: &str) -> Result<Value, AliError> {
+async fn process(state: &AppState, raw: &RawRequest, trail: &mut Trail) -> Result<Value, AliError> {
     if let Some(m) = raw.oversized_message() {
         return Err(AliError::InvalidParameter(m));
     }
     let auth = authenticate(state, raw).await?;
+    let region = auth
+        .params
+        .iter()
+        .find(|(k, _)| k == "RegionId")
+        .map(|(_, v)| v.as_str());
+    trail.signed(
+        &auth.account,
+        &auth.account.access_key_id,
+        &auth.action,
+        region,
+    );
     if auth.version != VERSION {
         return Err(AliError::InvalidVersion(format!(
             "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}.",
@@ -100,7 +125,7 @@ async fn process(state: &AppState, raw: &RawRequest, request_id: &str) -> Result
     let ctx = Ctx {
         core: &state.core,
         account: &auth.account,
-        request_id,
+        req: &trail.meta,
         wake: &state.wake,
     };
     let p = &auth.params;

@@ -24,6 +24,7 @@ macro_rules! actions {
 }
 pub(crate) use actions;
 
+pub mod audit;
 pub mod certs;
 pub mod dialect;
 pub mod listener;

@@ -22,8 +22,9 @@ pub struct Ctx<'a> {
     pub core: &'a Core,
     /// The signing account.
     pub account: &'a Account,
-    /// This request's id (recorded on the operations it starts).
-    pub request_id: &'a str,
+    /// Who sent the request and how, with its RequestId (recorded on the operations it
+    /// starts and in the audit trail).
+    pub req: &'a keyplane_core::RequestMeta,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +70,6 @@ pub(crate) fn request<T: serde::de::DeserializeOwned>(
 pub async fn bind(
     ctx: &Ctx<'_>,
     params: &[(String, String)],
-    action: &str,
     replace: bool,
 ) -> Result<Value, LegacyError> {
     let req: BindRequest = request(params)?;
@@ -92,8 +92,7 @@ pub async fn bind(
             &req.instance_ids,
             BindRule::CvmLegacy,
             change,
-            action,
-            ctx.request_id,
+            ctx.req,
         )
         .await?;
     Ok(Value::Object(Map::new()))

@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod password;
 pub mod router;
 
+use crate::common::audit::Trail;
 use crate::common::request::{new_request_id, RawRequest};
 use crate::common::server::AppState;
 use auth::{authenticate, Claimed};
@@ -33,7 +34,8 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     async {
         let mut claimed = Claimed::default();
         let started = std::time::Instant::now();
-        let result = process(state, raw, &request_id, &mut claimed).await;
+        let mut trail = Trail::new("legacy", &request_id, raw);
+        let result = process(state, raw, &mut trail, &mut claimed).await;
         let span = tracing::Span::current();
         if let Some(a) = &claimed.action {
             span.record("action", a.as_str());
@@ -69,6 +71,13 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
             .map_or("other", LegacyAction::name);
         let secs = elapsed.as_secs_f64();
         state.core.metrics().request("legacy", action, code, secs);
+        if let Err(e) = &result {
+            let (action, secret_id) = (claimed.action.as_deref(), claimed.secret_id.as_deref());
+            let message = e.message();
+            trail
+                .refused(&state.core, raw, action, secret_id, code, &message)
+                .await;
+        }
         render(result)
     }
     .instrument(span)
@@ -78,36 +87,38 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
 async fn process(
     state: &AppState,
     raw: &RawRequest,
-    request_id: &str,
+    trail: &mut Trail,
     claimed: &mut Claimed,
 ) -> Result<Value, LegacyError> {
     if let Some(m) = raw.oversized_message() {
         return Err(LegacyError::InvalidParameter(m));
     }
     let auth = authenticate(state, raw, claimed).await?;
+    trail.signed(
+        &auth.account,
+        &auth.account.secret_id,
+        &auth.action,
+        auth.region.as_deref(),
+    );
     let action = LegacyAction::parse(&auth.action).ok_or_else(|| {
         LegacyError::InvalidAction(format!(
             "The action `{}` is not supported by the CVM legacy API.",
             auth.action
         ))
     })?;
+    // The canonical spelling (the legacy API also takes `unBindInstanceKey`).
+    trail.meta.action = action.name().to_string();
     check_region(auth.region)?;
     let ctx = Ctx {
         core: &state.core,
         account: &auth.account,
-        request_id,
+        req: &trail.meta,
     };
     match action {
-        LegacyAction::BindInstanceKey => {
-            handlers::bind(&ctx, &auth.params, action.name(), true).await
-        }
-        LegacyAction::UnBindInstanceKey => {
-            handlers::bind(&ctx, &auth.params, action.name(), false).await
-        }
+        LegacyAction::BindInstanceKey => handlers::bind(&ctx, &auth.params, true).await,
+        LegacyAction::UnBindInstanceKey => handlers::bind(&ctx, &auth.params, false).await,
         LegacyAction::DescribeKeyPairs => handlers::describe_key_pairs(&ctx, &auth.params).await,
-        LegacyAction::ResetInstancePassword => {
-            password::reset(&ctx, &auth.params, action.name()).await
-        }
+        LegacyAction::ResetInstancePassword => password::reset(&ctx, &auth.params).await,
     }
 }
 

@@ -44,11 +44,7 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 }
 
 /// ResetInstancePassword.
-pub async fn reset(
-    ctx: &Ctx<'_>,
-    params: &[(String, String)],
-    action: &str,
-) -> Result<Value, LegacyError> {
+pub async fn reset(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, LegacyError> {
     let req: ResetRequest = request(params)?;
     if req.instance_ids.is_empty() {
         return Err(LegacyError::MissingParameter("instanceIds".into()));
@@ -72,15 +68,7 @@ pub async fn reset(
         force_stop: req.hard_power_off.unwrap_or(false),
     };
     ctx.core
-        .submit_password_reset(
-            ctx.account,
-            NS,
-            &req.instance_ids,
-            rule,
-            &password,
-            action,
-            ctx.request_id,
-        )
+        .submit_password_reset(ctx.account, NS, &req.instance_ids, rule, &password, ctx.req)
         .await?;
     Ok(Value::Object(Map::new()))
 }

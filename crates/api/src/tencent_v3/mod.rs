@@ -10,6 +10,7 @@ pub mod lighthouse;
 pub mod router;
 pub mod signature;
 
+use crate::common::audit::Trail;
 use crate::common::request::{new_request_id, RawRequest};
 use crate::common::server::AppState;
 use auth::{authenticate, Authenticated, Claimed};
@@ -34,7 +35,8 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     async {
         let mut claimed = Claimed::default();
         let started = std::time::Instant::now();
-        let (result, product) = process(state, raw, &mut claimed, &request_id).await;
+        let mut trail = Trail::new("cvm", &request_id, raw);
+        let (result, product) = process(state, raw, &mut claimed, &mut trail).await;
         let span = tracing::Span::current();
         if let Some(a) = &claimed.action {
             span.record("action", a.as_str());
@@ -82,6 +84,14 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
             code,
             elapsed.as_secs_f64(),
         );
+        if let Err(e) = &result {
+            trail.meta.dialect = dialect.to_string();
+            let (action, secret_id) = (claimed.action.as_deref(), claimed.secret_id.as_deref());
+            let message = e.message();
+            trail
+                .refused(&state.core, raw, action, secret_id, code, &message)
+                .await;
+        }
         render(&request_id, result, product)
     }
     .instrument(span)
@@ -92,7 +102,7 @@ async fn process(
     state: &AppState,
     raw: &RawRequest,
     claimed: &mut Claimed,
-    request_id: &str,
+    trail: &mut Trail,
 ) -> (Result<Value, TcError>, Product) {
     if let Some(limit) = raw.oversized {
         return (Err(TcError::RequestSizeLimitExceeded(limit)), Product::Cvm);
@@ -102,13 +112,13 @@ async fn process(
         Err(e) => return (Err(e), Product::Cvm),
     };
     let product = auth.product;
-    (dispatch(state, auth, request_id).await, product)
+    (dispatch(state, auth, trail).await, product)
 }
 
 async fn dispatch(
     state: &AppState,
     auth: Authenticated,
-    request_id: &str,
+    trail: &mut Trail,
 ) -> Result<Value, TcError> {
     let Authenticated {
         account,
@@ -117,6 +127,9 @@ async fn dispatch(
         region,
         params,
     } = auth;
+    trail.meta.dialect = product.service().to_string();
+    trail.signed(&account, &account.secret_id, &action, region.as_deref());
+    let req = &trail.meta;
     match product {
         Product::Cvm => {
             let act = CvmAction::parse(&action).ok_or_else(|| {
@@ -138,7 +151,7 @@ async fn dispatch(
                 core: &state.core,
                 account: &account,
                 region: &region,
-                request_id,
+                req,
             };
             match act {
                 CvmAction::CreateKeyPair => keypairs::create(&ctx, params).await,
@@ -160,7 +173,7 @@ async fn dispatch(
             }
         }
         Product::Lighthouse => {
-            lighthouse::dispatch(state, &account, &action, region, params, request_id).await
+            lighthouse::dispatch(state, &account, &action, region, params, req).await
         }
     }
 }

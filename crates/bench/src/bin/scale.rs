@@ -121,12 +121,12 @@ async fn seed(store: Arc<dyn Store>, args: &Args, accounts: usize) -> Result<See
                 };
                 for n in 0..kpa {
                     store
-                        .insert_key_pair(&key_pair(account, n, n as i64), kpa)
+                        .insert_key_pair(&key_pair(account, n, n as i64), kpa, None)
                         .await?;
                 }
                 let records: Vec<Instance> =
                     (0..ipa).map(|n| record(account, a, n, n as i64)).collect();
-                store.insert_instances(&records, &[]).await?;
+                store.insert_instances(&records, &[], None).await?;
                 ids.push((a, records.into_iter().map(|i| i.id).collect::<Vec<_>>()));
             }
         }));

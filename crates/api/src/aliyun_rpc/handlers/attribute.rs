@@ -100,7 +100,7 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     let Some(password) = password else {
         if let Some(name) = &name {
             ctx.core
-                .rename_instance(ctx.account, NS, &inst.id, name)
+                .rename_instance(ctx.account, NS, &inst.id, name, ctx.req)
                 .await?;
         }
         // Nothing else to change: ECS answers success.
@@ -109,15 +109,7 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     // ECS's rule (Running or Stopped: documented "not Starting"; any other transition and an
     // operation in progress are IncorrectInstanceStatus, as on every other call) is the core's.
     ctx.core
-        .submit_password_reset(
-            ctx.account,
-            NS,
-            &ids,
-            ResetRule::Ecs,
-            &password,
-            "ModifyInstanceAttribute",
-            ctx.request_id,
-        )
+        .submit_password_reset(ctx.account, NS, &ids, ResetRule::Ecs, &password, ctx.req)
         .await?;
     ctx.wake.notify_one();
     // The operation only records the hash: wait for it, so a RebootInstance right after the
@@ -125,7 +117,7 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     super::bind::settle(ctx, &inst.id).await?;
     if let Some(name) = &name {
         ctx.core
-            .rename_instance(ctx.account, NS, &inst.id, name)
+            .rename_instance(ctx.account, NS, &inst.id, name, ctx.req)
             .await?;
     }
     Ok(json!({}))

@@ -47,7 +47,7 @@ pub(crate) async fn settle(ctx: &Ctx<'_>, id: &str) -> Result<(), AliError> {
             Err(DomainError::InstanceNotFound { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let ours = inst.latest_operation_request_id.as_deref() == Some(ctx.request_id);
+        let ours = inst.latest_operation_request_id.as_deref() == Some(ctx.req.request_id.as_str());
         match inst.latest_operation_state {
             Some(OpState::Failed) if ours => {
                 let why = inst.latest_operation_error.unwrap_or_default();
@@ -81,7 +81,6 @@ fn result_entry(id: &str, outcome: &Result<(), AliError>) -> Value {
 async fn bind(
     ctx: &Ctx<'_>,
     params: &[(String, String)],
-    action: &str,
     change: fn(Vec<String>) -> BindChange,
 ) -> Result<Value, AliError> {
     let req: BindKeyPairRequest = decode_params(params)?;
@@ -104,8 +103,7 @@ async fn bind(
                     std::slice::from_ref(&id),
                     BindRule::Ecs,
                     change(vec![key.id.clone()]),
-                    action,
-                    ctx.request_id,
+                    ctx.req,
                 )
                 .await
                 .map_err(AliError::from),
@@ -141,12 +139,12 @@ async fn bind(
 /// AttachKeyPair: the key pair replaces any key pair bound before; password login is off from
 /// the next start or reboot.
 pub async fn attach(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
-    bind(ctx, params, "AttachKeyPair", BindChange::Replace).await
+    bind(ctx, params, BindChange::Replace).await
 }
 
 /// DetachKeyPair: password login is back from the next start or reboot.
 pub async fn detach(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
-    bind(ctx, params, "DetachKeyPair", BindChange::Remove).await
+    bind(ctx, params, BindChange::Remove).await
 }
 
 #[cfg(test)]

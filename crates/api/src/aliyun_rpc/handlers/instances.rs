@@ -100,7 +100,6 @@ pub async fn describe(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Valu
 async fn lifecycle(
     ctx: &Ctx<'_>,
     req: &InstanceRequest,
-    action: &str,
     from: &[InstanceState],
     kind: OpKind,
     to: InstanceState,
@@ -136,7 +135,7 @@ async fn lifecycle(
         return Err(EcsRefusal::DryRun.into());
     }
     ctx.core
-        .submit(ctx.account, NS, &ids, action, ctx.request_id, plan)
+        .submit(ctx.account, NS, &ids, ctx.req, plan)
         .await?;
     ctx.wake.notify_one();
     Ok(json!({}))
@@ -146,15 +145,7 @@ async fn lifecycle(
 pub async fn start(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
     let req: InstanceRequest = decode_params(params)?;
     let from = [InstanceState::Stopped, InstanceState::LaunchFailed];
-    lifecycle(
-        ctx,
-        &req,
-        "StartInstance",
-        &from,
-        OpKind::Start,
-        InstanceState::Starting,
-    )
-    .await
+    lifecycle(ctx, &req, &from, OpKind::Start, InstanceState::Starting).await
 }
 
 /// StopInstance: Running instances only; `ForceStop` stops without a grace period.
@@ -173,15 +164,7 @@ pub async fn stop(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, A
         force: req.force_stop.unwrap_or(false),
     };
     let from = [InstanceState::Running];
-    lifecycle(
-        ctx,
-        &req,
-        "StopInstance",
-        &from,
-        kind,
-        InstanceState::Stopping,
-    )
-    .await
+    lifecycle(ctx, &req, &from, kind, InstanceState::Stopping).await
 }
 
 /// RebootInstance: Running instances only; key pairs attached or detached since the last
@@ -192,15 +175,7 @@ pub async fn reboot(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         force: req.force_stop.unwrap_or(false),
     };
     let from = [InstanceState::Running];
-    lifecycle(
-        ctx,
-        &req,
-        "RebootInstance",
-        &from,
-        kind,
-        InstanceState::Rebooting,
-    )
-    .await
+    lifecycle(ctx, &req, &from, kind, InstanceState::Rebooting).await
 }
 
 /// DeleteInstance: Stopped instances, or Running ones with `Force=true`.
@@ -213,7 +188,6 @@ pub async fn delete(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     lifecycle(
         ctx,
         &req,
-        "DeleteInstance",
         &from,
         OpKind::Terminate,
         InstanceState::Terminating,

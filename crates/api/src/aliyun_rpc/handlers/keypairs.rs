@@ -26,7 +26,10 @@ pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         tags: tags(&req.tag)?,
         ..Default::default()
     };
-    let created = ctx.core.create_key_pair(ctx.account, NS, spec).await?;
+    let created = ctx
+        .core
+        .create_key_pair(ctx.account, NS, spec, ctx.req)
+        .await?;
     let kp = created.key_pair;
     Ok(json!({
         "KeyPairId": kp.id,
@@ -51,7 +54,7 @@ pub async fn import(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     };
     let kp = ctx
         .core
-        .import_key_pair(ctx.account, NS, spec, &public)
+        .import_key_pair(ctx.account, NS, spec, &public, ctx.req)
         .await?;
     Ok(json!({
         "KeyPairName": kp.name,
@@ -135,7 +138,9 @@ pub async fn delete(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
             ids.push(kp.id.clone());
         }
     }
-    ctx.core.delete_key_pairs(ctx.account, NS, &ids).await?;
+    ctx.core
+        .delete_key_pairs(ctx.account, NS, &ids, ctx.req)
+        .await?;
     Ok(json!({}))
 }
 

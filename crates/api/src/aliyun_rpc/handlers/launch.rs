@@ -189,12 +189,7 @@ pub(crate) fn check_description(d: &str) -> Result<(), AliError> {
 }
 
 /// Everything RunInstances and CreateInstance check, in one place; the launch spec.
-async fn plan(
-    ctx: &Ctx<'_>,
-    req: &LaunchRequest,
-    count: usize,
-    action: &str,
-) -> Result<LaunchSpec, AliError> {
+async fn plan(ctx: &Ctx<'_>, req: &LaunchRequest, count: usize) -> Result<LaunchSpec, AliError> {
     let image_id = req
         .image_id
         .clone()
@@ -279,8 +274,6 @@ async fn plan(
         key_ids,
         instance_type,
         ssh_port: ctx.core.ssh_port(),
-        action: action.to_string(),
-        request_id: ctx.request_id.to_string(),
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         user_data: check_user_data(req.user_data.as_deref())?,
     })
@@ -298,11 +291,14 @@ pub async fn run(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, Al
             return Err(invalid("MinAmount", "it must be between 1 and Amount"));
         }
     }
-    let spec = plan(ctx, &req, amount as usize, "RunInstances").await?;
+    let spec = plan(ctx, &req, amount as usize).await?;
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
-    let ids = ctx.core.launch_instances(ctx.account, spec).await?;
+    let ids = ctx
+        .core
+        .launch_instances(ctx.account, spec, ctx.req)
+        .await?;
     ctx.wake.notify_one();
     Ok(json!({ "InstanceIdSets": { "InstanceIdSet": ids } }))
 }
@@ -312,7 +308,7 @@ async fn stop_when_created(
     core: Core,
     account: keyplane_core::account::Account,
     id: String,
-    request_id: String,
+    req: keyplane_core::RequestMeta,
     wake: std::sync::Arc<tokio::sync::Notify>,
 ) {
     loop {
@@ -325,14 +321,9 @@ async fn stop_when_created(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stop = core
-        .submit(
-            &account,
-            NS,
-            std::slice::from_ref(&id),
-            "CreateInstance",
-            &request_id,
-            |_| Ok((OpKind::Stop { force: true }, Some(InstanceState::Stopping))),
-        )
+        .submit(&account, NS, std::slice::from_ref(&id), &req, |_| {
+            Ok((OpKind::Stop { force: true }, Some(InstanceState::Stopping)))
+        })
         .await;
     if let Err(e) = stop {
         tracing::warn!(instance = %id, error = %e, "cannot stop the instance CreateInstance made");
@@ -343,13 +334,13 @@ async fn stop_when_created(
 /// CreateInstance: one instance, left Stopped as ECS leaves it (StartInstance starts it).
 pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
     let req: LaunchRequest = decode_params(params)?;
-    let spec = plan(ctx, &req, 1, "CreateInstance").await?;
+    let spec = plan(ctx, &req, 1).await?;
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
     let id = ctx
         .core
-        .launch_instances(ctx.account, spec)
+        .launch_instances(ctx.account, spec, ctx.req)
         .await?
         .remove(0);
     ctx.wake.notify_one();
@@ -360,7 +351,7 @@ pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         ctx.core.clone(),
         ctx.account.clone(),
         id.clone(),
-        ctx.request_id.to_string(),
+        ctx.req.clone(),
         ctx.wake.clone(),
     ));
     let _ = tokio::time::timeout(CREATE_SETTLE, task).await;

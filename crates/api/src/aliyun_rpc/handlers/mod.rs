@@ -23,8 +23,9 @@ pub struct Ctx<'a> {
     pub core: &'a Core,
     /// The signing account.
     pub account: &'a Account,
-    /// The request's RequestId (also recorded on the operations it starts).
-    pub request_id: &'a str,
+    /// Who sent the request and how, with its RequestId (recorded on the operations it
+    /// starts and in the audit trail).
+    pub req: &'a keyplane_core::RequestMeta,
     /// Wakes the operation worker once operations are recorded.
     pub wake: &'a std::sync::Arc<tokio::sync::Notify>,
 }

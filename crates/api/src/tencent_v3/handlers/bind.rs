@@ -17,7 +17,6 @@ const NS: Namespace = Namespace::Cvm;
 async fn bind(
     ctx: &Ctx<'_>,
     params: Value,
-    action: &str,
     change: fn(Vec<String>) -> BindChange,
 ) -> Result<Value, TcError> {
     let req: InstancesKeyPairsRequest = decode(params)?;
@@ -35,15 +34,7 @@ async fn bind(
         force_stop: req.force_stop.unwrap_or(false),
     };
     ctx.core
-        .submit_bind(
-            ctx.account,
-            NS,
-            &ids,
-            rule,
-            change(keys),
-            action,
-            ctx.request_id,
-        )
+        .submit_bind(ctx.account, NS, &ids, rule, change(keys), ctx.req)
         .await?;
     Ok(json!({}))
 }
@@ -51,23 +42,11 @@ async fn bind(
 /// AssociateInstancesKeyPairs: the given keys replace every key bound before ("the original
 /// key becomes invalid"), and password login turns off.
 pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
-    bind(
-        ctx,
-        params,
-        "AssociateInstancesKeyPairs",
-        BindChange::Replace,
-    )
-    .await
+    bind(ctx, params, BindChange::Replace).await
 }
 
 /// DisassociateInstancesKeyPairs: the given keys are unbound (CVM's rule has no "not bound"
 /// refusal, unlike Lighthouse's: a key that is not bound stays unbound).
 pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
-    bind(
-        ctx,
-        params,
-        "DisassociateInstancesKeyPairs",
-        BindChange::Remove,
-    )
-    .await
+    bind(ctx, params, BindChange::Remove).await
 }

@@ -164,14 +164,13 @@ pub async fn status(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 async fn lifecycle(
     ctx: &Ctx<'_>,
     ids: &[String],
-    action: &str,
     from: &[InstanceState],
     kind: OpKind,
     to: InstanceState,
 ) -> Result<Value, TcError> {
     let region = ctx.region.to_string();
     ctx.core
-        .submit(ctx.account, NS, ids, action, ctx.request_id, |inst| {
+        .submit(ctx.account, NS, ids, ctx.req, |inst| {
             if inst.region != region {
                 return Err(not_found(inst));
             }
@@ -227,7 +226,6 @@ pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         &ids,
-        "StartInstances",
         &[InstanceState::Stopped],
         OpKind::Start,
         InstanceState::Starting,
@@ -252,7 +250,6 @@ pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         &ids,
-        "StopInstances",
         &[InstanceState::Running],
         OpKind::Stop { force },
         InstanceState::Stopping,
@@ -268,7 +265,6 @@ pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         &ids,
-        "RebootInstances",
         &[InstanceState::Running],
         OpKind::Reboot { force },
         InstanceState::Rebooting,
@@ -283,7 +279,6 @@ pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         &ids,
-        "TerminateInstances",
         &[
             InstanceState::Running,
             InstanceState::Stopped,

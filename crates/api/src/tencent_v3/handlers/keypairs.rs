@@ -54,7 +54,10 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         tags: tags_of(req.tag_specification)?,
         ..Default::default()
     };
-    let created = ctx.core.create_key_pair(ctx.account, NS, spec).await?;
+    let created = ctx
+        .core
+        .create_key_pair(ctx.account, NS, spec, ctx.req)
+        .await?;
     let out = KeyPairOut::from_domain(created.key_pair, Some(created.private_key));
     Ok(json!({ "KeyPair": out }))
 }
@@ -70,7 +73,7 @@ pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     };
     let kp = ctx
         .core
-        .import_key_pair(ctx.account, NS, spec, &req.public_key)
+        .import_key_pair(ctx.account, NS, spec, &req.public_key, ctx.req)
         .await?;
     Ok(json!({ "KeyId": kp.id }))
 }
@@ -174,7 +177,7 @@ pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     ctx.core
         .check_key_ids(NS, "KeyIds", &req.key_ids, MAX_IDS)?;
     ctx.core
-        .delete_key_pairs(ctx.account, NS, &req.key_ids)
+        .delete_key_pairs(ctx.account, NS, &req.key_ids, ctx.req)
         .await?;
     Ok(json!({}))
 }
@@ -202,6 +205,7 @@ pub async fn modify(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
             &req.key_id,
             req.key_name.as_deref(),
             req.description.as_deref(),
+            ctx.req,
         )
         .await?;
     Ok(json!({}))

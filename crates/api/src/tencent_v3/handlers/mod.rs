@@ -19,8 +19,9 @@ pub struct Ctx<'a> {
     pub account: &'a Account,
     /// Region of the request.
     pub region: &'a str,
-    /// The request's own RequestId (also recorded on the operations it starts).
-    pub request_id: &'a str,
+    /// Who sent the request and how, with its RequestId (recorded on the operations it
+    /// starts and in the audit trail).
+    pub req: &'a keyplane_core::RequestMeta,
 }
 
 /// A required optional-typed parameter.

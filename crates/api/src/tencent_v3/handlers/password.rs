@@ -153,15 +153,7 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         force_stop: req.force_stop.unwrap_or(false),
     };
     ctx.core
-        .submit_password_reset(
-            ctx.account,
-            NS,
-            &ids,
-            rule,
-            &password,
-            "ResetInstancesPassword",
-            ctx.request_id,
-        )
+        .submit_password_reset(ctx.account, NS, &ids, rule, &password, ctx.req)
         .await?;
     Ok(json!({}))
 }

@@ -337,11 +337,12 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         instance_type,
         ssh_port: ctx.core.ssh_port(),
         user_data: req.user_data.clone(),
-        action: "RunInstances".into(),
-        request_id: ctx.request_id.to_string(),
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     };
-    let ids = ctx.core.launch_instances(ctx.account, spec).await?;
+    let ids = ctx
+        .core
+        .launch_instances(ctx.account, spec, ctx.req)
+        .await?;
     Ok(json!({ "InstanceIdSet": ids }))
 }
 

@@ -51,7 +51,6 @@ async fn submit(
     key_ids: Vec<String>,
     mode: Mode,
     change: fn(Vec<String>) -> BindChange,
-    action: &str,
 ) -> Result<(), TcError> {
     let ids = check_ids(ctx, instance_ids, "InstanceIds")?;
     let keys = non_empty(key_ids, "KeyIds")?;
@@ -72,7 +71,7 @@ async fn submit(
         *restart = mode == Mode::Online;
     }
     ctx.core
-        .submit(ctx.account, NS, &ids, action, ctx.request_id, |inst| {
+        .submit(ctx.account, NS, &ids, ctx.req, |inst| {
             check_bindable(rule, inst)?;
             check_change(rule, inst, &change)?;
             Ok((kind.clone(), None))
@@ -106,7 +105,6 @@ pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         req.key_ids,
         mode,
         BindChange::Replace,
-        "AssociateInstancesKeyPairs",
     )
     .await?;
     Ok(json!({}))
@@ -125,15 +123,7 @@ pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError
     if let Some(user) = req.username.as_deref().filter(|u| *u != LOGIN_USER) {
         return Err(LighthouseRefusal::UsernameMismatch(user.into()).into());
     }
-    let submitted = submit(
-        ctx,
-        req.instance_ids,
-        req.key_ids,
-        mode,
-        BindChange::Remove,
-        "DisassociateInstancesKeyPairs",
-    )
-    .await;
+    let submitted = submit(ctx, req.instance_ids, req.key_ids, mode, BindChange::Remove).await;
     match submitted {
         // "Windows instances do not support binding key pairs" reads wrong for an unbind:
         // answer the product's other Windows code.

@@ -252,11 +252,12 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         key_ids,
         instance_type: bundle.id.to_string(),
         ssh_port: ctx.core.ssh_port(),
-        action: "CreateInstances".into(),
-        request_id: ctx.request_id.to_string(),
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     };
-    let ids = ctx.core.launch_instances(ctx.account, spec).await?;
+    let ids = ctx
+        .core
+        .launch_instances(ctx.account, spec, ctx.req)
+        .await?;
     Ok(json!({ "InstanceIdSet": ids }))
 }
 

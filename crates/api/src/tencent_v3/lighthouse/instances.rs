@@ -118,7 +118,6 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 async fn lifecycle(
     ctx: &Ctx<'_>,
     ids: Vec<String>,
-    action: &str,
     from: &[InstanceState],
     kind: OpKind,
     to: InstanceState,
@@ -128,7 +127,7 @@ async fn lifecycle(
         ctx.check_region(&inst)?;
     }
     ctx.core
-        .submit(ctx.account, NS, &ids, action, ctx.request_id, |inst| {
+        .submit(ctx.account, NS, &ids, ctx.req, |inst| {
             let refuse = |state| DomainError::InstanceStateInvalid {
                 id: inst.id.clone(),
                 state,
@@ -168,7 +167,6 @@ pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         req.instance_ids,
-        "StartInstances",
         &[InstanceState::Stopped],
         OpKind::Start,
         InstanceState::Starting,
@@ -183,7 +181,6 @@ pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         req.instance_ids,
-        "StopInstances",
         &[InstanceState::Running],
         OpKind::Stop { force },
         InstanceState::Stopping,
@@ -198,7 +195,6 @@ pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         req.instance_ids,
-        "RebootInstances",
         &[InstanceState::Running],
         OpKind::Reboot { force },
         InstanceState::Rebooting,
@@ -216,7 +212,6 @@ pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     lifecycle(
         ctx,
         req.instance_ids,
-        "TerminateInstances",
         &[
             InstanceState::Running,
             InstanceState::Stopped,

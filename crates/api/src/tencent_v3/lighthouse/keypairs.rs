@@ -49,7 +49,10 @@ fn spec(name: String, tags: Vec<Tag>) -> Result<NewKeyPair, TcError> {
 pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let req: CreateKeyPairRequest = decode(params)?;
     let spec = spec(req.key_name, req.tags)?;
-    let created = ctx.core.create_key_pair(ctx.account, NS, spec).await?;
+    let created = ctx
+        .core
+        .create_key_pair(ctx.account, NS, spec, ctx.req)
+        .await?;
     let out = KeyPairOut::from_domain(created.key_pair, Some(created.private_key));
     Ok(json!({ "KeyPair": out }))
 }
@@ -60,7 +63,7 @@ pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let spec = spec(req.key_name, req.tags)?;
     let kp = ctx
         .core
-        .import_key_pair(ctx.account, NS, spec, &req.public_key)
+        .import_key_pair(ctx.account, NS, spec, &req.public_key, ctx.req)
         .await?;
     Ok(json!({ "KeyId": kp.id }))
 }
@@ -138,7 +141,7 @@ pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     ctx.core
         .check_key_ids(NS, "KeyIds", &req.key_ids, MAX_DELETE)?;
     ctx.core
-        .delete_key_pairs(ctx.account, NS, &req.key_ids)
+        .delete_key_pairs(ctx.account, NS, &req.key_ids, ctx.req)
         .await?;
     Ok(json!({}))
 }

@@ -38,8 +38,9 @@ pub struct Ctx<'a> {
     pub account: &'a Account,
     /// The request's region; only the binding calls may omit it (see [`dispatch`]).
     pub region: Option<&'a str>,
-    /// The request's RequestId (also recorded on the operations it starts).
-    pub request_id: &'a str,
+    /// Who sent the request and how, with its RequestId (recorded on the operations it
+    /// starts and in the audit trail).
+    pub req: &'a keyplane_core::RequestMeta,
 }
 
 impl Ctx<'_> {
@@ -151,7 +152,7 @@ pub async fn dispatch(
     action: &str,
     region: Option<String>,
     params: Value,
-    request_id: &str,
+    req: &keyplane_core::RequestMeta,
 ) -> Result<Value, TcError> {
     use LighthouseAction as A;
     let act = LighthouseAction::parse(action).ok_or_else(|| {
@@ -177,7 +178,7 @@ pub async fn dispatch(
         core: &state.core,
         account,
         region: region.as_deref(),
-        request_id,
+        req,
     };
     match act {
         A::DescribeBlueprints => catalog::describe_blueprints(&ctx, params).await,

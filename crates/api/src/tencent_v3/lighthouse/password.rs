@@ -55,8 +55,7 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
             &ids,
             ResetRule::Lighthouse,
             &password,
-            "ResetInstancesPassword",
-            ctx.request_id,
+            ctx.req,
         )
         .await?;
     Ok(json!({}))

@@ -1,0 +1,319 @@
+//! What the audit trail learns of a request while it is served: who sent it from where, and,
+//! when it is refused, the resources it named. Changes are recorded by the core with the
+//! change; a dialect records a refusal through [`Trail::refused`] once it knows the code.
+
+use super::request::RawRequest;
+use keyplane_core::account::Account;
+use keyplane_core::audit::AuditResource;
+use keyplane_core::{Core, RequestMeta};
+use serde_json::Value;
+
+/// At most this many resources are taken from a refused request.
+const MAX_RESOURCES: usize = 100;
+/// Longer values are not resource ids.
+const MAX_VALUE: usize = 128;
+
+/// One request's caller, as the audit trail records it.
+#[derive(Debug, Clone)]
+pub struct Trail {
+    /// Who and how; handed to the core with each change.
+    pub meta: RequestMeta,
+    /// The account, once the request is authenticated.
+    pub account_id: Option<String>,
+}
+
+impl Trail {
+    /// The trail of a request in `dialect` answered with `request_id`.
+    pub fn new(dialect: &str, request_id: &str, raw: &RawRequest) -> Trail {
+        Trail {
+            meta: RequestMeta {
+                dialect: dialect.to_string(),
+                request_id: request_id.to_string(),
+                source_ip: raw
+                    .peer
+                    .map(|p| p.ip().to_canonical().to_string())
+                    .unwrap_or_default(),
+                ..RequestMeta::default()
+            },
+            account_id: None,
+        }
+    }
+
+    /// The request is authenticated: `account` signed `action` with `credential_id`.
+    pub fn signed(
+        &mut self,
+        account: &Account,
+        credential_id: &str,
+        action: &str,
+        region: Option<&str>,
+    ) {
+        self.account_id = Some(account.id.clone());
+        self.meta.credential_id = credential_id.to_string();
+        self.meta.action = action.to_string();
+        self.meta.region = region.unwrap_or_default().to_string();
+    }
+
+    /// Record the refusal of the request: `code` and `message` as answered. `action` and
+    /// `credential_id` are what the request claimed, for a request refused before it was
+    /// authenticated. A failure to record is logged; the answer does not wait on a retry.
+    pub async fn refused(
+        mut self,
+        core: &Core,
+        raw: &RawRequest,
+        action: Option<&str>,
+        credential_id: Option<&str>,
+        code: &str,
+        message: &str,
+    ) {
+        if !core.auditing() {
+            return;
+        }
+        if self.meta.action.is_empty() {
+            self.meta.action = truncate(action.unwrap_or_default()).to_string();
+        }
+        if self.meta.credential_id.is_empty() {
+            self.meta.credential_id = truncate(credential_id.unwrap_or_default()).to_string();
+        }
+        let read_only = is_read_only(&self.meta.action);
+        let (resources, secrets) = scan(raw);
+        let message = scrub(code, message, &secrets);
+        let recorded = core
+            .record_refusal(
+                &self.meta,
+                self.account_id.as_deref(),
+                read_only,
+                resources,
+                code,
+                &message,
+            )
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "cannot record the refusal in the audit trail");
+        }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(MAX_VALUE) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Whether an action only reads (the providers' naming: Describe*, Get*, List*, Lookup*,
+/// Inquire*).
+pub fn is_read_only(action: &str) -> bool {
+    ["Describe", "Get", "List", "LookUp", "Lookup", "Inquire"]
+        .iter()
+        .any(|p| action.starts_with(p))
+}
+
+/// What a parameter holds, by its name without a `.N` suffix: a resource of some kind, a
+/// secret (passwords, user data), or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Resource(&'static str),
+    Secret,
+}
+
+fn kind_of(param: &str) -> Option<Holds> {
+    let base = param.split('.').next().unwrap_or(param);
+    let base = base.to_ascii_lowercase();
+    match base.as_str() {
+        "instanceids" | "instanceid" => Some(Holds::Resource("instance")),
+        "keyids" | "keyid" | "keypairname" | "keypairnames" => Some(Holds::Resource("keypair")),
+        "userdata" | "signature" => Some(Holds::Secret),
+        b if b.contains("password") => Some(Holds::Secret),
+        _ => None,
+    }
+}
+
+/// A refusal's message as recorded: signature refusals (whose messages may show the string
+/// that was signed, every parameter included) are recorded without their details, and any
+/// secret the request carried is masked wherever a message repeats it.
+fn scrub(code: &str, message: &str, secrets: &[String]) -> String {
+    if code.contains("Signature") {
+        return "The request signature could not be verified.".to_string();
+    }
+    let mut out = message.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "***");
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        out = out.replace(&encoded, "***");
+    }
+    out
+}
+
+fn push(out: &mut Vec<AuditResource>, kind: &str, value: &str) {
+    let value = value.trim();
+    if value.is_empty() || value.len() > MAX_VALUE || out.len() >= MAX_RESOURCES {
+        return;
+    }
+    if out.iter().any(|r| r.kind == kind && r.id == value) {
+        return;
+    }
+    out.push(AuditResource {
+        kind: kind.to_string(),
+        id: value.to_string(),
+        name: value.to_string(),
+    });
+}
+
+/// The values of a JSON value naming resources of `kind`: a string, an array of strings, or
+/// (ECS's `KeyPairNames`, `InstanceIds`) a string holding a JSON array.
+fn push_value(out: &mut Vec<AuditResource>, kind: &str, v: &Value) {
+    match v {
+        Value::String(s) if s.trim_start().starts_with('[') => {
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(s) {
+                for item in &items {
+                    push_value(out, kind, item);
+                }
+            }
+        }
+        Value::String(s) => push(out, kind, s),
+        Value::Array(items) => {
+            for item in items {
+                if let Value::String(s) = item {
+                    push(out, kind, s);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What a request's parameters name and hide, gathered from a walk.
+#[derive(Default)]
+struct Found {
+    resources: Vec<AuditResource>,
+    secrets: Vec<String>,
+}
+
+impl Found {
+    fn take(&mut self, param: &str, v: &Value, depth: usize) {
+        match kind_of(param) {
+            Some(Holds::Resource(kind)) => push_value(&mut self.resources, kind, v),
+            Some(Holds::Secret) => {
+                if let Value::String(s) = v {
+                    self.secrets.push(s.clone());
+                }
+            }
+            None if depth < 2 => self.walk(v, depth + 1),
+            None => {}
+        }
+    }
+
+    fn walk(&mut self, v: &Value, depth: usize) {
+        if let Value::Object(map) = v {
+            for (k, v) in map {
+                self.take(k, v, depth);
+            }
+        }
+    }
+}
+
+/// The instances and key pairs a request names in its parameters (query, form or JSON body),
+/// and the secrets it carries, read leniently: a refused request may be malformed.
+fn scan(raw: &RawRequest) -> (Vec<AuditResource>, Vec<String>) {
+    let mut found = Found::default();
+    if raw.media_type() == "application/json" {
+        if let Ok(v) = serde_json::from_slice::<Value>(&raw.body) {
+            found.walk(&v, 0);
+        }
+    }
+    let mut pairs = raw.query_params();
+    if raw.media_type() == "application/x-www-form-urlencoded" {
+        pairs.extend(raw.form_params());
+    }
+    for (k, v) in pairs {
+        found.take(&k, &Value::String(v), 2);
+    }
+    (found.resources, found.secrets)
+}
+
+/// The instances and key pairs a request names in its parameters.
+pub fn resources_named(raw: &RawRequest) -> Vec<AuditResource> {
+    scan(raw).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn raw(query: &str, content_type: &str, body: &str) -> RawRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+        RawRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: query.into(),
+            headers,
+            body: body.as_bytes().to_vec(),
+            head: Vec::new(),
+            peer: Some("127.0.0.9:5000".parse().unwrap()),
+            oversized: None,
+        }
+    }
+
+    #[test]
+    fn resources_are_found_in_every_parameter_shape() {
+        let r = raw(
+            "",
+            "application/json",
+            r#"{"InstanceIds":["ins-1","ins-2"],"LoginSettings":{"KeyIds":["skey-1"]},"KeyIds":"x"}"#,
+        );
+        let found: Vec<_> = resources_named(&r)
+            .into_iter()
+            .map(|r| (r.kind, r.id))
+            .collect();
+        assert!(found.contains(&("instance".into(), "ins-1".into())));
+        assert!(found.contains(&("instance".into(), "ins-2".into())));
+        assert!(found.contains(&("keypair".into(), "skey-1".into())));
+        let legacy = raw("instanceIds.1=ins-3&keyId=skey-2&Nonce=1", "", "");
+        assert_eq!(resources_named(&legacy).len(), 2);
+        let ecs = raw(
+            "",
+            "application/x-www-form-urlencoded",
+            "KeyPairNames=%5B%22a%22%2C%22b%22%5D&InstanceId=i-1",
+        );
+        let names: Vec<_> = resources_named(&ecs).into_iter().map(|r| r.id).collect();
+        assert_eq!(names, vec!["a", "b", "i-1"]);
+        assert!(resources_named(&raw("", "application/json", "{not json")).is_empty());
+    }
+
+    #[test]
+    fn secrets_never_reach_a_recorded_message() {
+        let r = raw("Password=Hunter%2B2x&InstanceId=i-1", "", "");
+        let (_, secrets) = scan(&r);
+        assert_eq!(secrets, vec!["Hunter+2x"]);
+        let m = scrub(
+            "InvalidPassword",
+            "`Hunter+2x` is weak (Hunter%2B2x)",
+            &secrets,
+        );
+        assert_eq!(m, "`***` is weak (***)");
+        let sts = scrub("SignatureDoesNotMatch", "POST&%2F&Password%3DHunter", &[]);
+        assert!(!sts.contains("Hunter"));
+        let json = raw(
+            "",
+            "application/json",
+            r#"{"LoginSettings":{"Password":"Pw-1234567"},"InstanceIds":["ins-1"]}"#,
+        );
+        assert_eq!(scan(&json).1, vec!["Pw-1234567"]);
+    }
+
+    #[test]
+    fn read_only_actions_are_recognised() {
+        assert!(is_read_only("DescribeKeyPairs"));
+        assert!(is_read_only("LookUpEvents"));
+        assert!(!is_read_only("AssociateInstancesKeyPairs"));
+    }
+
+    #[test]
+    fn the_source_is_the_peer_address() {
+        let t = Trail::new("cvm", "r-1", &raw("", "", ""));
+        assert_eq!(t.meta.source_ip, "127.0.0.9");
+        assert_eq!(t.meta.request_id, "r-1");
+    }
+}

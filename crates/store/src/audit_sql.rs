@@ -1,0 +1,317 @@
+//! The audit trail's statements, one text for both back ends: parameters are written `$n`
+//! and each first appears in increasing order, which SQLite binds by position as PostgreSQL
+//! does. Only the table definitions differ (see each back end's migration).
+
+use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, AuditResource, RequestMeta};
+
+/// Indexes of the audit tables (the same on both back ends): an account's events newest
+/// first, events by age (for retention), resources by id and by name.
+macro_rules! audit_indexes {
+    () => {
+        r#"
+CREATE INDEX audit_events_by_account ON audit_events(account_id, seq);
+CREATE INDEX audit_events_by_time ON audit_events(at);
+CREATE INDEX audit_resources_by_id ON audit_resources(id);
+CREATE INDEX audit_resources_by_name ON audit_resources(name);
+"#
+    };
+}
+pub(crate) use audit_indexes;
+
+/// Record an event, or merge it into the event already recorded for its request (a request
+/// may change several things in turn, or be refused after a change): operations add up, a
+/// refusal's code and message are set. Returns the event's `seq`.
+pub(crate) const UPSERT_EVENT: &str = "INSERT INTO audit_events (event_id, request_id, \
+     account_id, at, dialect, action, credential_id, source_ip, region, read_only, error_code, \
+     error_message, ops_total, ops_pending, ops_failed, op_error) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ON CONFLICT (request_id) DO UPDATE SET \
+     ops_total = audit_events.ops_total + excluded.ops_total, \
+     ops_pending = audit_events.ops_pending + excluded.ops_pending, \
+     error_code = COALESCE(excluded.error_code, audit_events.error_code), \
+     error_message = COALESCE(excluded.error_message, audit_events.error_message), \
+     account_id = COALESCE(audit_events.account_id, excluded.account_id) \
+     RETURNING seq";
+
+/// Name a resource on an event (once).
+pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO audit_resources (seq, kind, id, name) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
+/// Count one ended operation of request `$3` on its event; `$1` is 1 when it failed, `$2`
+/// its error.
+pub(crate) const OPERATION_ENDED: &str = "UPDATE audit_events SET \
+     ops_pending = ops_pending - 1, ops_failed = ops_failed + $1, \
+     op_error = COALESCE(op_error, $2) WHERE request_id = $3 AND ops_pending > 0";
+
+/// The columns of an event row, in [`EventRow`] order.
+pub(crate) const EVENT_COLS: &str = "e.seq, e.event_id, e.account_id, e.at, e.dialect, e.action, \
+     e.request_id, e.credential_id, e.source_ip, e.region, e.read_only, e.error_code, \
+     e.error_message, e.ops_total, e.ops_pending, e.ops_failed, e.op_error";
+
+/// Delete the resources, then the events, older than `$1`.
+pub(crate) const PRUNE_RESOURCES_BY_AGE: &str =
+    "DELETE FROM audit_resources WHERE seq IN (SELECT seq FROM audit_events WHERE at < $1)";
+/// See [`PRUNE_RESOURCES_BY_AGE`].
+pub(crate) const PRUNE_EVENTS_BY_AGE: &str = "DELETE FROM audit_events WHERE at < $1";
+/// The newest `seq` past the newest `$1` events (everything up to it goes).
+pub(crate) const PRUNE_CUTOFF: &str =
+    "SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1 OFFSET $1";
+/// Delete the resources, then the events, at or below `seq` `$1`.
+pub(crate) const PRUNE_RESOURCES_UPTO: &str = "DELETE FROM audit_resources WHERE seq <= $1";
+/// See [`PRUNE_RESOURCES_UPTO`].
+pub(crate) const PRUNE_EVENTS_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1";
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+}
+
+/// The values of [`UPSERT_EVENT`] for `e`.
+pub(crate) fn upsert_args(e: &AuditEvent) -> Vec<Arg> {
+    let text = |s: &str| Arg::Text(s.to_string());
+    let r = &e.request;
+    vec![
+        text(&e.event_id),
+        text(&r.request_id),
+        Arg::OptText(e.account_id.clone()),
+        Arg::Int(e.at),
+        text(&r.dialect),
+        text(&r.action),
+        text(&r.credential_id),
+        text(&r.source_ip),
+        text(&r.region),
+        Arg::Int(i64::from(e.read_only)),
+        Arg::OptText(e.error_code.clone()),
+        Arg::OptText(e.error_message.clone()),
+        Arg::Int(i64::from(e.ops_total)),
+        Arg::Int(i64::from(e.ops_pending)),
+        Arg::Int(i64::from(e.ops_failed)),
+        Arg::OptText(e.op_error.clone()),
+    ]
+}
+
+/// A page query and its count query, with their values.
+pub(crate) struct Lookup {
+    /// The page: [`EVENT_COLS`] of the matching events in order, one more than the limit.
+    pub page: String,
+    /// Its values.
+    pub page_args: Vec<Arg>,
+    /// How many match, before paging.
+    pub count: String,
+    /// Its values.
+    pub count_args: Vec<Arg>,
+}
+
+/// The conditions of `q` (with the cursor when `cursor`), numbering values from `$1`.
+fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
+    let next = |args: &mut Vec<Arg>, a: Arg| {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    if let Some(account) = &q.account_id {
+        let p = next(&mut args, Arg::Text(account.clone()));
+        clauses.push(format!("e.account_id = {p}"));
+    }
+    let p = next(&mut args, Arg::Int(q.start));
+    clauses.push(format!("e.at >= {p}"));
+    let p = next(&mut args, Arg::Int(q.end));
+    clauses.push(format!("e.at <= {p}"));
+    for attr in &q.attributes {
+        let (column, value) = match attr {
+            AuditAttribute::EventName(v) => ("e.action", Arg::Text(v.clone())),
+            AuditAttribute::EventId(v) => ("e.event_id", Arg::Text(v.clone())),
+            AuditAttribute::RequestId(v) => ("e.request_id", Arg::Text(v.clone())),
+            AuditAttribute::CredentialId(v) => ("e.credential_id", Arg::Text(v.clone())),
+            AuditAttribute::SourceIp(v) => ("e.source_ip", Arg::Text(v.clone())),
+            AuditAttribute::ErrorCode(v) => ("e.error_code", Arg::Text(v.clone())),
+            AuditAttribute::ReadOnly(v) => ("e.read_only", Arg::Int(i64::from(*v))),
+            AuditAttribute::ResourceId(v) => ("r.id", Arg::Text(v.clone())),
+            AuditAttribute::ResourceName(v) => ("r.name", Arg::Text(v.clone())),
+            AuditAttribute::ResourceType(v) => ("r.kind", Arg::Text(v.clone())),
+        };
+        let p = next(&mut args, value);
+        match column.strip_prefix("r.") {
+            Some(col) => clauses.push(format!(
+                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.{col} = {p})"
+            )),
+            None => clauses.push(format!("{column} = {p}")),
+        }
+    }
+    if cursor {
+        if let Some(after) = q.after_seq {
+            let p = next(&mut args, Arg::Int(after));
+            let op = if q.ascending { ">" } else { "<" };
+            clauses.push(format!("e.seq {op} {p}"));
+        }
+    }
+    (clauses.join(" AND "), args)
+}
+
+/// The statements answering `q`.
+pub(crate) fn lookup(q: &AuditQuery) -> Lookup {
+    let (page_where, mut page_args) = conditions(q, true);
+    let order = if q.ascending { "ASC" } else { "DESC" };
+    page_args.push(Arg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX - 1) + 1));
+    let page = format!(
+        "SELECT {EVENT_COLS} FROM audit_events e WHERE {page_where} ORDER BY e.seq {order} LIMIT ${}",
+        page_args.len()
+    );
+    let (count_where, count_args) = conditions(q, false);
+    Lookup {
+        page,
+        page_args,
+        count: format!("SELECT COUNT(*) FROM audit_events e WHERE {count_where}"),
+        count_args,
+    }
+}
+
+/// The resources of events `seqs`, as one statement over `$1..$n`.
+pub(crate) fn resources_of(seqs: &[i64]) -> String {
+    let list: Vec<String> = (1..=seqs.len()).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT seq, kind, id, name FROM audit_resources WHERE seq IN ({}) ORDER BY seq, kind DESC, id",
+        list.join(", ")
+    )
+}
+
+/// An event row as read, in [`EVENT_COLS`] order.
+pub(crate) struct EventRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub account_id: Option<String>,
+    pub at: i64,
+    pub dialect: String,
+    pub action: String,
+    pub request_id: String,
+    pub credential_id: String,
+    pub source_ip: String,
+    pub region: String,
+    pub read_only: i64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub ops_total: i64,
+    pub ops_pending: i64,
+    pub ops_failed: i64,
+    pub op_error: Option<String>,
+}
+
+impl EventRow {
+    /// The event, with no resources yet.
+    pub(crate) fn into_event(self) -> AuditEvent {
+        let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        AuditEvent {
+            seq: self.seq,
+            event_id: self.event_id,
+            account_id: self.account_id,
+            at: self.at,
+            request: RequestMeta {
+                dialect: self.dialect,
+                action: self.action,
+                request_id: self.request_id,
+                credential_id: self.credential_id,
+                source_ip: self.source_ip,
+                region: self.region,
+            },
+            read_only: self.read_only != 0,
+            resources: Vec::new(),
+            error_code: self.error_code,
+            error_message: self.error_message,
+            ops_total: count(self.ops_total),
+            ops_pending: count(self.ops_pending),
+            ops_failed: count(self.ops_failed),
+            op_error: self.op_error,
+        }
+    }
+}
+
+/// Hand each event its resources (`rows` ordered by seq).
+pub(crate) fn attach(events: &mut [AuditEvent], rows: Vec<(i64, AuditResource)>) {
+    for (seq, res) in rows {
+        if let Some(e) = events.iter_mut().find(|e| e.seq == seq) {
+            e.resources.push(res);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of the `$n` parameters of `text`, in order of appearance.
+    fn numbers(text: &str) -> Vec<usize> {
+        text.split('$')
+            .skip(1)
+            .map(|part| {
+                part.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// Each parameter first appears after every lower-numbered one (so SQLite, which numbers
+    /// `$n` by first appearance, binds as PostgreSQL does).
+    fn in_order(text: &str) -> bool {
+        let mut highest = 0;
+        numbers(text).into_iter().all(|n| {
+            let ok = n <= highest + 1;
+            highest = highest.max(n);
+            ok
+        })
+    }
+
+    #[test]
+    fn every_statement_numbers_its_parameters_in_order() {
+        for text in [
+            UPSERT_EVENT,
+            INSERT_RESOURCE,
+            OPERATION_ENDED,
+            PRUNE_RESOURCES_BY_AGE,
+            PRUNE_EVENTS_BY_AGE,
+            PRUNE_CUTOFF,
+            PRUNE_RESOURCES_UPTO,
+            PRUNE_EVENTS_UPTO,
+        ] {
+            assert!(in_order(text), "{text}");
+        }
+        assert!(!in_order("SET a = $2, b = $1"));
+        assert!(in_order(&resources_of(&[1, 2, 3])));
+    }
+
+    #[test]
+    fn parameters_first_appear_in_order() {
+        let q = AuditQuery {
+            account_id: Some("1".into()),
+            attributes: vec![
+                AuditAttribute::ResourceId("ins-1".into()),
+                AuditAttribute::EventName("X".into()),
+            ],
+            after_seq: Some(9),
+            ..AuditQuery::default()
+        };
+        let l = lookup(&q);
+        for (text, n) in [(&l.page, l.page_args.len()), (&l.count, l.count_args.len())] {
+            let mut last = 0;
+            for part in text.split('$').skip(1) {
+                let k: usize = part
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap();
+                assert_eq!(k, last + 1, "{text}");
+                last = k;
+            }
+            assert_eq!(last, n);
+        }
+        assert!(l.page.contains("e.seq < $6"));
+        assert!(!l.count.contains("e.seq <"));
+    }
+}

@@ -1,0 +1,190 @@
+//! [`AuditStore`] on SQLite, and the audit writes the other stores make inside their own
+//! transactions.
+
+use crate::audit_sql::{self as sql, Arg, EventRow};
+use crate::sqlite::{backend, SqliteStore};
+use async_trait::async_trait;
+use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
+use keyplane_core::store::{AuditStore, StoreResult};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+/// The audit tables (schema version 10).
+pub(crate) const MIGRATION: &str = concat!(
+    r#"
+CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL UNIQUE,
+    account_id TEXT,
+    at INTEGER NOT NULL,
+    dialect TEXT NOT NULL,
+    action TEXT NOT NULL,
+    credential_id TEXT NOT NULL,
+    source_ip TEXT NOT NULL,
+    region TEXT NOT NULL,
+    read_only INTEGER NOT NULL,
+    error_code TEXT,
+    error_message TEXT,
+    ops_total INTEGER NOT NULL,
+    ops_pending INTEGER NOT NULL,
+    ops_failed INTEGER NOT NULL,
+    op_error TEXT
+);
+CREATE TABLE audit_resources (
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (seq, kind, id)
+);
+"#,
+    crate::audit_sql::audit_indexes!()
+);
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Arg::Text(s) => s.to_sql(),
+            Arg::OptText(s) => s.to_sql(),
+            Arg::Int(i) => i.to_sql(),
+        }
+    }
+}
+
+/// Record `event` (or merge it into its request's) on `c`, inside the caller's transaction.
+pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreResult<()> {
+    let Some(e) = event else {
+        return Ok(());
+    };
+    let seq: i64 = c
+        .prepare_cached(sql::UPSERT_EVENT)
+        .and_then(|mut st| st.query_row(params_from_iter(sql::upsert_args(e)), |r| r.get(0)))
+        .map_err(backend)?;
+    let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
+    for r in &e.resources {
+        st.execute(params![seq, r.kind, r.id, r.name])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Count an ended operation of `request_id` on its event, inside the caller's transaction.
+pub(crate) fn operation_ended(
+    c: &Connection,
+    request_id: &str,
+    failed: bool,
+    error: Option<&str>,
+) -> StoreResult<()> {
+    c.prepare_cached(sql::OPERATION_ENDED)
+        .and_then(|mut st| st.execute(params![i64::from(failed), error, request_id]))
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: r.get(0)?,
+        event_id: r.get(1)?,
+        account_id: r.get(2)?,
+        at: r.get(3)?,
+        dialect: r.get(4)?,
+        action: r.get(5)?,
+        request_id: r.get(6)?,
+        credential_id: r.get(7)?,
+        source_ip: r.get(8)?,
+        region: r.get(9)?,
+        read_only: r.get(10)?,
+        error_code: r.get(11)?,
+        error_message: r.get(12)?,
+        ops_total: r.get(13)?,
+        ops_pending: r.get(14)?,
+        ops_failed: r.get(15)?,
+        op_error: r.get(16)?,
+    })
+}
+
+fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
+    let l = sql::lookup(q);
+    let mut events = c
+        .prepare_cached(&l.page)
+        .and_then(|mut st| {
+            st.query_map(params_from_iter(l.page_args.iter()), event_row)?
+                .map(|r| r.map(EventRow::into_event))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(backend)?;
+    let more = events.len() > q.limit;
+    events.truncate(q.limit);
+    let total: i64 = c
+        .prepare_cached(&l.count)
+        .and_then(|mut st| st.query_row(params_from_iter(l.count_args.iter()), |r| r.get(0)))
+        .map_err(backend)?;
+    if !events.is_empty() {
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let mut st = c.prepare(&sql::resources_of(&seqs)).map_err(backend)?;
+        let rows = st
+            .query_map(params_from_iter(seqs.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    AuditResource {
+                        kind: r.get(1)?,
+                        id: r.get(2)?,
+                        name: r.get(3)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(backend)?;
+        sql::attach(&mut events, rows);
+    }
+    Ok(AuditPage {
+        events,
+        more,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        let event = event.clone();
+        self.with(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
+            write_event(&tx, Some(&event))?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn query_events(&self, query: &AuditQuery) -> StoreResult<AuditPage> {
+        let query = query.clone();
+        self.read(move |c| lookup(c, &query)).await
+    }
+
+    async fn prune_events(&self, before: i64, keep: u64) -> StoreResult<u64> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
+            tx.execute(sql::PRUNE_RESOURCES_BY_AGE, params![before])
+                .map_err(backend)?;
+            let mut gone = tx
+                .execute(sql::PRUNE_EVENTS_BY_AGE, params![before])
+                .map_err(backend)?;
+            let cutoff: Option<i64> = tx
+                .query_row(sql::PRUNE_CUTOFF, params![keep], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if let Some(cutoff) = cutoff {
+                tx.execute(sql::PRUNE_RESOURCES_UPTO, params![cutoff])
+                    .map_err(backend)?;
+                gone += tx
+                    .execute(sql::PRUNE_EVENTS_UPTO, params![cutoff])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(gone as u64)
+        })
+        .await
+    }
+}
