@@ -115,7 +115,12 @@ def test_the_console_shows_the_instance_its_key_and_latest_operation(world, tmp_
     # The sandbox's guest agent has asked for its SSH state.
     (agent,) = [cells(r) for r in rows_of(dom, "agents-table") if iid in r]
     assert agent[2] == "sandbox instance" and agent[6] != "never", agent
-    assert "Not recorded yet" in dom
+    # The audit trail names the bind: the instance, the key, its request id and outcome.
+    (event,) = [cells(r) for r in rows_of(dom, "audit-table") if world["bind"].RequestId in r]
+    assert event[1] == "AssociateInstancesKeyPairs" and event[2] == "cvm", event
+    assert event[3] == "SUCCESS", event
+    assert iid in event[4] and kp.KeyId in event[4], event
+    assert event[5] == world["creds"]["secret_id"] and event[6].startswith("127."), event
     for secret in (world["creds"]["secret_key"], world["creds"]["access_key_secret"],
                    "PRIVATE KEY", url.split("token=")[1]):
         assert secret not in dom
@@ -175,3 +180,20 @@ def test_the_read_commands(world):
     assert refused.returncode != 0 and f"has no instance `{iid}`" in refused.stderr, refused.stderr
     call(client, "StartInstances", InstanceIds=[iid])
     keyplane(world, "ops", "wait", iid, "--account", name)
+
+    # `keyplane events`: the account's trail, newest first, as a table and as JSON.
+    events = json.loads(keyplane(world, "events", "--account", name, "--output", "json").stdout)
+    assert [e["action"] for e in events[:2]] == ["StartInstances", "StopInstances"], events[:3]
+    (bind,) = [e for e in events if e["request_id"] == world["bind"].RequestId]
+    assert bind["outcome"] == "SUCCESS" and bind["credential_id"] == world["creds"]["secret_id"]
+    assert {r["id"] for r in bind["resources"]} == {iid, kp.KeyId}
+    assert bind["source_ip"].startswith("127.") and bind["dialect"] == "cvm"
+    table = keyplane(world, "events", "--account", name, "--resource", kp.KeyId).stdout
+    assert table.splitlines()[0].split()[:3] == ["TIME", "DIALECT", "ACTION"], table
+    assert world["bind"].RequestId in table and "StopInstances" not in table, table
+    assert "CreateKeyPair" in table, table
+    assert json.loads(keyplane(world, "events", "--account", other, "--output", "json").stdout) == []
+    refused = keyplane(world, "events", "--refused", "--limit", "500", "--output", "json").stdout
+    assert all(e["outcome"] not in ("SUCCESS", "OPERATING", "FAILED") for e in json.loads(refused))
+    for secret in (world["creds"]["secret_key"], world["creds"]["access_key_secret"]):
+        assert secret not in refused and secret not in json.dumps(events)

@@ -220,7 +220,6 @@ async fn a_session_shows_its_own_account_only() {
         key.id.as_str(),
         key.fingerprint_sha256.as_str(),
         "ops_key",
-        "Not recorded yet",
     ] {
         assert!(
             page.body.contains(shown),
@@ -261,6 +260,92 @@ async fn a_session_shows_its_own_account_only() {
     let page = get(&t, "/console/", Some(&bob)).await;
     assert!(page.body.contains("ins-bob00001"));
     assert!(!page.body.contains("ins-alice001"));
+}
+
+fn meta(request_id: &str, action: &str, credential: &str) -> keyplane_core::RequestMeta {
+    keyplane_core::RequestMeta {
+        dialect: "cvm".into(),
+        action: action.into(),
+        request_id: request_id.into(),
+        credential_id: credential.into(),
+        source_ip: "127.0.0.5".into(),
+        region: "ap-guangzhou".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_the_accounts_own_and_filters() {
+    let (t, bob) = populated().await;
+    let spec = |name: &str| NewKeyPair {
+        name: name.into(),
+        ..NewKeyPair::default()
+    };
+    let mine = meta("req-audit-mine", "CreateKeyPair", "AKIDconsole");
+    let created = t
+        .core
+        .create_key_pair(&t.account, Namespace::Cvm, spec("audited"), &mine)
+        .await
+        .unwrap();
+    let theirs = meta("req-audit-bobs", "CreateKeyPair", &bob.secret_id);
+    t.core
+        .create_key_pair(&bob, Namespace::Cvm, spec("bobs_key"), &theirs)
+        .await
+        .unwrap();
+    let refused = meta("req-audit-refused", "DeleteKeyPairs", "AKIDconsole");
+    t.core
+        .record_refusal(
+            &refused,
+            Some(&t.account.id),
+            false,
+            vec![],
+            "InvalidKeyPair.NotFound",
+            "The key pair <b>skey-x</b> does not exist.",
+        )
+        .await
+        .unwrap();
+    let cookie = sign_in(&t, "alice").await;
+    let page = get(&t, "/console/", Some(&cookie)).await;
+    for shown in [
+        "req-audit-mine",
+        "req-audit-refused",
+        "CreateKeyPair",
+        created.key_pair.id.as_str(),
+        "127.0.0.5",
+        "InvalidKeyPair.NotFound",
+        "&lt;b&gt;skey-x&lt;/b&gt;",
+    ] {
+        assert!(
+            page.body.contains(shown),
+            "{shown} not shown: {}",
+            page.body
+        );
+    }
+    assert!(!page.body.contains("req-audit-bobs"));
+    assert!(!page.body.contains("<b>skey-x"));
+    // Filters select, and the form shows them back (escaped).
+    let refusals = get(&t, "/console/?outcome=refused", Some(&cookie)).await;
+    assert!(refusals.body.contains("req-audit-refused"));
+    assert!(!refusals.body.contains("req-audit-mine"));
+    assert!(refusals
+        .body
+        .contains("<option value=\"refused\" selected>"));
+    let by_name = get(&t, "/console/?resource=audited&action=%22x", Some(&cookie)).await;
+    assert!(
+        by_name.body.contains("value=\"&quot;x\""),
+        "{}",
+        by_name.body
+    );
+    assert!(by_name.body.contains("No events match."));
+    let bad = get(&t, "/console/?from=soon", Some(&cookie)).await;
+    assert!(bad.body.contains("audit-problem"), "{}", bad.body);
+    // The live endpoint keeps the filter it is given.
+    let uri = format!("/console/api/overview?resource={}", created.key_pair.id);
+    let v: Value = serde_json::from_str(&get(&t, &uri, Some(&cookie)).await.body).unwrap();
+    let rows = v["audit"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0][1]["t"], "CreateKeyPair");
+    assert_eq!(rows[0][3]["t"], "SUCCESS");
+    assert_eq!(rows[0][7]["t"], "req-audit-mine");
 }
 
 #[tokio::test]

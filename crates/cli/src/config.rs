@@ -48,6 +48,12 @@ pub struct FileConfig {
     pub image_cache: Option<PathBuf>,
     /// Outbound network access for sandbox instances (slirp4netns).
     pub instance_outbound: Option<bool>,
+    /// Keep the audit trail.
+    pub audit: Option<bool>,
+    /// Days audit events are kept.
+    pub audit_retention_days: Option<u32>,
+    /// Most audit events kept.
+    pub audit_max_events: Option<u64>,
 }
 
 impl FileConfig {

@@ -6,6 +6,7 @@ mod agent;
 mod agent_token;
 mod config;
 mod console;
+mod events;
 mod image;
 mod master_key;
 mod ops_wait;
@@ -46,6 +47,8 @@ enum Command {
     Instances(read::ReadArgs),
     /// List an account's key pairs: fingerprints and the instances they are bound to.
     Keys(read::ReadArgs),
+    /// The audit trail: every change and every refused request, newest first.
+    Events(events::EventsArgs),
     /// Asynchronous operations on instances.
     #[command(subcommand)]
     Ops(read::OpsCommand),
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Console(cmd) => console::run(cmd),
         Command::Instances(args) => read::instances(args),
         Command::Keys(args) => read::keys(args),
+        Command::Events(args) => events::run(args),
         Command::Ops(cmd) => read::ops(cmd),
         Command::SandboxInit { args } => keyplane_instances::init::run(args),
         Command::DefaultConfig => {

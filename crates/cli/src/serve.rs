@@ -5,6 +5,7 @@ use crate::tls::TlsSettings;
 use anyhow::{Context, Result};
 use clap::Args;
 use keyplane_api::{ApiConfig, AppState};
+use keyplane_core::audit::Retention;
 use keyplane_core::compute::HostCapacity;
 use keyplane_core::Core;
 use keyplane_instances::worker::{Worker, WorkerConfig};
@@ -70,6 +71,15 @@ pub struct ServeArgs {
     /// sharing a database must share it [default: <data dir>/master.key].
     #[arg(long, env = "KEYPLANE_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Keep no audit trail (changes and refused requests are then not recorded).
+    #[arg(long, env = "KEYPLANE_NO_AUDIT")]
+    no_audit: bool,
+    /// Days audit events are kept [default: 90].
+    #[arg(long, env = "KEYPLANE_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    audit_retention_days: Option<u32>,
+    /// Most audit events kept; the oldest go first [default: 1000000].
+    #[arg(long, env = "KEYPLANE_AUDIT_MAX_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    audit_max_events: Option<u64>,
 }
 
 /// Run the server until SIGINT or SIGTERM.
@@ -113,6 +123,24 @@ pub fn run(args: ServeArgs) -> Result<()> {
         args.sandbox_dir.or(file.sandbox_dir),
         args.image_cache.or(file.image_cache),
     );
+    let audit = AuditSettings {
+        on: !args.no_audit && file.audit.unwrap_or(true),
+        retention: Retention {
+            max_age_secs: i64::from(
+                args.audit_retention_days
+                    .or(file.audit_retention_days)
+                    .unwrap_or(90),
+            ) * 24
+                * 3600,
+            max_events: args
+                .audit_max_events
+                .or(file.audit_max_events)
+                .unwrap_or(Retention::default().max_events),
+        },
+    };
+    if audit.retention.max_age_secs <= 0 || audit.retention.max_events == 0 {
+        anyhow::bail!("audit_retention_days and audit_max_events must be at least 1");
+    }
     let sandbox = SandboxSettings {
         dir,
         image_cache,
@@ -136,7 +164,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         database,
         key_file,
     };
-    let result = runtime.block_on(serve(places, listen, api, sandbox));
+    let result = runtime.block_on(serve(places, listen, api, sandbox, audit));
     // Why a timeout: an image being installed runs on a blocking thread; stopping must not
     // wait for it (a half-installed image is staged apart and removed at the next start).
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -270,6 +298,35 @@ async fn serve_api(state: Arc<AppState>, bound: Bound) -> Result<()> {
     Ok(())
 }
 
+/// Whether and how long the audit trail is kept.
+struct AuditSettings {
+    on: bool,
+    retention: Retention,
+}
+
+/// How often retention deletes what it no longer keeps.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Delete, now and then every [`PRUNE_EVERY`], the audit events `retention` no longer keeps
+/// (any node may: deleting twice deletes nothing more).
+async fn prune_audit(
+    core: Core,
+    retention: Retention,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match core.prune_events(retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "audit events past retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot apply the audit retention"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 struct SandboxSettings {
     dir: PathBuf,
     image_cache: PathBuf,
@@ -339,6 +396,7 @@ async fn serve(
     listen: Listen,
     api: ApiConfig,
     sandbox: SandboxSettings,
+    audit: AuditSettings,
 ) -> Result<()> {
     let Places {
         data_dir,
@@ -360,7 +418,8 @@ async fn serve(
     let host = open_sandbox(&sandbox);
     let mut core = crate::master_key::core_with_key(store, &key_file)
         .await?
-        .with_ssh_port(sandbox.ssh_port);
+        .with_ssh_port(sandbox.ssh_port)
+        .with_audit(audit.on);
     if host.is_ok() {
         // Why only with a sandbox: a node that runs no instance cannot say what an instance can
         // get (its cluster's sandbox nodes check their own launches).
@@ -397,6 +456,20 @@ async fn serve(
         state.ssh_changes.clone(),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if audit.on {
+        eprintln!(
+            "keyplane: audit trail kept {} days, at most {} events",
+            audit.retention.max_age_secs / 86_400,
+            audit.retention.max_events
+        );
+        tokio::spawn(prune_audit(
+            state.core.clone(),
+            audit.retention,
+            stop_rx.clone(),
+        ));
+    } else {
+        eprintln!("keyplane: no audit trail is kept (--no-audit)");
+    }
     worker.report_images();
     let background = tokio::spawn({
         let worker = worker.clone();

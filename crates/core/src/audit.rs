@@ -158,6 +158,8 @@ pub enum AuditAttribute {
     ReadOnly(bool),
     /// The refusal's error code.
     ErrorCode(String),
+    /// Refused (`true`) or accepted (`false`) requests.
+    Refused(bool),
 }
 
 /// A lookup in the trail: events in a time range matching every attribute, newest first

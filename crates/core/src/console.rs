@@ -90,6 +90,19 @@ pub fn utc(unix: i64) -> String {
     }
 }
 
+/// A UTC time as a form's `datetime-local` field sends it (`YYYY-MM-DDThh:mm`, seconds
+/// optional), as unix seconds.
+pub fn parse_utc(text: &str) -> Option<i64> {
+    use time::macros::format_description;
+    let text = text.trim();
+    let with_seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    time::PrimitiveDateTime::parse(text, with_seconds)
+        .or_else(|_| time::PrimitiveDateTime::parse(text, minutes))
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
 /// SHA-256 of a token, lowercase hex: what the store keeps.
 pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
@@ -264,5 +277,16 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_ne!(token_hash("abc"), token_hash("abd"));
+    }
+
+    #[test]
+    fn form_times_are_utc() {
+        assert_eq!(parse_utc("1970-01-01T00:01"), Some(60));
+        assert_eq!(parse_utc("2000-02-29T00:00:05"), Some(951_782_405));
+        assert_eq!(parse_utc("yesterday"), None);
+        assert_eq!(
+            utc(parse_utc("2024-02-29T23:59:59").unwrap()),
+            "2024-02-29 23:59:59 UTC"
+        );
     }
 }

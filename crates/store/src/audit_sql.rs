@@ -122,6 +122,11 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
     let p = next(&mut args, Arg::Int(q.end));
     clauses.push(format!("e.at <= {p}"));
     for attr in &q.attributes {
+        if let AuditAttribute::Refused(refused) = attr {
+            let test = if *refused { "IS NOT NULL" } else { "IS NULL" };
+            clauses.push(format!("e.error_code {test}"));
+            continue;
+        }
         let (column, value) = match attr {
             AuditAttribute::EventName(v) => ("e.action", Arg::Text(v.clone())),
             AuditAttribute::EventId(v) => ("e.event_id", Arg::Text(v.clone())),
@@ -133,9 +138,14 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
             AuditAttribute::ResourceId(v) => ("r.id", Arg::Text(v.clone())),
             AuditAttribute::ResourceName(v) => ("r.name", Arg::Text(v.clone())),
             AuditAttribute::ResourceType(v) => ("r.kind", Arg::Text(v.clone())),
+            AuditAttribute::Refused(_) => continue,
         };
         let p = next(&mut args, value);
         match column.strip_prefix("r.") {
+            // A name search also finds a resource by id: not every resource has a name.
+            Some("name") => clauses.push(format!(
+                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.name = {p} OR r.id = {p})"
+            )),
             Some(col) => clauses.push(format!(
                 "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.{col} = {p})"
             )),

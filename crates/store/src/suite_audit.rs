@@ -238,6 +238,22 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
             "{attr:?}"
         );
     }
+    let refused = store
+        .query_events(&everyone(vec![AuditAttribute::Refused(true)]))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = refused
+        .events
+        .iter()
+        .map(|e| e.request.request_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["req-audit-anon", "req-audit-mixed"]);
+    let accepted = store
+        .query_events(&everyone(vec![AuditAttribute::Refused(false)]))
+        .await
+        .unwrap();
+    assert!(accepted.events.iter().all(|e| e.error_code.is_none()));
+    assert!(!accepted.events.is_empty());
     let reads = store
         .query_events(&everyone(vec![AuditAttribute::ReadOnly(true)]))
         .await

@@ -36,7 +36,9 @@
   }
 
   function poll() {
-    fetch("/console/api/overview", { credentials: "same-origin", cache: "no-store" })
+    // The page's own query carries the audit filters: the refreshed trail stays filtered.
+    fetch("/console/api/overview" + window.location.search,
+          { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (r.status === 401) {
           live.textContent = "(signed out: reload the page)";
@@ -50,6 +52,7 @@
         fill("instances-table", v.instances);
         fill("key-pairs-table", v.key_pairs);
         fill("agents-table", v.agents);
+        fill("audit-table", v.audit);
         document.getElementById("as-of").textContent = v.as_of;
         live.textContent = v.operating > 0
           ? "(live: " + v.operating + " operation(s) in progress)"

@@ -1,5 +1,5 @@
 //! The web console at `/console/`: per-account pages of instances, key pairs, agents and the
-//! (not yet recorded) audit trail, served by the API's own listeners.
+//! audit trail (with filters), served by the API's own listeners.
 //!
 //! Sign-in: `keyplane console login-url` issues a one-time link (`/console/login?token=...`,
 //! valid [`LOGIN_TTL_SECS`]); opening it trades the token for a session cookie (HttpOnly,
@@ -9,12 +9,14 @@
 //! [`LOGIN_TTL_SECS`]: keyplane_core::console::LOGIN_TTL_SECS
 //! [`SESSION_TTL_SECS`]: keyplane_core::console::SESSION_TTL_SECS
 
+mod audit;
 mod html;
 mod pages;
 mod view;
 
 use crate::common::request::RawRequest;
 use crate::common::server::AppState;
+use audit::AuditFilter;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyplane_core::console::SESSION_TTL_SECS;
@@ -155,17 +157,27 @@ fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&text).expect("tokens and attributes are visible ASCII")
 }
 
+/// What the console shows `account` now, its audit trail filtered by `filter` (a filter
+/// time that cannot be read filters nothing, and the page says why).
+async fn read(
+    state: &AppState,
+    account: &ConsoleAccount,
+    filter: &AuditFilter,
+) -> Result<view::View, keyplane_core::DomainError> {
+    let overview = state.core.account_overview(&account.id).await?;
+    let events = state.core.lookup_events(&filter.query(&account.id)).await?;
+    Ok(view::view(&overview, &events.events, state.core.now()))
+}
+
 async fn page(state: &AppState, raw: &RawRequest) -> Response {
     let account = match signed_in(state, raw).await {
         Ok(Some(a)) => a,
         Ok(None) => return html(StatusCode::UNAUTHORIZED, pages::signed_out()),
         Err(e) => return internal(e),
     };
-    match state.core.account_overview(&account.id).await {
-        Ok(o) => html(
-            StatusCode::OK,
-            pages::dashboard(&account, &view::view(&o, state.core.now())),
-        ),
+    let filter = AuditFilter::from_params(&raw.query_params());
+    match read(state, &account, &filter).await {
+        Ok(v) => html(StatusCode::OK, pages::dashboard(&account, &v, &filter)),
         Err(e) => internal(e),
     }
 }
@@ -181,8 +193,9 @@ async fn overview(state: &AppState, raw: &RawRequest) -> Response {
         }
         Err(e) => return internal(e),
     };
-    match state.core.account_overview(&account.id).await {
-        Ok(o) => json(StatusCode::OK, &view::view(&o, state.core.now())),
+    let filter = AuditFilter::from_params(&raw.query_params());
+    match read(state, &account, &filter).await {
+        Ok(v) => json(StatusCode::OK, &v),
         Err(e) => internal(e),
     }
 }

@@ -1,6 +1,7 @@
 //! The console's pages, rendered on the server: they show the current state with scripts
 //! off; `console.js` only keeps the tables up to date.
 
+use super::audit::AuditFilter;
 use super::html::Html;
 use super::view::{Table, View};
 use keyplane_core::store::ConsoleAccount;
@@ -41,8 +42,8 @@ fn table(h: &mut Html, id: &'static str, t: &Table) {
     h.raw("</tbody></table>");
 }
 
-/// The signed-in page of `account`.
-pub fn dashboard(account: &ConsoleAccount, v: &View) -> String {
+/// The signed-in page of `account`, its audit trail filtered by `filter`.
+pub fn dashboard(account: &ConsoleAccount, v: &View, filter: &AuditFilter) -> String {
     let mut h = Html::default();
     head(&mut h, &format!("Keyplane console: {}", account.name));
     // Without scripts the page reloads itself to stay current.
@@ -69,23 +70,81 @@ pub fn dashboard(account: &ConsoleAccount, v: &View) -> String {
         .raw("when it last asked the server for it.</p>");
     table(&mut h, "agents-table", &v.agents);
     h.raw("</section>");
-    audit(&mut h);
+    audit(&mut h, &v.audit, filter);
     h.raw("</main></body></html>\n");
     h.finish()
 }
 
-/// The place of the audit trail, which Keyplane does not record yet.
-fn audit(h: &mut Html) {
+fn input(
+    h: &mut Html,
+    label: &str,
+    name: &'static str,
+    kind: &'static str,
+    value: &str,
+    hint: &str,
+) {
+    h.raw("<label>")
+        .text(label)
+        .raw(" <input name=\"")
+        .raw(name)
+        .raw("\" type=\"")
+        .raw(kind)
+        .raw("\" value=\"")
+        .text(value)
+        .raw("\" placeholder=\"")
+        .text(hint)
+        .raw("\"></label> ");
+}
+
+/// The audit trail: the newest events of the account that match the filters.
+fn audit(h: &mut Html, events: &Table, f: &AuditFilter) {
     h.raw("<section id=\"audit\"><h2>Audit trail</h2>")
-        .raw("<p class=\"notice\" id=\"audit-not-recorded\"><strong>Not recorded yet.</strong> ")
-        .raw("Keyplane does not keep an audit trail of changes yet, so there are no events to ")
-        .raw("show. When it does, they appear here, with these filters.</p>")
-        .raw("<form class=\"filters\" aria-disabled=\"true\"><fieldset disabled>")
-        .raw("<label>Action <input name=\"action\" placeholder=\"AssociateInstancesKeyPairs\">")
-        .raw("</label> <label>Resource <input name=\"resource\" placeholder=\"ins-…, skey-…\">")
-        .raw("</label> <label>From <input name=\"from\" type=\"datetime-local\"></label> ")
-        .raw("<label>To <input name=\"to\" type=\"datetime-local\"></label> ")
-        .raw("<button type=\"submit\">Filter</button></fieldset></form></section>");
+        .raw("<p class=\"note\">Every change and every refused request of this account, ")
+        .raw("newest first (the latest ")
+        .text(&super::audit::SHOWN.to_string())
+        .raw(" that match). The same events answer CloudAudit <code>LookUpEvents</code>, ")
+        .raw("ActionTrail <code>LookupEvents</code> and <code>keyplane events</code>.</p>")
+        .raw("<form class=\"filters\" id=\"audit-filters\" method=\"get\" action=\"/console/#audit\">");
+    input(
+        h,
+        "Action",
+        "action",
+        "text",
+        &f.action,
+        "AssociateInstancesKeyPairs",
+    );
+    input(
+        h,
+        "Resource",
+        "resource",
+        "text",
+        &f.resource,
+        "ins-…, skey-…, a key name",
+    );
+    input(h, "Request id", "request", "text", &f.request_id, "");
+    h.raw("<label>Outcome <select name=\"outcome\">");
+    for (value, label) in [
+        ("", "any"),
+        ("accepted", "accepted"),
+        ("refused", "refused"),
+    ] {
+        h.raw("<option value=\"").raw(value).raw("\"");
+        if f.outcome == value {
+            h.raw(" selected");
+        }
+        h.raw(">").text(label).raw("</option>");
+    }
+    h.raw("</select></label> ");
+    input(h, "From (UTC)", "from", "datetime-local", &f.from, "");
+    input(h, "To (UTC)", "to", "datetime-local", &f.to, "");
+    h.raw("<button type=\"submit\">Filter</button> <a href=\"/console/#audit\">Clear</a></form>");
+    if let Some(problem) = f.problem() {
+        h.raw("<p class=\"notice\" id=\"audit-problem\">")
+            .text(&problem)
+            .raw("</p>");
+    }
+    table(h, "audit-table", events);
+    h.raw("</section>");
 }
 
 /// The page shown without a session: nothing of any account.

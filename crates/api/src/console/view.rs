@@ -2,6 +2,7 @@
 //! live endpoint sends the same cells as JSON, so both always say the same. Only fields meant
 //! for the account's eyes are read; no password hash, private key or token is ever a cell.
 
+use keyplane_core::audit::AuditEvent;
 use keyplane_core::console::AccountOverview;
 use keyplane_core::instance::{HostKind, Instance, OpState};
 use keyplane_core::keypair::{KeyPair, Namespace};
@@ -54,6 +55,8 @@ pub struct View {
     pub key_pairs: Table,
     /// Agents.
     pub agents: Table,
+    /// The audit trail, as filtered.
+    pub audit: Table,
     /// How many instances have an operation in progress (the page polls faster meanwhile).
     pub operating: usize,
     /// When this was read, for people.
@@ -176,8 +179,8 @@ fn agent_row(i: &Instance, seen: Option<i64>, now: i64) -> Vec<Cell> {
     ]
 }
 
-/// The tables of `o`, read at `now` (unix seconds).
-pub fn view(o: &AccountOverview, now: i64) -> View {
+/// The tables of `o` and the audit `events`, read at `now` (unix seconds).
+pub fn view(o: &AccountOverview, events: &[AuditEvent], now: i64) -> View {
     let agents = o
         .instances
         .iter()
@@ -225,6 +228,7 @@ pub fn view(o: &AccountOverview, now: i64) -> View {
             empty: "No agent has been heard from.",
             rows: agents,
         },
+        audit: super::audit::table(events),
         operating: o.instances.iter().filter(|i| i.is_busy()).count(),
         as_of: utc(now),
     }
