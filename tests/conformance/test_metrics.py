@@ -44,6 +44,9 @@ def test_a_scrape_after_a_bind_shows_its_series_and_no_secret(tmp_path):
         assert value(text, 'keyplane_request_duration_seconds_count'
                            '{dialect="cvm",action="AssociateInstancesKeyPairs"}') == 1
         assert "keyplane_agents_connected" in text
+        # The store's calls are timed: the bind and launch wrote, the describes read.
+        assert value(text, 'keyplane_store_duration_seconds_count{backend="sqlite",kind="write"}') > 0
+        assert value(text, 'keyplane_store_duration_seconds_count{backend="sqlite",kind="read"}') > 0
 
         # An action the dialect does not serve is counted under `other`, never by its name.
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException

@@ -1,6 +1,6 @@
 //! What the server counts and times, in Prometheus' text format (`GET /metrics`): requests by
 //! dialect, action and code, their latency, operations by kind and final state, their
-//! duration, instances by state and connected agents.
+//! duration, instances by state, connected agents, and store calls' latency.
 //!
 //! No label ever holds an id or a secret: labels are dialect and action names, error codes,
 //! operation kinds and states, each from a fixed set.
@@ -45,6 +45,12 @@ struct InstanceLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    backend: String,
+    kind: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The server's metrics.
@@ -56,6 +62,7 @@ pub struct Metrics {
     operation_seconds: Histograms<KindLabels>,
     instances: Family<InstanceLabels, Gauge<i64, AtomicI64>>,
     agents_connected: Gauge<i64, AtomicI64>,
+    store_seconds: Histograms<StoreLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -67,6 +74,11 @@ impl std::fmt::Debug for Metrics {
 /// From 100 µs to about 6.5 s: API calls.
 fn fast_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// From 10 µs to about 0.65 s: store calls.
+fn store_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.00001, 2.0, 17))
 }
 
 /// From 10 ms to about 5.5 min: operations (a launch boots a machine).
@@ -120,8 +132,16 @@ impl Metrics {
             "Agents waiting in a long poll on this node",
             agents_connected.clone(),
         );
+        let store_seconds: Histograms<StoreLabels> = Family::new_with_constructor(store_buckets);
+        registry.register(
+            "store_duration_seconds",
+            "Time a store call took, waiting for a connection included, by back end and kind \
+             (read, or write: a transaction)",
+            store_seconds.clone(),
+        );
         Metrics {
             registry,
+            store_seconds,
             requests,
             request_seconds,
             operations,
@@ -192,6 +212,17 @@ impl Metrics {
     }
 }
 
+impl crate::store::LatencySink for Metrics {
+    fn observe(&self, backend: &'static str, kind: crate::store::CallKind, seconds: f64) {
+        self.store_seconds
+            .get_or_create(&StoreLabels {
+                backend: backend.into(),
+                kind: kind.as_str().into(),
+            })
+            .observe(seconds);
+    }
+}
+
 /// An agent's long poll in progress (see [`Metrics::agent_connected`]).
 pub struct AgentConnection<'a>(&'a Metrics);
 
@@ -211,6 +242,8 @@ mod tests {
         m.request("tencent-v3", "DescribeKeyPairs", "ok", 0.002);
         m.operation("bind", "SUCCESS", 0.3);
         m.set_instances([("cvm", "RUNNING", 2)]);
+        use crate::store::LatencySink;
+        m.observe("sqlite", crate::store::CallKind::Write, 0.001);
         {
             let _a = m.agent_connected();
             assert!(m.encode().contains("keyplane_agents_connected 1"));
@@ -222,6 +255,8 @@ mod tests {
         assert!(text.contains(r#"keyplane_operations_total{kind="bind",state="SUCCESS"} 1"#));
         assert!(text.contains(r#"keyplane_instances{namespace="cvm",state="RUNNING"} 2"#));
         assert!(text.contains("keyplane_agents_connected 0"));
+        assert!(text
+            .contains(r#"keyplane_store_duration_seconds_count{backend="sqlite",kind="write"} 1"#));
         assert!(text.contains("# EOF"));
     }
 }

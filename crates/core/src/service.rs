@@ -135,6 +135,8 @@ impl Core {
     /// fresh random master key, known to this value only: a server gives its own with
     /// [`Core::with_master_key`].
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Core {
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
+        store.report_latency(metrics.clone());
         Core {
             store,
             clock,
@@ -142,7 +144,7 @@ impl Core {
             master_key: Arc::new(crate::sealing::MasterKey::generate()),
             linux_image: Arc::default(),
             capacity: None,
-            metrics: Arc::default(),
+            metrics,
             agent_seen: Arc::default(),
             audit: true,
         }

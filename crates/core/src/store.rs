@@ -58,6 +58,31 @@ pub struct SecretUpdate {
     pub new_access_key_secret: crate::account::Secret,
 }
 
+/// What a store call does, for its latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// A read.
+    Read,
+    /// A write (a transaction).
+    Write,
+}
+
+impl CallKind {
+    /// `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Read => "read",
+            CallKind::Write => "write",
+        }
+    }
+}
+
+/// Where a store reports how long its calls took.
+pub trait LatencySink: Send + Sync + 'static {
+    /// A call of `kind` on back end `backend` took `seconds`, waiting for a connection included.
+    fn observe(&self, backend: &'static str, kind: CallKind, seconds: f64);
+}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -141,6 +166,9 @@ pub trait Store: InstanceStore + ConsoleStore + AuditStore + Send + Sync + 'stat
         namespace: Namespace,
         query: &KeyPairQuery,
     ) -> StoreResult<KeyPairPage>;
+
+    /// Report each call's latency to `sink` from now on (the first sink given stays).
+    fn report_latency(&self, sink: std::sync::Arc<dyn LatencySink>);
 }
 
 /// Which operations a worker may claim.

@@ -41,3 +41,50 @@ CREATE INDEX key_pairs_by_account ON key_pairs(account_id, namespace, created_at
 DROP INDEX instances_by_account;
 CREATE INDEX instances_by_account ON instances(account_id, namespace, created_at, id);
 "#;
+
+/// Where a store reports how long its calls take: the first sink it is given.
+#[derive(Clone, Default)]
+pub(crate) struct Latency(
+    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn keyplane_core::store::LatencySink>>>,
+);
+
+impl Latency {
+    /// Report to `sink` from now on, unless a sink was given before.
+    pub(crate) fn report_to(&self, sink: std::sync::Arc<dyn keyplane_core::store::LatencySink>) {
+        let _ = self.0.set(sink);
+    }
+
+    /// Time a call of `kind` on `backend` until the timer is dropped.
+    pub(crate) fn timer(
+        &self,
+        backend: &'static str,
+        kind: keyplane_core::store::CallKind,
+    ) -> CallTimer {
+        CallTimer {
+            sink: self.0.get().cloned(),
+            backend,
+            kind,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// A store call being timed (see [`Latency::timer`]).
+pub(crate) struct CallTimer {
+    sink: Option<std::sync::Arc<dyn keyplane_core::store::LatencySink>>,
+    backend: &'static str,
+    kind: keyplane_core::store::CallKind,
+    started: std::time::Instant,
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        if let Some(sink) = &self.sink {
+            sink.observe(
+                self.backend,
+                self.kind,
+                self.started.elapsed().as_secs_f64(),
+            );
+        }
+    }
+}

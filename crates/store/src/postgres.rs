@@ -18,7 +18,7 @@ use keyplane_core::account::{Account, Secret};
 use keyplane_core::audit::AuditEvent;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
-use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
+use keyplane_core::store::{Conflict, LatencySink, SecretUpdate, Store, StoreError, StoreResult};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
@@ -33,6 +33,7 @@ const POOL_SIZE: usize = 16;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    pub(crate) latency: crate::Latency,
 }
 
 /// Why a statement failed: for good, or worth running the transaction again.
@@ -111,6 +112,9 @@ pub(crate) fn corrupt(what: &str, value: &str) -> Fail {
 macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:block) => {{
         let mut attempt: u32 = 0;
+        let _timer = $store
+            .latency
+            .timer("postgres", keyplane_core::store::CallKind::Write);
         loop {
             let result: Result<_, $crate::postgres::Fail> = async {
                 let mut client = $store.client().await?;
@@ -220,7 +224,10 @@ impl PostgresStore {
             .create_timeout(Some(Duration::from_secs(15)))
             .build()
             .map_err(|e| StoreError::Backend(format!("PostgreSQL connection pool: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            latency: crate::Latency::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -306,6 +313,9 @@ pub(crate) fn key_pair_from_row(r: &Row) -> Result<KeyPair, Fail> {
 impl PostgresStore {
     async fn account_where(&self, column: &str, value: &str) -> StoreResult<Option<Account>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
             let st = client
                 .prepare_cached(&format!(
@@ -325,6 +335,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn report_latency(&self, sink: std::sync::Arc<dyn LatencySink>) {
+        self.latency.report_to(sink);
+    }
+
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             tx.execute(
@@ -364,6 +378,9 @@ impl Store for PostgresStore {
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
             let rows = client
                 .query(
@@ -492,6 +509,9 @@ impl Store for PostgresStore {
         region: Option<&str>,
     ) -> StoreResult<Vec<KeyPair>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
             let st = client
                 .prepare_cached(&format!(
@@ -629,6 +649,9 @@ impl Store for PostgresStore {
         query: &KeyPairQuery,
     ) -> StoreResult<KeyPairPage> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             crate::postgres_query::query_key_pairs(&c, account_id, namespace, query).await
         }

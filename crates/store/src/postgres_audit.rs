@@ -157,6 +157,9 @@ impl AuditStore for PostgresStore {
 
     async fn query_events(&self, query: &AuditQuery) -> StoreResult<AuditPage> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             lookup(&c, query).await
         }

@@ -88,6 +88,9 @@ impl ConsoleStore for PostgresStore {
 
     async fn console_session(&self, hash: &str, now: i64) -> StoreResult<Option<ConsoleAccount>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
             let row = client
                 .query_opt(
@@ -111,6 +114,9 @@ impl ConsoleStore for PostgresStore {
 
     async fn delete_console_token(&self, hash: &str) -> StoreResult<()> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Write);
             let client = self.client().await?;
             client
                 .execute("DELETE FROM console_tokens WHERE token_hash = $1", &[&hash])
@@ -123,6 +129,9 @@ impl ConsoleStore for PostgresStore {
 
     async fn record_agent_seen(&self, instance_id: &str, at: i64) -> StoreResult<()> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Write);
             let client = self.client().await?;
             let done = client
                 .execute(
@@ -146,6 +155,9 @@ impl ConsoleStore for PostgresStore {
 
     async fn agents_seen(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
             let rows = client
                 .query(

@@ -359,6 +359,9 @@ impl InstanceStore for PostgresStore {
         namespace: Namespace,
     ) -> StoreResult<Vec<Instance>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             query_instances(
                 &c,
@@ -373,6 +376,9 @@ impl InstanceStore for PostgresStore {
 
     async fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             Ok(query_instances(&c, "WHERE id = $1", &[&id]).await?.pop())
         }
@@ -382,6 +388,9 @@ impl InstanceStore for PostgresStore {
 
     async fn all_instances(&self) -> StoreResult<Vec<Instance>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             query_instances(&c, "", &[]).await
         }
@@ -391,6 +400,9 @@ impl InstanceStore for PostgresStore {
 
     async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             let stmt = c
                 .prepare_cached(
@@ -680,6 +692,9 @@ impl InstanceStore for PostgresStore {
         ids: &[String],
     ) -> StoreResult<Vec<Instance>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             query_instances(
                 &c,
@@ -694,6 +709,9 @@ impl InstanceStore for PostgresStore {
 
     async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             crate::postgres_query::count_instances(&c, account_id, namespace).await
         }
@@ -703,6 +721,9 @@ impl InstanceStore for PostgresStore {
 
     async fn taken_addresses(&self, addresses: &[String]) -> StoreResult<Vec<String>> {
         async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
             crate::postgres_query::taken_addresses(&c, addresses).await
         }

@@ -6,7 +6,9 @@ use keyplane_core::account::{Account, Secret};
 use keyplane_core::audit::AuditEvent;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
-use keyplane_core::store::{Conflict, SecretUpdate, Store, StoreError, StoreResult};
+use keyplane_core::store::{
+    CallKind, Conflict, LatencySink, SecretUpdate, Store, StoreError, StoreResult,
+};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -143,6 +145,7 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     writer: Arc<crate::sqlite_writer::Writer>,
     readers: Option<Arc<Readers>>,
+    latency: crate::Latency,
 }
 
 /// Idle reader connections; a permit is held for each one taken.
@@ -224,6 +227,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Arc::new(crate::sqlite_writer::Writer::start(conn)?),
             readers: None,
+            latency: crate::Latency::default(),
         })
     }
 
@@ -238,6 +242,7 @@ impl SqliteStore {
         let Some(readers) = self.readers.clone() else {
             return self.with(move |c| f(c)).await;
         };
+        let _timer = self.latency.timer("sqlite", CallKind::Read);
         let permit = readers
             .permits
             .clone()
@@ -271,6 +276,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        let _timer = self.latency.timer("sqlite", CallKind::Write);
         self.writer.run(false, f).await
     }
 
@@ -280,6 +286,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        let _timer = self.latency.timer("sqlite", CallKind::Write);
         self.writer.run(true, f).await
     }
 }
@@ -373,6 +380,10 @@ fn account_where(conn: &Connection, column: &str, value: &str) -> StoreResult<Op
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn report_latency(&self, sink: Arc<dyn LatencySink>) {
+        self.latency.report_to(sink);
+    }
+
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
         let a = a.clone();
         self.with(move |c| {

@@ -1,0 +1,266 @@
+//! `keyplane-bench-audit`: the cost of the audit trail. Two Keyplane servers, one keeping the
+//! trail and one started with `--no-audit`, take the same calls from the same client in one
+//! run, the scenarios alternating between them round after round; prints each scenario's
+//! calls/s, p50 and p99 on both (the better round of each), and what auditing costs. Run it
+//! through `scripts/bench-audit`.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use keyplane_bench::load::{self, Stats, Until};
+use keyplane_bench::{random_ed25519_line, signed_request, Cred};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Auditing on against auditing off.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The auditing server, host:port.
+    #[arg(long)]
+    on: String,
+    /// Its accounts (the JSON lines `keyplane account create` prints).
+    #[arg(long)]
+    on_accounts: String,
+    /// The server started with --no-audit, host:port.
+    #[arg(long)]
+    off: String,
+    /// Its accounts.
+    #[arg(long)]
+    off_accounts: String,
+    /// Rounds; each runs every scenario on both servers.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// ImportKeyPair calls per connection and round.
+    #[arg(long, default_value_t = 150)]
+    imports_per_conn: usize,
+    /// Seconds each timed scenario runs, per server and round.
+    #[arg(long, default_value_t = 3)]
+    secs: u64,
+}
+
+/// One server and the accounts it holds.
+struct Side {
+    addr: SocketAddr,
+    host: String,
+    creds: Vec<Cred>,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn side(endpoint: &str, accounts: &str) -> Result<Side> {
+    let text = std::fs::read_to_string(accounts).with_context(|| format!("reading {accounts}"))?;
+    let creds = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            Ok(Cred {
+                id: v["secret_id"].as_str().context("secret_id")?.into(),
+                key: v["secret_key"].as_str().context("secret_key")?.into(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if creds.len() < 2 {
+        bail!("{accounts}: at least two accounts are needed");
+    }
+    Ok(Side {
+        addr: endpoint
+            .parse()
+            .with_context(|| format!("{endpoint} is not host:port"))?,
+        host: endpoint.to_string(),
+        creds,
+    })
+}
+
+/// What a scenario sends: `n` requests for a side, the first of them its `first`-th call of
+/// that kind (so names and accounts never repeat).
+type Requests = fn(&Side, usize, usize) -> Vec<Vec<u8>>;
+
+/// Durable imports, spread over the writing accounts (450 each at most, under the quota).
+fn imports(s: &Side, n: usize, first: usize) -> Vec<Vec<u8>> {
+    let writers = &s.creds[1..];
+    (first..first + n)
+        .map(|k| {
+            let cred = &writers[(k / 450) % writers.len()];
+            let body = json!({"KeyName": format!("a_{k}"), "ProjectId": 0,
+                              "PublicKey": random_ed25519_line("bench")});
+            signed_request(&s.host, cred, "ImportKeyPair", &body.to_string(), now())
+        })
+        .collect()
+}
+
+/// Refused calls (a public key that is no key): each one an audit event of its own.
+fn refusals(s: &Side, n: usize, first: usize) -> Vec<Vec<u8>> {
+    (first..first + n)
+        .map(|k| {
+            let body = json!({"KeyName": format!("r_{k}"), "ProjectId": 0,
+                              "PublicKey": "ssh-ed25519 not-a-key"});
+            signed_request(
+                &s.host,
+                &s.creds[0],
+                "ImportKeyPair",
+                &body.to_string(),
+                now(),
+            )
+        })
+        .collect()
+}
+
+/// Reads, which record nothing.
+fn reads(s: &Side, _n: usize, _first: usize) -> Vec<Vec<u8>> {
+    let body = json!({"Filters": [{"Name": "key-name", "Values": ["a_1"]}]});
+    vec![signed_request(
+        &s.host,
+        &s.creds[1],
+        "DescribeKeyPairs",
+        &body.to_string(),
+        now(),
+    )]
+}
+
+struct Scenario {
+    name: &'static str,
+    requests: Requests,
+    conns: usize,
+    /// Run until sent once (durable writes), or for the timed seconds (cycling).
+    timed: bool,
+    /// Every answer is a refusal.
+    refused: bool,
+    /// Each call stores a key pair (so takes room in an account's quota).
+    stores: bool,
+}
+
+async fn measure(s: &Side, sc: &Scenario, args: &Args, first: usize) -> Result<Stats> {
+    let n = sc.conns * args.imports_per_conn;
+    let until = if sc.timed {
+        Until::Elapsed(Duration::from_secs(args.secs))
+    } else {
+        Until::Exhausted
+    };
+    let requests = Arc::new((sc.requests)(s, n, first));
+    let stats = load::run(s.addr, requests, sc.conns, until).await?;
+    let expected = if sc.refused { stats.calls } else { 0 };
+    if stats.errors != expected {
+        bail!(
+            "{}: {} of {} calls were refused ({} expected), e.g. {}",
+            sc.name,
+            stats.errors,
+            stats.calls,
+            expected,
+            stats.first_error.clone().unwrap_or_default()
+        );
+    }
+    Ok(stats)
+}
+
+fn better(a: Option<Stats>, b: Stats) -> Stats {
+    match a {
+        Some(a) if a.rate() >= b.rate() => a,
+        _ => b,
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let on = side(&args.on, &args.on_accounts)?;
+    let off = side(&args.off, &args.off_accounts)?;
+    let capacity = (on.creds.len().min(off.creds.len()) - 1) * 450;
+    if capacity < args.rounds * 17 * args.imports_per_conn {
+        bail!(
+            "the accounts hold {capacity} imports; {} rounds of {} need more",
+            args.rounds,
+            17 * args.imports_per_conn
+        );
+    }
+    let scenarios = [
+        Scenario {
+            name: "ImportKeyPair durable, 16 conns",
+            requests: imports,
+            conns: 16,
+            timed: false,
+            refused: false,
+            stores: true,
+        },
+        Scenario {
+            name: "ImportKeyPair durable, 1 conn",
+            requests: imports,
+            conns: 1,
+            timed: false,
+            refused: false,
+            stores: true,
+        },
+        Scenario {
+            name: "refused ImportKeyPair, 16 conns",
+            requests: refusals,
+            conns: 16,
+            timed: true,
+            refused: true,
+            stores: false,
+        },
+        Scenario {
+            name: "DescribeKeyPairs by name, 16 conns",
+            requests: reads,
+            conns: 16,
+            timed: true,
+            refused: false,
+            stores: false,
+        },
+    ];
+    let mut best: Vec<(Option<Stats>, Option<Stats>)> = vec![(None, None); scenarios.len()];
+    // Calls of each kind sent so far, per side (the same on both).
+    let mut sent = 0;
+    for round in 0..args.rounds {
+        for (i, sc) in scenarios.iter().enumerate() {
+            // Alternate which side goes first, so neither always meets a warmer machine.
+            let order = if (round + i) % 2 == 0 {
+                [(&on, true), (&off, false)]
+            } else {
+                [(&off, false), (&on, true)]
+            };
+            for (s, is_on) in order {
+                let stats = measure(s, sc, &args, sent).await?;
+                let slot = if is_on {
+                    &mut best[i].0
+                } else {
+                    &mut best[i].1
+                };
+                *slot = Some(better(slot.take(), stats));
+            }
+            if sc.stores {
+                sent += sc.conns * args.imports_per_conn;
+            }
+        }
+    }
+    println!(
+        "{:<36} {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>7}",
+        "scenario (best of rounds)",
+        "on /s",
+        "p50 ms",
+        "p99 ms",
+        "off /s",
+        "p50 ms",
+        "p99 ms",
+        "cost"
+    );
+    for (sc, (a, b)) in scenarios.iter().zip(best) {
+        let (a, b) = (a.context("no round ran")?, b.context("no round ran")?);
+        println!(
+            "{:<36} {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>6.1}%",
+            sc.name,
+            a.rate(),
+            a.p50_us / 1000.0,
+            a.p99_us / 1000.0,
+            b.rate(),
+            b.p50_us / 1000.0,
+            b.p99_us / 1000.0,
+            100.0 * (1.0 - a.rate() / b.rate())
+        );
+    }
+    println!("cost: throughput lost to auditing (goal: under 10%)");
+    Ok(())
+}
