@@ -136,14 +136,46 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     match state.core.check_agent_token(id, &token).await {
         Ok(true) => {}
         Ok(false) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "invalid agent token for this instance",
-            )
+            let why = "invalid agent token for this instance";
+            refused_agent(state, raw, id, tail, why).await;
+            return refuse(StatusCode::UNAUTHORIZED, why);
         }
         Err(e) => return internal(e),
     }
     serve_instance(state, raw, id, tail).await
+}
+
+/// Record in the audit trail an agent request refused for its token: in the trail of the
+/// account of the instance it claimed to speak for, if that instance exists.
+async fn refused_agent(state: &AppState, raw: &RawRequest, id: &str, tail: &str, why: &str) {
+    let mut trail =
+        crate::common::audit::Trail::new("agent", &crate::common::request::new_request_id(), raw);
+    trail.meta.action = match tail {
+        "ssh-state" => "GetSshState",
+        "report" => "ReportApplied",
+        _ => "Agent",
+    }
+    .into();
+    let instance = state.core.instance_by_id(id).await.ok();
+    let account = instance.as_ref().map(|i| i.account_id.as_str());
+    let resources = match &instance {
+        Some(i) => vec![keyplane_core::audit::AuditResource::instance(&i.id)],
+        None => vec![],
+    };
+    let recorded = state
+        .core
+        .record_refusal(
+            &trail.meta,
+            account,
+            tail == "ssh-state",
+            resources,
+            "InvalidAgentToken",
+            why,
+        )
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "cannot record the refusal in the audit trail");
+    }
 }
 
 /// Serve the agent request `tail` (`ssh-state`, `report`) of instance `id`, whose caller is

@@ -106,6 +106,39 @@ async fn registration_tokens_are_single_use_and_expire() {
         .await
         .unwrap();
     assert_eq!(register(&h, &fresh, "not-an-ip").await.0, 400);
+
+    // The registration and each refusal are in the audit trail: those of a token this server
+    // issued in its account's, the forged one in no account's.
+    use keyplane_core::audit::{AuditAttribute, AuditQuery};
+    let of = |account: Option<String>| AuditQuery {
+        account_id: account,
+        attributes: vec![AuditAttribute::EventName("RegisterHost".into())],
+        ascending: true,
+        ..AuditQuery::default()
+    };
+    let page = h
+        .core
+        .lookup_events(&of(Some(acct.id.clone())))
+        .await
+        .unwrap();
+    let outcomes: Vec<String> = page
+        .events
+        .iter()
+        .map(|e| e.outcome().label().to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["SUCCESS", "TokenUsed", "TokenExpired", "InvalidHost"],
+        "{page:?}"
+    );
+    assert_eq!(page.events[0].resources[0].id, id);
+    assert_eq!(page.events[0].request.dialect, "agent");
+    let all = h.core.lookup_events(&of(None)).await.unwrap();
+    let forged_event = all.events.iter().find(|e| e.account_id.is_none()).unwrap();
+    assert_eq!(forged_event.error_code.as_deref(), Some("InvalidToken"));
+    for e in &all.events {
+        assert!(!format!("{e:?}").contains(&token), "a token in {e:?}");
+    }
 }
 
 #[tokio::test]
@@ -173,6 +206,25 @@ async fn an_agent_acts_only_on_its_own_instance() {
         401,
         "B's report with A's token"
     );
+    // Each refusal is in the account's trail, naming the instance it claimed.
+    use keyplane_core::audit::{AuditAttribute, AuditQuery};
+    let q = AuditQuery {
+        account_id: Some(acct.id.clone()),
+        attributes: vec![AuditAttribute::ErrorCode("InvalidAgentToken".into())],
+        ..AuditQuery::default()
+    };
+    let refused = h.core.lookup_events(&q).await.unwrap();
+    assert_eq!(refused.total, 5, "{refused:?}");
+    assert!(refused
+        .events
+        .iter()
+        .all(|e| e.read_only == (e.request.action == "GetSshState")));
+    let on_b = refused
+        .events
+        .iter()
+        .filter(|e| e.resources.iter().any(|r| &r.id == b))
+        .count();
+    assert_eq!(on_b, 3);
 }
 
 /// Register a host and import a key for its account: the host's id, its agent token, the key.

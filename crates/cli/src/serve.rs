@@ -478,7 +478,10 @@ async fn serve(
             worker.run(stop_rx).await;
         }
     });
+    let refusals = state.refusals.clone();
     serve_api(state, bound).await?;
+    // The refusals answered last are written before the server ends.
+    refusals.flush().await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
     if let Ok(host) = host {

@@ -288,9 +288,47 @@ impl Core {
         })
     }
 
-    /// Record a refused request: `code` and `message` as the dialect answered, the resources
-    /// it named, and the account when known (otherwise the account whose credential it named,
-    /// if any). Recorded on its own, since a refusal changes nothing. A failure to record is
+    /// The event of a refused request: `code` and `message` as the dialect answered, the
+    /// resources it named, and the account when known (otherwise the account whose credential
+    /// it named, if any); `None` when auditing is off. Record it with
+    /// [`Core::record_events`]: a refusal changes nothing, so its event is written on its own.
+    pub async fn refusal_event(
+        &self,
+        req: &RequestMeta,
+        account_id: Option<&str>,
+        read_only: bool,
+        resources: Vec<AuditResource>,
+        code: &str,
+        message: &str,
+    ) -> Option<AuditEvent> {
+        if !self.audit_enabled() {
+            return None;
+        }
+        let account_id = match account_id {
+            Some(id) => Some(id.to_string()),
+            None => self.account_of_credential(&req.credential_id).await,
+        };
+        Some(AuditEvent {
+            account_id,
+            read_only,
+            error_code: Some(code.to_string()),
+            error_message: Some(message.to_string()),
+            ..self.bare_event(req, resources)
+        })
+    }
+
+    /// Record events of refused requests, in one transaction.
+    pub async fn record_events(&self, events: &[AuditEvent]) -> Result<(), DomainError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.store()
+            .record_events(events)
+            .await
+            .map_err(DomainError::internal)
+    }
+
+    /// Record a refused request now (see [`Core::refusal_event`]). A failure to record is
     /// returned for the caller to log; the refusal's answer does not depend on it.
     pub async fn record_refusal(
         &self,
@@ -301,24 +339,13 @@ impl Core {
         code: &str,
         message: &str,
     ) -> Result<(), DomainError> {
-        if !self.audit_enabled() {
-            return Ok(());
+        let event = self
+            .refusal_event(req, account_id, read_only, resources, code, message)
+            .await;
+        match event {
+            Some(e) => self.record_events(std::slice::from_ref(&e)).await,
+            None => Ok(()),
         }
-        let account_id = match account_id {
-            Some(id) => Some(id.to_string()),
-            None => self.account_of_credential(&req.credential_id).await,
-        };
-        let event = AuditEvent {
-            account_id,
-            read_only,
-            error_code: Some(code.to_string()),
-            error_message: Some(message.to_string()),
-            ..self.bare_event(req, resources)
-        };
-        self.store()
-            .record_event(&event)
-            .await
-            .map_err(DomainError::internal)
     }
 
     /// The account a SecretId or AccessKeyId belongs to, if any.

@@ -396,10 +396,10 @@ pub trait ConsoleStore: Send + Sync + 'static {
 /// The audit trail.
 #[async_trait]
 pub trait AuditStore: Send + Sync + 'static {
-    /// Record an event on its own (a refused request). When an event of the same request is
-    /// already recorded, the two become one: the refusal's code and message are set and the
-    /// resources added.
-    async fn record_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Record events on their own (refused requests), in one transaction. When an event of
+    /// the same request is already recorded, the two become one: the refusal's code and
+    /// message are set and the resources added.
+    async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
     /// The events `query` selects, on indexes, with the number matching before paging.
     async fn query_events(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
     /// Delete events older than `before` (unix seconds) and all but the newest `keep`;

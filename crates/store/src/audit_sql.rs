@@ -5,14 +5,15 @@
 use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, AuditResource, RequestMeta};
 
 /// Indexes of the audit tables (the same on both back ends): an account's events newest
-/// first, events by age (for retention), resources by id and by name.
+/// first, and resources by id (a resource with a name distinct from its id also has an
+/// `alias` row under its name). Each index is a page more that every change writes, so there
+/// are no others: retention walks events in `seq` order, and event ids and resource kinds
+/// are filtered within an account's events.
 macro_rules! audit_indexes {
     () => {
         r#"
 CREATE INDEX audit_events_by_account ON audit_events(account_id, seq);
-CREATE INDEX audit_events_by_time ON audit_events(at);
 CREATE INDEX audit_resources_by_id ON audit_resources(id);
-CREATE INDEX audit_resources_by_name ON audit_resources(name);
 "#
     };
 }
@@ -33,9 +34,19 @@ pub(crate) const UPSERT_EVENT: &str = "INSERT INTO audit_events (event_id, reque
      account_id = COALESCE(audit_events.account_id, excluded.account_id) \
      RETURNING seq";
 
-/// Name a resource on an event (once).
-pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO audit_resources (seq, kind, id, name) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+/// Name a resource on an event (once); `$5` is 1 for the row that finds it by name.
+pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO audit_resources (seq, kind, id, name, \
+     alias) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+
+/// The rows naming `r` on an event: (id, name, alias). A resource whose name is not its id
+/// has a second row keyed by its name, so that a search by name is an index probe too.
+pub(crate) fn resource_rows(r: &AuditResource) -> Vec<(&str, &str, i64)> {
+    let mut rows = vec![(r.id.as_str(), r.name.as_str(), 0)];
+    if r.name != r.id && !r.name.is_empty() {
+        rows.push((r.name.as_str(), r.id.as_str(), 1));
+    }
+    rows
+}
 
 /// Count one ended operation of request `$3` on its event; `$1` is 1 when it failed, `$2`
 /// its error.
@@ -48,18 +59,18 @@ pub(crate) const EVENT_COLS: &str = "e.seq, e.event_id, e.account_id, e.at, e.di
      e.request_id, e.credential_id, e.source_ip, e.region, e.read_only, e.error_code, \
      e.error_message, e.ops_total, e.ops_pending, e.ops_failed, e.op_error";
 
-/// Delete the resources, then the events, older than `$1`.
-pub(crate) const PRUNE_RESOURCES_BY_AGE: &str =
-    "DELETE FROM audit_resources WHERE seq IN (SELECT seq FROM audit_events WHERE at < $1)";
-/// See [`PRUNE_RESOURCES_BY_AGE`].
-pub(crate) const PRUNE_EVENTS_BY_AGE: &str = "DELETE FROM audit_events WHERE at < $1";
-/// The newest `seq` past the newest `$1` events (everything up to it goes).
-pub(crate) const PRUNE_CUTOFF: &str =
+/// The newest event older than `$1`: the events older than `$1` are at or below it.
+pub(crate) const AGE_CUTOFF: &str = "SELECT MAX(seq) FROM audit_events WHERE at < $1";
+/// The newest event past the newest `$1` (it and all below it go).
+pub(crate) const COUNT_CUTOFF: &str =
     "SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1 OFFSET $1";
-/// Delete the resources, then the events, at or below `seq` `$1`.
-pub(crate) const PRUNE_RESOURCES_UPTO: &str = "DELETE FROM audit_resources WHERE seq <= $1";
-/// See [`PRUNE_RESOURCES_UPTO`].
-pub(crate) const PRUNE_EVENTS_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1";
+/// Delete the events at or below `seq` `$1` older than `$2`.
+pub(crate) const PRUNE_OLDER_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1 AND at < $2";
+/// Delete the events at or below `seq` `$1`.
+pub(crate) const PRUNE_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1";
+/// Delete the resources at or below `seq` `$1` whose event is gone.
+pub(crate) const PRUNE_RESOURCES_UPTO: &str = "DELETE FROM audit_resources WHERE seq <= $1 \
+     AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.seq = audit_resources.seq)";
 
 /// A bound value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,15 +152,18 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
             AuditAttribute::Refused(_) => continue,
         };
         let p = next(&mut args, value);
-        match column.strip_prefix("r.") {
-            // A name search also finds a resource by id: not every resource has a name.
-            Some("name") => clauses.push(format!(
-                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.name = {p} OR r.id = {p})"
+        match column {
+            "r.id" => clauses.push(format!(
+                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.id = {p} AND r.alias = 0)"
             )),
-            Some(col) => clauses.push(format!(
-                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.{col} = {p})"
+            // By name, or by id: not every resource has a name; names have alias rows.
+            "r.name" => clauses.push(format!(
+                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.id = {p})"
             )),
-            None => clauses.push(format!("{column} = {p}")),
+            "r.kind" => clauses.push(format!(
+                "EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND r.kind = {p})"
+            )),
+            _ => clauses.push(format!("{column} = {p}")),
         }
     }
     if cursor {
@@ -184,7 +198,8 @@ pub(crate) fn lookup(q: &AuditQuery) -> Lookup {
 pub(crate) fn resources_of(seqs: &[i64]) -> String {
     let list: Vec<String> = (1..=seqs.len()).map(|i| format!("${i}")).collect();
     format!(
-        "SELECT seq, kind, id, name FROM audit_resources WHERE seq IN ({}) ORDER BY seq, kind DESC, id",
+        "SELECT seq, kind, id, name FROM audit_resources WHERE seq IN ({}) AND alias = 0 \
+         ORDER BY seq, kind, id",
         list.join(", ")
     )
 }
@@ -283,11 +298,11 @@ mod tests {
             UPSERT_EVENT,
             INSERT_RESOURCE,
             OPERATION_ENDED,
-            PRUNE_RESOURCES_BY_AGE,
-            PRUNE_EVENTS_BY_AGE,
-            PRUNE_CUTOFF,
+            AGE_CUTOFF,
+            COUNT_CUTOFF,
+            PRUNE_OLDER_UPTO,
+            PRUNE_UPTO,
             PRUNE_RESOURCES_UPTO,
-            PRUNE_EVENTS_UPTO,
         ] {
             assert!(in_order(text), "{text}");
         }

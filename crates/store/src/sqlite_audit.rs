@@ -13,8 +13,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 pub(crate) const MIGRATION: &str = concat!(
     r#"
 CREATE TABLE audit_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
     request_id TEXT NOT NULL UNIQUE,
     account_id TEXT,
     at INTEGER NOT NULL,
@@ -36,8 +36,9 @@ CREATE TABLE audit_resources (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
     name TEXT NOT NULL,
+    alias INTEGER NOT NULL,
     PRIMARY KEY (seq, kind, id)
-);
+) WITHOUT ROWID;
 "#,
     crate::audit_sql::audit_indexes!()
 );
@@ -63,8 +64,10 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
         .map_err(backend)?;
     let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
     for r in &e.resources {
-        st.execute(params![seq, r.kind, r.id, r.name])
-            .map_err(backend)?;
+        for (id, name, alias) in sql::resource_rows(r) {
+            st.execute(params![seq, r.kind, id, name, alias])
+                .map_err(backend)?;
+        }
     }
     Ok(())
 }
@@ -147,11 +150,13 @@ fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn record_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        let event = event.clone();
+    async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let events = events.to_vec();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            write_event(&tx, Some(&event))?;
+            for e in &events {
+                write_event(&tx, Some(e))?;
+            }
             tx.commit().map_err(backend)
         })
         .await
@@ -164,24 +169,39 @@ impl AuditStore for SqliteStore {
 
     async fn prune_events(&self, before: i64, keep: u64) -> StoreResult<u64> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        // The scans for the cutoffs run on a reader: the writer (and every change waiting on
+        // it) is held only for the deletes, which walk the oldest events by `seq`.
+        let (by_age, by_count) = self
+            .read(move |c| {
+                let age: Option<i64> = c
+                    .query_row(sql::AGE_CUTOFF, params![before], |r| r.get(0))
+                    .map_err(backend)?;
+                let count: Option<i64> = c
+                    .query_row(sql::COUNT_CUTOFF, params![keep], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                Ok((age, count))
+            })
+            .await?;
+        if by_age.is_none() && by_count.is_none() {
+            return Ok(0);
+        }
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute(sql::PRUNE_RESOURCES_BY_AGE, params![before])
-                .map_err(backend)?;
-            let mut gone = tx
-                .execute(sql::PRUNE_EVENTS_BY_AGE, params![before])
-                .map_err(backend)?;
-            let cutoff: Option<i64> = tx
-                .query_row(sql::PRUNE_CUTOFF, params![keep], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            if let Some(cutoff) = cutoff {
-                tx.execute(sql::PRUNE_RESOURCES_UPTO, params![cutoff])
-                    .map_err(backend)?;
+            let mut gone = 0;
+            if let Some(cutoff) = by_age {
                 gone += tx
-                    .execute(sql::PRUNE_EVENTS_UPTO, params![cutoff])
+                    .execute(sql::PRUNE_OLDER_UPTO, params![cutoff, before])
                     .map_err(backend)?;
             }
+            if let Some(cutoff) = by_count {
+                gone += tx
+                    .execute(sql::PRUNE_UPTO, params![cutoff])
+                    .map_err(backend)?;
+            }
+            let upto = by_age.max(by_count).unwrap_or(0);
+            tx.execute(sql::PRUNE_RESOURCES_UPTO, params![upto])
+                .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(gone as u64)
         })

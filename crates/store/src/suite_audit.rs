@@ -204,7 +204,10 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     refused.event_id = "ev-other".into();
     refused.error_code = Some("InternalError".into());
     refused.error_message = Some("stop failed".into());
-    store.record_event(&refused).await.unwrap();
+    store
+        .record_events(std::slice::from_ref(&refused))
+        .await
+        .unwrap();
     let q = of(a, vec![AuditAttribute::RequestId("req-audit-mixed".into())]);
     let e = one(store, q).await.unwrap();
     assert_eq!(e.event_id, "ev-req-audit-mixed");
@@ -218,7 +221,10 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     anonymous.request.credential_id = "AKIDunknown".into();
     anonymous.request.source_ip = "127.0.0.99".into();
     anonymous.error_code = Some("AuthFailure.SecretIdNotFound".into());
-    store.record_event(&anonymous).await.unwrap();
+    store
+        .record_events(std::slice::from_ref(&anonymous))
+        .await
+        .unwrap();
     let mine = of(a, vec![AuditAttribute::CredentialId("AKIDunknown".into())]);
     assert_eq!(one(store, mine).await, None);
     let everyone = |attributes| AuditQuery {

@@ -65,6 +65,7 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
                 trail
                     .refused(
                         &state.core,
+                        &state.refusals,
                         raw,
                         Some(action.as_str()),
                         key_id,

@@ -1,12 +1,82 @@
 //! What the audit trail learns of a request while it is served: who sent it from where, and,
 //! when it is refused, the resources it named. Changes are recorded by the core with the
 //! change; a dialect records a refusal through [`Trail::refused`] once it knows the code.
+//!
+//! A refusal changed nothing, so its answer does not wait for its event to be on disk: the
+//! event goes to the node's [`RefusalLog`], which writes what has gathered in one
+//! transaction after another, and which lookups on the node flush first (so a refusal is in
+//! the answer of any lookup made after it).
 
 use super::request::RawRequest;
 use keyplane_core::account::Account;
+use keyplane_core::audit::AuditEvent;
 use keyplane_core::audit::AuditResource;
 use keyplane_core::{Core, RequestMeta};
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many refusals are written in one transaction.
+const BATCH: usize = 512;
+
+enum Entry {
+    Event(Box<AuditEvent>),
+    Flushed(oneshot::Sender<()>),
+}
+
+/// Refusals on their way to the store, written in batches by a task of their own.
+#[derive(Debug, Clone)]
+pub struct RefusalLog {
+    queue: mpsc::UnboundedSender<Entry>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Entry")
+    }
+}
+
+impl RefusalLog {
+    /// Start the writer task over `core` (on the current tokio runtime).
+    pub fn start(core: Core) -> RefusalLog {
+        let (queue, mut entries) = mpsc::unbounded_channel::<Entry>();
+        tokio::spawn(async move {
+            while let Some(first) = entries.recv().await {
+                let (mut batch, mut waiting) = (Vec::new(), Vec::new());
+                let mut next = Some(first);
+                while let Some(entry) = next.take() {
+                    match entry {
+                        Entry::Event(e) => batch.push(*e),
+                        Entry::Flushed(done) => waiting.push(done),
+                    }
+                    if batch.len() < BATCH {
+                        next = entries.try_recv().ok();
+                    }
+                }
+                if let Err(e) = core.record_events(&batch).await {
+                    tracing::warn!(error = %e, events = batch.len(),
+                        "cannot record refusals in the audit trail");
+                }
+                for done in waiting {
+                    let _ = done.send(());
+                }
+            }
+        });
+        RefusalLog { queue }
+    }
+
+    /// Queue a refusal's event.
+    pub fn push(&self, event: AuditEvent) {
+        let _ = self.queue.send(Entry::Event(Box::new(event)));
+    }
+
+    /// Wait until every refusal queued before this call is written (or failed to be).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Entry::Flushed(done)).is_ok() {
+            let _ = written.await;
+        }
+    }
+}
 
 /// At most this many resources are taken from a refused request.
 const MAX_RESOURCES: usize = 100;
@@ -55,10 +125,12 @@ impl Trail {
 
     /// Record the refusal of the request: `code` and `message` as answered. `action` and
     /// `credential_id` are what the request claimed, for a request refused before it was
-    /// authenticated. A failure to record is logged; the answer does not wait on a retry.
+    /// authenticated. The event goes to `log`; the answer does not wait for the disk.
+    #[allow(clippy::too_many_arguments)]
     pub async fn refused(
         mut self,
         core: &Core,
+        log: &RefusalLog,
         raw: &RawRequest,
         action: Option<&str>,
         credential_id: Option<&str>,
@@ -77,8 +149,8 @@ impl Trail {
         let read_only = is_read_only(&self.meta.action);
         let (resources, secrets) = scan(raw);
         let message = scrub(code, message, &secrets);
-        let recorded = core
-            .record_refusal(
+        let event = core
+            .refusal_event(
                 &self.meta,
                 self.account_id.as_deref(),
                 read_only,
@@ -87,8 +159,8 @@ impl Trail {
                 &message,
             )
             .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "cannot record the refusal in the audit trail");
+        if let Some(e) = event {
+            log.push(e);
         }
     }
 }

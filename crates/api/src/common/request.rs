@@ -74,5 +74,8 @@ impl RawRequest {
 
 /// A fresh request id, shaped like the providers' (a UUID).
 pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    // Time-ordered (version 7): the audit trail's request-id index then grows at its end, so
+    // the events of concurrent requests share its pages instead of each writing a page of
+    // its own.
+    uuid::Uuid::now_v7().to_string()
 }

@@ -59,6 +59,8 @@ pub struct AppState {
     /// Carries the id of every instance whose desired SSH state changes on this node, so the
     /// agents' long polls answer at once.
     pub ssh_changes: tokio::sync::broadcast::Sender<String>,
+    /// Refused requests' audit events on their way to the store.
+    pub refusals: crate::common::audit::RefusalLog,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             crate::common::ratelimit::DOCUMENTED_RATES,
         );
         Arc::new(AppState {
+            refusals: crate::common::audit::RefusalLog::start(core.clone()),
             core,
             config,
             limiter,

@@ -165,6 +165,8 @@ async fn read(
     filter: &AuditFilter,
 ) -> Result<view::View, keyplane_core::DomainError> {
     let overview = state.core.account_overview(&account.id).await?;
+    // Refusals this node answered are in the trail before it is read.
+    state.refusals.flush().await;
     let events = state.core.lookup_events(&filter.query(&account.id)).await?;
     Ok(view::view(&overview, &events.events, state.core.now()))
 }
