@@ -5,15 +5,14 @@
 use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, AuditResource, RequestMeta};
 
 /// Indexes of the audit tables (the same on both back ends): an account's events newest
-/// first, and resources by id (a resource with a name distinct from its id also has an
-/// `alias` row under its name). Each index is a page more that every change writes, so there
-/// are no others: retention walks events in `seq` order, and event ids and resource kinds
-/// are filtered within an account's events.
+/// first. Each index is a page more that every change writes (and one at a random place for
+/// a random key such as a resource id), so there is no other: retention walks events in
+/// `seq` order, and a lookup walks the account's events in the time range newest first,
+/// probing each one's resources by their primary key (`seq` first) until the page is full.
 macro_rules! audit_indexes {
     () => {
         r#"
 CREATE INDEX audit_events_by_account ON audit_events(account_id, seq);
-CREATE INDEX audit_resources_by_id ON audit_resources(id);
 "#
     };
 }
@@ -152,17 +151,14 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
             AuditAttribute::Refused(_) => continue,
         };
         let p = next(&mut args, value);
+        let probe = |test: String| {
+            format!("EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND {test})")
+        };
         match column {
-            "r.id" => clauses.push(format!(
-                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.id = {p} AND r.alias = 0)"
-            )),
+            "r.id" => clauses.push(probe(format!("r.id = {p} AND r.alias = 0"))),
             // By name, or by id: not every resource has a name; names have alias rows.
-            "r.name" => clauses.push(format!(
-                "e.seq IN (SELECT r.seq FROM audit_resources r WHERE r.id = {p})"
-            )),
-            "r.kind" => clauses.push(format!(
-                "EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND r.kind = {p})"
-            )),
+            "r.name" => clauses.push(probe(format!("r.id = {p}"))),
+            "r.kind" => clauses.push(probe(format!("r.kind = {p}"))),
             _ => clauses.push(format!("{column} = {p}")),
         }
     }
