@@ -160,6 +160,9 @@ pub enum AuditAttribute {
     ErrorCode(String),
     /// Refused (`true`) or accepted (`false`) requests.
     Refused(bool),
+    /// Requests in any of these dialects (`cvm`, `legacy`, `lighthouse`, `ecs`, `agent`, ...);
+    /// none when empty.
+    Dialects(Vec<String>),
 }
 
 /// A lookup in the trail: events in a time range matching every attribute, newest first

@@ -115,6 +115,21 @@ pub(crate) struct Lookup {
     pub count_args: Vec<Arg>,
 }
 
+/// `e.dialect IN (...)` over `dialects` (a clause no event meets when there are none).
+fn dialect_clause(args: &mut Vec<Arg>, dialects: &[String]) -> String {
+    if dialects.is_empty() {
+        return "1 = 0".to_string();
+    }
+    let list: Vec<String> = dialects
+        .iter()
+        .map(|d| {
+            args.push(Arg::Text(d.clone()));
+            format!("${}", args.len())
+        })
+        .collect();
+    format!("e.dialect IN ({})", list.join(", "))
+}
+
 /// The conditions of `q` (with the cursor when `cursor`), numbering values from `$1`.
 fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
     let mut args: Vec<Arg> = Vec::new();
@@ -138,6 +153,10 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
             continue;
         }
         let (column, value) = match attr {
+            AuditAttribute::Dialects(dialects) => {
+                clauses.push(dialect_clause(&mut args, dialects));
+                continue;
+            }
             AuditAttribute::EventName(v) => ("e.action", Arg::Text(v.clone())),
             AuditAttribute::EventId(v) => ("e.event_id", Arg::Text(v.clone())),
             AuditAttribute::RequestId(v) => ("e.request_id", Arg::Text(v.clone())),
@@ -312,6 +331,7 @@ mod tests {
             account_id: Some("1".into()),
             attributes: vec![
                 AuditAttribute::ResourceId("ins-1".into()),
+                AuditAttribute::Dialects(vec!["cvm".into(), "legacy".into()]),
                 AuditAttribute::EventName("X".into()),
             ],
             after_seq: Some(9),
@@ -332,7 +352,13 @@ mod tests {
             }
             assert_eq!(last, n);
         }
-        assert!(l.page.contains("e.seq < $6"));
+        assert!(l.page.contains("e.dialect IN ($5, $6)"));
+        assert!(l.page.contains("e.seq < $8"));
         assert!(!l.count.contains("e.seq <"));
+        let none = AuditQuery {
+            attributes: vec![AuditAttribute::Dialects(vec![])],
+            ..AuditQuery::default()
+        };
+        assert!(lookup(&none).page.contains("1 = 0"));
     }
 }

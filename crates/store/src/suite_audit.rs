@@ -269,6 +269,27 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
         .events
         .iter()
         .any(|e| e.request.request_id == "req-audit-anon"));
+    // The dialects bound what is found: one of those named, none when none are.
+    let mut legacy = event(a, "req-audit-legacy", "BindInstanceKey", 2_022);
+    legacy.request.dialect = "legacy".into();
+    store
+        .record_events(std::slice::from_ref(&legacy))
+        .await
+        .unwrap();
+    let in_dialects = |names: &[&str]| {
+        let names = names.iter().map(|n| n.to_string()).collect();
+        of(
+            a,
+            vec![
+                AuditAttribute::Dialects(names),
+                AuditAttribute::EventName("BindInstanceKey".into()),
+            ],
+        )
+    };
+    let found = one(store, in_dialects(&["cvm", "legacy"])).await;
+    assert_eq!(found.map(|e| e.request.dialect), Some("legacy".into()));
+    assert_eq!(one(store, in_dialects(&["ecs", "cvm"])).await, None);
+    assert_eq!(one(store, in_dialects(&[])).await, None);
     // The time range bounds what is found.
     let late = AuditQuery {
         start: 2_022,
