@@ -8,9 +8,26 @@ use std::num::NonZeroU32;
 type Key = (String, String);
 type Keyed = RateLimiter<Key, DefaultKeyedStateStore<Key>, DefaultClock>;
 
-/// Actions the providers document at another rate than their 10 a second, as a multiple of
-/// the configured rate: Lighthouse's DisassociateInstancesKeyPairs is documented at 20.
-pub const DOCUMENTED_RATES: &[(&str, u32)] = &[("lighthouse.DisassociateInstancesKeyPairs", 2)];
+/// An action's rate as a fraction of the configured rate: `per` of every `of` requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Numerator.
+    pub per: u32,
+    /// Denominator (not 0).
+    pub of: u32,
+}
+
+/// Actions the providers document at another rate than their 10 a second, as a share of the
+/// configured rate: Lighthouse's DisassociateInstancesKeyPairs and CloudAudit's LookUpEvents
+/// are documented at 20 a second, ActionTrail's LookupEvents at 2.
+pub const DOCUMENTED_RATES: &[(&str, Share)] = &[
+    (
+        "lighthouse.DisassociateInstancesKeyPairs",
+        Share { per: 2, of: 1 },
+    ),
+    ("cloudaudit.LookUpEvents", Share { per: 2, of: 1 }),
+    ("actiontrail.LookupEvents", Share { per: 1, of: 5 }),
+];
 
 /// A keyed token bucket: one bucket per (account, dialect action), at the configured rate or
 /// the action's own multiple of it.
@@ -30,17 +47,23 @@ impl Limiter {
         Limiter::with_rates(per_second, &[])
     }
 
-    /// Like [`Limiter::new`], with each action of `rates` at its multiple of `per_second`
-    /// (0 still disables every limit).
-    pub fn with_rates(per_second: u32, rates: &[(&'static str, u32)]) -> Limiter {
+    /// Like [`Limiter::new`], with each action of `rates` at its share of `per_second`, and
+    /// at least 1 a second (0 still disables every limit).
+    pub fn with_rates(per_second: u32, rates: &[(&'static str, Share)]) -> Limiter {
+        let share = |s: Share| {
+            let rate = u64::from(per_second) * u64::from(s.per) / u64::from(s.of.max(1));
+            u32::try_from(rate.max(1)).unwrap_or(u32::MAX)
+        };
         Limiter {
             base: keyed(per_second),
-            own: rates
-                .iter()
-                .filter_map(|&(action, factor)| {
-                    keyed(per_second.saturating_mul(factor)).map(|l| (action, l))
-                })
-                .collect(),
+            own: if per_second == 0 {
+                Vec::new()
+            } else {
+                rates
+                    .iter()
+                    .filter_map(|&(action, s)| keyed(share(s)).map(|l| (action, l)))
+                    .collect()
+            },
         }
     }
 
@@ -100,7 +123,16 @@ mod tests {
             .filter(|_| l.check("a", "lighthouse.DescribeInstances"))
             .count();
         assert!((10..=11).contains(&passed), "{passed}");
+        let slow = "actiontrail.LookupEvents";
+        let passed = (0..45).filter(|_| l.check("a", slow)).count();
+        assert!((2..=3).contains(&passed), "{passed}");
         let off = Limiter::with_rates(0, DOCUMENTED_RATES);
         assert!((0..100).all(|_| off.check("a", fast)));
+        assert!((0..100).all(|_| off.check("a", slow)));
+        let one = Limiter::with_rates(1, DOCUMENTED_RATES);
+        assert!(
+            one.check("a", slow),
+            "a share of a low rate is still 1 a second"
+        );
     }
 }
