@@ -25,6 +25,7 @@ macro_rules! actions {
 pub(crate) use actions;
 
 pub mod audit;
+pub mod audit_lookup;
 pub mod certs;
 pub mod dialect;
 pub mod listener;
