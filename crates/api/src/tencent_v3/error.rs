@@ -1,6 +1,7 @@
 //! Tencent API 3.0 errors: protocol errors of this dialect, plus the domain's, each mapped
 //! to its exact code string by an exhaustive `match`.
 
+use super::cloudaudit::error::{cloudaudit_code, CloudAuditRefusal};
 use super::lighthouse::error::{lighthouse_code, LighthouseRefusal};
 use super::router::Product;
 use crate::common::params::ParamError;
@@ -42,6 +43,8 @@ pub enum TcError {
     Cvm(CvmRefusal),
     /// A Lighthouse wire rule refused the request.
     Lighthouse(LighthouseRefusal),
+    /// A CloudAudit wire rule refused the request.
+    CloudAudit(CloudAuditRefusal),
     /// A domain rule refused the request.
     Domain(DomainError),
 }
@@ -189,6 +192,12 @@ impl From<LighthouseRefusal> for TcError {
     }
 }
 
+impl From<CloudAuditRefusal> for TcError {
+    fn from(e: CloudAuditRefusal) -> Self {
+        TcError::CloudAudit(e)
+    }
+}
+
 impl From<DomainError> for TcError {
     fn from(e: DomainError) -> Self {
         TcError::Domain(e)
@@ -218,7 +227,7 @@ impl TcError {
             TcError::MissingParameter(_) => "MissingParameter",
             TcError::MissingAtLeastOne(_) => match product {
                 Product::Cvm => "MissingParameter.AtLeastOne",
-                Product::Lighthouse => "MissingParameter",
+                Product::Lighthouse | Product::CloudAudit => "MissingParameter",
             },
             TcError::UnknownParameter(_) => "UnknownParameter",
             TcError::InvalidParameter(_) => "InvalidParameter",
@@ -230,9 +239,11 @@ impl TcError {
             TcError::RequestSizeLimitExceeded(_) => "RequestSizeLimitExceeded",
             TcError::Cvm(e) => e.code(),
             TcError::Lighthouse(e) => e.code(),
+            TcError::CloudAudit(e) => e.code(),
             TcError::Domain(e) => match product {
                 Product::Cvm => cvm_code(e),
                 Product::Lighthouse => lighthouse_code(e),
+                Product::CloudAudit => cloudaudit_code(e),
             },
         }
     }
@@ -264,6 +275,7 @@ impl TcError {
             }
             TcError::Cvm(e) => e.message(),
             TcError::Lighthouse(e) => e.message(),
+            TcError::CloudAudit(e) => e.message(),
             TcError::Domain(e) => domain_message(e),
         }
     }
@@ -355,6 +367,7 @@ pub(crate) mod tests {
         let own = match product {
             Product::Cvm => include_str!("../../data/tencent_cvm_error_codes.txt"),
             Product::Lighthouse => include_str!("../../data/tencent_lighthouse_error_codes.txt"),
+            Product::CloudAudit => include_str!("../../data/tencent_cloudaudit_error_codes.txt"),
         };
         for text in [
             include_str!("../../data/tencent_common_error_codes.txt"),
@@ -434,6 +447,37 @@ pub(crate) mod tests {
             assert!(
                 known.iter().any(|k| k == code),
                 "{code} is not a CVM or common code"
+            );
+            assert!(!e.message().is_empty());
+        }
+    }
+
+    #[test]
+    fn every_cloudaudit_code_is_a_vendor_code() {
+        let known = known_codes(Product::CloudAudit);
+        let s = String::from("x");
+        let own = [
+            CloudAuditRefusal::TimeRequired(s.clone()),
+            CloudAuditRefusal::TimeOrder { start: 2, end: 1 },
+            CloudAuditRefusal::OverTime { span: 1 },
+            CloudAuditRefusal::MaxResult(s.clone()),
+            CloudAuditRefusal::AttributeKey(s.clone()),
+            CloudAuditRefusal::InvalidValue {
+                param: s.clone(),
+                reason: s.clone(),
+            },
+            CloudAuditRefusal::NextToken(s.clone()),
+        ];
+        let all = every_domain_error()
+            .into_iter()
+            .map(TcError::Domain)
+            .chain(every_protocol_error())
+            .chain(own.into_iter().map(TcError::CloudAudit));
+        for e in all {
+            let code = e.code(Product::CloudAudit);
+            assert!(
+                known.iter().any(|k| k == code),
+                "{code} is not a CloudAudit or common code"
             );
             assert!(!e.message().is_empty());
         }

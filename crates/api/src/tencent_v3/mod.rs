@@ -1,8 +1,11 @@
 //! Tencent Cloud API 3.0: TC3-HMAC-SHA256 (POST JSON, GET) and v1 HmacSHA1/HmacSHA256 (GET,
-//! POST form), for CVM 2017-03-12 and Lighthouse 2020-03-24 ([`lighthouse`]). Every answer is HTTP 200 with `Content-Type: application/json` exactly and a
-//! `RequestId`: the official SDKs ignore error envelopes under any other content type.
+//! POST form), for CVM 2017-03-12, Lighthouse 2020-03-24 ([`lighthouse`]) and CloudAudit
+//! 2019-03-19 ([`cloudaudit`]). Every answer is HTTP 200 with `Content-Type: application/json`
+//! exactly and a `RequestId`: the official SDKs ignore error envelopes under any other content
+//! type.
 
 pub mod auth;
+pub mod cloudaudit;
 pub mod dto;
 pub mod error;
 pub mod handlers;
@@ -77,6 +80,14 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
                     .and_then(router::LighthouseAction::parse)
                     .map(router::LighthouseAction::name),
             ),
+            Product::CloudAudit => (
+                "cloudaudit",
+                claimed
+                    .action
+                    .as_deref()
+                    .and_then(router::CloudAuditAction::parse)
+                    .map(router::CloudAuditAction::name),
+            ),
         };
         state.core.metrics().request(
             dialect,
@@ -113,14 +124,36 @@ async fn process(
     trail: &mut Trail,
 ) -> (Result<Value, TcError>, Product) {
     if let Some(limit) = raw.oversized {
-        return (Err(TcError::RequestSizeLimitExceeded(limit)), Product::Cvm);
+        return (
+            Err(TcError::RequestSizeLimitExceeded(limit)),
+            claimed_product(raw),
+        );
     }
     let auth = match authenticate(state, raw, claimed).await {
         Ok(a) => a,
-        Err(e) => return (Err(e), Product::Cvm),
+        Err(e) => return (Err(e), claimed_product(raw)),
     };
     let product = auth.product;
     (dispatch(state, auth, trail).await, product)
+}
+
+/// The product a request refused before it was authenticated claims by its version (CVM
+/// when it names none served here), so that its refusal is answered and recorded as that
+/// product's.
+fn claimed_product(raw: &RawRequest) -> Product {
+    let version = raw.header("x-tc-version").or_else(|| {
+        let mut params = raw.query_params();
+        if raw.method == "POST" {
+            params.extend(raw.form_params());
+        }
+        params
+            .into_iter()
+            .find(|(k, _)| k == "Version")
+            .map(|(_, v)| v)
+    });
+    version
+        .and_then(|v| Product::from_version(&v).ok())
+        .unwrap_or(Product::Cvm)
 }
 
 async fn dispatch(
@@ -183,6 +216,7 @@ async fn dispatch(
         Product::Lighthouse => {
             lighthouse::dispatch(state, &account, &action, region, params, req).await
         }
+        Product::CloudAudit => cloudaudit::dispatch(state, &account, &action, region, params).await,
     }
 }
 

@@ -9,6 +9,8 @@ pub enum Product {
     Cvm,
     /// Lighthouse, Version 2020-03-24.
     Lighthouse,
+    /// CloudAudit, Version 2019-03-19.
+    CloudAudit,
 }
 
 impl Product {
@@ -25,6 +27,7 @@ impl Product {
         let by_scope = match service {
             "cvm" => Some(Product::Cvm),
             "lighthouse" => Some(Product::Lighthouse),
+            "cloudaudit" => Some(Product::CloudAudit),
             _ => None,
         };
         let by_version = Product::from_version(version).ok();
@@ -42,7 +45,7 @@ impl Product {
             ))),
             (None, Some(v)) => Ok(v),
             (None, None) => Err(TcError::NoSuchProduct(format!(
-                "Neither the credential scope service `{service}` nor Version `{version}` names a product served by this endpoint (cvm 2017-03-12, lighthouse 2020-03-24)."
+                "Neither the credential scope service `{service}` nor Version `{version}` names a product served by this endpoint (cvm 2017-03-12, lighthouse 2020-03-24, cloudaudit 2019-03-19)."
             ))),
         }
     }
@@ -52,6 +55,7 @@ impl Product {
         match version {
             "2017-03-12" => Ok(Product::Cvm),
             "2020-03-24" => Ok(Product::Lighthouse),
+            "2019-03-19" => Ok(Product::CloudAudit),
             v => Err(super::error::TcError::NoSuchVersion(format!(
                 "The version `{v}` does not exist."
             ))),
@@ -63,14 +67,16 @@ impl Product {
         match self {
             Product::Cvm => "2017-03-12",
             Product::Lighthouse => "2020-03-24",
+            Product::CloudAudit => "2019-03-19",
         }
     }
 
-    /// The product's service name (`cvm`, `lighthouse`).
+    /// The product's service name (`cvm`, `lighthouse`, `cloudaudit`).
     pub fn service(self) -> &'static str {
         match self {
             Product::Cvm => "cvm",
             Product::Lighthouse => "lighthouse",
+            Product::CloudAudit => "cloudaudit",
         }
     }
 }
@@ -116,6 +122,11 @@ actions!(
         DisassociateInstancesKeyPairs,
         ResetInstancesPassword,
     }
+);
+
+actions!(
+    /// CloudAudit 2019-03-19 actions served.
+    CloudAuditAction { LookUpEvents }
 );
 
 /// Tencent Cloud regions accepted in `X-TC-Region` / `Region`.
@@ -198,5 +209,19 @@ mod tests {
             "AssociateInstancesKeyPairs"
         );
         assert!(LighthouseAction::parse("ModifyKeyPairAttribute").is_none());
+        assert_eq!(
+            Product::resolve("cloudaudit", "2019-03-19").unwrap(),
+            Product::CloudAudit
+        );
+        assert_eq!(
+            Product::resolve("127", "2019-03-19").unwrap(),
+            Product::CloudAudit
+        );
+        assert!(Product::resolve("cloudaudit", "2017-03-12").is_err());
+        assert_eq!(
+            CloudAuditAction::parse("LookUpEvents").unwrap().name(),
+            "LookUpEvents"
+        );
+        assert!(CloudAuditAction::parse("LookupEvents").is_none());
     }
 }

@@ -1,0 +1,47 @@
+//! Tencent CloudAudit, Version 2019-03-19: `LookUpEvents` over the audit trail, on the same
+//! wire as CVM API 3.0 (TC3 or v1 signatures, credential scope service `cloudaudit`). An
+//! account finds only its own events, and only those of the Tencent dialects (CVM 3.0, the
+//! legacy v2 API, Lighthouse, CloudAudit itself) and of the agents' host registrations.
+
+pub mod error;
+pub mod event;
+pub mod lookup;
+
+use super::error::TcError;
+use super::router::{CloudAuditAction, REGIONS};
+use crate::common::server::AppState;
+use keyplane_core::account::Account;
+use serde_json::Value;
+
+/// Serve one authenticated CloudAudit request.
+pub async fn dispatch(
+    state: &AppState,
+    account: &Account,
+    action: &str,
+    region: Option<String>,
+    params: Value,
+) -> Result<Value, TcError> {
+    let act = CloudAuditAction::parse(action).ok_or_else(|| {
+        TcError::InvalidAction(format!(
+            "The action `{action}` does not exist in cloudaudit 2019-03-19."
+        ))
+    })?;
+    // Why: the region names the endpoint the lookup is sent to, not the events it finds: the
+    // trail is the account's across regions, as CloudAudit's is.
+    match region.as_deref() {
+        None => return Err(TcError::MissingParameter("Region".into())),
+        Some(r) if !REGIONS.contains(&r) => return Err(TcError::UnsupportedRegion(r.into())),
+        Some(_) => {}
+    }
+    if !state
+        .limiter
+        .check(&account.id, &format!("cloudaudit.{}", act.name()))
+    {
+        return Err(TcError::RequestLimitExceeded(act.name().into()));
+    }
+    match act {
+        CloudAuditAction::LookUpEvents => {
+            lookup::look_up_events(&state.core, account, params).await
+        }
+    }
+}
