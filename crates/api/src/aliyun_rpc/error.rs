@@ -1,7 +1,9 @@
-//! ECS errors: the gateway's protocol errors, ECS wire refusals and the domain's, each mapped
-//! by an exhaustive `match` to its exact code string and the HTTP status the official clients
-//! act on (both Alibaba SDKs raise only on a non-2xx status).
+//! ECS and ActionTrail errors: the gateway's protocol errors, ECS and ActionTrail wire
+//! refusals and the domain's, each mapped by an exhaustive `match` to its exact code string and
+//! the HTTP status the official clients act on (both Alibaba SDKs raise only on a non-2xx
+//! status).
 
+use super::actiontrail::error::ActionTrailRefusal;
 use crate::common::params::ParamError;
 use keyplane_core::{DomainError, NameProblem};
 
@@ -37,6 +39,8 @@ pub enum AliError {
     Throttling(String),
     /// An ECS wire rule refused the request.
     Ecs(EcsRefusal),
+    /// An ActionTrail wire rule refused the request.
+    ActionTrail(ActionTrailRefusal),
     /// A domain rule refused the request.
     Domain(DomainError),
 }
@@ -168,6 +172,12 @@ impl From<EcsRefusal> for AliError {
     }
 }
 
+impl From<ActionTrailRefusal> for AliError {
+    fn from(e: ActionTrailRefusal) -> Self {
+        AliError::ActionTrail(e)
+    }
+}
+
 impl From<DomainError> for AliError {
     fn from(e: DomainError) -> Self {
         AliError::Domain(e)
@@ -207,6 +217,7 @@ impl AliError {
             AliError::InvalidRegion(_) => ("InvalidRegionId.NotFound", 404),
             AliError::Throttling(_) => ("Throttling.User", 400),
             AliError::Ecs(e) => e.code(),
+            AliError::ActionTrail(e) => e.code(),
             AliError::Domain(e) => domain_code(e),
         }
     }
@@ -241,6 +252,7 @@ impl AliError {
                 format!("Request was denied due to user flow control ({a}); retry later.")
             }
             AliError::Ecs(e) => e.message(),
+            AliError::ActionTrail(e) => e.message(),
             AliError::Domain(e) => domain_message(e),
         }
     }
@@ -385,8 +397,11 @@ mod tests {
     use super::*;
 
     fn vendor_codes() -> Vec<(String, u16)> {
-        include_str!("../../data/aliyun_ecs_error_codes.txt")
-            .lines()
+        codes_of(include_str!("../../data/aliyun_ecs_error_codes.txt"))
+    }
+
+    fn codes_of(text: &str) -> Vec<(String, u16)> {
+        text.lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
             .map(|l| {
                 let (code, status) = l.split_once(' ').expect("CODE STATUS");
@@ -399,11 +414,9 @@ mod tests {
         DomainError::examples()
     }
 
-    #[test]
-    fn every_code_we_emit_is_a_vendor_code_with_its_status() {
-        let known = vendor_codes();
+    fn protocol_errors() -> Vec<AliError> {
         let s = String::from("x");
-        let protocol = [
+        vec![
             AliError::IncompleteSignature(s.clone()),
             AliError::SignatureDoesNotMatch(s.clone()),
             AliError::SignatureNonceUsed(s.clone()),
@@ -417,7 +430,48 @@ mod tests {
             AliError::InvalidVersion(s.clone()),
             AliError::InvalidRegion(s.clone()),
             AliError::Throttling(s.clone()),
+        ]
+    }
+
+    #[test]
+    fn every_actiontrail_code_is_a_vendor_code_with_its_status() {
+        let known = codes_of(include_str!(
+            "../../data/aliyun_actiontrail_error_codes.txt"
+        ));
+        let s = String::from("x");
+        let own = [
+            ActionTrailRefusal::StartTime(s.clone()),
+            ActionTrailRefusal::EndTime(s.clone()),
+            ActionTrailRefusal::TimeOrder {
+                start: s.clone(),
+                end: s.clone(),
+            },
+            ActionTrailRefusal::Query {
+                param: s.clone(),
+                reason: s.clone(),
+            },
         ];
+        // A lookup meets no domain error but the store's failure.
+        let internal = AliError::Domain(DomainError::Internal(s.clone()));
+        let all = protocol_errors()
+            .into_iter()
+            .chain(own.into_iter().map(AliError::ActionTrail))
+            .chain([internal]);
+        for e in all {
+            let (code, status) = e.code();
+            assert!(
+                known.iter().any(|(k, st)| k == code && *st == status),
+                "{code} {status} is not in data/aliyun_actiontrail_error_codes.txt"
+            );
+            assert!(!e.message().is_empty());
+        }
+    }
+
+    #[test]
+    fn every_code_we_emit_is_a_vendor_code_with_its_status() {
+        let known = vendor_codes();
+        let s = String::from("x");
+        let protocol = protocol_errors();
         let ecs = [
             EcsRefusal::DryRun,
             EcsRefusal::UserDataFormat,

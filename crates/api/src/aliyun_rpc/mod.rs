@@ -1,8 +1,11 @@
-//! Alibaba Cloud ECS, Version 2014-05-26 (RPC style): the classic HMAC-SHA1 signature (query
-//! or form parameters; `aliyun-python-sdk-ecs`) and ACS3-HMAC-SHA256 (`alibabacloud-ecs20140526`).
-//! Errors use HTTP 4xx/5xx with `{RequestId, HostId, Code, Message, Recommend}`, because the
-//! Alibaba SDKs decide success by the status alone.
+//! Alibaba Cloud RPC APIs: ECS, Version 2014-05-26, and ActionTrail, Version 2020-07-06
+//! ([`actiontrail`]), told apart by their `Version`. Both take the classic HMAC-SHA1 signature
+//! (query or form parameters; `aliyun-python-sdk-ecs`) and ACS3-HMAC-SHA256 (the Tea SDKs,
+//! `alibabacloud-ecs20140526`, `alibabacloud-actiontrail20200706`). Errors use HTTP 4xx/5xx
+//! with `{RequestId, HostId, Code, Message, Recommend}`, because the Alibaba SDKs decide
+//! success by the status alone.
 
+pub mod actiontrail;
 pub mod auth;
 pub mod dto;
 pub mod error;
@@ -14,22 +17,23 @@ pub mod signature;
 use crate::common::audit::Trail;
 use crate::common::request::{new_request_id, RawRequest};
 use crate::common::server::AppState;
-use auth::{authenticate, claim};
+use auth::{authenticate, claim, Authenticated};
 use axum::response::Response;
 use error::AliError;
 use handlers::{attribute, bind, instances, keypairs, launch, Ctx};
-use router::{EcsAction, REGIONS, VERSION};
+use router::{EcsAction, Product, REGIONS, VERSION};
 use serde_json::Value;
 use tracing::{info, warn, Instrument};
 
-/// Serve one ECS request.
+/// Serve one Alibaba Cloud RPC request.
 pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
-    // ECS request ids are upper-case UUIDs.
+    // Alibaba Cloud request ids are upper-case UUIDs.
     let request_id = new_request_id().to_uppercase();
     let claimed = claim(raw);
+    let product = Product::claimed(raw);
     let span = tracing::info_span!(
         "request",
-        dialect = "aliyun-ecs",
+        dialect = product.span_name(),
         request_id = %request_id,
         action = claimed.action.as_deref().unwrap_or(""),
         access_key_id = claimed.access_key_id.as_deref().unwrap_or(""),
@@ -37,14 +41,15 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
     async {
         let started = std::time::Instant::now();
         let action = claimed.action.clone().unwrap_or_default();
-        let mut trail = Trail::new("ecs", &request_id, raw);
+        let mut trail = Trail::new(product.dialect(), &request_id, raw);
         let result = process(state, raw, &mut trail).await;
         let elapsed = started.elapsed();
         let micros = elapsed.as_micros() as u64;
-        let known = EcsAction::parse(&action).map_or("other", EcsAction::name);
+        let known = product.action_name(&action);
         let record = |code: &str| {
             let secs = elapsed.as_secs_f64();
-            state.core.metrics().request("ecs", known, code, secs);
+            let dialect = product.dialect();
+            state.core.metrics().request(dialect, known, code, secs);
         };
         match result {
             Ok(fields) => {
@@ -73,7 +78,7 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
                         &message,
                     )
                     .await;
-                render::failure(&request_id, &e, claimed.format)
+                render::failure(&request_id, &e, claimed.format, product.host())
             }
         }
     }
@@ -97,12 +102,23 @@ async fn process(state: &AppState, raw: &RawRequest, trail: &mut Trail) -> Resul
         &auth.action,
         region,
     );
-    if auth.version != VERSION {
-        return Err(AliError::InvalidVersion(format!(
-            "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}.",
-            auth.version
-        )));
+    match Product::from_version(&auth.version) {
+        Some(Product::Ecs) => ecs(state, &auth, &trail.meta).await,
+        Some(Product::ActionTrail) => actiontrail::dispatch(state, &auth).await,
+        None => Err(AliError::InvalidVersion(format!(
+            "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}, ActionTrail at {}.",
+            auth.version,
+            router::ACTIONTRAIL_VERSION
+        ))),
     }
+}
+
+/// Serve one authenticated ECS request.
+async fn ecs(
+    state: &AppState,
+    auth: &Authenticated,
+    req: &keyplane_core::RequestMeta,
+) -> Result<Value, AliError> {
     let action = EcsAction::parse(&auth.action)
         .ok_or_else(|| AliError::InvalidAction(auth.action.clone()))?;
     let region = auth
@@ -126,7 +142,7 @@ async fn process(state: &AppState, raw: &RawRequest, trail: &mut Trail) -> Resul
     let ctx = Ctx {
         core: &state.core,
         account: &auth.account,
-        req: &trail.meta,
+        req,
         wake: &state.wake,
     };
     let p = &auth.params;

@@ -7,8 +7,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-/// What every error answer names as the host.
-pub const HOST_ID: &str = "ecs.aliyuncs.com";
 /// Milliseconds a throttled client is told to wait.
 pub const RETRY_AFTER_MS: &str = "1000";
 
@@ -109,12 +107,13 @@ pub fn success(action: &str, request_id: &str, fields: Value, format: Format) ->
     }
 }
 
-/// An error answer in the ECS envelope `{RequestId, HostId, Code, Message, Recommend}`.
-pub fn failure(request_id: &str, error: &AliError, format: Format) -> Response {
+/// An error answer in the ECS envelope `{RequestId, HostId, Code, Message, Recommend}`, naming
+/// `host` (the product's, e.g. `ecs.aliyuncs.com`) as its host.
+pub fn failure(request_id: &str, error: &AliError, format: Format, host: &str) -> Response {
     let (code, status) = error.code();
     let body = json!({
         "RequestId": request_id,
-        "HostId": HOST_ID,
+        "HostId": host,
         "Code": code,
         "Message": error.message(),
         "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}"),

@@ -11,17 +11,21 @@ use super::request::RawRequest;
 pub enum Dialect {
     /// Tencent CVM legacy v2 (`/v2/index.php`): `{code, message, codeDesc}`.
     TencentLegacy,
-    /// Alibaba Cloud ECS RPC: HTTP 4xx/5xx with `{RequestId, HostId, Code, Message, Recommend}`.
+    /// Alibaba Cloud RPC (ECS, ActionTrail): HTTP 4xx/5xx with `{RequestId, HostId, Code,
+    /// Message, Recommend}`.
     Aliyun,
-    /// Tencent API 3.0 (CVM, Lighthouse): HTTP 200 with `{"Response": {"Error": ...}}`.
+    /// Tencent API 3.0 (CVM, Lighthouse, CloudAudit): HTTP 200 with `{"Response": {"Error": ...}}`.
     TencentV3,
 }
 
 /// The legacy dialect's path.
 pub const LEGACY_PATH: &str = "/v2/index.php";
 
-/// Versions only Alibaba APIs use (ECS).
-const ALIYUN_VERSIONS: &[&str] = &[crate::aliyun_rpc::router::VERSION];
+/// Versions only Alibaba APIs use (ECS, ActionTrail).
+const ALIYUN_VERSIONS: &[&str] = &[
+    crate::aliyun_rpc::router::VERSION,
+    crate::aliyun_rpc::router::ACTIONTRAIL_VERSION,
+];
 /// Versions only Tencent APIs use (CVM, Lighthouse, CloudAudit).
 const TENCENT_VERSIONS: &[&str] = &["2017-03-12", "2020-03-24", "2019-03-19"];
 /// Parameters only the Alibaba RPC signature carries.
@@ -158,6 +162,14 @@ mod tests {
             ),
             (
                 raw("/", "Action=X&Version=2017-03-12", &[]),
+                Dialect::TencentV3,
+            ),
+            (
+                raw("/", "Action=LookupEvents&Version=2020-07-06", &[]),
+                Dialect::Aliyun,
+            ),
+            (
+                raw("/", "Action=LookUpEvents&Version=2019-03-19", &[]),
                 Dialect::TencentV3,
             ),
             (raw("/", "SignatureNonce=1", &[]), Dialect::Aliyun),
