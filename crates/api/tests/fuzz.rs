@@ -1,5 +1,5 @@
 //! Randomized, correctly signed requests in every dialect (CVM API 3.0 over TC3 and v1, the
-//! legacy v2 API, Lighthouse, ECS over RPC and ACS3) carrying wrong types, huge arrays and
+//! legacy v2 API, Lighthouse, CloudAudit, ECS over RPC and ACS3, ActionTrail) carrying wrong types, huge arrays and
 //! strings, bad UTF-8 and duplicate parameters. Every answer must be in its dialect's envelope
 //! with a code from the vendor's list, none may be HTTP 5xx, and nothing may panic.
 //!

@@ -18,6 +18,7 @@ pub struct Lists {
     /// `(code, codeDesc)` rows.
     legacy: HashSet<(i64, String)>,
     ecs: HashSet<String>,
+    actiontrail: HashSet<String>,
 }
 
 pub fn lists() -> Lists {
@@ -27,6 +28,9 @@ pub fn lists() -> Lists {
     )));
     tencent.extend(codes(include_str!(
         "../../data/tencent_lighthouse_error_codes.txt"
+    )));
+    tencent.extend(codes(include_str!(
+        "../../data/tencent_cloudaudit_error_codes.txt"
     )));
     Lists {
         tencent,
@@ -39,6 +43,9 @@ pub fn lists() -> Lists {
             })
             .collect(),
         ecs: codes(include_str!("../../data/aliyun_ecs_error_codes.txt")),
+        actiontrail: codes(include_str!(
+            "../../data/aliyun_actiontrail_error_codes.txt"
+        )),
     }
 }
 
@@ -55,7 +62,7 @@ pub fn check(
         return Err(format!("HTTP {status}"));
     }
     match d {
-        Dialect::CvmTc3 | Dialect::CvmV1 | Dialect::Lighthouse => {
+        Dialect::CvmTc3 | Dialect::CvmV1 | Dialect::Lighthouse | Dialect::CloudAudit => {
             let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
             let r = &v["Response"];
             if status != 200 || content_type != "application/json" || !r["RequestId"].is_string() {
@@ -63,7 +70,7 @@ pub fn check(
             }
             match r["Error"]["Code"].as_str() {
                 Some(c) if !l.tencent.contains(c) => Err(format!("code {c} not in the lists")),
-                Some("InternalError") => Err("InternalError".into()),
+                Some(c) if c.starts_with("InternalError") => Err(c.to_string()),
                 code => Ok(code.map(str::to_string)),
             }
         }
@@ -85,7 +92,12 @@ pub fn check(
             }
             Ok((code != 0).then(|| desc.to_string()))
         }
-        Dialect::EcsRpc | Dialect::EcsAcs3 => {
+        Dialect::EcsRpc | Dialect::EcsAcs3 | Dialect::ActionTrail => {
+            let listed = if d == Dialect::ActionTrail {
+                &l.actiontrail
+            } else {
+                &l.ecs
+            };
             let text = String::from_utf8_lossy(body);
             let code = if content_type.starts_with("text/xml") {
                 let start = text.find("<Code>").map(|i| i + 6);
@@ -105,7 +117,7 @@ pub fn check(
             };
             match (status, code) {
                 (200, None) => Ok(None),
-                (s, Some(c)) if s >= 400 && l.ecs.contains(&c) => Ok(Some(c)),
+                (s, Some(c)) if s >= 400 && listed.contains(&c) => Ok(Some(c)),
                 (s, c) => Err(format!("ECS answer {s} with code {c:?}")),
             }
         }

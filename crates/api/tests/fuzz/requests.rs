@@ -18,22 +18,69 @@ pub enum Dialect {
     Lighthouse,
     EcsRpc,
     EcsAcs3,
+    CloudAudit,
+    ActionTrail,
 }
 
-pub const DIALECTS: [Dialect; 6] = [
+pub const DIALECTS: [Dialect; 8] = [
     Dialect::CvmTc3,
     Dialect::CvmV1,
     Dialect::Legacy,
     Dialect::Lighthouse,
     Dialect::EcsRpc,
     Dialect::EcsAcs3,
+    Dialect::CloudAudit,
+    Dialect::ActionTrail,
 ];
 
-pub fn tc3_request(rng: &mut StdRng, lighthouse: bool) -> Request<Body> {
-    let (service, version, actions) = if lighthouse {
-        ("lighthouse", "2020-03-24", lh_actions())
-    } else {
-        ("cvm", "2017-03-12", cvm_actions())
+/// A Tencent API 3.0 product the fuzzer signs for with TC3.
+#[derive(Clone, Copy)]
+pub enum TcProduct {
+    Cvm,
+    Lighthouse,
+    CloudAudit,
+}
+
+/// An Alibaba RPC product the fuzzer signs for.
+#[derive(Clone, Copy)]
+pub enum AliProduct {
+    Ecs,
+    ActionTrail,
+}
+
+impl AliProduct {
+    fn version(self) -> &'static str {
+        match self {
+            AliProduct::Ecs => "2014-05-26",
+            AliProduct::ActionTrail => "2020-07-06",
+        }
+    }
+
+    fn actions(self) -> Vec<&'static str> {
+        match self {
+            AliProduct::Ecs => ecs_actions(),
+            AliProduct::ActionTrail => actiontrail_actions(),
+        }
+    }
+
+    fn params(self) -> &'static [&'static str] {
+        match self {
+            AliProduct::Ecs => ECS_PARAMS,
+            AliProduct::ActionTrail => ACTIONTRAIL_PARAMS,
+        }
+    }
+}
+
+pub fn tc3_request(rng: &mut StdRng, product: TcProduct) -> Request<Body> {
+    let (service, version, actions, names) = match product {
+        TcProduct::Lighthouse => ("lighthouse", "2020-03-24", lh_actions(), TC_PARAMS),
+        TcProduct::Cvm => ("cvm", "2017-03-12", cvm_actions(), TC_PARAMS),
+        TcProduct::CloudAudit => (
+            "cloudaudit",
+            "2019-03-19",
+            cloudaudit_actions(),
+            CLOUDAUDIT_PARAMS,
+        ),
     };
     let body: Vec<u8> = match rng.gen_range(0..8) {
         0 => vec![b'{', 0xff, 0xfe, b'}'],
@@ -42,7 +89,7 @@ pub fn tc3_request(rng: &mut StdRng, lighthouse: bool) -> Request<Body> {
         _ => {
             let mut m = serde_json::Map::new();
             for _ in 0..rng.gen_range(0..6) {
-                m.insert(pick(rng, TC_PARAMS).to_string(), json_value(rng, 0));
+                m.insert(pick(rng, names).to_string(), json_value(rng, 0));
             }
             Value::Object(m).to_string().into_bytes()
         }
@@ -104,19 +151,19 @@ pub fn v1_request(rng: &mut StdRng, legacy: bool) -> Request<Body> {
     }
 }
 
-pub fn ecs_rpc_request(rng: &mut StdRng) -> Request<Body> {
+pub fn ecs_rpc_request(rng: &mut StdRng, product: AliProduct) -> Request<Body> {
     let ts = time::OffsetDateTime::from_unix_timestamp(NOW)
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let mut params: Vec<(String, Vec<u8>)> = wire_params(rng, ECS_PARAMS);
+    let mut params: Vec<(String, Vec<u8>)> = wire_params(rng, product.params());
     for (k, v) in [
-        ("Action", pick(rng, &ecs_actions()).to_string()),
+        ("Action", pick(rng, &product.actions()).to_string()),
         (
             "Format",
             ["JSON", "XML", "json"][rng.gen_range(0..3)].to_string(),
         ),
-        ("Version", "2014-05-26".to_string()),
+        ("Version", product.version().to_string()),
         ("AccessKeyId", AK.to_string()),
         ("SignatureMethod", "HMAC-SHA1".to_string()),
         ("SignatureVersion", "1.0".to_string()),
@@ -145,8 +192,8 @@ pub fn ecs_rpc_request(rng: &mut StdRng) -> Request<Body> {
     }
 }
 
-pub fn ecs_acs3_request(rng: &mut StdRng) -> Request<Body> {
-    let mut params = wire_params(rng, ECS_PARAMS);
+pub fn ecs_acs3_request(rng: &mut StdRng, product: AliProduct) -> Request<Body> {
+    let mut params = wire_params(rng, product.params());
     // Too long for a request line: the parameters go in a form body (signed by its hash).
     let as_form = encode(&params).len() > MAX_QUERY;
     let body: Vec<u8> = if as_form {
@@ -164,11 +211,11 @@ pub fn ecs_acs3_request(rng: &mut StdRng) -> Request<Body> {
         .unwrap();
     let headers: Vec<(&str, String)> = vec![
         ("host", HOST.into()),
-        ("x-acs-action", pick(rng, &ecs_actions()).into()),
+        ("x-acs-action", pick(rng, &product.actions()).into()),
         ("x-acs-content-sha256", hashed.clone()),
         ("x-acs-date", date),
         ("x-acs-signature-nonce", format!("acs3-{}", nonce())),
-        ("x-acs-version", "2014-05-26".into()),
+        ("x-acs-version", product.version().into()),
     ];
     let signed: Vec<String> = headers.iter().map(|(n, _)| n.to_string()).collect();
     let values = |n: &str| {
@@ -202,11 +249,14 @@ pub fn ecs_acs3_request(rng: &mut StdRng) -> Request<Body> {
 
 pub fn request(rng: &mut StdRng, d: Dialect) -> Request<Body> {
     match d {
-        Dialect::CvmTc3 => tc3_request(rng, false),
-        Dialect::Lighthouse => tc3_request(rng, true),
+        Dialect::CvmTc3 => tc3_request(rng, TcProduct::Cvm),
+        Dialect::Lighthouse => tc3_request(rng, TcProduct::Lighthouse),
+        Dialect::CloudAudit => tc3_request(rng, TcProduct::CloudAudit),
         Dialect::CvmV1 => v1_request(rng, false),
         Dialect::Legacy => v1_request(rng, true),
-        Dialect::EcsRpc => ecs_rpc_request(rng),
-        Dialect::EcsAcs3 => ecs_acs3_request(rng),
+        Dialect::EcsRpc => ecs_rpc_request(rng, AliProduct::Ecs),
+        Dialect::EcsAcs3 => ecs_acs3_request(rng, AliProduct::Ecs),
+        Dialect::ActionTrail if rng.gen_bool(0.5) => ecs_rpc_request(rng, AliProduct::ActionTrail),
+        Dialect::ActionTrail => ecs_acs3_request(rng, AliProduct::ActionTrail),
     }
 }

@@ -31,6 +31,20 @@ pub fn ecs_actions() -> Vec<&'static str> {
     )
 }
 
+pub fn cloudaudit_actions() -> Vec<&'static str> {
+    served_and(
+        keyplane_api::tencent_v3::router::CloudAuditAction::NAMES,
+        "DescribeEvents",
+    )
+}
+
+pub fn actiontrail_actions() -> Vec<&'static str> {
+    served_and(
+        keyplane_api::aliyun_rpc::router::ActionTrailAction::NAMES,
+        "CreateTrail",
+    )
+}
+
 pub const LEGACY_ACTIONS: &[&str] = &[
     "BindInstanceKey",
     "unBindInstanceKey",
@@ -82,6 +96,33 @@ pub const TC_PARAMS: &[&str] = &[
     "KeyIds.0",
     "InstanceIds.0",
     "KeyIds.1",
+];
+/// CloudAudit LookUpEvents' parameter names, and some that are not.
+pub const CLOUDAUDIT_PARAMS: &[&str] = &[
+    "StartTime",
+    "EndTime",
+    "LookupAttributes",
+    "MaxResults",
+    "NextToken",
+    "Mode",
+    "AttributeKey",
+    "AttributeValue",
+    "IsReturnLocation",
+];
+/// ActionTrail LookupEvents' parameter names (flattened), and some that are not.
+pub const ACTIONTRAIL_PARAMS: &[&str] = &[
+    "StartTime",
+    "EndTime",
+    "MaxResults",
+    "NextToken",
+    "Direction",
+    "LookupAttribute.1.Key",
+    "LookupAttribute.1.Value",
+    "LookupAttribute.2.Key",
+    "LookupAttribute.2.Value",
+    "LookupAttribute.3.Key",
+    "LookupAttribute",
+    "RegionId",
 ];
 pub const ECS_PARAMS: &[&str] = &[
     "RegionId",
