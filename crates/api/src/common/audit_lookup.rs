@@ -130,6 +130,8 @@ fn utc(ts: i64) -> time::OffsetDateTime {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC (CloudAudit's EventTime).
+// Why: CloudAudit's console shows China Standard Time and its API does not name a zone; this
+// server's times are all UTC (as its console's and read commands' are).
 pub fn spaced_utc(ts: i64) -> String {
     let t = utc(ts);
     format!(

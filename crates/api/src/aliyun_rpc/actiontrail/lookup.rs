@@ -234,6 +234,8 @@ pub async fn lookup_events(
         now,
         ActionTrailRefusal::EndTime,
     )?;
+    // Why: LookupEvents' error table says the end must be later than the start; a range is
+    // inclusive here, so an end equal to the start asks for the events of that one second.
     if end < start {
         return Err(ActionTrailRefusal::TimeOrder {
             start: iso_utc(start),
