@@ -8,7 +8,7 @@
   signatures): the same for an ECS AttachKeyPair.
 - Refused requests (a bad signature, a broken rule) are found with their codes; a password sent
   in a refused request appears in no event; NextToken paging walks every event exactly once;
-  every parameter rule answers its documented error through the SDK.
+  every parameter rule answers its documented error through the SDK (and tccli cloudaudit).
 """
 import calendar
 import json
@@ -27,6 +27,7 @@ from tencentcloud.cvm.v20170312 import models as cvm_models
 
 import ecs
 import support
+from clients import ApiError, Tccli, error_of
 from sandbox import call, run_instances, start_sandbox_server, wait_settled
 from support import REGION, cvm, expect_error
 
@@ -330,7 +331,7 @@ def test_next_token_walks_every_event_exactly_once(server):
 
 # ----------------------------------------------------------------------------- parameter rules
 
-def test_cloudaudit_parameter_rules(server):
+def test_cloudaudit_parameter_rules(server, tmp_path):
     creds = server.create_account()
     audit = cloudaudit(server, creds)
     now = int(time.time())
@@ -368,6 +369,14 @@ def test_cloudaudit_parameter_rules(server):
     for method, verb in (("HmacSHA256", "GET"), ("HmacSHA1", "POST")):
         (e,) = look_up(cloudaudit(server, creds, method, verb), [("ResourceName", "v1_audited")]).Events
         assert e.EventName == "CreateKeyPair"
+    # And tccli's cloudaudit commands.
+    cli = Tccli("cloudaudit", server, creds, tmp_path)
+    now = int(time.time())
+    found = cli.call("LookUpEvents", StartTime=str(now - 600), EndTime=str(now + 60),
+                     LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": "v1_audited"}])
+    assert [e["EventName"] for e in found["Events"]] == ["CreateKeyPair"]
+    e = error_of(cli.call, "LookUpEvents", StartTime=str(now - 8 * 86400), EndTime=str(now))
+    assert isinstance(e, ApiError) and e.code == "LimitExceeded.OverTime"
 
 
 def test_actiontrail_parameter_rules(server):
