@@ -26,6 +26,8 @@ pub async fn dispatch(state: &AppState, auth: &Authenticated) -> Result<Value, A
     {
         return Err(AliError::Throttling(act.name().into()));
     }
+    // Refusals this node answered are in the trail before it is read.
+    state.refusals.flush().await;
     match act {
         ActionTrailAction::LookupEvents => {
             lookup::lookup_events(&state.core, &auth.account, &auth.params).await

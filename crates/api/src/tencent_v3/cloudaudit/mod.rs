@@ -39,6 +39,8 @@ pub async fn dispatch(
     {
         return Err(TcError::RequestLimitExceeded(act.name().into()));
     }
+    // Refusals this node answered are in the trail before it is read.
+    state.refusals.flush().await;
     match act {
         CloudAuditAction::LookUpEvents => {
             lookup::look_up_events(&state.core, account, params).await
