@@ -96,9 +96,11 @@ def raised(fn, *args, **kwargs) -> Exception:
 
 def all_tencent_events(client, window=3600):
     out, token = [], None
+    now = int(time.time())  # one window for every page: a token continues only its query
+    times = {"StartTime": now - window, "EndTime": now + 60}
     while True:
         extra = {"NextToken": token} if token else {}
-        page = look_up(client, window=window, MaxResults=50, **extra)
+        page = look_up(client, MaxResults=50, **times, **extra)
         out += page.Events
         if page.ListOver:
             return out
@@ -289,9 +291,12 @@ def test_next_token_walks_every_event_exactly_once(server):
     made = [support.create_key(client, support.unique_name("pg")).RequestId for _ in range(23)]
     audit = cloudaudit(server, creds)
     seen, token, pages = [], None, 0
+    # One window for every page: a token continues only the query it was issued for.
+    now = int(time.time())
+    window = {"StartTime": now - 3600, "EndTime": now + 60}
     while True:
         extra = {"NextToken": token} if token else {}
-        page = look_up(audit, [("EventName", "CreateKeyPair")], MaxResults=5, **extra)
+        page = look_up(audit, [("EventName", "CreateKeyPair")], MaxResults=5, **window, **extra)
         assert page.TotalCount == 23
         assert len(page.Events) <= 5
         seen += [e.RequestID for e in page.Events]
@@ -304,9 +309,9 @@ def test_next_token_walks_every_event_exactly_once(server):
     assert pages == 5
     assert seen == list(reversed(made)), "each event once, newest first"
     # A token belongs to its query.
-    first = look_up(audit, [("EventName", "CreateKeyPair")], MaxResults=5)
+    first = look_up(audit, [("EventName", "CreateKeyPair")], MaxResults=5, **window)
     expect_error(audit, "InvalidParameter", look_up, audit, [("EventName", "ImportKeyPair")],
-                 NextToken=first.NextToken)
+                 NextToken=first.NextToken, **window)
     expect_error(audit, "InvalidParameter", look_up, audit, NextToken="bm90LWEtdG9rZW4")
     default = look_up(audit, [("EventName", "CreateKeyPair")])
     assert len(default.Events) == 10 and not default.ListOver

@@ -68,15 +68,7 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
                 let key_id = claimed.access_key_id.as_deref();
                 let message = e.message();
                 trail
-                    .refused(
-                        &state.core,
-                        &state.refusals,
-                        raw,
-                        Some(action.as_str()),
-                        key_id,
-                        code,
-                        &message,
-                    )
+                    .refused(state, raw, Some(action.as_str()), key_id, code, &message)
                     .await;
                 render::failure(&request_id, &e, claimed.format, product.host())
             }

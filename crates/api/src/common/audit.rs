@@ -125,18 +125,18 @@ impl Trail {
 
     /// Record the refusal of the request: `code` and `message` as answered. `action` and
     /// `credential_id` are what the request claimed, for a request refused before it was
-    /// authenticated. The event goes to `log`; the answer does not wait for the disk.
-    #[allow(clippy::too_many_arguments)]
+    /// authenticated. The event goes to the node's [`RefusalLog`]; the answer does not wait
+    /// for the disk.
     pub async fn refused(
         mut self,
-        core: &Core,
-        log: &RefusalLog,
+        state: &crate::common::server::AppState,
         raw: &RawRequest,
         action: Option<&str>,
         credential_id: Option<&str>,
         code: &str,
         message: &str,
     ) {
+        let core = &state.core;
         if !core.auditing() {
             return;
         }
@@ -160,7 +160,7 @@ impl Trail {
             )
             .await;
         if let Some(e) = event {
-            log.push(e);
+            state.refusals.push(e);
         }
     }
 }

@@ -133,23 +133,19 @@ fn utc(ts: i64) -> time::OffsetDateTime {
 // Why: CloudAudit's console shows China Standard Time and its API does not name a zone; this
 // server's times are all UTC (as its console's and read commands' are).
 pub fn spaced_utc(ts: i64) -> String {
-    let t = utc(ts);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    civil(ts, ' ', "")
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` (ActionTrail's times).
 pub fn iso_utc(ts: i64) -> String {
+    civil(ts, 'T', "Z")
+}
+
+/// The UTC date and time of `ts`, the two parted by `between`, followed by `zone`.
+fn civil(ts: i64, between: char, zone: &str) -> String {
     let t = utc(ts);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        "{:04}-{:02}-{:02}{between}{:02}:{:02}:{:02}{zone}",
         t.year(),
         u8::from(t.month()),
         t.day(),

@@ -75,15 +75,7 @@ pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
             let (action, secret_id) = (claimed.action.as_deref(), claimed.secret_id.as_deref());
             let message = e.message();
             trail
-                .refused(
-                    &state.core,
-                    &state.refusals,
-                    raw,
-                    action,
-                    secret_id,
-                    code,
-                    &message,
-                )
+                .refused(state, raw, action, secret_id, code, &message)
                 .await;
         }
         render(result)
