@@ -84,20 +84,21 @@ impl InstanceState {
             InstanceState::Running | InstanceState::Stopped | InstanceState::LaunchFailed
         )
     }
+    /// Every state.
+    pub const ALL: [InstanceState; 8] = [
+        InstanceState::Pending,
+        InstanceState::LaunchFailed,
+        InstanceState::Running,
+        InstanceState::Stopped,
+        InstanceState::Starting,
+        InstanceState::Stopping,
+        InstanceState::Rebooting,
+        InstanceState::Terminating,
+    ];
+
     /// Parse the storage name.
     pub fn parse(s: &str) -> Option<InstanceState> {
-        [
-            InstanceState::Pending,
-            InstanceState::LaunchFailed,
-            InstanceState::Running,
-            InstanceState::Stopped,
-            InstanceState::Starting,
-            InstanceState::Stopping,
-            InstanceState::Rebooting,
-            InstanceState::Terminating,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        InstanceState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

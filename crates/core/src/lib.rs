@@ -16,6 +16,7 @@ pub mod instance;
 pub mod keypair;
 pub mod metrics;
 pub mod password;
+pub mod query;
 pub mod registration;
 pub mod sealing;
 pub mod service;

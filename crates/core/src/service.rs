@@ -47,6 +47,11 @@ pub enum KeyPairFilter {
     },
     /// The key's `SHA256:` fingerprint is one of these.
     Fingerprint(Vec<String>),
+    /// The key's MD5 fingerprint (32 lower-case hex digits, no colons) is one of these.
+    FingerprintMd5(Vec<String>),
+    /// The name matches this pattern (`*`: any run of characters, see
+    /// [`crate::query::wildcard_match`]).
+    NameLike(String),
 }
 
 impl KeyPairFilter {
@@ -54,6 +59,8 @@ impl KeyPairFilter {
     pub fn matches(&self, kp: &KeyPair) -> bool {
         match self {
             KeyPairFilter::Fingerprint(fps) => fps.contains(&kp.fingerprint_sha256),
+            KeyPairFilter::FingerprintMd5(fps) => fps.contains(&kp.fingerprint_md5),
+            KeyPairFilter::NameLike(pattern) => crate::query::wildcard_match(pattern, &kp.name),
             KeyPairFilter::ProjectId(ids) => ids.contains(&kp.project_id),
             KeyPairFilter::KeyName(names) => names.contains(&kp.name),
             KeyPairFilter::TagKey(keys) => kp.tags.iter().any(|(k, _)| keys.contains(k)),
@@ -63,6 +70,16 @@ impl KeyPairFilter {
             }
         }
     }
+}
+
+/// The order of a key-pair page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyPairOrder {
+    /// Oldest first, ties by id.
+    #[default]
+    Oldest,
+    /// Oldest first, ties by name (names are unique within a region).
+    OldestByName,
 }
 
 /// A DescribeKeyPairs query, already validated for shape by the dialect.
@@ -78,6 +95,8 @@ pub struct KeyPairQuery {
     pub offset: usize,
     /// Rows to return.
     pub limit: usize,
+    /// The order of the answer.
+    pub order: KeyPairOrder,
 }
 
 /// A page of key pairs with the total count before paging.

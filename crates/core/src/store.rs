@@ -5,6 +5,7 @@ use crate::account::Account;
 use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::instance::{Instance, InstanceState, NewOperation, OpState, Operation};
 use crate::keypair::{KeyPair, Namespace};
+use crate::query::{InstancePage, InstanceQuery};
 use crate::service::{KeyPairPage, KeyPairQuery};
 use async_trait::async_trait;
 use thiserror::Error;
@@ -322,6 +323,15 @@ pub trait InstanceStore: Send + Sync + 'static {
         namespace: Namespace,
         ids: &[String],
     ) -> StoreResult<Vec<Instance>>;
+    /// The account's instances of a namespace that `query` selects (ids, region, filters), in
+    /// its order, paged by its offset and limit, with the number of matches before paging;
+    /// answered on indexes, reading only the rows asked for.
+    async fn query_instances(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &InstanceQuery,
+    ) -> StoreResult<InstancePage>;
     /// How many instances the account holds in a namespace.
     async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize>;
     /// Which of `addresses` an instance (of any account) already has.

@@ -25,6 +25,7 @@ pub mod suite;
 mod suite_attributes;
 mod suite_audit;
 mod suite_console;
+mod suite_queries;
 
 #[cfg(test)]
 mod postgres_tests;

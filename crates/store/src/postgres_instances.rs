@@ -11,6 +11,7 @@ use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
 };
 use keyplane_core::keypair::Namespace;
+use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -19,7 +20,7 @@ use tokio_postgres::Row;
 /// inserted ("kpad" in ASCII); the second is the address's hash.
 const ADDRESS_LOCK: i32 = 0x6b70_6164;
 
-const INSTANCE_COLS: &str =
+pub(crate) const INSTANCE_COLS: &str =
     "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
     instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
     desired_generation, applied_generation, latest_operation, latest_operation_state, \
@@ -28,7 +29,7 @@ const INSTANCE_COLS: &str =
 const OPERATION_COLS: &str = "id, account_id, instance_id, action, request_id, kind, step, \
      was_running, target_generation, state, created_at";
 
-fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
+pub(crate) fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
     let text = |i: usize| r.try_get::<_, String>(i);
     let (ns, os, state, host) = (text(2)?, text(7)?, text(10)?, text(11)?);
     let effective = text(15)?;
@@ -97,8 +98,14 @@ async fn query_instances(
         .iter()
         .map(instance_from_row)
         .collect::<Result<Vec<_>, _>>()?;
+    fill_keys(c, &mut out).await?;
+    Ok(out)
+}
+
+/// Fill each instance's bound keys, in binding order.
+pub(crate) async fn fill_keys(c: &impl GenericClient, out: &mut [Instance]) -> Result<(), Fail> {
     if out.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let ids: Vec<&str> = out.iter().map(|i| i.id.as_str()).collect();
     let keys = c
@@ -114,7 +121,7 @@ async fn query_instances(
             i.key_ids.push(row.try_get(1)?);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Record one operation on an instance the transaction has locked (or just inserted).
@@ -702,6 +709,23 @@ impl InstanceStore for PostgresStore {
                 &[&account_id, &namespace.as_str(), &ids],
             )
             .await
+        }
+        .await
+        .map_err(Fail::into_store)
+    }
+
+    async fn query_instances(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &InstanceQuery,
+    ) -> StoreResult<InstancePage> {
+        async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
+            let c = self.client().await?;
+            crate::postgres_query::query_instances(&c, account_id, namespace, query).await
         }
         .await
         .map_err(Fail::into_store)

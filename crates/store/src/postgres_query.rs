@@ -1,12 +1,39 @@
-//! Pushed-down reads on PostgreSQL, the same as [`crate::sqlite_query`]: key pairs by ids,
-//! names and filters with paging and the total count in SQL, and the instance counts and
-//! address checks a launch needs. Lists travel as arrays (`= ANY($n)`).
+//! Pushed-down reads on PostgreSQL, the same as [`crate::sqlite_query`]: key pairs and
+//! instances by ids, names and filters with their order, paging and the total count in SQL,
+//! and the instance counts and address checks a launch needs. Lists travel as arrays
+//! (`= ANY($n)`).
 
 use crate::postgres::{key_pair_from_row, Fail, KEY_COLS};
+use crate::postgres_instances::{fill_keys, instance_from_row, INSTANCE_COLS};
 use deadpool_postgres::GenericClient;
+use keyplane_core::instance::Instance;
 use keyplane_core::keypair::{KeyPair, Namespace};
-use keyplane_core::service::{KeyPairFilter, KeyPairPage, KeyPairQuery};
+use keyplane_core::query::{InstanceFilter, InstanceOrder, InstancePage, InstanceQuery};
+use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairPage, KeyPairQuery};
 use tokio_postgres::types::ToSql;
+
+/// An instance's UUID ([`keyplane_core::query::instance_uuid`]) computed from its id in SQL:
+/// the first 16 bytes of the SHA-256, with the version-4 and variant bits set.
+const INSTANCE_UUID: &str =
+    "(SELECT encode(set_byte(set_byte(h.d, 6, (get_byte(h.d, 6) & 15) | 64), \
+     8, (get_byte(h.d, 8) & 63) | 128), 'hex')::uuid::text FROM (SELECT substring(sha256( \
+     convert_to('keyplane-instance-uuid:' || instances.id, 'UTF8')) FROM 1 FOR 16) AS d) AS h)";
+
+/// `pattern` (`*`: any run of characters, everything else itself) as a LIKE pattern.
+fn like_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    for ch in pattern.chars() {
+        match ch {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 type Arg = Box<dyn ToSql + Sync + Send>;
 
@@ -47,6 +74,65 @@ impl Where {
         self.arg(Box::new(v.to_vec()))
     }
 
+    /// `column = ANY` of the values.
+    fn within(&mut self, column: &str, v: &[String]) {
+        let a = self.texts(v);
+        self.and(&format!("{column} = ANY({a})"));
+    }
+
+    /// `column` matches `pattern` (`*` wildcards): by equality when it has none.
+    fn like(&mut self, column: &str, pattern: &str) {
+        if pattern.contains('*') {
+            let p = self.arg(Box::new(like_pattern(pattern)));
+            self.and(&format!("{column} LIKE {p}"));
+        } else {
+            let p = self.arg(Box::new(pattern.to_string()));
+            self.and(&format!("{column} = {p}"));
+        }
+    }
+
+    fn instance_filter(&mut self, f: &InstanceFilter) {
+        match f {
+            InstanceFilter::Id(v) => self.within("id", v),
+            InstanceFilter::Zone(v) => self.within("zone", v),
+            InstanceFilter::Name(v) => self.within("name", v),
+            InstanceFilter::NameContains(v) => {
+                let a = self.texts(v);
+                self.and(&format!(
+                    "EXISTS (SELECT 1 FROM unnest({a}::text[]) AS v(s) \
+                     WHERE strpos(instances.name, v.s) > 0)"
+                ));
+            }
+            InstanceFilter::DisplayNameLike(p) => {
+                self.like("(CASE WHEN name = '' THEN id ELSE name END)", p)
+            }
+            InstanceFilter::State(v) => {
+                let names: Vec<String> = v.iter().map(|s| s.as_str().to_string()).collect();
+                self.within("state", &names)
+            }
+            InstanceFilter::PrivateIp(v) => self.within("private_ip", v),
+            InstanceFilter::InstanceType(v) => self.within("instance_type", v),
+            InstanceFilter::ImageId(v) => self.within("image_id", v),
+            InstanceFilter::Uuid(v) => self.within(INSTANCE_UUID, v),
+            InstanceFilter::CreatedFrom(t) => {
+                let a = self.arg(Box::new(*t));
+                self.and(&format!("created_at >= {a}"));
+            }
+            InstanceFilter::CreatedUntil(t) => {
+                let a = self.arg(Box::new(*t));
+                self.and(&format!("created_at <= {a}"));
+            }
+            InstanceFilter::FirstKey(k) => {
+                let a = self.arg(Box::new(k.clone()));
+                self.and(&format!(
+                    "(SELECT ik.key_pair_id FROM instance_keys ik \
+                     WHERE ik.instance_id = instances.id ORDER BY ik.position LIMIT 1) = {a}"
+                ));
+            }
+            InstanceFilter::Nothing => self.and("FALSE"),
+        }
+    }
+
     fn filter(&mut self, f: &KeyPairFilter) {
         match f {
             KeyPairFilter::ProjectId(ids) => {
@@ -61,6 +147,8 @@ impl Where {
                 let a = self.texts(fps);
                 self.and(&format!("fingerprint_sha256 = ANY({a})"));
             }
+            KeyPairFilter::FingerprintMd5(fps) => self.within("fingerprint_md5", fps),
+            KeyPairFilter::NameLike(p) => self.like("name", p),
             KeyPairFilter::TagKey(keys) => {
                 let a = self.texts(keys);
                 self.tag(&format!("t->>0 = ANY({a})"));
@@ -107,10 +195,15 @@ pub(crate) async fn query_key_pairs(
     let filter_text = w.text.clone();
     let lim = w.arg(Box::new(i64::try_from(query.limit).unwrap_or(i64::MAX)));
     let off = w.arg(Box::new(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    // Names in byte order, as on SQLite, whatever the database's collation.
+    let order = match query.order {
+        KeyPairOrder::Oldest => "created_at, id",
+        KeyPairOrder::OldestByName => "created_at, name COLLATE \"C\"",
+    };
     let st = c
         .prepare_cached(&format!(
             "SELECT {KEY_COLS} FROM key_pairs WHERE {filter_text} \
-             ORDER BY created_at, id LIMIT {lim} OFFSET {off}"
+             ORDER BY {order} LIMIT {lim} OFFSET {off}"
         ))
         .await?;
     let args = w.refs();
@@ -137,6 +230,63 @@ pub(crate) async fn query_key_pairs(
     };
     fill_associations(c, &mut items).await?;
     Ok(KeyPairPage { total, items })
+}
+
+/// The page of instances `query` asks for, with the total before paging.
+pub(crate) async fn query_instances(
+    c: &impl GenericClient,
+    account_id: &str,
+    namespace: Namespace,
+    query: &InstanceQuery,
+) -> Result<InstancePage, Fail> {
+    let mut w = Where::new(account_id, namespace);
+    if let Some(region) = &query.region {
+        let r = w.arg(Box::new(region.clone()));
+        w.and(&format!("region = {r}"));
+    }
+    if let Some(ids) = &query.ids {
+        w.within("id", ids);
+    }
+    for f in &query.filters {
+        w.instance_filter(f);
+    }
+    let filter_text = w.text.clone();
+    let lim = w.arg(Box::new(i64::try_from(query.limit).unwrap_or(i64::MAX)));
+    let off = w.arg(Box::new(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    let order = match query.order {
+        InstanceOrder::Oldest => "created_at, id",
+        InstanceOrder::Newest => "created_at DESC, id",
+        InstanceOrder::NewestReversed => "created_at DESC, id DESC",
+    };
+    let st = c
+        .prepare_cached(&format!(
+            "SELECT {INSTANCE_COLS} FROM instances WHERE {filter_text} \
+             ORDER BY {order} LIMIT {lim} OFFSET {off}"
+        ))
+        .await?;
+    let args = w.refs();
+    let mut items = c
+        .query(&st, &args)
+        .await?
+        .iter()
+        .map(instance_from_row)
+        .collect::<Result<Vec<Instance>, _>>()?;
+    let total = if query.offset == 0 && items.len() < query.limit {
+        items.len()
+    } else {
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM instances WHERE {filter_text}"
+            ))
+            .await?;
+        let n: i64 = c
+            .query_one(&st, &args[..args.len() - 2])
+            .await?
+            .try_get(0)?;
+        n as usize
+    };
+    fill_keys(c, &mut items).await?;
+    Ok(InstancePage { total, items })
 }
 
 /// Fill each key pair's bound instances, oldest instance first.

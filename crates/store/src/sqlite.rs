@@ -165,6 +165,7 @@ impl Readers {
             conn.busy_timeout(std::time::Duration::from_secs(10))
                 .map_err(backend)?;
             conn.set_prepared_statement_cache_capacity(128);
+            crate::sqlite_query::register_functions(&conn)?;
             idle.push(conn);
         }
         Ok(Readers {
@@ -205,6 +206,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(128);
+        crate::sqlite_query::register_functions(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "FULL")

@@ -8,6 +8,7 @@ use keyplane_core::instance::{
     HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, Operation, OsType,
 };
 use keyplane_core::keypair::Namespace;
+use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
@@ -88,7 +89,7 @@ pub fn kind_from_json(text: &str) -> Option<OpKind> {
     })
 }
 
-const INSTANCE_COLS: &str =
+pub(crate) const INSTANCE_COLS: &str =
     "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
     instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
     desired_generation, applied_generation, latest_operation, latest_operation_state, \
@@ -98,7 +99,7 @@ fn bad(what: &str, v: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, format!("{what}: {v}"), rusqlite::types::Type::Text)
 }
 
-fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
+pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     let text = |i: usize| r.get::<_, String>(i);
     let ns = text(2)?;
     let os = text(7)?;
@@ -139,7 +140,7 @@ fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     })
 }
 
-fn fill_keys(c: &Connection, instances: &mut [Instance]) -> StoreResult<()> {
+pub(crate) fn fill_keys(c: &Connection, instances: &mut [Instance]) -> StoreResult<()> {
     let mut st = c
         .prepare_cached(
             "SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position",
@@ -737,6 +738,17 @@ impl InstanceStore for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn query_instances(
+        &self,
+        account_id: &str,
+        namespace: Namespace,
+        query: &InstanceQuery,
+    ) -> StoreResult<InstancePage> {
+        let (account_id, query) = (account_id.to_string(), query.clone());
+        self.read(move |c| crate::sqlite_query::query_instances(c, &account_id, namespace, &query))
+            .await
     }
 
     async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {

@@ -1,14 +1,49 @@
-//! Pushed-down reads on SQLite: key pairs by ids, names and filters with paging and the total
-//! count in SQL, instances by ids, and the counts and address checks a launch needs. Lists of
-//! values travel as one JSON array parameter (`IN (SELECT value FROM json_each(?))`), so each
-//! query shape has one statement text and stays in the prepared-statement cache.
+//! Pushed-down reads on SQLite: key pairs and instances by ids, names and filters with their
+//! order, paging and the total count in SQL, and the counts and address checks a launch needs.
+//! Lists of values travel as one JSON array parameter (`IN (SELECT value FROM json_each(?))`),
+//! so each query shape has one statement text and stays in the prepared-statement cache.
 
 use crate::sqlite::{backend, key_pair_from_row, KEY_COLS};
+use crate::sqlite_instances::{fill_keys, instance_from_row, INSTANCE_COLS};
+use keyplane_core::instance::Instance;
 use keyplane_core::keypair::{KeyPair, Namespace};
-use keyplane_core::service::{KeyPairFilter, KeyPairPage, KeyPairQuery};
+use keyplane_core::query::{InstanceFilter, InstanceOrder, InstancePage, InstanceQuery};
+use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairPage, KeyPairQuery};
 use keyplane_core::store::StoreResult;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
+
+/// The SQL function giving an instance's UUID from its id ([`keyplane_core::query::instance_uuid`]).
+const UUID_FUNCTION: &str = "keyplane_instance_uuid";
+
+/// Register the functions the queries use on `conn` (every connection, reader or writer).
+pub(crate) fn register_functions(conn: &Connection) -> StoreResult<()> {
+    conn.create_scalar_function(
+        UUID_FUNCTION,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let id: String = ctx.get(0)?;
+            Ok(keyplane_core::query::instance_uuid(&id))
+        },
+    )
+    .map_err(backend)
+}
+
+/// `pattern` (`*`: any run of characters, everything else itself) as a GLOB pattern.
+fn glob_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    for ch in pattern.chars() {
+        match ch {
+            '*' => out.push('*'),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// A WHERE clause and its arguments, numbered as they are added.
 struct Where {
@@ -47,6 +82,65 @@ impl Where {
         self.text.push_str(clause);
     }
 
+    /// `column` matches `pattern` (`*` wildcards): by equality when it has none.
+    fn like(&mut self, column: &str, pattern: &str) {
+        if pattern.contains('*') {
+            let p = self.arg(Value::Text(glob_pattern(pattern)));
+            self.and(&format!("{column} GLOB {p}"));
+        } else {
+            let p = self.arg(Value::Text(pattern.into()));
+            self.and(&format!("{column} = {p}"));
+        }
+    }
+
+    /// `column IN` the list.
+    fn within<T: serde::Serialize>(&mut self, column: &str, values: &[T]) {
+        let l = self.list(values);
+        self.and(&format!("{column} IN {l}"));
+    }
+
+    fn instance_filter(&mut self, f: &InstanceFilter) {
+        match f {
+            InstanceFilter::Id(v) => self.within("id", v),
+            InstanceFilter::Zone(v) => self.within("zone", v),
+            InstanceFilter::Name(v) => self.within("name", v),
+            InstanceFilter::NameContains(v) => {
+                let json = serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+                let a = self.arg(Value::Text(json));
+                self.and(&format!(
+                    "EXISTS (SELECT 1 FROM json_each({a}) WHERE instr(instances.name, value) > 0)"
+                ));
+            }
+            InstanceFilter::DisplayNameLike(p) => {
+                self.like("(CASE WHEN name = '' THEN id ELSE name END)", p)
+            }
+            InstanceFilter::State(v) => {
+                let names: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+                self.within("state", &names)
+            }
+            InstanceFilter::PrivateIp(v) => self.within("private_ip", v),
+            InstanceFilter::InstanceType(v) => self.within("instance_type", v),
+            InstanceFilter::ImageId(v) => self.within("image_id", v),
+            InstanceFilter::Uuid(v) => self.within(&format!("{UUID_FUNCTION}(id)"), v),
+            InstanceFilter::CreatedFrom(t) => {
+                let a = self.arg(Value::Integer(*t));
+                self.and(&format!("created_at >= {a}"));
+            }
+            InstanceFilter::CreatedUntil(t) => {
+                let a = self.arg(Value::Integer(*t));
+                self.and(&format!("created_at <= {a}"));
+            }
+            InstanceFilter::FirstKey(k) => {
+                let a = self.arg(Value::Text(k.clone()));
+                self.and(&format!(
+                    "(SELECT ik.key_pair_id FROM instance_keys ik \
+                     WHERE ik.instance_id = instances.id ORDER BY ik.position LIMIT 1) = {a}"
+                ));
+            }
+            InstanceFilter::Nothing => self.and("0"),
+        }
+    }
+
     /// `EXISTS` a tag of the row whose key (`$[0]`) or value (`$[1]`) passes `cond`.
     fn tag(&mut self, cond: &str) {
         self.and(&format!(
@@ -68,6 +162,8 @@ impl Where {
                 let l = self.list(fps);
                 self.and(&format!("fingerprint_sha256 IN {l}"));
             }
+            KeyPairFilter::FingerprintMd5(fps) => self.within("fingerprint_md5", fps),
+            KeyPairFilter::NameLike(p) => self.like("name", p),
             KeyPairFilter::TagKey(keys) => {
                 let l = self.list(keys);
                 self.tag(&format!("json_extract(t.value, '$[0]') IN {l}"));
@@ -100,17 +196,19 @@ pub(crate) fn query_key_pairs(
     // select a few rows, `+` keeps the account terms and the order off the indexes, so the
     // primary key or the name index finds the rows and a small sort orders them.
     let selective = query.ids.is_some()
-        || query
-            .filters
-            .iter()
-            .any(|f| matches!(f, KeyPairFilter::KeyName(_) | KeyPairFilter::Fingerprint(_)));
+        || query.filters.iter().any(|f| match f {
+            KeyPairFilter::KeyName(_) | KeyPairFilter::Fingerprint(_) => true,
+            KeyPairFilter::NameLike(p) => !p.contains('*'),
+            _ => false,
+        });
     if query.ids.is_some() {
         w.text = "+account_id = ?1 AND +namespace = ?2".into();
     }
-    let order = if selective {
-        "+created_at, +id"
-    } else {
-        "created_at, id"
+    let order = match (query.order, selective) {
+        (KeyPairOrder::Oldest, true) => "+created_at, +id",
+        (KeyPairOrder::Oldest, false) => "created_at, id",
+        (KeyPairOrder::OldestByName, true) => "+created_at, +name",
+        (KeyPairOrder::OldestByName, false) => "created_at, name",
     };
     if let Some(region) = &query.region {
         let r = w.arg(Value::Text(region.clone()));
@@ -153,6 +251,76 @@ pub(crate) fn query_key_pairs(
     };
     fill_associations(c, &mut items)?;
     Ok(KeyPairPage { total, items })
+}
+
+/// The page of instances `query` asks for, with the total before paging.
+pub(crate) fn query_instances(
+    c: &Connection,
+    account_id: &str,
+    namespace: Namespace,
+    query: &InstanceQuery,
+) -> StoreResult<InstancePage> {
+    let mut w = Where::new(account_id, namespace);
+    // Why `+`: as for key pairs, when ids or addresses select a few rows the primary key or
+    // the address index finds them, not the account index (see `query_key_pairs`).
+    let selective = query.ids.is_some()
+        || query
+            .filters
+            .iter()
+            .any(|f| matches!(f, InstanceFilter::Id(_) | InstanceFilter::PrivateIp(_)));
+    if selective {
+        w.text = "+account_id = ?1 AND +namespace = ?2".into();
+    }
+    let order = match (query.order, selective) {
+        (InstanceOrder::Oldest, true) => "+created_at, +id",
+        (InstanceOrder::Oldest, false) => "created_at, id",
+        (InstanceOrder::Newest, true) => "+created_at DESC, +id",
+        (InstanceOrder::Newest, false) => "created_at DESC, id",
+        (InstanceOrder::NewestReversed, true) => "+created_at DESC, +id DESC",
+        (InstanceOrder::NewestReversed, false) => "created_at DESC, id DESC",
+    };
+    if let Some(region) = &query.region {
+        let r = w.arg(Value::Text(region.clone()));
+        w.and(&format!("region = {r}"));
+    }
+    if let Some(ids) = &query.ids {
+        w.within("id", ids);
+    }
+    for f in &query.filters {
+        w.instance_filter(f);
+    }
+    let lim = w.arg(Value::Integer(
+        i64::try_from(query.limit).unwrap_or(i64::MAX),
+    ));
+    let off = w.arg(Value::Integer(
+        i64::try_from(query.offset).unwrap_or(i64::MAX),
+    ));
+    let mut st = c
+        .prepare_cached(&format!(
+            "SELECT {INSTANCE_COLS} FROM instances WHERE {} ORDER BY {order} \
+             LIMIT {lim} OFFSET {off}",
+            w.text
+        ))
+        .map_err(backend)?;
+    let mut items = st
+        .query_map(params_from_iter(w.args.iter()), instance_from_row)
+        .map_err(backend)?
+        .collect::<Result<Vec<Instance>, _>>()
+        .map_err(backend)?;
+    let total = if query.offset == 0 && items.len() < query.limit {
+        items.len()
+    } else {
+        let count_args = &w.args[..w.args.len() - 2];
+        let mut st = c
+            .prepare_cached(&format!("SELECT COUNT(*) FROM instances WHERE {}", w.text))
+            .map_err(backend)?;
+        let n: i64 = st
+            .query_row(params_from_iter(count_args.iter()), |r| r.get(0))
+            .map_err(backend)?;
+        n as usize
+    };
+    fill_keys(c, &mut items)?;
+    Ok(InstancePage { total, items })
 }
 
 /// Fill each key pair's bound instances, oldest instance first.

@@ -43,6 +43,7 @@ pub async fn run(store: Arc<dyn Store>) {
     crate::suite_console::run(store.clone()).await;
     crate::suite_audit::run(&*store).await;
     queries(&*store).await;
+    crate::suite_queries::run(&*store).await;
     crate::sealing_suite::run(store).await;
 }
 
@@ -823,6 +824,7 @@ fn query(ids: Option<&[&KeyPair]>, filters: Vec<KeyPairFilter>) -> KeyPairQuery 
         region: None,
         offset: 0,
         limit: 100,
+        ..KeyPairQuery::default()
     }
 }
 

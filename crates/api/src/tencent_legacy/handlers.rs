@@ -159,6 +159,7 @@ pub async fn describe_key_pairs(
         region: None,
         offset: offset as usize,
         limit: limit as usize,
+        ..KeyPairQuery::default()
     };
     let page = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
     let ips: HashMap<String, String> = ctx

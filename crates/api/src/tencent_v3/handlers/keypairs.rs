@@ -158,6 +158,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         region: None,
         offset: offset as usize,
         limit: limit as usize,
+        ..KeyPairQuery::default()
     };
     let page = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
     let set: Vec<KeyPairOut> = page

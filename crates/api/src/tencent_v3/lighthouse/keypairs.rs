@@ -110,6 +110,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         region: None,
         offset: 0,
         limit: usize::MAX,
+        ..KeyPairQuery::default()
     };
     let all = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
     let mut matching = Vec::new();
