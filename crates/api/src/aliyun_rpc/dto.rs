@@ -295,24 +295,7 @@ pub fn status_name(state: InstanceState) -> &'static str {
 }
 
 /// Whether `name` matches `pattern`, where `*` matches any run of characters.
-pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || !name.ends_with(last) || name.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use keyplane_core::query::wildcard_match;
 
 fn tags_out(tags: &[(String, String)]) -> Value {
     let list: Vec<Value> = tags

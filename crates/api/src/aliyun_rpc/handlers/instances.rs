@@ -2,14 +2,18 @@
 //! DeleteInstance. The lifecycle calls record one durable operation that a worker carries out;
 //! on ECS a start or reboot is also what makes attached or detached key pairs take effect.
 
-use super::{decode_params, json_list, page, regional_key_pairs, Ctx, NS};
+use super::{decode_params, json_list, page, Ctx, NS};
 use crate::aliyun_rpc::dto::{
-    instance_out, status_name, wildcard_match, DescribeInstancesRequest, InstanceRequest,
+    instance_out, status_name, DescribeInstancesRequest, InstanceRequest,
 };
 use crate::aliyun_rpc::error::{AliError, EcsRefusal};
 use keyplane_core::instance::{Instance, InstanceState, OpKind};
+use keyplane_core::keypair::KeyPair;
+use keyplane_core::query::{InstanceFilter, InstanceQuery};
+use keyplane_core::service::{KeyPairFilter, KeyPairQuery};
 use keyplane_core::DomainError;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// At most this many ids in DescribeInstances.
 const MAX_DESCRIBE_IDS: usize = 100;
@@ -50,49 +54,106 @@ pub async fn describe(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Valu
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
-    let keys = regional_key_pairs(ctx, &req.region_id).await?;
-    let key_name = |inst: &Instance| {
-        inst.key_ids
-            .first()
-            .and_then(|id| keys.iter().find(|k| &k.id == id))
-            .map(|k| k.name.clone())
-            .unwrap_or_default()
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let mut filters = Vec::new();
+    if let Some(ips) = ips {
+        filters.push(InstanceFilter::PrivateIp(ips));
+    }
+    if let Some(p) = given(&req.instance_name) {
+        filters.push(InstanceFilter::DisplayNameLike(p));
+    }
+    if let Some(s) = given(&req.status) {
+        filters.push(InstanceFilter::State(states_named(&s)));
+    }
+    if let Some(zone) = given(&req.zone_id) {
+        filters.push(InstanceFilter::Zone(vec![zone]));
+    }
+    if let Some(image) = given(&req.image_id) {
+        filters.push(InstanceFilter::ImageId(vec![image]));
+    }
+    if let Some(t) = given(&req.instance_type) {
+        filters.push(InstanceFilter::InstanceType(vec![t]));
+    }
+    if let Some(name) = given(&req.key_pair_name) {
+        // The instances whose (first) key pair is the one of that name in the region.
+        filters.push(match key_pair_named(ctx, &req.region_id, &name).await? {
+            Some(kp) => InstanceFilter::FirstKey(kp.id),
+            None => InstanceFilter::Nothing,
+        });
+    }
+    let query = InstanceQuery {
+        ids,
+        region: Some(req.region_id.clone()),
+        filters,
+        offset,
+        limit,
+        ..InstanceQuery::default()
     };
-    let eq = |want: &Option<String>, have: &str| {
-        want.as_deref().is_none_or(|w| w.is_empty() || w == have)
-    };
-    let matching: Vec<Instance> = ctx
-        .core
-        .list_instances(ctx.account, NS)
-        .await?
-        .into_iter()
-        .filter(|i| i.region == req.region_id)
-        .filter(|i| ids.as_ref().is_none_or(|ids| ids.contains(&i.id)))
-        .filter(|i| ips.as_ref().is_none_or(|ips| ips.contains(&i.private_ip)))
-        .filter(|i| {
-            let shown = if i.name.is_empty() { &i.id } else { &i.name };
-            req.instance_name
-                .as_deref()
-                .is_none_or(|p| p.is_empty() || wildcard_match(p, shown))
-        })
-        .filter(|i| eq(&req.status, status_name(i.state)))
-        .filter(|i| eq(&req.zone_id, &i.zone))
-        .filter(|i| eq(&req.image_id, &i.image_id))
-        .filter(|i| eq(&req.instance_type, &i.instance_type))
-        .filter(|i| eq(&req.key_pair_name, &key_name(i)))
-        .collect();
-    let list: Vec<Value> = matching
+    let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
+    let names = key_names(ctx, &req.region_id, &found.items).await?;
+    let list: Vec<Value> = found
+        .items
         .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|i| instance_out(i, &key_name(i)))
+        .map(|i| {
+            let first = i.key_ids.first().and_then(|id| names.get(id));
+            instance_out(i, first.map_or("", String::as_str))
+        })
         .collect();
     Ok(json!({
-        "TotalCount": matching.len(),
+        "TotalCount": found.total,
         "PageNumber": number,
         "PageSize": size,
         "Instances": { "Instance": list },
     }))
+}
+
+/// The states ECS shows as `status`.
+fn states_named(status: &str) -> Vec<InstanceState> {
+    InstanceState::ALL
+        .into_iter()
+        .filter(|s| status_name(*s) == status)
+        .collect()
+}
+
+/// The key pair named `name` in `region`, if there is one.
+async fn key_pair_named(
+    ctx: &Ctx<'_>,
+    region: &str,
+    name: &str,
+) -> Result<Option<KeyPair>, AliError> {
+    let query = KeyPairQuery {
+        region: Some(region.to_string()),
+        filters: vec![KeyPairFilter::KeyName(vec![name.to_string()])],
+        limit: 1,
+        ..KeyPairQuery::default()
+    };
+    let page = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
+    Ok(page.items.into_iter().next())
+}
+
+/// The names of the region's key pairs that are the first of `instances`, by id.
+async fn key_names(
+    ctx: &Ctx<'_>,
+    region: &str,
+    instances: &[Instance],
+) -> Result<HashMap<String, String>, AliError> {
+    let mut ids: Vec<String> = instances
+        .iter()
+        .filter_map(|i| i.key_ids.first().cloned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let query = KeyPairQuery {
+        limit: ids.len(),
+        ids: Some(ids),
+        region: Some(region.to_string()),
+        ..KeyPairQuery::default()
+    };
+    let page = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
+    Ok(page.items.into_iter().map(|k| (k.id, k.name)).collect())
 }
 
 /// Record `kind` on the instance when it is in one of the `from` states and has no operation in

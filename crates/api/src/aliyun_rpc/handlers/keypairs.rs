@@ -3,12 +3,11 @@
 
 use super::{decode_params, json_list, page, regional_key_pairs, tags, Ctx, NS};
 use crate::aliyun_rpc::dto::{
-    fingerprint, key_pair_out, wildcard_match, DeleteKeyPairsRequest, DescribeKeyPairsRequest,
-    NewKeyPairRequest,
+    fingerprint, key_pair_out, DeleteKeyPairsRequest, DescribeKeyPairsRequest, NewKeyPairRequest,
 };
 use crate::aliyun_rpc::error::{AliError, EcsRefusal};
 use base64::Engine;
-use keyplane_core::service::NewKeyPair;
+use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairPage, KeyPairQuery, NewKeyPair};
 use serde_json::{json, Value};
 
 /// At most this many names in one DeleteKeyPairs.
@@ -62,8 +61,9 @@ pub async fn import(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     }))
 }
 
-fn same_fingerprint(given: &str, md5_hex: &str) -> bool {
-    given.replace(':', "").eq_ignore_ascii_case(md5_hex)
+/// A fingerprint as given (colons and case do not count) in the form stored: lower-case hex.
+fn stored_md5(given: &str) -> String {
+    given.replace(':', "").to_ascii_lowercase()
 }
 
 /// DescribeKeyPairs: `KeyPairName` with `*` wildcards, `KeyPairFingerPrint`, `Tag.N` (all
@@ -72,44 +72,57 @@ pub async fn describe(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Valu
     let req: DescribeKeyPairsRequest = decode_params(params)?;
     let (offset, limit, number, size) = page(req.page_number, req.page_size, MAX_PAGE)?;
     tags(&req.tag)?;
+    let mut filters = Vec::new();
+    if let Some(p) = req.key_pair_name.clone().filter(|p| !p.is_empty()) {
+        filters.push(KeyPairFilter::NameLike(p));
+    }
+    if let Some(f) = req
+        .key_pair_finger_print
+        .as_deref()
+        .filter(|f| !f.is_empty())
+    {
+        filters.push(KeyPairFilter::FingerprintMd5(vec![stored_md5(f)]));
+    }
     // A tag filter without a value matches the key alone.
-    let wanted: Vec<(String, Option<String>)> = req
-        .tag
-        .iter()
-        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone()))
-        .collect();
+    for t in &req.tag {
+        let key = t.key.clone().unwrap_or_default();
+        filters.push(match &t.value {
+            Some(v) => KeyPairFilter::Tag {
+                key,
+                values: vec![v.clone()],
+            },
+            None => KeyPairFilter::TagKey(vec![key]),
+        });
+    }
     let include = req.include_public_key.unwrap_or(false);
-    let matching: Vec<_> = regional_key_pairs(ctx, &req.region_id)
-        .await?
-        .into_iter()
-        .filter(|k| {
-            req.key_pair_name
-                .as_deref()
-                .is_none_or(|p| p.is_empty() || wildcard_match(p, &k.name))
-        })
-        .filter(|k| {
-            req.key_pair_finger_print
-                .as_deref()
-                .is_none_or(|f| f.is_empty() || same_fingerprint(f, &k.fingerprint_md5))
-        })
-        .filter(|k| {
-            wanted.iter().all(|(key, value)| {
-                k.tags
-                    .iter()
-                    .any(|(tk, tv)| tk == key && value.as_ref().is_none_or(|v| v == tv))
-            })
-        })
-        // Nothing here belongs to a resource group.
-        .filter(|_| req.resource_group_id.as_deref().is_none_or(str::is_empty))
-        .collect();
-    let list: Vec<Value> = matching
+    // Nothing here belongs to a resource group.
+    let found = if req
+        .resource_group_id
+        .as_deref()
+        .is_some_and(|g| !g.is_empty())
+    {
+        KeyPairPage {
+            total: 0,
+            items: Vec::new(),
+        }
+    } else {
+        let query = KeyPairQuery {
+            region: Some(req.region_id.clone()),
+            filters,
+            offset,
+            limit,
+            order: KeyPairOrder::OldestByName,
+            ..KeyPairQuery::default()
+        };
+        ctx.core.describe_key_pairs(ctx.account, NS, &query).await?
+    };
+    let list: Vec<Value> = found
+        .items
         .iter()
-        .skip(offset)
-        .take(limit)
         .map(|k| key_pair_out(k, include))
         .collect();
     Ok(json!({
-        "TotalCount": matching.len(),
+        "TotalCount": found.total,
         "PageNumber": number,
         "PageSize": size,
         "KeyPairs": { "KeyPair": list },
@@ -222,7 +235,8 @@ mod tests {
 
     #[test]
     fn fingerprints_compare_with_or_without_colons() {
-        assert!(same_fingerprint("89:F0:ba", "89f0ba"));
-        assert!(!same_fingerprint("89:f0:bb", "89f0ba"));
+        assert_eq!(stored_md5("89:F0:ba"), "89f0ba");
+        assert_eq!(stored_md5("89f0BA"), "89f0ba");
+        assert_ne!(stored_md5("89:f0:bb"), "89f0ba");
     }
 }

@@ -4,7 +4,6 @@ use super::{iso8601, Filter, Tag};
 use crate::common::params::{lenient_bool, lenient_i64};
 use keyplane_core::instance::{Image, Instance, InstanceState, OsType};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// DescribeImages request.
 #[derive(Debug, Deserialize)]
@@ -359,15 +358,8 @@ pub struct InstanceOut {
     pub partition_number: i64,
 }
 
-/// A stable UUID for an instance, derived from its id.
-pub fn instance_uuid(id: &str) -> String {
-    let digest = Sha256::digest(format!("keyplane-instance-uuid:{id}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
+/// A stable UUID for an instance, derived from its id (the one the `uuid` filter matches).
+pub use keyplane_core::query::instance_uuid;
 
 impl InstanceOut {
     /// The wire form of an instance.
@@ -477,6 +469,20 @@ mod tests {
         let a = instance_uuid("ins-abcdefgh");
         assert_eq!(a, instance_uuid("ins-abcdefgh"));
         assert_ne!(a, instance_uuid("ins-abcdefgi"));
-        assert!(uuid::Uuid::parse_str(&a).is_ok());
+        let parsed = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.to_string(), a);
+        assert_eq!(parsed.get_version(), Some(uuid::Version::Random));
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        // The same value as the uuid crate makes of the same bytes.
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(b"keyplane-instance-uuid:ins-abcdefgh");
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        assert_eq!(
+            uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .to_string(),
+            a
+        );
     }
 }

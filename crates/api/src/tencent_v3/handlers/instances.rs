@@ -8,6 +8,7 @@ use crate::tencent_v3::dto::*;
 use crate::tencent_v3::error::TcError;
 use keyplane_core::instance::{Instance, InstanceState, OpKind};
 use keyplane_core::keypair::Namespace;
+use keyplane_core::query::{InstanceFilter, InstanceQuery};
 use keyplane_core::DomainError;
 use serde_json::{json, Value};
 
@@ -49,37 +50,41 @@ fn parse_time(param: &str, v: &str) -> Result<i64, TcError> {
         })
 }
 
-/// Whether `inst` passes `f`; unknown filter names are refused.
-fn matches(f: &Filter, inst: &Instance) -> Result<bool, TcError> {
-    let any = |s: &str| f.values.iter().any(|v| v == s);
+/// `f` as the store's filter; unknown filter names and malformed values are refused.
+fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, TcError> {
+    let values = || f.values.clone();
+    let times = |param: &str| -> Result<Vec<i64>, TcError> {
+        f.values.iter().map(|v| parse_time(param, v)).collect()
+    };
+    // Constant filters: every instance here has these values, or none has.
+    let all_or_none = |holds: bool| (!holds).then_some(InstanceFilter::Nothing);
     Ok(match f.name.as_str() {
-        "zone" => any(&inst.zone),
+        "zone" => Some(InstanceFilter::Zone(values())),
         "project-id" => {
             for v in &f.values {
                 v.parse::<i64>()
                     .map_err(|_| invalid("project-id", format!("`{v}` is not an integer")))?;
             }
-            any("0")
+            all_or_none(f.values.iter().any(|v| v == "0"))
         }
-        "instance-id" => any(&inst.id),
-        "uuid" => any(&instance_uuid(&inst.id)),
-        "instance-name" => f.values.iter().any(|v| inst.name.contains(v.as_str())),
-        "instance-charge-type" => any("POSTPAID_BY_HOUR"),
-        "instance-state" => any(inst.state.as_str()),
-        "private-ip-address" => any(&inst.private_ip),
+        "instance-id" => Some(InstanceFilter::Id(values())),
+        "uuid" => Some(InstanceFilter::Uuid(values())),
+        "instance-name" => Some(InstanceFilter::NameContains(values())),
+        "instance-charge-type" => all_or_none(f.values.iter().any(|v| v == "POSTPAID_BY_HOUR")),
+        "instance-state" => Some(InstanceFilter::State(
+            f.values
+                .iter()
+                .filter_map(|v| InstanceState::parse(v))
+                .collect(),
+        )),
+        "private-ip-address" => Some(InstanceFilter::PrivateIp(values())),
         "creation-start-time" => {
-            let mut ok = false;
-            for v in &f.values {
-                ok |= inst.created_at >= parse_time("creation-start-time", v)?;
-            }
-            ok
+            let earliest = times("creation-start-time")?.into_iter().min();
+            earliest.map(InstanceFilter::CreatedFrom)
         }
         "creation-end-time" => {
-            let mut ok = false;
-            for v in &f.values {
-                ok |= inst.created_at <= parse_time("creation-end-time", v)?;
-            }
-            ok
+            let latest = times("creation-end-time")?.into_iter().max();
+            latest.map(InstanceFilter::CreatedUntil)
         }
         // Documented, but nothing here has public or IPv6 addresses, dedicated hosts or
         // clusters, VPCs, security groups or tags.
@@ -91,8 +96,8 @@ fn matches(f: &Filter, inst: &Instance) -> Result<bool, TcError> {
         | "subnet-id"
         | "security-group-id"
         | "tag-key"
-        | "tag-value" => false,
-        name if name.starts_with("tag:") && name.len() > 4 => false,
+        | "tag-value" => Some(InstanceFilter::Nothing),
+        name if name.starts_with("tag:") && name.len() > 4 => Some(InstanceFilter::Nothing),
         name => {
             return Err(TcError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
@@ -119,24 +124,25 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let filters = filters.unwrap_or_default();
     check_filters(&filters)?;
     let (offset, limit) = page(req.offset, req.limit)?;
-    let mut matching = Vec::new();
-    for inst in selected(ctx, ids.as_deref()).await? {
-        let mut keep = true;
-        for f in &filters {
-            keep &= matches(f, &inst)?;
-        }
-        if keep {
-            matching.push(inst);
-        }
+    let mut pushed = Vec::with_capacity(filters.len());
+    for f in &filters {
+        pushed.extend(filter_of(f)?);
     }
-    let total = matching.len();
-    let set: Vec<InstanceOut> = matching
+    let query = InstanceQuery {
+        ids,
+        region: Some(ctx.region.to_string()),
+        filters: pushed,
+        offset,
+        limit,
+        ..InstanceQuery::default()
+    };
+    let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
+    let set: Vec<InstanceOut> = found
+        .items
         .into_iter()
-        .skip(offset)
-        .take(limit)
         .map(InstanceOut::from_domain)
         .collect();
-    Ok(json!({ "TotalCount": total, "InstanceSet": set }))
+    Ok(json!({ "TotalCount": found.total, "InstanceSet": set }))
 }
 
 /// DescribeInstancesStatus.

@@ -10,22 +10,28 @@ use crate::common::params::decode;
 use crate::tencent_v3::dto::Filter;
 use crate::tencent_v3::error::TcError;
 use crate::tencent_v3::handlers::{invalid, page};
-use keyplane_core::instance::{Instance, InstanceState, OpKind};
+use keyplane_core::instance::{InstanceState, OpKind};
+use keyplane_core::query::{InstanceFilter, InstanceOrder, InstanceQuery};
 use keyplane_core::DomainError;
 use serde_json::{json, Value};
 
-/// Whether `inst` passes `f`; unknown filter names are refused.
-fn matches(f: &Filter, inst: &Instance) -> Result<bool, TcError> {
-    let any = |s: &str| f.values.iter().any(|v| v == s);
+/// `f` as the store's filter; unknown filter names are refused.
+fn filter_of(f: &Filter) -> Result<InstanceFilter, TcError> {
+    let values = || f.values.clone();
     Ok(match f.name.as_str() {
-        "instance-name" => any(&inst.name),
-        "private-ip-address" => any(&inst.private_ip),
-        "zone" => any(&inst.zone),
-        "instance-state" => any(inst.state.as_str()),
-        "bundle-id" => any(&inst.instance_type),
+        "instance-name" => InstanceFilter::Name(values()),
+        "private-ip-address" => InstanceFilter::PrivateIp(values()),
+        "zone" => InstanceFilter::Zone(values()),
+        "instance-state" => InstanceFilter::State(
+            f.values
+                .iter()
+                .filter_map(|v| InstanceState::parse(v))
+                .collect(),
+        ),
+        "bundle-id" => InstanceFilter::InstanceType(values()),
         // Documented, but sandbox instances have no public address and carry no tags.
-        "public-ip-address" | "tag-key" | "tag-value" => false,
-        name if name.starts_with("tag:") && name.len() > 4 => false,
+        "public-ip-address" | "tag-key" | "tag-value" => InstanceFilter::Nothing,
+        name if name.starts_with("tag:") && name.len() > 4 => InstanceFilter::Nothing,
         name => {
             return Err(TcError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
@@ -34,8 +40,8 @@ fn matches(f: &Filter, inst: &Instance) -> Result<bool, TcError> {
     })
 }
 
-/// Sort as documented: without OrderField, newest first; with `EXPIRED_TIME`, by expiry.
-fn sort(list: &mut [Instance], field: Option<&str>, order: Option<&str>) -> Result<(), TcError> {
+/// The order as documented: without OrderField, newest first; with `EXPIRED_TIME`, by expiry.
+fn order(field: Option<&str>, order: Option<&str>) -> Result<InstanceOrder, TcError> {
     let descending = match order {
         None | Some("ASC") => false,
         Some("DESC") => true,
@@ -48,19 +54,11 @@ fn sort(list: &mut [Instance], field: Option<&str>, order: Option<&str>) -> Resu
     };
     match field {
         None if order.is_some() => Err(LighthouseRefusal::OrderFieldRequired.into()),
-        None => {
-            list.sort_by_key(|i| std::cmp::Reverse(i.created_at));
-            Ok(())
-        }
+        None => Ok(InstanceOrder::Newest),
         // Why: no expiry is kept (nothing is billed); instances bought for the same period
         // expire in the order they were created, so that is the order used.
-        Some("EXPIRED_TIME") => {
-            list.sort_by_key(|i| i.created_at);
-            if descending {
-                list.reverse();
-            }
-            Ok(())
-        }
+        Some("EXPIRED_TIME") if descending => Ok(InstanceOrder::NewestReversed),
+        Some("EXPIRED_TIME") => Ok(InstanceOrder::Oldest),
         Some(other) => Err(invalid(
             "OrderField",
             format!("`{other}` is not EXPIRED_TIME"),
@@ -83,32 +81,22 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let filters = filters.unwrap_or_default();
     check_filters(&filters, 100)?;
     let (offset, limit) = page(req.offset, req.limit)?;
-    let mut matching = Vec::new();
-    for inst in ctx.core.list_instances(ctx.account, NS).await? {
-        if inst.region != ctx.region() {
-            continue;
-        }
-        let mut keep = ids.as_ref().is_none_or(|ids| ids.contains(&inst.id));
-        for f in &filters {
-            keep &= matches(f, &inst)?;
-        }
-        if keep {
-            matching.push(inst);
-        }
-    }
-    sort(
-        &mut matching,
-        req.order_field.as_deref(),
-        req.order.as_deref(),
-    )?;
-    let total = matching.len();
-    let set: Vec<InstanceOut> = matching
+    let filters = filters.iter().map(filter_of).collect::<Result<_, _>>()?;
+    let query = InstanceQuery {
+        ids,
+        region: Some(ctx.region().to_string()),
+        filters,
+        order: order(req.order_field.as_deref(), req.order.as_deref())?,
+        offset,
+        limit,
+    };
+    let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
+    let set: Vec<InstanceOut> = found
+        .items
         .into_iter()
-        .skip(offset)
-        .take(limit)
         .map(InstanceOut::from_domain)
         .collect();
-    Ok(json!({ "TotalCount": total, "InstanceSet": set }))
+    Ok(json!({ "TotalCount": found.total, "InstanceSet": set }))
 }
 
 /// Record `kind` on every instance, all or none. Checks, in order: the instance exists in the
