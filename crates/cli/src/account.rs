@@ -42,6 +42,15 @@ pub enum AccountCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Give an account new credentials (SecretId/SecretKey and AccessKeyId/AccessKeySecret)
+    /// and print them as JSON. The old ones stop working: when the command returns, every
+    /// server on this database refuses them.
+    Rotate {
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
     /// Print an account's credentials as JSON.
     Credentials {
         /// Account name.
@@ -99,6 +108,14 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
                                "secret_id": a.secret_id, "access_key_id": a.access_key_id})
                     );
                 }
+            }
+            AccountCommand::Rotate { name, data } => {
+                let core = open(data).await?;
+                let a = core
+                    .rotate_credentials(&name)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("{}", credentials_json(&a));
             }
             AccountCommand::Credentials { name, data } => {
                 let core = open(data).await?;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod binding;
 pub mod compute;
 pub mod console;
+pub mod credentials;
 pub mod error;
 pub mod ids;
 pub mod instance;

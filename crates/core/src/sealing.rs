@@ -2,7 +2,7 @@
 //! database.
 //!
 //! Who does what: core seals a secret before it goes to the store and opens it after it comes
-//! back ([`Core::account_by_secret_id`] and its siblings); the store keeps the sealed text as
+//! back ([`Core::account_by_name`], [`Core::account_by_secret_id`] and its siblings); the store keeps the sealed text as
 //! an opaque string and knows nothing of keys. The sealed form is self-describing:
 //! `v1:` + base64(12-byte random nonce ‖ ciphertext ‖ 16-byte tag), and the associated data
 //! binds it to its account, its credential id and its field, so a sealed value copied to
@@ -195,7 +195,8 @@ impl Core {
         self.master_key()
     }
 
-    fn opened(&self, stored: Option<Account>) -> Result<Option<Account>, DomainError> {
+    /// `stored` with its secrets opened.
+    pub(crate) fn opened(&self, stored: Option<Account>) -> Result<Option<Account>, DomainError> {
         stored
             .map(|a| {
                 let name = a.name.clone();
@@ -209,24 +210,6 @@ impl Core {
     /// Store `account` (its secrets sealed). Errors as [`Core::create_account`].
     pub async fn add_account(&self, account: &Account) -> Result<(), DomainError> {
         self.insert_sealed(account).await
-    }
-
-    /// The account holding Tencent SecretId `secret_id`, secrets opened.
-    pub async fn account_by_secret_id(
-        &self,
-        secret_id: &str,
-    ) -> Result<Option<Account>, DomainError> {
-        let stored = self.store().account_by_secret_id(secret_id).await;
-        self.opened(stored.map_err(DomainError::internal)?)
-    }
-
-    /// The account holding Alibaba AccessKeyId `access_key_id`, secrets opened.
-    pub async fn account_by_access_key_id(
-        &self,
-        access_key_id: &str,
-    ) -> Result<Option<Account>, DomainError> {
-        let stored = self.store().account_by_access_key_id(access_key_id).await;
-        self.opened(stored.map_err(DomainError::internal)?)
     }
 
     /// The account named `name`, secrets opened.

@@ -143,6 +143,7 @@ pub struct Core {
     metrics: Arc<crate::metrics::Metrics>,
     agent_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     audit: bool,
+    credentials: Arc<crate::credentials::CredentialCache>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -166,6 +167,7 @@ impl Core {
             metrics,
             agent_seen: Arc::default(),
             audit: true,
+            credentials: Arc::default(),
         }
     }
 
@@ -177,6 +179,11 @@ impl Core {
 
     pub(crate) fn audit_enabled(&self) -> bool {
         self.audit
+    }
+
+    /// The opened accounts this node looked up (see [`crate::credentials`]).
+    pub(crate) fn credential_cache(&self) -> &crate::credentials::CredentialCache {
+        &self.credentials
     }
 
     /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).
@@ -210,6 +217,8 @@ impl Core {
     /// The same service, sealing and opening account secrets with `key`.
     pub fn with_master_key(mut self, key: crate::sealing::MasterKey) -> Core {
         self.master_key = Arc::new(key);
+        // Accounts opened with another key are not this service's to answer.
+        self.credentials = Arc::default();
         self
     }
 

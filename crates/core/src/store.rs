@@ -103,8 +103,20 @@ pub trait Store: InstanceStore + ConsoleStore + AuditStore + Send + Sync + 'stat
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
     /// Replace account secrets in one transaction, each only where the row still holds the
     /// old values; leaves no copy of the old values in the database files it controls.
-    /// Returns how many accounts were changed.
+    /// Returns how many accounts were changed. When any was, the credentials generation
+    /// increases in the same transaction.
     async fn replace_account_secrets(&self, updates: &[SecretUpdate]) -> StoreResult<usize>;
+    /// Give the account with `account.id` the credentials of `account` (both ids and both
+    /// sealed secrets; nothing else changes), and increase the credentials generation, in one
+    /// transaction; leaves no copy of the old secrets in the database files it controls.
+    /// `NotFound` when there is no such account, `Conflict(Id)` when another account holds
+    /// one of the new ids.
+    async fn replace_account_credentials(&self, account: &Account) -> StoreResult<()>;
+    /// The credentials generation: a store-wide counter that increases with every change of
+    /// an account's credentials ([`Store::replace_account_secrets`],
+    /// [`Store::replace_account_credentials`]), in the change's own transaction; 0 before the
+    /// first. A read sees every change committed before it began.
+    async fn credentials_generation(&self) -> StoreResult<i64>;
 
     /// Insert a key pair, atomically checking the rules a concurrent insert could break, in
     /// this order, each an indexed query inside the insert's transaction:

@@ -4,7 +4,8 @@
 //! - [`postgres::PostgresStore`]: PostgreSQL, for several API nodes sharing one database.
 //!
 //! [`suite`] is the one scenario suite every back end must pass ([`sealing_suite`] is its
-//! last part).
+//! last part); [`suite_credentials::two_nodes`] runs two domain services on two handles of
+//! one database.
 #![forbid(unsafe_code)]
 
 mod audit_sql;
@@ -25,6 +26,7 @@ pub mod suite;
 mod suite_attributes;
 mod suite_audit;
 mod suite_console;
+pub mod suite_credentials;
 mod suite_queries;
 
 #[cfg(test)]

@@ -333,6 +333,18 @@ impl PostgresStore {
     }
 }
 
+/// Increase the credentials generation, inside the transaction of the change (the row lock
+/// orders concurrent changes).
+async fn bump_credentials_generation(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO settings (name, value) VALUES ($1, '1') ON CONFLICT (name) \
+         DO UPDATE SET value = (settings.value::bigint + 1)::text",
+        &[&crate::sqlite::CREDENTIALS_GENERATION],
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn report_latency(&self, sink: std::sync::Arc<dyn LatencySink>) {
@@ -414,8 +426,59 @@ impl Store for PostgresStore {
                     )
                     .await? as usize;
             }
+            if changed > 0 {
+                bump_credentials_generation(&tx).await?;
+            }
             changed
         })
+    }
+
+    async fn replace_account_credentials(&self, a: &Account) -> StoreResult<()> {
+        in_transaction!(self, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE accounts SET secret_id = $1, secret_key = $2, access_key_id = $3, \
+                     access_key_secret = $4 WHERE id = $5",
+                    &[
+                        &a.secret_id,
+                        &a.secret_key.expose(),
+                        &a.access_key_id,
+                        &a.access_key_secret.expose(),
+                        &a.id,
+                    ],
+                )
+                .await
+                .map_err(|e| conflict_or(e, |_| Conflict::Id))?;
+            if n == 0 {
+                return Err(Fail::Store(StoreError::NotFound(a.id.clone())));
+            }
+            bump_credentials_generation(&tx).await?;
+        })
+    }
+
+    async fn credentials_generation(&self) -> StoreResult<i64> {
+        async {
+            let _timer = self
+                .latency
+                .timer("postgres", keyplane_core::store::CallKind::Read);
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached("SELECT value FROM settings WHERE name = $1")
+                .await?;
+            match client
+                .query_opt(&st, &[&crate::sqlite::CREDENTIALS_GENERATION])
+                .await?
+            {
+                Some(row) => {
+                    let v: String = row.try_get(0)?;
+                    v.parse::<i64>()
+                        .map_err(|_| corrupt("credentials generation", &v))
+                }
+                None => Ok(0),
+            }
+        }
+        .await
+        .map_err(Fail::into_store)
     }
 
     async fn insert_key_pair(

@@ -69,6 +69,15 @@ async fn suite_on_postgres() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_two_nodes() {
+    with_schema("credentials_on_two_nodes", |config| async move {
+        let (a, b) = (node(&config).await, node(&config).await);
+        crate::suite_credentials::two_nodes(a, b).await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_starting_together_migrate_once() {
     with_schema(

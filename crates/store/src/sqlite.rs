@@ -371,6 +371,27 @@ fn insert_checks(tx: &Connection, kp: &KeyPair, quota: usize) -> StoreResult<()>
     Ok(())
 }
 
+/// The setting that holds the credentials generation (see [`Store::credentials_generation`]).
+pub(crate) const CREDENTIALS_GENERATION: &str = "credentials_generation";
+
+/// Increase the credentials generation, inside the transaction of the change.
+fn bump_credentials_generation(tx: &Connection) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO settings (name, value) VALUES (?1, '1') ON CONFLICT (name) \
+         DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        params![CREDENTIALS_GENERATION],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// After secrets were replaced: their old pages are zeroed (secure_delete) in the database
+/// file; move them out of the write-ahead log too and empty it.
+fn forget_old_secrets(c: &Connection) -> StoreResult<()> {
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(backend)
+}
+
 fn account_where(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE {column} = ?1");
     conn.prepare_cached(&sql)
@@ -463,12 +484,55 @@ impl Store for SqliteStore {
                     )
                     .map_err(backend)?;
             }
+            if changed > 0 {
+                bump_credentials_generation(&tx)?;
+            }
             tx.commit().map_err(backend)?;
-            // The old values' pages are zeroed (secure_delete) in the database file; move
-            // them out of the write-ahead log too and empty it.
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(backend)?;
+            forget_old_secrets(c)?;
             Ok(changed)
+        })
+        .await
+    }
+
+    async fn replace_account_credentials(&self, a: &Account) -> StoreResult<()> {
+        let a = a.clone();
+        self.with_solo(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let n = tx
+                .execute(
+                    "UPDATE accounts SET secret_id = ?1, secret_key = ?2, access_key_id = ?3, \
+                     access_key_secret = ?4 WHERE id = ?5",
+                    params![
+                        a.secret_id,
+                        a.secret_key.expose(),
+                        a.access_key_id,
+                        a.access_key_secret.expose(),
+                        a.id
+                    ],
+                )
+                .map_err(|e| match is_unique_violation(&e) {
+                    Some(_) => StoreError::Conflict(Conflict::Id),
+                    None => backend(e),
+                })?;
+            if n == 0 {
+                return Err(StoreError::NotFound(a.id.clone()));
+            }
+            bump_credentials_generation(&tx)?;
+            tx.commit().map_err(backend)?;
+            forget_old_secrets(c)
+        })
+        .await
+    }
+
+    async fn credentials_generation(&self) -> StoreResult<i64> {
+        self.read(|c| {
+            let value: Option<String> = c
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+                .map_err(backend)?
+                .query_row(params![CREDENTIALS_GENERATION], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            value.map_or(Ok(0), |v| v.parse().map_err(backend))
         })
         .await
     }
@@ -696,6 +760,17 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
         assert!(store.readers.is_some());
         crate::suite::run(Arc::new(store)).await;
+    }
+
+    /// Two handles on one file, as a server and `keyplane account` are: a rotated credential
+    /// is refused by both at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn credentials_on_two_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let a = Arc::new(SqliteStore::open(&path).unwrap());
+        let b = Arc::new(SqliteStore::open(&path).unwrap());
+        crate::suite_credentials::two_nodes(a, b).await;
     }
 
     /// Concurrent writes share group transactions; one that fails rolls back alone.

@@ -44,6 +44,7 @@ pub async fn run(store: Arc<dyn Store>) {
     crate::suite_audit::run(&*store).await;
     queries(&*store).await;
     crate::suite_queries::run(&*store).await;
+    crate::suite_credentials::run(&*store).await;
     crate::sealing_suite::run(store).await;
 }
 
