@@ -1,7 +1,8 @@
 //! Credentials changed while servers run: two API nodes on one database file (as `keyplane
 //! serve` twice), and an admin service on a third handle (as `keyplane account rotate`). A
 //! rotated credential is refused by both nodes as soon as the rotation returns, on the TC3, v1
-//! and ECS signatures, and the new one works at once.
+//! and ECS signatures, and the new one works at once; a signed request served by one node is
+//! refused by the other.
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
@@ -174,5 +175,31 @@ async fn a_rotated_credential_stops_working_on_every_node_at_once() {
         )
         .await;
         check(app, &newer, None, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_is_served_once_by_either_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyplane.db");
+    let key = MasterKey::generate();
+    let clock = TestClock::at(NOW);
+    let admin = Core::new(Arc::new(SqliteStore::open(&path).unwrap()), clock.clone())
+        .with_master_key(key.clone());
+    let a = admin.create_account("replays", false).await.unwrap();
+    let (first, second) = (
+        node(&path, &key, clock.clone()).await,
+        node(&path, &key, clock.clone()).await,
+    );
+    let nonce = NONCE.fetch_add(1, Ordering::SeqCst);
+    let (body, code) = send(&first, v1(&a, nonce)).await;
+    assert_eq!(code, None, "{body}");
+    for app in [&first, &second, &first] {
+        let (body, code) = send(app, v1(&a, nonce)).await;
+        assert_eq!(
+            code.as_deref(),
+            Some("AuthFailure.SignatureFailure"),
+            "{body}"
+        );
     }
 }

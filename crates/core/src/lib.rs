@@ -16,6 +16,7 @@ pub mod ids;
 pub mod instance;
 pub mod keypair;
 pub mod metrics;
+mod nonces;
 pub mod password;
 pub mod query;
 pub mod registration;

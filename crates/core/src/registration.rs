@@ -223,13 +223,7 @@ impl Core {
             }
         };
         let fresh = self
-            .store()
-            .remember_nonce(
-                "agent-registration",
-                &claims.nonce,
-                claims.expires_at + 1,
-                now,
-            )
+            .remember_nonce("agent-registration", &claims.nonce, claims.expires_at + 1)
             .await
             .map_err(|e| RegistrationError::Internal(e.to_string()))?;
         if !fresh {

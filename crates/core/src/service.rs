@@ -144,6 +144,7 @@ pub struct Core {
     agent_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     audit: bool,
     credentials: Arc<crate::credentials::CredentialCache>,
+    nonces: Arc<crate::nonces::NonceSet>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -168,6 +169,7 @@ impl Core {
             agent_seen: Arc::default(),
             audit: true,
             credentials: Arc::default(),
+            nonces: Arc::default(),
         }
     }
 
@@ -184,6 +186,11 @@ impl Core {
     /// The opened accounts this node looked up (see [`crate::credentials`]).
     pub(crate) fn credential_cache(&self) -> &crate::credentials::CredentialCache {
         &self.credentials
+    }
+
+    /// The request nonces this node recorded (see [`Core::remember_nonce`]).
+    pub(crate) fn nonce_set(&self) -> &crate::nonces::NonceSet {
+        &self.nonces
     }
 
     /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).

@@ -763,7 +763,7 @@ mod tests {
     }
 
     /// Two handles on one file, as a server and `keyplane account` are: a rotated credential
-    /// is refused by both at once.
+    /// is refused by both at once, and so is a nonce either saw.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn credentials_on_two_handles() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Credentials on a real back end: the credentials generation and what moves it, replacing an
 //! account's credentials, and two nodes (two domain services, each over its own handle on one
-//! database) that refuse a rotated credential as soon as the rotation returns.
+//! database) that refuse a rotated credential as soon as the rotation returns, and a nonce
+//! either of them saw.
 
 use keyplane_core::account::Account;
 use keyplane_core::sealing::MasterKey;
@@ -171,4 +172,25 @@ pub async fn two_nodes(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         node_b.rotate_credentials("no-such-account").await,
         Err(DomainError::InvalidParameterValue { .. })
     ));
+
+    // A nonce seen by one node is refused by the other (through the store) and again by
+    // itself (from memory).
+    let scope = format!("suite-two-nodes-{name}");
+    assert!(node_a.remember_nonce(&scope, "n1", T + 600).await.unwrap());
+    assert!(!node_b.remember_nonce(&scope, "n1", T + 600).await.unwrap());
+    assert!(!node_a.remember_nonce(&scope, "n1", T + 600).await.unwrap());
+    // Node B, far later, purges the store's expired nonces (n1 among them)...
+    clock_b.0.store(T + 10_000, Ordering::SeqCst);
+    for n in 0..8 {
+        let nonce = format!("later{n}");
+        assert!(node_b
+            .remember_nonce(&scope, &nonce, T + 10_600)
+            .await
+            .unwrap());
+    }
+    // ... so the store alone would take n1 again at node A's time (recorded here as already
+    // expired, so that it does not count as a replay either)...
+    assert!(a.remember_nonce(&scope, "n1", T, T).await.unwrap());
+    // ... while node A refuses it from memory.
+    assert!(!node_a.remember_nonce(&scope, "n1", T + 600).await.unwrap());
 }

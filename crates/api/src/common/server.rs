@@ -97,13 +97,8 @@ impl AppState {
         scope: &str,
         nonce: &str,
     ) -> Result<bool, keyplane_core::DomainError> {
-        let now = self.core.now();
-        let expires = now + 2 * self.config.max_clock_skew_secs + 1;
-        self.core
-            .store()
-            .remember_nonce(scope, nonce, expires, now)
-            .await
-            .map_err(keyplane_core::DomainError::internal)
+        let expires = self.core.now() + 2 * self.config.max_clock_skew_secs + 1;
+        self.core.remember_nonce(scope, nonce, expires).await
     }
 }
 
