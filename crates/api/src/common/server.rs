@@ -61,6 +61,8 @@ pub struct AppState {
     pub ssh_changes: tokio::sync::broadcast::Sender<String>,
     /// Refused requests' audit events on their way to the store.
     pub refusals: crate::common::audit::RefusalLog,
+    /// TC3 signing keys derived so far, by secret, date and service.
+    pub tc3_keys: crate::tencent_v3::signing_keys::SigningKeys,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             limiter,
             wake: Arc::new(tokio::sync::Notify::new()),
             ssh_changes: tokio::sync::broadcast::channel(4096).0,
+            tc3_keys: Default::default(),
         })
     }
 }

@@ -4,8 +4,9 @@
 use super::error::TcError;
 use super::router::Product;
 use super::signature::{
-    parse_tc3_authorization, sha256_hex, signatures_match, tc3_canonical_request, tc3_signature,
-    tc3_string_to_sign, v1_signature, v1_string_to_sign, V1Method, UNSIGNED_PAYLOAD,
+    parse_tc3_authorization, sha256_hex, signatures_match, tc3_canonical_request,
+    tc3_signature_with_key, tc3_string_to_sign, v1_signature, v1_string_to_sign, V1Method,
+    UNSIGNED_PAYLOAD,
 };
 use crate::common::params::unflatten;
 use crate::common::request::RawRequest;
@@ -144,6 +145,9 @@ async fn tc3(
     } else {
         ""
     };
+    let signing_key = state
+        .tc3_keys
+        .get(account.secret_key.expose(), &auth.date, &auth.service);
     let verifies = |host: Option<String>| {
         let canonical = tc3_canonical_request(
             &raw.method,
@@ -159,8 +163,7 @@ async fn tc3(
             &payload,
         );
         let sts = tc3_string_to_sign(&timestamp, &auth.date, &auth.service, &canonical);
-        let expected = tc3_signature(account.secret_key.expose(), &auth.date, &auth.service, &sts);
-        signatures_match(&expected, &auth.signature)
+        signatures_match(&tc3_signature_with_key(&signing_key, &sts), &auth.signature)
     };
     let host = raw.header("host");
     // Why: the cloud is reached on the default port, where the Host header is the host name.

@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod lighthouse;
 pub mod router;
 pub mod signature;
+pub mod signing_keys;
 
 use crate::common::audit::Trail;
 use crate::common::request::{new_request_id, RawRequest};

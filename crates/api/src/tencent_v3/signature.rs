@@ -112,12 +112,23 @@ pub fn tc3_string_to_sign(timestamp: &str, date: &str, service: &str, canonical:
     )
 }
 
-/// The TC3 signature (hex) of `string_to_sign`.
-pub fn tc3_signature(secret_key: &str, date: &str, service: &str, string_to_sign: &str) -> String {
+/// The TC3 signing key of a secret for one UTC date (`YYYY-MM-DD`) and service.
+pub fn tc3_signing_key(secret_key: &str, date: &str, service: &str) -> [u8; 32] {
     let k_date = hmac256(format!("TC3{secret_key}").as_bytes(), date.as_bytes());
     let k_service = hmac256(&k_date, service.as_bytes());
-    let k_signing = hmac256(&k_service, b"tc3_request");
-    hex::encode(hmac256(&k_signing, string_to_sign.as_bytes()))
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&hmac256(&k_service, b"tc3_request"));
+    key
+}
+
+/// The TC3 signature (hex) of `string_to_sign` with a signing key ([`tc3_signing_key`]).
+pub fn tc3_signature_with_key(signing_key: &[u8; 32], string_to_sign: &str) -> String {
+    hex::encode(hmac256(signing_key, string_to_sign.as_bytes()))
+}
+
+/// The TC3 signature (hex) of `string_to_sign`.
+pub fn tc3_signature(secret_key: &str, date: &str, service: &str, string_to_sign: &str) -> String {
+    tc3_signature_with_key(&tc3_signing_key(secret_key, date, service), string_to_sign)
 }
 
 /// The v1 HMAC variants.
