@@ -223,8 +223,42 @@ class KeyplaneServer:
         assert creds["account"] == name
         return creds
 
+    def rotate_credentials(self, name: str) -> dict:
+        """`keyplane account rotate NAME --data-dir DIR` (works while the server runs)."""
+        return account_command(["rotate", name, "--data-dir", str(self.data_dir)])
+
     def output(self, last: int = 80) -> str:
         return "\n".join(list(self.log)[-last:])
+
+
+def account_command(args: list[str]) -> dict:
+    """`keyplane account ARGS...`, which prints one account's credentials as JSON."""
+    out = subprocess.run([keyplane_bin(), "account", *args], capture_output=True, text=True,
+                         env=_server_env(), timeout=60)
+    assert out.returncode == 0, f"account {args} failed (rc {out.returncode}): {out.stderr}"
+    return json.loads(out.stdout)
+
+
+def check_credentials(server: "KeyplaneServer", creds: dict, works: bool):
+    """Sign with `creds` every way the official SDKs do (TC3, HmacSHA256 and HmacSHA1 with
+    the Tencent SDK, RPC HMAC-SHA1 with aliyun-python-sdk-core, ACS3 with the Tea SDK): each
+    call is served when `works`, else refused as an unknown SecretId or AccessKeyId."""
+    import ecs  # noqa: PLC0415 - ecs imports this module
+
+    for sign_method, req_method in (("TC3-HMAC-SHA256", "POST"), ("HmacSHA256", "GET"),
+                                    ("HmacSHA1", "POST")):
+        client = cvm(server, creds, sign_method, req_method)
+        if works:
+            assert describe(client).TotalCount >= 0
+        else:
+            expect_error(client, "AuthFailure.SecretIdNotFound", describe, client)
+    calls = [lambda: ecs.Core(server, creds).call("DescribeKeyPairs"),
+             lambda: ecs.tea_call(ecs.tea(server, creds), "DescribeKeyPairs", region_id=ecs.REGION)]
+    for call in calls:
+        if works:
+            call()
+        else:
+            assert ecs.error_of(call) == (404, "InvalidAccessKeyId.NotFound")
 
 
 # ----------------------------------------------------------------------------- SDK clients

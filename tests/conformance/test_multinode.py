@@ -31,6 +31,7 @@ from support import (
     REGION,
     KeyplaneServer,
     RawResponse,
+    check_credentials,
     check_error_envelope,
     check_success_envelope,
     create_key,
@@ -202,6 +203,19 @@ def test_a_signed_request_is_served_once_whichever_node_it_reaches(nodes, databa
     fresh = dict(params, Nonce=params["Nonce"] + 1)
     query = v1_query(b.endpoint, fresh, creds["secret_key"])
     check_success_envelope(RawResponse.of(requests.get(f"{b.url}/?{query}", timeout=30)))
+
+
+def test_a_rotated_credential_stops_working_on_every_node_at_once(nodes, database):
+    """`keyplane account rotate` on the shared database while both nodes hold the credentials
+    in memory: when it returns, both refuse the old ones and take the new ones."""
+    old = account_create(database)
+    for node in nodes:
+        check_credentials(node, old, works=True)
+    new = support.account_command(["rotate", old["account"], *on_db(database)])
+    assert new["account_id"] == old["account_id"] and new["secret_id"] != old["secret_id"]
+    for node in nodes:
+        check_credentials(node, old, works=False)
+        check_credentials(node, new, works=True)
 
 
 def test_every_operation_is_carried_out_by_exactly_one_node(nodes, database):
