@@ -2,6 +2,7 @@
 own): as soon as the command returns, the old credentials are refused by every signature the
 official SDKs make, the new ones work, and the account keeps what it holds. The same on two
 nodes over PostgreSQL is in test_multinode.py."""
+import os
 import subprocess
 
 import support
@@ -37,3 +38,13 @@ def test_rotating_an_unknown_account_fails_and_changes_nothing(server):
     assert out.returncode != 0
     assert "no account named `no-such-account`" in out.stderr, out.stderr
     check_credentials(server, creds, works=True)
+
+
+def test_rotating_the_admin_updates_its_credentials_file(server):
+    before = server.admin_credentials()
+    check_credentials(server, before, works=True)
+    new = server.rotate_credentials("admin")
+    assert server.admin_credentials() == new
+    assert os.stat(server.data_dir / "admin-credentials.json").st_mode & 0o777 == 0o600
+    check_credentials(server, before, works=False)
+    check_credentials(server, new, works=True)

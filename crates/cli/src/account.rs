@@ -44,7 +44,8 @@ pub enum AccountCommand {
     },
     /// Give an account new credentials (SecretId/SecretKey and AccessKeyId/AccessKeySecret)
     /// and print them as JSON. The old ones stop working: when the command returns, every
-    /// server on this database refuses them.
+    /// server on this database refuses them. The data directory's admin-credentials.json is
+    /// updated when it holds this account.
     Rotate {
         /// Account name.
         name: String,
@@ -72,6 +73,29 @@ pub fn credentials_json(a: &Account) -> String {
         "access_key_secret": a.access_key_secret.expose(),
     })
     .to_string()
+}
+
+/// The file the first start leaves the admin's credentials in.
+pub(crate) const ADMIN_FILE: &str = "admin-credentials.json";
+
+/// When the data directory's admin credentials file holds `a`'s account, give it `a`'s
+/// (new) credentials, replacing it atomically.
+fn refresh_admin_file(dir: &std::path::Path, a: &Account) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(dir.join(ADMIN_FILE)) else {
+        return Ok(());
+    };
+    let held: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if held["account_id"].as_str() != Some(a.id.as_str()) {
+        return Ok(());
+    }
+    let contents = format!("{}\n", credentials_json(a));
+    keyplane_agent::fsutil::write_atomic(dir, ADMIN_FILE, contents.as_bytes(), 0o600, None)
+        .with_context(|| format!("cannot update {}", dir.join(ADMIN_FILE).display()))?;
+    eprintln!(
+        "keyplane: {} holds the new credentials",
+        dir.join(ADMIN_FILE).display()
+    );
+    Ok(())
 }
 
 pub(crate) async fn open(data: DataDirArg) -> Result<Core> {
@@ -110,11 +134,16 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
                 }
             }
             AccountCommand::Rotate { name, data } => {
+                let dir = data
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(config::default_data_dir);
                 let core = open(data).await?;
                 let a = core
                     .rotate_credentials(&name)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                refresh_admin_file(&dir, &a)?;
                 println!("{}", credentials_json(&a));
             }
             AccountCommand::Credentials { name, data } => {

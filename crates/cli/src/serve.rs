@@ -550,7 +550,7 @@ async fn bootstrap_admin(
             anyhow::bail!("cannot create the admin account: {e}");
         }
     };
-    let path = data_dir.join("admin-credentials.json");
+    let path = data_dir.join(crate::account::ADMIN_FILE);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
