@@ -31,6 +31,14 @@ pub(crate) fn register_functions(conn: &Connection) -> StoreResult<()> {
     .map_err(backend)
 }
 
+/// `LIMIT lim OFFSET off` for placeholders. Why the `+ 0`: SQLite reads a LIMIT or OFFSET
+/// that is a bare parameter while it plans the statement, and then prepares the cached
+/// statement again every time a value is bound to it (a parse and a plan per call); an
+/// expression is only evaluated when it runs.
+fn page(lim: &str, off: &str) -> String {
+    format!("LIMIT ({lim} + 0) OFFSET ({off} + 0)")
+}
+
 /// `pattern` (`*`: any run of characters, everything else itself) as a GLOB pattern.
 fn glob_pattern(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 8);
@@ -227,8 +235,9 @@ pub(crate) fn query_key_pairs(
     let off = w.arg(Value::Integer(offset));
     let mut st = c
         .prepare_cached(&format!(
-            "SELECT {KEY_COLS} FROM key_pairs WHERE {} ORDER BY {order} LIMIT {lim} OFFSET {off}",
-            w.text
+            "SELECT {KEY_COLS} FROM key_pairs WHERE {} ORDER BY {order} {}",
+            w.text,
+            page(&lim, &off)
         ))
         .map_err(backend)?;
     let mut items = st
@@ -297,9 +306,9 @@ pub(crate) fn query_instances(
     ));
     let mut st = c
         .prepare_cached(&format!(
-            "SELECT {INSTANCE_COLS} FROM instances WHERE {} ORDER BY {order} \
-             LIMIT {lim} OFFSET {off}",
-            w.text
+            "SELECT {INSTANCE_COLS} FROM instances WHERE {} ORDER BY {order} {}",
+            w.text,
+            page(&lim, &off)
         ))
         .map_err(backend)?;
     let mut items = st
@@ -380,4 +389,34 @@ pub(crate) fn taken_addresses(c: &Connection, addresses: &[String]) -> StoreResu
         .query_map(params![json], |r| r.get::<_, String>(0))
         .map_err(backend)?;
     rows.collect::<Result<_, _>>().map_err(backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    #[test]
+    fn a_page_is_bound_without_preparing_the_statement_again() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .unwrap();
+        let mut st = c
+            .prepare(&format!(
+                "SELECT id FROM t ORDER BY id {}",
+                page("?1", "?2")
+            ))
+            .unwrap();
+        for (limit, offset, want) in [(2, 0, vec![1, 2]), (5, 1, vec![2, 3]), (1, 2, vec![3])] {
+            let got: Vec<i64> = st
+                .query_map(params![limit, offset], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(got, want);
+        }
+        assert_eq!(st.get_status(StatementStatus::RePrepare), 0);
+    }
 }
