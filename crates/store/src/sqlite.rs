@@ -216,6 +216,11 @@ impl SqliteStore {
         // Deleted and overwritten content is zeroed, not left in free pages (old secrets).
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(backend)?;
+        // Each grouped write runs under a savepoint, and an upsert under a statement journal:
+        // both only undo work inside the open transaction, so they are kept in memory rather
+        // than written to a temporary file page by page (durability rests on the WAL alone).
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(backend)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(backend)?;
