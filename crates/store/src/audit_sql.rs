@@ -18,20 +18,55 @@ CREATE INDEX audit_events_by_account ON audit_events(account_id, seq);
 }
 pub(crate) use audit_indexes;
 
+/// The columns and values of a new event row (see [`upsert_args`]).
+macro_rules! insert_event {
+    () => {
+        "INSERT INTO audit_events (event_id, request_id, account_id, at, dialect, action, \
+         credential_id, source_ip, region, read_only, error_code, error_message, ops_total, \
+         ops_pending, ops_failed, op_error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    };
+}
+
 /// Record an event, or merge it into the event already recorded for its request (a request
 /// may change several things in turn, or be refused after a change): operations add up, a
 /// refusal's code and message are set. Returns the event's `seq`.
-pub(crate) const UPSERT_EVENT: &str = "INSERT INTO audit_events (event_id, request_id, \
-     account_id, at, dialect, action, credential_id, source_ip, region, read_only, error_code, \
-     error_message, ops_total, ops_pending, ops_failed, op_error) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-     ON CONFLICT (request_id) DO UPDATE SET \
+pub(crate) const UPSERT_EVENT: &str = concat!(
+    insert_event!(),
+    " ON CONFLICT (request_id) DO UPDATE SET \
      ops_total = audit_events.ops_total + excluded.ops_total, \
      ops_pending = audit_events.ops_pending + excluded.ops_pending, \
      error_code = COALESCE(excluded.error_code, audit_events.error_code), \
      error_message = COALESCE(excluded.error_message, audit_events.error_message), \
      account_id = COALESCE(audit_events.account_id, excluded.account_id) \
-     RETURNING seq";
+     RETURNING seq"
+);
+
+/// Record the first event of a request (the row's `seq` is the new row id). The request's
+/// later events merge with [`MERGE_EVENT`] instead, which a constraint failure of this one
+/// says: a plain insert checks the constraint before it writes, so it needs no statement
+/// journal, where an upsert keeps one open for every row.
+pub(crate) const INSERT_EVENT: &str = insert_event!();
+
+/// Merge into the event of request `$6` what [`UPSERT_EVENT`] would: `$1` operations more,
+/// `$2` of them pending, a refusal's code `$3` and message `$4`, the account `$5` when the
+/// event had none. Returns the event's `seq`.
+pub(crate) const MERGE_EVENT: &str = "UPDATE audit_events SET ops_total = ops_total + $1, \
+     ops_pending = ops_pending + $2, error_code = COALESCE($3, error_code), \
+     error_message = COALESCE($4, error_message), account_id = COALESCE(account_id, $5) \
+     WHERE request_id = $6 RETURNING seq";
+
+/// The values of [`MERGE_EVENT`] for `e`.
+pub(crate) fn merge_args(e: &AuditEvent) -> Vec<Arg> {
+    vec![
+        Arg::Int(i64::from(e.ops_total)),
+        Arg::Int(i64::from(e.ops_pending)),
+        Arg::OptText(e.error_code.clone()),
+        Arg::OptText(e.error_message.clone()),
+        Arg::OptText(e.account_id.clone()),
+        Arg::Text(e.request.request_id.clone()),
+    ]
+}
 
 /// Name a resource on an event (once); `$5` is 1 for the row that finds it by name.
 pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO audit_resources (seq, kind, id, name, \
@@ -79,7 +114,7 @@ pub(crate) enum Arg {
     Int(i64),
 }
 
-/// The values of [`UPSERT_EVENT`] for `e`.
+/// The values of [`UPSERT_EVENT`] and [`INSERT_EVENT`] for `e`.
 pub(crate) fn upsert_args(e: &AuditEvent) -> Vec<Arg> {
     let text = |s: &str| Arg::Text(s.to_string());
     let r = &e.request;
@@ -311,6 +346,8 @@ mod tests {
     fn every_statement_numbers_its_parameters_in_order() {
         for text in [
             UPSERT_EVENT,
+            INSERT_EVENT,
+            MERGE_EVENT,
             INSERT_RESOURCE,
             OPERATION_ENDED,
             AGE_CUTOFF,

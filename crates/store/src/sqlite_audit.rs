@@ -58,10 +58,18 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     let Some(e) = event else {
         return Ok(());
     };
-    let seq: i64 = c
-        .prepare_cached(sql::UPSERT_EVENT)
-        .and_then(|mut st| st.query_row(params_from_iter(sql::upsert_args(e)), |r| r.get(0)))
-        .map_err(backend)?;
+    let inserted = c
+        .prepare_cached(sql::INSERT_EVENT)
+        .and_then(|mut st| st.execute(params_from_iter(sql::upsert_args(e))));
+    let seq: i64 = match inserted {
+        Ok(_) => c.last_insert_rowid(),
+        // The request recorded an event before: this one merges into it.
+        Err(err) if crate::sqlite::is_unique_violation(&err).is_some() => c
+            .prepare_cached(sql::MERGE_EVENT)
+            .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
+            .map_err(backend)?,
+        Err(err) => return Err(backend(err)),
+    };
     let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
     for r in &e.resources {
         for (id, name, alias) in sql::resource_rows(r) {
