@@ -3,9 +3,9 @@
 //! change; a dialect records a refusal through [`Trail::refused`] once it knows the code.
 //!
 //! A refusal changed nothing, so its answer does not wait for its event to be on disk: the
-//! event goes to the node's [`RefusalLog`], which writes what has gathered in one
-//! transaction after another, and which lookups on the node flush first (so a refusal is in
-//! the answer of any lookup made after it).
+//! event goes to the node's [`RefusalLog`], which gathers refusals for at most 50 ms and
+//! writes each batch in one transaction, and which lookups on the node flush first (so a
+//! refusal is in the answer of any lookup made after it).
 
 use super::request::RawRequest;
 use keyplane_core::account::Account;
@@ -17,6 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// At most this many refusals are written in one transaction.
 const BATCH: usize = 512;
+/// How long refusals gather before they are written: under a stream of refusals that is one
+/// commit (one fsync) per this period rather than one per burst. A flush writes at once.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 enum Entry {
     Event(Box<AuditEvent>),
@@ -41,6 +44,7 @@ impl RefusalLog {
         let (queue, mut entries) = mpsc::unbounded_channel::<Entry>();
         tokio::spawn(async move {
             while let Some(first) = entries.recv().await {
+                let deadline = tokio::time::Instant::now() + GATHER;
                 let (mut batch, mut waiting) = (Vec::new(), Vec::new());
                 let mut next = Some(first);
                 while let Some(entry) = next.take() {
@@ -48,8 +52,19 @@ impl RefusalLog {
                         Entry::Event(e) => batch.push(*e),
                         Entry::Flushed(done) => waiting.push(done),
                     }
-                    if batch.len() < BATCH {
-                        next = entries.try_recv().ok();
+                    next = match entries.try_recv() {
+                        Ok(entry) => Some(entry),
+                        // Nothing more queued: gather until the deadline unless a flush waits.
+                        Err(_) if waiting.is_empty() => {
+                            tokio::time::timeout_at(deadline, entries.recv())
+                                .await
+                                .ok()
+                                .flatten()
+                        }
+                        Err(_) => None,
+                    };
+                    if batch.len() >= BATCH {
+                        break;
                     }
                 }
                 if let Err(e) = core.record_events(&batch).await {

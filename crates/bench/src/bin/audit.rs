@@ -38,6 +38,41 @@ struct Args {
     /// Seconds each timed scenario runs, per server and round.
     #[arg(long, default_value_t = 3)]
     secs: u64,
+    /// The auditing server's process id: with --off-pid, the CPU time each server spent per
+    /// call is printed too (a figure that other load on the machine disturbs far less than
+    /// throughput).
+    #[arg(long)]
+    on_pid: Option<u32>,
+    /// The --no-audit server's process id.
+    #[arg(long)]
+    off_pid: Option<u32>,
+}
+
+/// CPU time a process has used so far (user and system, all threads), in microseconds.
+fn cpu_us(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')').context("no command name")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
+    };
+    // Linux reports these in USER_HZ, 100 per second.
+    Ok((ticks(11)? + ticks(12)?) * 10_000)
+}
+
+/// CPU time spent and calls served, summed over a scenario's rounds on one side.
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    us: u64,
+    calls: u64,
+}
+
+impl Cpu {
+    fn per_call(self) -> f64 {
+        self.us as f64 / self.calls.max(1) as f64
+    }
 }
 
 /// One server and the accounts it holds.
@@ -212,6 +247,8 @@ async fn main() -> Result<()> {
         },
     ];
     let mut best: Vec<(Option<Stats>, Option<Stats>)> = vec![(None, None); scenarios.len()];
+    let pids = args.on_pid.zip(args.off_pid);
+    let mut cpu = vec![(Cpu::default(), Cpu::default()); scenarios.len()];
     // Calls of each kind sent so far, per side (the same on both).
     let mut sent = 0;
     for round in 0..args.rounds {
@@ -223,7 +260,14 @@ async fn main() -> Result<()> {
                 [(&off, false), (&on, true)]
             };
             for (s, is_on) in order {
+                let pid = pids.map(|(on_pid, off_pid)| if is_on { on_pid } else { off_pid });
+                let before = pid.map(cpu_us).transpose()?;
                 let stats = measure(s, sc, &args, sent).await?;
+                if let (Some(pid), Some(before)) = (pid, before) {
+                    let used = if is_on { &mut cpu[i].0 } else { &mut cpu[i].1 };
+                    used.us += cpu_us(pid)?.saturating_sub(before);
+                    used.calls += stats.calls as u64;
+                }
                 let slot = if is_on {
                     &mut best[i].0
                 } else {
@@ -262,5 +306,22 @@ async fn main() -> Result<()> {
         );
     }
     println!("cost: throughput lost to auditing (goal: under 10%)");
+    if pids.is_some() {
+        println!();
+        println!(
+            "{:<36} {:>12} {:>12} | {:>7}",
+            "server CPU per call (all rounds)", "on us", "off us", "cost"
+        );
+        for (sc, (a, b)) in scenarios.iter().zip(cpu) {
+            println!(
+                "{:<36} {:>12.1} {:>12.1} | {:>6.1}%",
+                sc.name,
+                a.per_call(),
+                b.per_call(),
+                100.0 * (a.per_call() / b.per_call() - 1.0)
+            );
+        }
+        println!("cost: CPU time auditing adds to each call");
+    }
     Ok(())
 }
