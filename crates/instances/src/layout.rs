@@ -412,6 +412,9 @@ pub(crate) fn render_sshd_config(id: &str) -> String {
          PrintMotd no\n\
          PrintLastLog no\n\
          UseDNS no\n\
+         # Every connection to an instance stays on this host, where the post-quantum hybrid\n\
+         # key exchange buys nothing and costs some 0.2 s of CPU per login: curve25519 instead.\n\
+         KexAlgorithms -sntrup761x25519-sha512*\n\
          X11Forwarding no\n\
          PidFile none\n\
          LoginGraceTime 60\n\
