@@ -65,6 +65,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// The helper that starts the host's SSH sessions inside a sandbox instance (started by
+    /// its init, never by hand).
+    #[command(hide = true)]
+    SandboxSessions,
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Events(args) => events::run(args),
         Command::Ops(cmd) => read::ops(cmd),
         Command::SandboxInit { args } => keyplane_instances::init::run(args),
+        Command::SandboxSessions => keyplane_instances::sessions::run(),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

@@ -367,6 +367,7 @@ impl SandboxHost {
             pid1: holder.pid1,
             start_time: holder.start_time,
             ns,
+            helper: holder.session_channel(),
         };
         let listener = listener::spawn_listener(tcp, spawner);
         tracing::info!(instance = %id, %addr, pid = holder.pid1, "instance started");

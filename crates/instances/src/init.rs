@@ -66,12 +66,14 @@ impl Args {
 pub fn run(args: Vec<OsString>) -> ! {
     let err = match Args::parse(args).and_then(|a| stage1(&a).map(|()| a)) {
         Ok(a) => {
+            start_session_helper();
             // Only returns when the exec failed.
             let e = std::process::Command::new("/bin/sh")
                 .arg0("keyplane-init")
                 .args([OsStr::new("-c"), OsStr::new(crate::sandbox::BOOT_SCRIPT)])
                 .arg("keyplane-init")
                 .args([&a.id, &a.hostname, &a.address, &a.dns])
+                .stdin(std::process::Stdio::null())
                 .exec();
             format!("starting the boot script: {e}")
         }
@@ -79,6 +81,24 @@ pub fn run(args: Vec<OsString>) -> ! {
     };
     let _ = writeln!(std::io::stderr(), "keyplane-init: {err}");
     std::process::exit(1)
+}
+
+/// Starts the helper that runs the host's SSH sessions ([`crate::sessions`]) with the server's
+/// channel (this process's standard input) as its own. Without it the server starts sessions
+/// from outside, so a failure only says so.
+fn start_session_helper() {
+    let started = std::process::Command::new("/proc/self/exe")
+        .arg0(crate::sessions::PROCESS_NAME)
+        .arg(crate::sessions::SUBCOMMAND)
+        .env_clear()
+        .env("PATH", crate::sandbox::SAFE_PATH)
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = started {
+        let _ = writeln!(std::io::stderr(), "keyplane-init: no session helper: {e}");
+    }
 }
 
 fn ctx(what: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> String {

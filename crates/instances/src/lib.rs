@@ -39,6 +39,7 @@ mod listener;
 pub mod net;
 mod prereq;
 mod sandbox;
+pub mod sessions;
 pub mod worker;
 
 use std::net::Ipv4Addr;

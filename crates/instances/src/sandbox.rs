@@ -6,13 +6,15 @@
 //! orphans). Sessions join those namespaces with `nsenter`. Killing the init
 //! kills every process of the instance: that is how stop ends all sessions.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use crate::error::{Error, Result};
 use crate::IDS_PER_INSTANCE;
@@ -119,8 +121,13 @@ pub(crate) struct Holder {
     pub pid1: u32,
     /// Start time (clock ticks since boot) of the init, guarding against PID reuse.
     pub start_time: u64,
-    /// The init's standard input (it waits for `go` there) until it has booted.
-    stdin: Option<ChildStdin>,
+    /// The server's end of the init's standard input, a socket pair: the init waits for `go`
+    /// there, then hands it to the session helper ([`crate::sessions`]).
+    channel: Option<Arc<OwnedFd>>,
+    /// Whether `go` was sent.
+    booted: bool,
+    /// The session helper (host PID and start time), once the instance is up.
+    helper: Option<(u32, u64)>,
     /// The init's standard output (`net`, then `ready`).
     stdout: Option<BufReader<ChildStdout>>,
     stderr: Option<ChildStderr>,
@@ -151,6 +158,8 @@ fn limited_command(ns: &NsParams) -> Command {
 /// mounted and it waits for its network ([`Holder::boot`] goes on from there).
 pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result<Holder> {
     let map = format!("{},0,{IDS_PER_INSTANCE}", ns.uid_base);
+    let (channel, init_end) = crate::sessions::channel()
+        .map_err(|e| start_failed(boot.id, format!("creating the init's channel: {e}")))?;
     let mut cmd = limited_command(ns);
     cmd.arg("/usr/bin/unshare")
         .args(["--user", &format!("--map-users={map}")])
@@ -166,22 +175,26 @@ pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result
         .arg(boot.dns.unwrap_or(""))
         .arg(boot.agent.unwrap_or(""))
         .current_dir(boot.guest_dir)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(init_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = cmd
         .spawn()
         .map_err(|e| start_failed(boot.id, format!("spawning unshare: {e}")))?;
+    // `cmd` still holds the init's end; the channel must close when the init and the helper
+    // are gone.
+    drop(cmd);
     // From here on the holder's Drop cleans up, even if this future is cancelled.
     let mut holder = Holder {
         child,
         pid1: 0,
         start_time: 0,
-        stdin: None,
+        channel: Some(Arc::new(channel)),
+        booted: false,
+        helper: None,
         stdout: None,
         stderr: None,
     };
-    holder.stdin = holder.child.stdin.take();
     holder.stdout = holder.child.stdout.take().map(BufReader::new);
     holder.stderr = holder.child.stderr.take();
     holder.expect_line(boot.id, "net").await?;
@@ -207,19 +220,30 @@ impl Holder {
     /// Lets stage 1 go on into the boot (its network is wired) and waits until the instance is
     /// up.
     pub async fn boot(&mut self, id: &str) -> Result<()> {
-        use tokio::io::AsyncWriteExt;
-        let Some(mut stdin) = self.stdin.take() else {
+        let Some(channel) = self.channel.clone().filter(|_| !self.booted) else {
             return Err(start_failed(id, "the init was already booted".into()));
         };
-        let sent = stdin.write_all(b"go\n").await;
-        drop(stdin);
+        self.booted = true;
+        // A few bytes into an empty socket buffer: this does not block.
+        let sent = rustix::net::send(channel.as_fd(), b"go\n", rustix::net::SendFlags::NOSIGNAL);
         if let Err(e) = sent {
             return Err(self.fail(id, format!("the init went away: {e}")).await);
         }
         self.expect_line(id, "ready").await?;
         self.stdout = None;
         self.stderr = None;
+        self.helper = find_helper(self.pid1);
+        if self.helper.is_none() {
+            tracing::warn!(instance = %id, "no session helper in the instance; sessions start from outside");
+        }
         Ok(())
+    }
+
+    /// The channel to the instance's session helper and its host PID and start time, when
+    /// it was there at boot.
+    pub fn session_channel(&self) -> Option<(Arc<OwnedFd>, u32, u64)> {
+        let (pid, start) = self.helper?;
+        Some((self.channel.clone()?, pid, start))
     }
 
     /// Reads the init's next line and checks it is `want`; otherwise kills it and says why.
@@ -340,6 +364,22 @@ pub(crate) fn session_command(id: &str, pid1: u32, ns: &NsParams) -> Command {
         ])
         .arg(GUEST_SSHD);
     cmd
+}
+
+/// The session helper among the init's children: the one that runs as
+/// [`crate::sessions::PROCESS_NAME`] (stage 1 starts it before anything else).
+fn find_helper(pid1: u32) -> Option<(u32, u64)> {
+    let path = format!("/proc/{pid1}/task/{pid1}/children");
+    let children = std::fs::read_to_string(path).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|&b| b == 0).next() == Some(crate::sessions::PROCESS_NAME.as_bytes())
+            })
+        })
+        .and_then(|pid| Some((pid, proc_stat(pid)?.start_time)))
 }
 
 /// Whether the process `pid` is still the init started at `start_time` and not a zombie.
