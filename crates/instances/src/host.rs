@@ -476,17 +476,31 @@ impl SandboxHost {
 
     /// Ends a running instance: listener, every process, outbound networking, cgroups.
     async fn halt(mut r: Running, force: bool, grace: std::time::Duration) {
+        let t0 = std::time::Instant::now();
         r.listener.abort();
         for task in r.metadata.drain(..) {
             task.abort();
         }
-        r.holder.stop(force, grace).await;
-        if let Some(mut slirp) = r.outbound.take() {
-            let _ = slirp.kill().await;
+        // Why side by side when forced: each exit tears down namespaces of its own, which takes
+        // the kernel some milliseconds, and a forced stop leaves nothing for the link to carry.
+        // A normal shutdown keeps it for the instance's own stop scripts.
+        let mut slirp = r.outbound.take();
+        let outbound = async {
+            if let Some(slirp) = slirp.as_mut() {
+                let _ = slirp.kill().await;
+            }
+        };
+        if force {
+            tokio::join!(r.holder.stop(force, grace), outbound);
+        } else {
+            r.holder.stop(force, grace).await;
+            outbound.await;
         }
+        let t_stop = t0.elapsed();
         if let Some(cg) = r.cgroup.take() {
             cg.remove().await;
         }
+        tracing::debug!(processes = ?t_stop, cgroups = ?t0.elapsed(), "instance stop phases");
     }
 
     /// Installed images.

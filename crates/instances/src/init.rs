@@ -4,9 +4,10 @@
 //!
 //! It mounts the instance's disk (an overlay of its own upper layer over the shared image), a
 //! private /proc, /dev, /run, /tmp and a read-only /sys, pivots into the disk and detaches the
-//! host's tree for good, says `net` and waits for the host to wire its network (`go` on its
-//! standard input), then becomes stage 2: the image's own `/bin/sh` running the boot script.
-//! Every step is a system call: no process is started before stage 2.
+//! host's tree for good, sets the host name, says `net` and waits for the host to wire its
+//! network (`go` on its standard input), starts the helper for the host's SSH sessions
+//! ([`crate::sessions`]) and becomes stage 2: the image's own `/bin/sh` running the boot
+//! script. Every step before is a system call.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, Write};
@@ -235,6 +236,13 @@ fn stage1(a: &Args) -> Result<(), String> {
     rustix::process::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     unmount(".", UnmountFlags::DETACH).map_err(|e| format!("detaching the host's root: {e}"))?;
     std::env::set_current_dir("/").map_err(ctx(|| "entering /".into()))?;
+    rustix::system::sethostname(a.hostname.as_encoded_bytes())
+        .map_err(|e| format!("setting the host name: {e}"))?;
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create("/run/sshd")
+        .map_err(ctx(|| "creating /run/sshd".into()))?;
+    mkdirs(&["/var/log"])?;
     let mut out = std::io::stdout().lock();
     out.write_all(b"net\n")
         .and_then(|()| out.flush())

@@ -27,29 +27,37 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Stage 2 of the init, run by the image's `/bin/sh` as PID 1 once the network is up: the
 /// instance's own identity files, its root password when the host set a new one, the guest
-/// agent (once, so the SSH state is in place before any login, then as a daemon that follows
-/// changes; both through the metadata service, log in /var/log/keyplane-agent.log), its SSH
-/// server (for other instances of its VPC; the host's sessions start `sshd -i`), user data at
-/// first boot and `/etc/rc.local`, then it only reaps orphans.
+/// agent once (so the SSH state is in place before any login; through the metadata service,
+/// log in /var/log/keyplane-agent.log), its SSH server (for other instances of its VPC; the
+/// host's sessions start `sshd -i`), then `ready`; after it the agent as a daemon that follows
+/// changes, user data at first boot and the rc2.d scripts and `/etc/rc.local` in the
+/// background, then it only reaps orphans.
+// Why those after `ready`: nothing a login needs waits on them, and they would compete with
+// the boot for the CPU.
 // Why a shell loop as init: dash's `wait` reaps every child, including orphans reparented to
 // PID 1; `sleep infinity` alone would leave them as zombies.
 pub(crate) const BOOT_SCRIPT: &str = r#"set -u
 id=$1 host=$2 addr=$3 dns=$4
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-hostname "$host"
 printf '%s\n' "$host" > /etc/hostname
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n169.254.0.23\tmetadata.tencentyun.com\n' "$addr" "$host" > /etc/hosts
 [ -s /etc/machine-id ] || tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
 if [ -n "$dns" ]; then printf 'nameserver %s\n' "$dns" > /etc/resolv.conf; fi
 if [ -f /run/keyplane/root-hash ]; then usermod -p "$(cat /run/keyplane/root-hash)" root; fi
-mkdir -p -m 0755 /run/sshd /var/log
+agent=
 if [ -x /run/keyplane/agent ]; then
   set -- agent --metadata --server http://169.254.0.23 --instance "$id" --ssh-dir /etc/ssh
   /run/keyplane/agent "$@" --once --log warn >> /var/log/keyplane-agent.log 2>&1 < /dev/null ||
     echo "keyplane: the guest agent did not apply the SSH state (see /var/log/keyplane-agent.log)" >&2
-  ( exec /run/keyplane/agent "$@" --log info >> /var/log/keyplane-agent.log 2>&1 < /dev/null & )
+  agent=1
 fi
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log || echo "keyplane: sshd did not start" >&2
+trap 'kill -TERM -1; n=0; while kill -0 -1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; exit 0' TERM
+echo ready
+exec </dev/null >/dev/null 2>&1
+if [ -n "$agent" ]; then
+  ( exec /run/keyplane/agent "$@" --log info >> /var/log/keyplane-agent.log 2>&1 & )
+fi
 if [ -f /run/keyplane/user-data ]; then
   mkdir -p /var/lib/cloud/instance
   cp /run/keyplane/user-data /var/lib/cloud/instance/user-data.txt
@@ -63,9 +71,6 @@ if [ -f /run/keyplane/user-data ]; then
 fi
 ( for s in /etc/rc2.d/S*; do case $s in *ssh) continue;; esac; [ -x "$s" ] && "$s" start; done
   [ -x /etc/rc.local ] && /etc/rc.local ) > /var/log/boot.log 2>&1 < /dev/null &
-trap 'kill -TERM -1; n=0; while kill -0 -1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; exit 0' TERM
-echo ready
-exec </dev/null >/dev/null 2>&1
 cd /
 while :; do sleep 2147483647 & wait; done
 "#;
