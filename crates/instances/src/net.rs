@@ -4,7 +4,7 @@
 //!   host netns            VPC netns (one per account and region, made by the server)
 //!   127.1.x.y:22  ───┐      br0 ─┬─ v<slot> ══ eth0 (instance A: 127.1.0.1/32)
 //!   (listener; sshd -i      │    └─ v<slot> ══ eth0 (instance B: 127.1.0.2/32)
-//!    entered per session)   │
+//!    inside per session)    │
 //!   slirp4netns ════════════╪══ tap0 10.0.2.100/24, default route (outbound only)
 //! ```
 //!
