@@ -65,13 +65,19 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-    /// The helper that starts the host's SSH sessions inside a sandbox instance (started by
-    /// its init, never by hand).
-    #[command(hide = true)]
-    SandboxSessions,
 }
 
 fn main() -> std::process::ExitCode {
+    // The helper that starts the host's SSH sessions inside a sandbox instance (started by its
+    // init, never by hand) lives as long as the instance.
+    // Why before the command line parser: the memory the parser takes would stay with it.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            keyplane_instances::sessions::SUBCOMMAND,
+        ))
+    {
+        keyplane_instances::sessions::run();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
@@ -86,7 +92,6 @@ fn main() -> std::process::ExitCode {
         Command::Events(args) => events::run(args),
         Command::Ops(cmd) => read::ops(cmd),
         Command::SandboxInit { args } => keyplane_instances::init::run(args),
-        Command::SandboxSessions => keyplane_instances::sessions::run(),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())
