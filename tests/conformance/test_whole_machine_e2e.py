@@ -194,6 +194,39 @@ def test_instance_type_sets_the_limits_and_a_type_too_large_is_refused(sbx):
     assert call(client, "DescribeInstances", InstanceIds=[small]).TotalCount == 1, "and the server"
 
 
+def test_host_sessions_start_inside_and_without_the_helper_from_outside(sbx):
+    client = cvm(sbx, sbx.create_account())
+    (iid,) = run_instances(client)
+    inst = describe(client, iid)
+    # sshd's parent inside: the session helper, whose parent is the instance's init.
+    helper = ok(inst, "p=$(ps -o ppid= -p $PPID); ps -o pid=,ppid=,args= -p $p").split(None, 2)
+    assert helper[1] == "1" and helper[2].startswith("keyplane-sessions"), helper
+    # Root inside may end the helper: the next sessions are started from outside, as sshd
+    # entered into the instance (no parent inside).
+    ok(inst, f"kill {helper[0]}")
+    for _ in range(3):
+        assert ok(inst, "ps -o ppid= -p $PPID").strip() == "0"
+    assert ok(inst, "id -u").strip() == "0"
+
+
+def test_the_key_exchange_offered_leaves_out_sntrup761(sbx):
+    client = cvm(sbx, sbx.create_account())
+    (iid,) = run_instances(client)
+    inst = describe(client, iid)
+    ip, port = inst.PrivateIpAddresses[0], inst.DefaultLoginPort
+
+    def offering(kex):  # no credentials: the attempt ends at the key exchange or at login
+        return subprocess.run(["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+                               "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-p", str(port),
+                               "-o", f"KexAlgorithms={kex}", f"root@{ip}", "true"],
+                              capture_output=True, text=True, timeout=60)
+    only = offering("sntrup761x25519-sha512@openssh.com")
+    assert only.returncode != 0 and "no matching key exchange" in only.stderr, only.stderr
+    curve = offering("curve25519-sha256")
+    assert curve.returncode != 0 and "Permission denied" in curve.stderr, curve.stderr
+    assert ok(inst, "id -u").strip() == "0", "the default client list still logs in"
+
+
 def test_the_guest_agent_runs_inside_through_the_metadata_service(sbx):
     client = cvm(sbx, sbx.create_account())
     mine, neighbour = run_instances(client, count=2)

@@ -68,6 +68,16 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // The helper that starts the host's SSH sessions inside a sandbox instance (started by its
+    // init, never by hand) lives as long as the instance.
+    // Why before the command line parser: the memory the parser takes would stay with it.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            keyplane_instances::sessions::SUBCOMMAND,
+        ))
+    {
+        keyplane_instances::sessions::run();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

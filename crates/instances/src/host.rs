@@ -55,8 +55,9 @@ pub struct SandboxHost {
     create_lock: Mutex<()>,
     /// Serialises image installs.
     image_lock: tokio::sync::Mutex<()>,
-    /// Serialises VPC network setup.
-    net_lock: tokio::sync::Mutex<()>,
+    /// Serialises VPC network setup; holds the VPC namespaces this process set up or found
+    /// ready, which a start need not check again.
+    net_lock: tokio::sync::Mutex<std::collections::HashSet<String>>,
     /// Answers each instance's metadata requests, once the server has given one.
     metadata: Mutex<Option<Arc<dyn MetadataService>>>,
     /// [`SandboxConfig::init_exe`] and [`SandboxConfig::guest_agent`] as linked into the root.
@@ -128,7 +129,7 @@ impl SandboxHost {
             slots: Mutex::new(HashMap::new()),
             create_lock: Mutex::new(()),
             image_lock: tokio::sync::Mutex::new(()),
-            net_lock: tokio::sync::Mutex::new(()),
+            net_lock: tokio::sync::Mutex::new(std::collections::HashSet::new()),
             metadata: Mutex::new(None),
             init_exe,
             guest_agent,
@@ -329,18 +330,23 @@ impl SandboxHost {
             None => None,
         };
         let vpc = net::vpc_netns_name(self.layout.root(), &vpc_key(&meta));
-        {
-            let _guard = self.net_lock.lock().await;
-            net::ensure_vpc(&vpc).await?;
-        }
+        let known = self.ensure_vpc(&vpc, false).await?;
         let service = self
             .metadata
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let link = format!("kp{}", meta.slot);
-        let listeners =
-            net::attach(holder.pid1, &vpc, &link, meta.address, service.is_some()).await?;
+        let metadata = service.is_some();
+        let listeners = match net::attach(holder.pid1, &vpc, &link, meta.address, metadata).await {
+            // A VPC namespace known from before may have been taken apart meanwhile.
+            Err(e) if known => {
+                tracing::debug!(instance = %id, "linking to the VPC failed ({e}); setting it up again");
+                self.ensure_vpc(&vpc, true).await?;
+                net::attach(holder.pid1, &vpc, &link, meta.address, metadata).await?
+            }
+            other => other?,
+        };
         let t_vpc = t0.elapsed();
         if let Some(child) = outbound.as_mut() {
             net::wait_outbound(holder.pid1, child).await?;
@@ -367,6 +373,7 @@ impl SandboxHost {
             pid1: holder.pid1,
             start_time: holder.start_time,
             ns,
+            helper: holder.session_channel(),
         };
         let listener = listener::spawn_listener(tcp, spawner);
         tracing::info!(instance = %id, %addr, pid = holder.pid1, "instance started");
@@ -379,6 +386,19 @@ impl SandboxHost {
             cgroup,
         });
         Ok(addr)
+    }
+
+    /// Sets the VPC namespace `vpc` up unless this process already did (or `check`); returns
+    /// whether it was known.
+    async fn ensure_vpc(&self, vpc: &str, check: bool) -> Result<bool> {
+        let mut ready = self.net_lock.lock().await;
+        if !check && ready.contains(vpc) && Path::new("/run/netns").join(vpc).exists() {
+            return Ok(true);
+        }
+        ready.remove(vpc);
+        net::ensure_vpc(vpc).await?;
+        ready.insert(vpc.to_owned());
+        Ok(false)
     }
 
     /// `exe` (inside the sandbox root) as a path relative to `<root>/guests/<id>` plus `up`
@@ -441,7 +461,10 @@ impl SandboxHost {
         drop(running);
         if let Some(vpc) = vpc {
             if !self.layout.list_meta()?.iter().any(|m| vpc_key(m) == vpc) {
-                net::remove_vpc(&net::vpc_netns_name(self.layout.root(), &vpc)).await;
+                let name = net::vpc_netns_name(self.layout.root(), &vpc);
+                let mut ready = self.net_lock.lock().await;
+                ready.remove(&name);
+                net::remove_vpc(&name).await;
             }
         }
         self.slots
@@ -453,17 +476,31 @@ impl SandboxHost {
 
     /// Ends a running instance: listener, every process, outbound networking, cgroups.
     async fn halt(mut r: Running, force: bool, grace: std::time::Duration) {
+        let t0 = std::time::Instant::now();
         r.listener.abort();
         for task in r.metadata.drain(..) {
             task.abort();
         }
-        r.holder.stop(force, grace).await;
-        if let Some(mut slirp) = r.outbound.take() {
-            let _ = slirp.kill().await;
+        // Why side by side when forced: each exit tears down namespaces of its own, which takes
+        // the kernel some milliseconds, and a forced stop leaves nothing for the link to carry.
+        // A normal shutdown keeps it for the instance's own stop scripts.
+        let mut slirp = r.outbound.take();
+        let outbound = async {
+            if let Some(slirp) = slirp.as_mut() {
+                let _ = slirp.kill().await;
+            }
+        };
+        if force {
+            tokio::join!(r.holder.stop(force, grace), outbound);
+        } else {
+            r.holder.stop(force, grace).await;
+            outbound.await;
         }
+        let t_stop = t0.elapsed();
         if let Some(cg) = r.cgroup.take() {
             cg.remove().await;
         }
+        tracing::debug!(processes = ?t_stop, cgroups = ?t0.elapsed(), "instance stop phases");
     }
 
     /// Installed images.
@@ -549,8 +586,9 @@ impl SandboxHost {
                 return;
             }
         };
-        let _net = self.net_lock.lock().await;
+        let mut ready = self.net_lock.lock().await;
         for vpc in vpcs {
+            ready.remove(&vpc);
             net::remove_vpc(&vpc).await;
         }
     }

@@ -4,9 +4,10 @@
 //!
 //! It mounts the instance's disk (an overlay of its own upper layer over the shared image), a
 //! private /proc, /dev, /run, /tmp and a read-only /sys, pivots into the disk and detaches the
-//! host's tree for good, says `net` and waits for the host to wire its network (`go` on its
-//! standard input), then becomes stage 2: the image's own `/bin/sh` running the boot script.
-//! Every step is a system call: no process is started before stage 2.
+//! host's tree for good, sets the host name, says `net` and waits for the host to wire its
+//! network (`go` on its standard input), starts the helper for the host's SSH sessions
+//! ([`crate::sessions`]) and becomes stage 2: the image's own `/bin/sh` running the boot
+//! script. Every step before is a system call.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, Write};
@@ -66,12 +67,14 @@ impl Args {
 pub fn run(args: Vec<OsString>) -> ! {
     let err = match Args::parse(args).and_then(|a| stage1(&a).map(|()| a)) {
         Ok(a) => {
+            start_session_helper();
             // Only returns when the exec failed.
             let e = std::process::Command::new("/bin/sh")
                 .arg0("keyplane-init")
                 .args([OsStr::new("-c"), OsStr::new(crate::sandbox::BOOT_SCRIPT)])
                 .arg("keyplane-init")
                 .args([&a.id, &a.hostname, &a.address, &a.dns])
+                .stdin(std::process::Stdio::null())
                 .exec();
             format!("starting the boot script: {e}")
         }
@@ -79,6 +82,24 @@ pub fn run(args: Vec<OsString>) -> ! {
     };
     let _ = writeln!(std::io::stderr(), "keyplane-init: {err}");
     std::process::exit(1)
+}
+
+/// Starts the helper that runs the host's SSH sessions ([`crate::sessions`]) with the server's
+/// channel (this process's standard input) as its own. Without it the server starts sessions
+/// from outside, so a failure only says so.
+fn start_session_helper() {
+    let started = std::process::Command::new("/proc/self/exe")
+        .arg0(crate::sessions::PROCESS_NAME)
+        .arg(crate::sessions::SUBCOMMAND)
+        .env_clear()
+        .env("PATH", crate::sandbox::SAFE_PATH)
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = started {
+        let _ = writeln!(std::io::stderr(), "keyplane-init: no session helper: {e}");
+    }
 }
 
 fn ctx(what: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> String {
@@ -215,6 +236,13 @@ fn stage1(a: &Args) -> Result<(), String> {
     rustix::process::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     unmount(".", UnmountFlags::DETACH).map_err(|e| format!("detaching the host's root: {e}"))?;
     std::env::set_current_dir("/").map_err(ctx(|| "entering /".into()))?;
+    rustix::system::sethostname(a.hostname.as_encoded_bytes())
+        .map_err(|e| format!("setting the host name: {e}"))?;
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create("/run/sshd")
+        .map_err(ctx(|| "creating /run/sshd".into()))?;
+    mkdirs(&["/var/log"])?;
     let mut out = std::io::stdout().lock();
     out.write_all(b"net\n")
         .and_then(|()| out.flush())

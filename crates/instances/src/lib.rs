@@ -14,8 +14,9 @@
 //!
 //! SSH from the host: a user namespace cannot bind port 22 in the host's network namespace, so
 //! the server listens on the instance's own loopback address (`127.x.y.z:22`) and, per
-//! connection, starts `sshd -i` (inetd mode) inside every namespace of the instance with the
-//! TCP connection as its standard input and output. Because every connection starts a fresh
+//! connection, has `sshd -i` (inetd mode) started inside every namespace of the instance with
+//! the TCP connection as its standard input and output: by the instance's session helper
+//! ([`sessions`]), or from outside without it. Because every connection starts a fresh
 //! sshd, a configuration change (the agent's password switch) applies to the next connection.
 //!
 //! Entry points: [`SandboxHost`] (create/start/stop/reboot/destroy, images) and
@@ -39,6 +40,7 @@ mod listener;
 pub mod net;
 mod prereq;
 mod sandbox;
+pub mod sessions;
 pub mod worker;
 
 use std::net::Ipv4Addr;

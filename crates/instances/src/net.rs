@@ -4,7 +4,7 @@
 //!   host netns            VPC netns (one per account and region, made by the server)
 //!   127.1.x.y:22  ───┐      br0 ─┬─ v<slot> ══ eth0 (instance A: 127.1.0.1/32)
 //!   (listener; sshd -i      │    └─ v<slot> ══ eth0 (instance B: 127.1.0.2/32)
-//!    entered per session)   │
+//!    inside per session)    │
 //!   slirp4netns ════════════╪══ tap0 10.0.2.100/24, default route (outbound only)
 //! ```
 //!
@@ -138,48 +138,63 @@ pub(crate) async fn attach(
     address: Ipv4Addr,
     metadata: bool,
 ) -> Result<Vec<std::net::TcpListener>> {
-    let pid = pid1.to_string();
-    let add = || {
-        let mut cmd = Command::new("/sbin/ip");
-        cmd.args(["link", "add", link, "netns", vpc, "type", "veth", "peer"])
-            .args(["name", "eth0", "netns", &pid]);
-        cmd
-    };
-    if run(&mut add(), "creating the instance's link")
-        .await
-        .is_err()
-    {
-        // A stale link of an earlier run of the same instance (killed server) is in the way.
-        let mut delete = Command::new("/sbin/ip");
-        delete.args(["-n", vpc, "link", "delete", link]);
-        let _ = run(&mut delete, "removing a stale link").await;
-        run(&mut add(), "creating the instance's link").await?;
-    }
-    run(
-        Command::new("/sbin/ip").args(["-n", vpc, "link", "set", link, "master", "br0", "up"]),
-        "attaching the link to the VPC bridge",
-    )
-    .await?;
-    tokio::task::spawn_blocking(move || configure_inside(pid1, address, metadata))
+    let (vpc, link) = (vpc.to_owned(), link.to_owned());
+    tokio::task::spawn_blocking(move || configure(pid1, &vpc, &link, address, metadata))
         .await
         .map_err(|e| Error::Network(format!("configuring the instance's network: {e}")))?
 }
 
-/// Enters the instance's network on a thread of its own and sets it up there: routing of the
-/// VPC's 127.1.0.0/16 over `eth0`, the metadata addresses on `lo`, and their listeners.
+/// Runs `ip -batch -` with `commands` in the network namespace of the calling thread.
+fn ip_batch(commands: &str) -> std::result::Result<(), String> {
+    use std::io::Write;
+    let mut ip = std::process::Command::new("/sbin/ip")
+        .args(["-batch", "-"])
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running ip: {e}"))?;
+    if let Some(mut stdin) = ip.stdin.take() {
+        stdin
+            .write_all(commands.as_bytes())
+            .map_err(|e| format!("running ip: {e}"))?;
+    }
+    let out = ip
+        .wait_with_output()
+        .map_err(|e| format!("running ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// On a thread of its own: enters the VPC's network and makes the instance's link there (up,
+/// on the bridge, its peer going straight into the instance's network as `eth0`), then enters
+/// the instance's network and sets it up: routing of the VPC's 127.1.0.0/16 over `eth0`, the
+/// metadata addresses on `lo`, and their listeners.
 // Why a thread of its own: setns moves only the calling thread (and what it starts), and
 // sockets stay in the namespace they were made in; the runtime's threads never move.
-fn configure_inside(
+// Why not `ip -n`: it makes a mount namespace of its own (to show the netns's /sys), and
+// tearing one down makes the kernel wait some milliseconds.
+fn configure(
     pid1: u32,
+    vpc: &str,
+    link: &str,
     address: Ipv4Addr,
     metadata: bool,
 ) -> Result<Vec<std::net::TcpListener>> {
-    use std::io::Write;
-    let path = format!("/proc/{pid1}/ns/net");
-    let ns = std::fs::File::open(&path).map_err(|e| Error::Network(format!("{path}: {e}")))?;
+    let open = |path: String| {
+        std::fs::File::open(&path).map_err(|e| Error::Network(format!("{path}: {e}")))
+    };
+    let vpc_ns = open(format!("/run/netns/{vpc}"))?;
+    let inside_ns = open(format!("/proc/{pid1}/ns/net"))?;
     let (first, _) = crate::ADDRESS_RANGE;
     let o = first.octets();
-    let batch = format!(
+    let add = format!("link add {link} up master br0 type veth peer name eth0 netns {pid1}\n");
+    let inside = format!(
         "link set lo up\n\
          addr add {address}/32 dev eth0\n\
          link set eth0 up\n\
@@ -188,37 +203,29 @@ fn configure_inside(
          addr add {ALIBABA_METADATA}/32 dev lo\n",
         o[0], o[1]
     );
+    let delete = format!("link delete {link}\n");
     std::thread::spawn(move || -> Result<Vec<std::net::TcpListener>> {
         use std::os::fd::AsFd;
         let net = |what: &str, e: &dyn std::fmt::Display| Error::Network(format!("{what}: {e}"));
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .map_err(|e| net("entering the instance's network", &e))?;
+        let enter = |ns: &std::fs::File, what: &str| {
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| net(what, &e))
+        };
+        enter(&vpc_ns, "entering the VPC's network")?;
+        if ip_batch(&add).is_err() {
+            // A stale link of an earlier run of the same instance (killed server) is in the way.
+            let _ = ip_batch(&delete);
+            ip_batch(&add).map_err(|e| net("creating the instance's link", &e))?;
+        }
+        enter(&inside_ns, "entering the instance's network")?;
         for dev in ["all", "eth0"] {
             let knob = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
             std::fs::write(&knob, "1").map_err(|e| net(&knob, &e))?;
         }
-        let mut ip = std::process::Command::new("/sbin/ip")
-            .args(["-batch", "-"])
-            .env_clear()
-            .env("PATH", SAFE_PATH)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| net("running ip", &e))?;
-        if let Some(mut stdin) = ip.stdin.take() {
-            stdin
-                .write_all(batch.as_bytes())
-                .map_err(|e| net("configuring the instance's network", &e))?;
-        }
-        let out = ip.wait_with_output().map_err(|e| net("running ip", &e))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return Err(net("configuring the instance's network", &err.trim()));
-        }
+        ip_batch(&inside).map_err(|e| net("configuring the instance's network", &e))?;
         if !metadata {
             return Ok(Vec::new());
         }

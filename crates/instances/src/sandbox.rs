@@ -6,13 +6,15 @@
 //! orphans). Sessions join those namespaces with `nsenter`. Killing the init
 //! kills every process of the instance: that is how stop ends all sessions.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use crate::error::{Error, Result};
 use crate::IDS_PER_INSTANCE;
@@ -25,29 +27,37 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Stage 2 of the init, run by the image's `/bin/sh` as PID 1 once the network is up: the
 /// instance's own identity files, its root password when the host set a new one, the guest
-/// agent (once, so the SSH state is in place before any login, then as a daemon that follows
-/// changes; both through the metadata service, log in /var/log/keyplane-agent.log), its SSH
-/// server (for other instances of its VPC; the host's sessions start `sshd -i`), user data at
-/// first boot and `/etc/rc.local`, then it only reaps orphans.
+/// agent once (so the SSH state is in place before any login; through the metadata service,
+/// log in /var/log/keyplane-agent.log), its SSH server (for other instances of its VPC; the
+/// host's sessions start `sshd -i`), then `ready`; after it the agent as a daemon that follows
+/// changes, user data at first boot and the rc2.d scripts and `/etc/rc.local` in the
+/// background, then it only reaps orphans.
+// Why those after `ready`: nothing a login needs waits on them, and they would compete with
+// the boot for the CPU.
 // Why a shell loop as init: dash's `wait` reaps every child, including orphans reparented to
 // PID 1; `sleep infinity` alone would leave them as zombies.
 pub(crate) const BOOT_SCRIPT: &str = r#"set -u
 id=$1 host=$2 addr=$3 dns=$4
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-hostname "$host"
 printf '%s\n' "$host" > /etc/hostname
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n169.254.0.23\tmetadata.tencentyun.com\n' "$addr" "$host" > /etc/hosts
 [ -s /etc/machine-id ] || tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
 if [ -n "$dns" ]; then printf 'nameserver %s\n' "$dns" > /etc/resolv.conf; fi
 if [ -f /run/keyplane/root-hash ]; then usermod -p "$(cat /run/keyplane/root-hash)" root; fi
-mkdir -p -m 0755 /run/sshd /var/log
+agent=
 if [ -x /run/keyplane/agent ]; then
   set -- agent --metadata --server http://169.254.0.23 --instance "$id" --ssh-dir /etc/ssh
   /run/keyplane/agent "$@" --once --log warn >> /var/log/keyplane-agent.log 2>&1 < /dev/null ||
     echo "keyplane: the guest agent did not apply the SSH state (see /var/log/keyplane-agent.log)" >&2
-  ( exec /run/keyplane/agent "$@" --log info >> /var/log/keyplane-agent.log 2>&1 < /dev/null & )
+  agent=1
 fi
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log || echo "keyplane: sshd did not start" >&2
+trap 'kill -TERM -1; n=0; while kill -0 -1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; exit 0' TERM
+echo ready
+exec </dev/null >/dev/null 2>&1
+if [ -n "$agent" ]; then
+  ( exec /run/keyplane/agent "$@" --log info >> /var/log/keyplane-agent.log 2>&1 & )
+fi
 if [ -f /run/keyplane/user-data ]; then
   mkdir -p /var/lib/cloud/instance
   cp /run/keyplane/user-data /var/lib/cloud/instance/user-data.txt
@@ -61,9 +71,6 @@ if [ -f /run/keyplane/user-data ]; then
 fi
 ( for s in /etc/rc2.d/S*; do case $s in *ssh) continue;; esac; [ -x "$s" ] && "$s" start; done
   [ -x /etc/rc.local ] && /etc/rc.local ) > /var/log/boot.log 2>&1 < /dev/null &
-trap 'kill -TERM -1; n=0; while kill -0 -1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; exit 0' TERM
-echo ready
-exec </dev/null >/dev/null 2>&1
 cd /
 while :; do sleep 2147483647 & wait; done
 "#;
@@ -119,8 +126,13 @@ pub(crate) struct Holder {
     pub pid1: u32,
     /// Start time (clock ticks since boot) of the init, guarding against PID reuse.
     pub start_time: u64,
-    /// The init's standard input (it waits for `go` there) until it has booted.
-    stdin: Option<ChildStdin>,
+    /// The server's end of the init's standard input, a socket pair: the init waits for `go`
+    /// there, then hands it to the session helper ([`crate::sessions`]).
+    channel: Option<Arc<OwnedFd>>,
+    /// Whether `go` was sent.
+    booted: bool,
+    /// The session helper (host PID and start time), once the instance is up.
+    helper: Option<(u32, u64)>,
     /// The init's standard output (`net`, then `ready`).
     stdout: Option<BufReader<ChildStdout>>,
     stderr: Option<ChildStderr>,
@@ -151,6 +163,8 @@ fn limited_command(ns: &NsParams) -> Command {
 /// mounted and it waits for its network ([`Holder::boot`] goes on from there).
 pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result<Holder> {
     let map = format!("{},0,{IDS_PER_INSTANCE}", ns.uid_base);
+    let (channel, init_end) = crate::sessions::channel()
+        .map_err(|e| start_failed(boot.id, format!("creating the init's channel: {e}")))?;
     let mut cmd = limited_command(ns);
     cmd.arg("/usr/bin/unshare")
         .args(["--user", &format!("--map-users={map}")])
@@ -166,22 +180,26 @@ pub(crate) async fn spawn_holder(boot: &BootParams<'_>, ns: &NsParams) -> Result
         .arg(boot.dns.unwrap_or(""))
         .arg(boot.agent.unwrap_or(""))
         .current_dir(boot.guest_dir)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(init_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = cmd
         .spawn()
         .map_err(|e| start_failed(boot.id, format!("spawning unshare: {e}")))?;
+    // `cmd` still holds the init's end; the channel must close when the init and the helper
+    // are gone.
+    drop(cmd);
     // From here on the holder's Drop cleans up, even if this future is cancelled.
     let mut holder = Holder {
         child,
         pid1: 0,
         start_time: 0,
-        stdin: None,
+        channel: Some(Arc::new(channel)),
+        booted: false,
+        helper: None,
         stdout: None,
         stderr: None,
     };
-    holder.stdin = holder.child.stdin.take();
     holder.stdout = holder.child.stdout.take().map(BufReader::new);
     holder.stderr = holder.child.stderr.take();
     holder.expect_line(boot.id, "net").await?;
@@ -207,19 +225,30 @@ impl Holder {
     /// Lets stage 1 go on into the boot (its network is wired) and waits until the instance is
     /// up.
     pub async fn boot(&mut self, id: &str) -> Result<()> {
-        use tokio::io::AsyncWriteExt;
-        let Some(mut stdin) = self.stdin.take() else {
+        let Some(channel) = self.channel.clone().filter(|_| !self.booted) else {
             return Err(start_failed(id, "the init was already booted".into()));
         };
-        let sent = stdin.write_all(b"go\n").await;
-        drop(stdin);
+        self.booted = true;
+        // A few bytes into an empty socket buffer: this does not block.
+        let sent = rustix::net::send(channel.as_fd(), b"go\n", rustix::net::SendFlags::NOSIGNAL);
         if let Err(e) = sent {
             return Err(self.fail(id, format!("the init went away: {e}")).await);
         }
         self.expect_line(id, "ready").await?;
         self.stdout = None;
         self.stderr = None;
+        self.helper = find_helper(self.pid1);
+        if self.helper.is_none() {
+            tracing::warn!(instance = %id, "no session helper in the instance; sessions start from outside");
+        }
         Ok(())
+    }
+
+    /// The channel to the instance's session helper and its host PID and start time, when
+    /// it was there at boot.
+    pub fn session_channel(&self) -> Option<(Arc<OwnedFd>, u32, u64)> {
+        let (pid, start) = self.helper?;
+        Some((self.channel.clone()?, pid, start))
     }
 
     /// Reads the init's next line and checks it is `want`; otherwise kills it and says why.
@@ -340,6 +369,22 @@ pub(crate) fn session_command(id: &str, pid1: u32, ns: &NsParams) -> Command {
         ])
         .arg(GUEST_SSHD);
     cmd
+}
+
+/// The session helper among the init's children: the one that runs as
+/// [`crate::sessions::PROCESS_NAME`] (stage 1 starts it before anything else).
+fn find_helper(pid1: u32) -> Option<(u32, u64)> {
+    let path = format!("/proc/{pid1}/task/{pid1}/children");
+    let children = std::fs::read_to_string(path).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|&b| b == 0).next() == Some(crate::sessions::PROCESS_NAME.as_bytes())
+            })
+        })
+        .and_then(|pid| Some((pid, proc_stat(pid)?.start_time)))
 }
 
 /// Whether the process `pid` is still the init started at `start_time` and not a zombie.

@@ -90,6 +90,14 @@ impl Worker {
         })
     }
 
+    /// Whether sandbox instances run the guest agent inside (it applies the SSH state at
+    /// every boot).
+    fn agent_inside(&self) -> bool {
+        self.host
+            .as_ref()
+            .is_ok_and(|h| h.config().guest_agent.is_some())
+    }
+
     fn host(&self) -> Result<&Arc<SandboxHost>, String> {
         self.host
             .as_ref()
@@ -436,7 +444,7 @@ impl Worker {
                 .await
                 .map_err(text)?;
         }
-        let agent_inside = host.config().guest_agent.is_some();
+        let agent_inside = self.agent_inside();
         if apply_ssh_state && !agent_inside {
             self.apply(&inst.id).await?;
         }
@@ -475,8 +483,9 @@ impl Worker {
             .map_err(text)
     }
 
-    /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied, then start
-    /// again if it was running and the operation says to restart it.
+    /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied (by the start
+    /// that follows, when the instance's own agent applies it at boot), then start again if it
+    /// was running and the operation says to restart it.
     async fn bind(
         &self,
         op: &mut Operation,
@@ -506,17 +515,21 @@ impl Worker {
             op.step = 3;
             self.save(op).await?;
         }
+        let restart = op.was_running && how.restart;
+        // Why: an instance that starts again applies the state itself (its agent runs before
+        // its SSH server), and the start checks that it did, applying it from the host if not;
+        // a run of the agent from the host first would only write the same files again.
+        let applied_by_boot = restart && self.agent_inside();
         if op.step < 4 {
-            if inst.host == HostKind::Sandbox {
+            if inst.host == HostKind::Sandbox && !applied_by_boot {
                 self.apply(&inst.id).await?;
             }
             op.step = 4;
             self.save(op).await?;
         }
-        if op.was_running && how.restart {
-            // Step 4 applied the state: the start need not run the agent again.
+        if restart {
             let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
-            self.boot_with(&now, false).await?;
+            self.boot_with(&now, applied_by_boot).await?;
         }
         Ok(())
     }
