@@ -15,93 +15,145 @@ pub mod router;
 pub mod signature;
 
 use crate::common::audit::Trail;
-use crate::common::request::{new_request_id, RawRequest};
+use crate::common::request::{new_request_id, too_large_message, RawRequest};
+use crate::common::serve::{Claim, Dialect, Signer, WireError};
 use crate::common::server::AppState;
-use auth::{authenticate, claim, Authenticated};
+use auth::{authenticate, claim, Authenticated, Claimed};
 use axum::response::Response;
 use error::AliError;
 use handlers::{attribute, bind, instances, keypairs, launch, Ctx};
 use router::{EcsAction, Product, REGIONS, VERSION};
 use serde_json::Value;
-use tracing::{info, warn, Instrument};
 
-/// Serve one Alibaba Cloud RPC request.
-pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
-    // Alibaba Cloud request ids are upper-case UUIDs.
-    let request_id = new_request_id().to_uppercase();
-    let claimed = claim(raw);
-    let product = Product::claimed(raw);
-    let span = tracing::info_span!(
-        "request",
-        dialect = product.span_name(),
-        request_id = %request_id,
-        action = claimed.action.as_deref().unwrap_or(""),
-        access_key_id = claimed.access_key_id.as_deref().unwrap_or(""),
-    );
-    async {
-        let started = std::time::Instant::now();
-        let action = claimed.action.clone().unwrap_or_default();
-        let mut trail = Trail::new(product.dialect(), &request_id, raw);
-        let result = process(state, raw, &mut trail).await;
-        let elapsed = started.elapsed();
-        let micros = elapsed.as_micros() as u64;
-        let known = product.action_name(&action);
-        let record = |code: &str| {
-            let secs = elapsed.as_secs_f64();
-            let dialect = product.dialect();
-            state.core.metrics().request(dialect, known, code, secs);
-        };
-        match result {
-            Ok(fields) => {
-                info!(micros, "ok");
-                record("ok");
-                render::success(&action, &request_id, fields, claimed.format)
-            }
-            Err(e) => {
-                let (code, status) = e.code();
-                if let AliError::Domain(keyplane_core::DomainError::Internal(detail)) = &e {
-                    warn!(micros, code, status, detail = %detail, "failed");
-                } else {
-                    info!(micros, code, status, "refused");
-                }
-                record(code);
-                let key_id = claimed.access_key_id.as_deref();
-                let message = e.message();
-                trail
-                    .refused(state, raw, Some(action.as_str()), key_id, code, &message)
-                    .await;
-                render::failure(&request_id, &e, claimed.format, product.host())
-            }
-        }
-    }
-    .instrument(span)
-    .await
+/// The Alibaba Cloud RPC dialect (ECS, ActionTrail).
+pub(crate) struct AliyunRpc;
+
+/// What an Alibaba Cloud RPC request claims: the product by its version, the action, the
+/// AccessKeyId and the answer format.
+pub(crate) struct RpcClaim {
+    product: Product,
+    claimed: Claimed,
 }
 
-async fn process(state: &AppState, raw: &RawRequest, trail: &mut Trail) -> Result<Value, AliError> {
-    if let Some(m) = raw.oversized_message() {
-        return Err(AliError::InvalidParameter(m));
+impl Claim for RpcClaim {
+    fn label(&self) -> &'static str {
+        self.product.dialect()
     }
-    let auth = authenticate(state, raw).await?;
-    let region = auth
-        .params
+
+    fn span_name(&self) -> &'static str {
+        self.product.span_name()
+    }
+
+    fn action_label(&self) -> &'static str {
+        self.product
+            .action_name(self.claimed.action.as_deref().unwrap_or_default())
+    }
+
+    fn action(&self) -> Option<&str> {
+        self.claimed.action.as_deref()
+    }
+
+    fn credential(&self) -> Option<&str> {
+        self.claimed.access_key_id.as_deref()
+    }
+}
+
+impl WireError for AliError {
+    fn message(&self) -> String {
+        AliError::message(self)
+    }
+
+    fn internal(&self) -> Option<&str> {
+        match self {
+            AliError::Domain(keyplane_core::DomainError::Internal(detail)) => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+/// The `RegionId` parameter, when given.
+fn region_param(params: &[(String, String)]) -> Option<&str> {
+    params
         .iter()
         .find(|(k, _)| k == "RegionId")
-        .map(|(_, v)| v.as_str());
-    trail.signed(
-        &auth.account,
-        &auth.account.access_key_id,
-        &auth.action,
-        region,
-    );
-    match Product::from_version(&auth.version) {
-        Some(Product::Ecs) => ecs(state, &auth, &trail.meta).await,
-        Some(Product::ActionTrail) => actiontrail::dispatch(state, &auth).await,
-        None => Err(AliError::InvalidVersion(format!(
-            "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}, ActionTrail at {}.",
-            auth.version,
-            router::ACTIONTRAIL_VERSION
-        ))),
+        .map(|(_, v)| v.as_str())
+}
+
+impl Dialect for AliyunRpc {
+    type Claim = RpcClaim;
+    type Request = Authenticated;
+    type Error = AliError;
+    const CREDENTIAL_FIELD: &'static str = "access_key_id";
+
+    /// Alibaba Cloud request ids are upper-case UUIDs.
+    fn request_id(&self) -> String {
+        new_request_id().to_uppercase()
+    }
+
+    fn parse(&self, raw: &RawRequest) -> RpcClaim {
+        RpcClaim {
+            product: Product::claimed(raw),
+            claimed: claim(raw),
+        }
+    }
+
+    fn too_large(&self, limit: usize) -> AliError {
+        AliError::InvalidParameter(too_large_message(limit))
+    }
+
+    async fn authenticate(
+        &self,
+        state: &AppState,
+        raw: &RawRequest,
+        _claim: &mut RpcClaim,
+    ) -> Result<Authenticated, AliError> {
+        authenticate(state, raw).await
+    }
+
+    fn signer<'a>(&self, req: &'a Authenticated) -> Signer<'a> {
+        Signer {
+            account: &req.account,
+            credential: &req.account.access_key_id,
+            action: &req.action,
+            region: region_param(&req.params),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        state: &AppState,
+        auth: Authenticated,
+        trail: &mut Trail,
+    ) -> Result<Value, AliError> {
+        match Product::from_version(&auth.version) {
+            Some(Product::Ecs) => ecs(state, &auth, &trail.meta).await,
+            Some(Product::ActionTrail) => actiontrail::dispatch(state, &auth).await,
+            None => Err(AliError::InvalidVersion(format!(
+                "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}, ActionTrail at {}.",
+                auth.version,
+                router::ACTIONTRAIL_VERSION
+            ))),
+        }
+    }
+
+    fn code(&self, _claim: &RpcClaim, error: &AliError) -> &'static str {
+        error.code().0
+    }
+
+    fn render(
+        &self,
+        request_id: &str,
+        claim: &RpcClaim,
+        result: Result<Value, AliError>,
+    ) -> Response {
+        let format = claim.claimed.format;
+        match result {
+            Ok(fields) => {
+                let action = claim.claimed.action.as_deref().unwrap_or_default();
+                render::success(action, request_id, fields, format)
+            }
+            Err(e) => render::failure(request_id, &e, format, claim.product.host()),
+        }
     }
 }
 
@@ -113,12 +165,7 @@ async fn ecs(
 ) -> Result<Value, AliError> {
     let action = EcsAction::parse(&auth.action)
         .ok_or_else(|| AliError::InvalidAction(auth.action.clone()))?;
-    let region = auth
-        .params
-        .iter()
-        .find(|(k, _)| k == "RegionId")
-        .map(|(_, v)| v.as_str());
-    match region {
+    match region_param(&auth.params) {
         Some(r) if !REGIONS.contains(&r) => return Err(AliError::InvalidRegion(r.to_string())),
         None | Some("") if !action.is_instance_action() => {
             return Err(AliError::MissingParameter("RegionId".into()))

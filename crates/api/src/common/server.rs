@@ -1,10 +1,11 @@
 //! The HTTP server: one listener, every dialect. A request is routed to its dialect by what
 //! it carries (path, `Authorization` scheme, signature parameters), never by port.
 
-use super::dialect::{classify, Dialect};
+use super::envelope::{classify, Envelope};
 use super::listener::LongTarget;
 use super::ratelimit::Limiter;
 use super::request::{RawRequest, HEAD_BYTES};
+use super::serve::serve;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Request, StatusCode};
@@ -193,9 +194,9 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
 /// Hand `raw` to the dialect it says it is in ([`classify`]).
 pub(crate) async fn serve_dialect(state: &AppState, raw: &RawRequest) -> Response {
     match classify(raw) {
-        Dialect::TencentLegacy => crate::tencent_legacy::handle(state, raw).await,
-        Dialect::Aliyun => crate::aliyun_rpc::handle(state, raw).await,
-        Dialect::TencentV3 => crate::tencent_v3::handle(state, raw).await,
+        Envelope::TencentLegacy => serve(&crate::tencent_legacy::Legacy, state, raw).await,
+        Envelope::Aliyun => serve(&crate::aliyun_rpc::AliyunRpc, state, raw).await,
+        Envelope::TencentV3 => serve(&crate::tencent_v3::TencentV3, state, raw).await,
     }
 }
 

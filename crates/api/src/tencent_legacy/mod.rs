@@ -10,96 +10,118 @@ pub mod password;
 pub mod router;
 
 use crate::common::audit::Trail;
-use crate::common::request::{new_request_id, RawRequest};
+use crate::common::request::{too_large_message, RawRequest};
+use crate::common::serve::{Claim, Dialect, Signer, WireError};
 use crate::common::server::AppState;
-use auth::{authenticate, Claimed};
+use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use error::{LegacyError, SUCCESS_CODE, SUCCESS_DESC};
 use handlers::Ctx;
 use router::{check_region, LegacyAction};
 use serde_json::{json, Value};
-use tracing::{info, warn, Instrument};
 
-/// Serve one legacy v2 request.
-pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
-    let request_id = new_request_id();
-    let span = tracing::info_span!(
-        "request",
-        dialect = "tencent-legacy",
-        request_id = %request_id,
-        action = tracing::field::Empty,
-        secret_id = tracing::field::Empty,
-    );
-    async {
-        let mut claimed = Claimed::default();
-        let started = std::time::Instant::now();
-        let mut trail = Trail::new("legacy", &request_id, raw);
-        let result = process(state, raw, &mut trail, &mut claimed).await;
-        let span = tracing::Span::current();
-        if let Some(a) = &claimed.action {
-            span.record("action", a.as_str());
-        }
-        if let Some(s) = &claimed.secret_id {
-            span.record("secret_id", s.as_str());
-        }
-        let elapsed = started.elapsed();
-        let micros = elapsed.as_micros() as u64;
-        let code = match &result {
-            Ok(_) => {
-                info!(micros, "ok");
-                "ok"
-            }
-            Err(e @ LegacyError::Domain(keyplane_core::DomainError::Internal(detail))) => {
-                warn!(micros, code = e.code(), detail = %detail, "failed");
-                e.code_desc()
-            }
-            Err(e) => {
-                info!(
-                    micros,
-                    code = e.code(),
-                    code_desc = e.code_desc(),
-                    "refused"
-                );
-                e.code_desc()
-            }
-        };
-        let action = claimed
-            .action
+/// The CVM legacy v2 dialect.
+pub(crate) struct Legacy;
+
+impl Claim for Claimed {
+    fn label(&self) -> &'static str {
+        "legacy"
+    }
+
+    fn span_name(&self) -> &'static str {
+        "tencent-legacy"
+    }
+
+    fn action_label(&self) -> &'static str {
+        self.action
             .as_deref()
             .and_then(LegacyAction::parse)
-            .map_or("other", LegacyAction::name);
-        let secs = elapsed.as_secs_f64();
-        state.core.metrics().request("legacy", action, code, secs);
-        if let Err(e) = &result {
-            let (action, secret_id) = (claimed.action.as_deref(), claimed.secret_id.as_deref());
-            let message = e.message();
-            trail
-                .refused(state, raw, action, secret_id, code, &message)
-                .await;
-        }
-        render(result)
+            .map_or("other", LegacyAction::name)
     }
-    .instrument(span)
-    .await
+
+    fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
+
+    fn credential(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
-async fn process(
-    state: &AppState,
-    raw: &RawRequest,
-    trail: &mut Trail,
-    claimed: &mut Claimed,
-) -> Result<Value, LegacyError> {
-    if let Some(m) = raw.oversized_message() {
-        return Err(LegacyError::InvalidParameter(m));
+impl WireError for LegacyError {
+    fn message(&self) -> String {
+        LegacyError::message(self)
     }
-    let auth = authenticate(state, raw, claimed).await?;
-    trail.signed(
-        &auth.account,
-        &auth.account.secret_id,
-        &auth.action,
-        auth.region.as_deref(),
-    );
+
+    fn internal(&self) -> Option<&str> {
+        match self {
+            LegacyError::Domain(keyplane_core::DomainError::Internal(detail)) => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+impl Dialect for Legacy {
+    type Claim = Claimed;
+    type Request = Authenticated;
+    type Error = LegacyError;
+    const CREDENTIAL_FIELD: &'static str = "secret_id";
+
+    fn parse(&self, _raw: &RawRequest) -> Claimed {
+        Claimed::default()
+    }
+
+    fn too_large(&self, limit: usize) -> LegacyError {
+        LegacyError::InvalidParameter(too_large_message(limit))
+    }
+
+    async fn authenticate(
+        &self,
+        state: &AppState,
+        raw: &RawRequest,
+        claim: &mut Claimed,
+    ) -> Result<Authenticated, LegacyError> {
+        authenticate(state, raw, claim).await
+    }
+
+    fn signer<'a>(&self, req: &'a Authenticated) -> Signer<'a> {
+        Signer {
+            account: &req.account,
+            credential: &req.account.secret_id,
+            action: &req.action,
+            region: req.region.as_deref(),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        state: &AppState,
+        auth: Authenticated,
+        trail: &mut Trail,
+    ) -> Result<Value, LegacyError> {
+        dispatch(state, auth, trail).await
+    }
+
+    fn code(&self, _claim: &Claimed, error: &LegacyError) -> &'static str {
+        error.code_desc()
+    }
+
+    fn render(
+        &self,
+        _request_id: &str,
+        _claim: &Claimed,
+        result: Result<Value, LegacyError>,
+    ) -> Response {
+        render(result)
+    }
+}
+
+async fn dispatch(
+    state: &AppState,
+    auth: Authenticated,
+    trail: &mut Trail,
+) -> Result<Value, LegacyError> {
     let action = LegacyAction::parse(&auth.action).ok_or_else(|| {
         LegacyError::InvalidAction(format!(
             "The action `{}` is not supported by the CVM legacy API.",

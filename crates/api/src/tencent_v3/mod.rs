@@ -15,7 +15,8 @@ pub mod signature;
 pub mod signing_keys;
 
 use crate::common::audit::Trail;
-use crate::common::request::{new_request_id, RawRequest};
+use crate::common::request::RawRequest;
+use crate::common::serve::{Claim, Dialect, Signer, WireError};
 use crate::common::server::AppState;
 use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -24,115 +25,124 @@ use error::TcError;
 use handlers::{bind, images, instances, keypairs, password, run, Ctx};
 use router::{CvmAction, Product, REGIONS};
 use serde_json::{json, Value};
-use tracing::{info, warn, Instrument};
 
-/// Serve one Tencent API 3.0 request.
-pub async fn handle(state: &AppState, raw: &RawRequest) -> Response {
-    let request_id = new_request_id();
-    let span = tracing::info_span!(
-        "request",
-        dialect = "tencent-v3",
-        request_id = %request_id,
-        action = tracing::field::Empty,
-        secret_id = tracing::field::Empty,
-    );
-    async {
-        let mut claimed = Claimed::default();
-        let started = std::time::Instant::now();
-        let mut trail = Trail::new("cvm", &request_id, raw);
-        let (result, product) = process(state, raw, &mut claimed, &mut trail).await;
-        let span = tracing::Span::current();
-        if let Some(a) = &claimed.action {
-            span.record("action", a.as_str());
-        }
-        if let Some(s) = &claimed.secret_id {
-            span.record("secret_id", s.as_str());
-        }
-        let elapsed = started.elapsed();
-        let micros = elapsed.as_micros() as u64;
-        let code = match &result {
-            Ok(_) => {
-                info!(micros, "ok");
-                "ok"
-            }
-            Err(e @ TcError::Domain(keyplane_core::DomainError::Internal(detail))) => {
-                warn!(micros, code = e.code(product), detail = %detail, "failed");
-                e.code(product)
-            }
-            Err(e) => {
-                info!(micros, code = e.code(product), "refused");
-                e.code(product)
-            }
-        };
-        let (dialect, action) = match product {
-            Product::Cvm => (
-                "cvm",
-                claimed
-                    .action
-                    .as_deref()
-                    .and_then(CvmAction::parse)
-                    .map(CvmAction::name),
-            ),
-            Product::Lighthouse => (
-                "lighthouse",
-                claimed
-                    .action
-                    .as_deref()
-                    .and_then(router::LighthouseAction::parse)
-                    .map(router::LighthouseAction::name),
-            ),
-            Product::CloudAudit => (
-                "cloudaudit",
-                claimed
-                    .action
-                    .as_deref()
-                    .and_then(router::CloudAuditAction::parse)
-                    .map(router::CloudAuditAction::name),
-            ),
-        };
-        state.core.metrics().request(
-            dialect,
-            action.unwrap_or("other"),
-            code,
-            elapsed.as_secs_f64(),
-        );
-        if let Err(e) = &result {
-            trail.meta.dialect = dialect.to_string();
-            let (action, secret_id) = (claimed.action.as_deref(), claimed.secret_id.as_deref());
-            let message = e.message();
-            trail
-                .refused(state, raw, action, secret_id, code, &message)
-                .await;
-        }
-        render(&request_id, result, product)
-    }
-    .instrument(span)
-    .await
+/// The Tencent API 3.0 dialect (CVM, Lighthouse, CloudAudit).
+pub(crate) struct TencentV3;
+
+/// What a Tencent API 3.0 request claims: the product (by its version until it is
+/// authenticated), the action and the SecretId.
+pub(crate) struct V3Claim {
+    product: Product,
+    claimed: Claimed,
 }
 
-async fn process(
-    state: &AppState,
-    raw: &RawRequest,
-    claimed: &mut Claimed,
-    trail: &mut Trail,
-) -> (Result<Value, TcError>, Product) {
-    if let Some(limit) = raw.oversized {
-        return (
-            Err(TcError::RequestSizeLimitExceeded(limit)),
-            claimed_product(raw),
-        );
+impl Claim for V3Claim {
+    fn label(&self) -> &'static str {
+        self.product.service()
     }
-    let auth = match authenticate(state, raw, claimed).await {
-        Ok(a) => a,
-        Err(e) => return (Err(e), claimed_product(raw)),
-    };
-    let product = auth.product;
-    (dispatch(state, auth, trail).await, product)
+
+    fn span_name(&self) -> &'static str {
+        "tencent-v3"
+    }
+
+    fn action_label(&self) -> &'static str {
+        let action = self.claimed.action.as_deref();
+        let name = match self.product {
+            Product::Cvm => action.and_then(CvmAction::parse).map(CvmAction::name),
+            Product::Lighthouse => action
+                .and_then(router::LighthouseAction::parse)
+                .map(router::LighthouseAction::name),
+            Product::CloudAudit => action
+                .and_then(router::CloudAuditAction::parse)
+                .map(router::CloudAuditAction::name),
+        };
+        name.unwrap_or("other")
+    }
+
+    fn action(&self) -> Option<&str> {
+        self.claimed.action.as_deref()
+    }
+
+    fn credential(&self) -> Option<&str> {
+        self.claimed.secret_id.as_deref()
+    }
 }
 
-/// The product a request refused before it was authenticated claims by its version (CVM
-/// when it names none served here), so that its refusal is answered and recorded as that
-/// product's.
+impl WireError for TcError {
+    fn message(&self) -> String {
+        TcError::message(self)
+    }
+
+    fn internal(&self) -> Option<&str> {
+        match self {
+            TcError::Domain(keyplane_core::DomainError::Internal(detail)) => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+impl Dialect for TencentV3 {
+    type Claim = V3Claim;
+    type Request = Authenticated;
+    type Error = TcError;
+    const CREDENTIAL_FIELD: &'static str = "secret_id";
+
+    fn parse(&self, raw: &RawRequest) -> V3Claim {
+        V3Claim {
+            product: claimed_product(raw),
+            claimed: Claimed::default(),
+        }
+    }
+
+    fn too_large(&self, limit: usize) -> TcError {
+        TcError::RequestSizeLimitExceeded(limit)
+    }
+
+    async fn authenticate(
+        &self,
+        state: &AppState,
+        raw: &RawRequest,
+        claim: &mut V3Claim,
+    ) -> Result<Authenticated, TcError> {
+        let auth = authenticate(state, raw, &mut claim.claimed).await?;
+        claim.product = auth.product;
+        Ok(auth)
+    }
+
+    fn signer<'a>(&self, req: &'a Authenticated) -> Signer<'a> {
+        Signer {
+            account: &req.account,
+            credential: &req.account.secret_id,
+            action: &req.action,
+            region: req.region.as_deref(),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        state: &AppState,
+        auth: Authenticated,
+        trail: &mut Trail,
+    ) -> Result<Value, TcError> {
+        dispatch(state, auth, &trail.meta).await
+    }
+
+    fn code(&self, claim: &V3Claim, error: &TcError) -> &'static str {
+        error.code(claim.product)
+    }
+
+    fn render(
+        &self,
+        request_id: &str,
+        claim: &V3Claim,
+        result: Result<Value, TcError>,
+    ) -> Response {
+        render(request_id, result, claim.product)
+    }
+}
+
+/// The product a request claims by its version (CVM when it names none served here), so
+/// that a refusal before it is authenticated is answered and recorded as that product's.
 fn claimed_product(raw: &RawRequest) -> Product {
     let version = raw.header("x-tc-version").or_else(|| {
         let mut params = raw.query_params();
@@ -152,7 +162,7 @@ fn claimed_product(raw: &RawRequest) -> Product {
 async fn dispatch(
     state: &AppState,
     auth: Authenticated,
-    trail: &mut Trail,
+    req: &keyplane_core::RequestMeta,
 ) -> Result<Value, TcError> {
     let Authenticated {
         account,
@@ -161,9 +171,6 @@ async fn dispatch(
         region,
         params,
     } = auth;
-    trail.meta.dialect = product.service().to_string();
-    trail.signed(&account, &account.secret_id, &action, region.as_deref());
-    let req = &trail.meta;
     match product {
         Product::Cvm => {
             let act = CvmAction::parse(&action).ok_or_else(|| {

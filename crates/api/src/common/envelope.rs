@@ -1,4 +1,4 @@
-//! Which dialect a request is in, decided once, before anything is verified, from what the
+//! Which envelope family (dialect) a request is in, decided once, before anything is verified, from what the
 //! request says about itself: the legacy path, the `Authorization` scheme, the dialects' own
 //! headers, their signature parameters, and the `Version`. Every answer, refusals included,
 //! then comes in that dialect's envelope, even for requests too large or too malformed to
@@ -6,9 +6,9 @@
 
 use super::request::RawRequest;
 
-/// A wire dialect's envelope family.
+/// A wire dialect's envelope family: which [`crate::common::serve::Dialect`] serves a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub enum Envelope {
     /// Tencent CVM legacy v2 (`/v2/index.php`): `{code, message, codeDesc}`.
     TencentLegacy,
     /// Alibaba Cloud RPC (ECS, ActionTrail): HTTP 4xx/5xx with `{RequestId, HostId, Code,
@@ -38,45 +38,45 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 }
 
 /// What the `Authorization` header's scheme says, if it says anything.
-fn by_authorization(raw: &RawRequest) -> Option<Dialect> {
+fn by_authorization(raw: &RawRequest) -> Option<Envelope> {
     let value = raw.headers.get("authorization")?;
     let text = String::from_utf8_lossy(value.as_bytes());
     let scheme = text.trim_start();
     if starts_with_ignore_case(scheme, "ACS3-") {
-        Some(Dialect::Aliyun)
+        Some(Envelope::Aliyun)
     } else if starts_with_ignore_case(scheme, "TC3-") {
-        Some(Dialect::TencentV3)
+        Some(Envelope::TencentV3)
     } else {
         None
     }
 }
 
 /// What the dialects' own headers say (`x-acs-*` or `x-tc-*`), if anything.
-fn by_headers(raw: &RawRequest) -> Option<Dialect> {
+fn by_headers(raw: &RawRequest) -> Option<Envelope> {
     let mut names = raw.headers.keys().map(|k| k.as_str());
     let (acs, tc) = names.by_ref().fold((false, false), |(a, t), n| {
         (a || n.starts_with("x-acs-"), t || n.starts_with("x-tc-"))
     });
     match (acs, tc) {
-        (true, false) => Some(Dialect::Aliyun),
-        (false, true) => Some(Dialect::TencentV3),
+        (true, false) => Some(Envelope::Aliyun),
+        (false, true) => Some(Envelope::TencentV3),
         _ => None,
     }
 }
 
 /// What the parameters say: signature parameters first, then `Version`.
-fn by_params(params: &[(String, String)]) -> Option<Dialect> {
+fn by_params(params: &[(String, String)]) -> Option<Envelope> {
     let has = |names: &[&str]| params.iter().any(|(k, _)| names.contains(&k.as_str()));
     if has(ALIYUN_PARAMS) {
-        return Some(Dialect::Aliyun);
+        return Some(Envelope::Aliyun);
     }
     if has(TENCENT_PARAMS) {
-        return Some(Dialect::TencentV3);
+        return Some(Envelope::TencentV3);
     }
     let version = params.iter().find(|(k, _)| k == "Version").map(|(_, v)| v);
     match version {
-        Some(v) if ALIYUN_VERSIONS.contains(&v.as_str()) => Some(Dialect::Aliyun),
-        Some(v) if TENCENT_VERSIONS.contains(&v.as_str()) => Some(Dialect::TencentV3),
+        Some(v) if ALIYUN_VERSIONS.contains(&v.as_str()) => Some(Envelope::Aliyun),
+        Some(v) if TENCENT_VERSIONS.contains(&v.as_str()) => Some(Envelope::TencentV3),
         _ => None,
     }
 }
@@ -96,15 +96,15 @@ fn params_of(raw: &RawRequest) -> Vec<(String, String)> {
     all
 }
 
-/// The dialect `raw` is in. Tencent API 3.0 when nothing says otherwise.
-pub fn classify(raw: &RawRequest) -> Dialect {
+/// The envelope family `raw` is in. Tencent API 3.0 when nothing says otherwise.
+pub fn classify(raw: &RawRequest) -> Envelope {
     if raw.path == LEGACY_PATH {
-        return Dialect::TencentLegacy;
+        return Envelope::TencentLegacy;
     }
     by_authorization(raw)
         .or_else(|| by_headers(raw))
         .or_else(|| by_params(&params_of(raw)))
-        .unwrap_or(Dialect::TencentV3)
+        .unwrap_or(Envelope::TencentV3)
 }
 
 #[cfg(test)]
@@ -134,47 +134,47 @@ mod tests {
         let cases = [
             (
                 raw("/v2/index.php", "AccessKeyId=x", &[]),
-                Dialect::TencentLegacy,
+                Envelope::TencentLegacy,
             ),
             (
                 raw("/", "", &[("authorization", "ACS3-HMAC-SM3 Credential=x")]),
-                Dialect::Aliyun,
+                Envelope::Aliyun,
             ),
             (
                 raw("/", "", &[("authorization", " acs3-garbled")]),
-                Dialect::Aliyun,
+                Envelope::Aliyun,
             ),
             (
                 raw("/", "", &[("authorization", "TC3-HMAC-SHA256 x")]),
-                Dialect::TencentV3,
+                Envelope::TencentV3,
             ),
             (
                 raw("/", "", &[("x-acs-action", "RunInstances")]),
-                Dialect::Aliyun,
+                Envelope::Aliyun,
             ),
             (
                 raw("/", "", &[("x-tc-action", "RunInstances")]),
-                Dialect::TencentV3,
+                Envelope::TencentV3,
             ),
             (
                 raw("/", "Action=DescribeRegions&Version=2014-05-26", &[]),
-                Dialect::Aliyun,
+                Envelope::Aliyun,
             ),
             (
                 raw("/", "Action=X&Version=2017-03-12", &[]),
-                Dialect::TencentV3,
+                Envelope::TencentV3,
             ),
             (
                 raw("/", "Action=LookupEvents&Version=2020-07-06", &[]),
-                Dialect::Aliyun,
+                Envelope::Aliyun,
             ),
             (
                 raw("/", "Action=LookUpEvents&Version=2019-03-19", &[]),
-                Dialect::TencentV3,
+                Envelope::TencentV3,
             ),
-            (raw("/", "SignatureNonce=1", &[]), Dialect::Aliyun),
-            (raw("/", "SecretId=AKID", &[]), Dialect::TencentV3),
-            (raw("/", "", &[]), Dialect::TencentV3),
+            (raw("/", "SignatureNonce=1", &[]), Envelope::Aliyun),
+            (raw("/", "SecretId=AKID", &[]), Envelope::TencentV3),
+            (raw("/", "", &[]), Envelope::TencentV3),
         ];
         for (r, want) in cases {
             assert_eq!(classify(&r), want, "{} {:?}", r.query, r.headers);
@@ -191,6 +191,6 @@ mod tests {
         r.method = "POST".into();
         r.oversized = Some(1 << 20);
         r.head = b"Action=ImportKeyPair&AccessKeyId=LTAI&PublicKeyBody=AAAA".to_vec();
-        assert_eq!(classify(&r), Dialect::Aliyun);
+        assert_eq!(classify(&r), Envelope::Aliyun);
     }
 }
