@@ -1,7 +1,7 @@
 //! Keyplane's HTTP API: one server that speaks the providers' own dialects over one domain
 //! core.
 //!
-//! - [`tencent_v3`]: Tencent Cloud API 3.0 (TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256): CVM,
+//! - [`tencent`]: Tencent Cloud API 3.0 (TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256): CVM,
 //!   Lighthouse and CloudAudit.
 //! - [`tencent_legacy`]: the legacy CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`).
 //! - [`aliyun_rpc`]: Alibaba Cloud ECS 2014-05-26 and ActionTrail 2020-07-06 (RPC HMAC-SHA1 and
@@ -18,8 +18,8 @@ pub mod aliyun_rpc;
 pub mod common;
 pub mod console;
 pub mod metadata;
+pub mod tencent;
 pub mod tencent_legacy;
-pub mod tencent_v3;
 
 pub use common::server::{metrics_router, router, run, ApiConfig, AppState};
 pub use common::tls::run_tls;

@@ -63,7 +63,7 @@ pub struct AppState {
     /// Refused requests' audit events on their way to the store.
     pub refusals: crate::common::audit::RefusalLog,
     /// TC3 signing keys derived so far, by secret, date and service.
-    pub tc3_keys: crate::tencent_v3::signing_keys::SigningKeys,
+    pub tc3_keys: crate::tencent::signing_keys::SigningKeys,
 }
 
 impl AppState {
@@ -196,7 +196,7 @@ pub(crate) async fn serve_dialect(state: &AppState, raw: &RawRequest) -> Respons
     match classify(raw) {
         Envelope::TencentLegacy => serve(&crate::tencent_legacy::Legacy, state, raw).await,
         Envelope::Aliyun => serve(&crate::aliyun_rpc::AliyunRpc, state, raw).await,
-        Envelope::TencentV3 => serve(&crate::tencent_v3::TencentV3, state, raw).await,
+        Envelope::TencentV3 => serve(&crate::tencent::TencentV3, state, raw).await,
     }
 }
 

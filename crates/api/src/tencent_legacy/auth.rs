@@ -4,7 +4,7 @@
 use super::error::LegacyError;
 use crate::common::request::RawRequest;
 use crate::common::server::AppState;
-use crate::tencent_v3::signature::{signatures_match, v1_signature, v1_string_to_sign, V1Method};
+use crate::tencent::signature::{signatures_match, v1_signature, v1_string_to_sign, V1Method};
 use keyplane_core::account::Account;
 
 /// Common parameters; everything else is a business parameter of the action.

@@ -6,7 +6,7 @@
 
 use super::error::LegacyError;
 use super::handlers::{request, Ctx, MAX_IDS};
-use crate::tencent_v3::handlers::password::{check_reset_password, check_user_name};
+use crate::tencent::password::{check_reset_password, check_user_name};
 use keyplane_core::instance::OsType;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::password::ResetRule;

@@ -57,7 +57,7 @@ pub fn check_region(region: Option<String>) -> Result<String, LegacyError> {
         .filter(|r| !r.is_empty())
         .ok_or_else(|| LegacyError::MissingParameter("Region".into()))?;
     let known = SHORT_REGIONS.contains(&region.as_str())
-        || crate::tencent_v3::router::REGIONS.contains(&region.as_str());
+        || crate::tencent::router::REGIONS.contains(&region.as_str());
     if known {
         Ok(region)
     } else {

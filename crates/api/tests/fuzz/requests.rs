@@ -5,7 +5,7 @@ use super::{nonce, support, AK, AK_SECRET, HOST, MAX_QUERY, NOW, SECRET_ID, SECR
 use axum::body::Body;
 use axum::http::Request;
 use keyplane_api::aliyun_rpc::signature as ali;
-use keyplane_api::tencent_v3::signature as tc;
+use keyplane_api::tencent::signature as tc;
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::Value;

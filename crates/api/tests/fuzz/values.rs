@@ -12,14 +12,14 @@ fn served_and(names: &[&'static str], unknown: &'static str) -> Vec<&'static str
 
 pub fn cvm_actions() -> Vec<&'static str> {
     served_and(
-        keyplane_api::tencent_v3::router::CvmAction::NAMES,
+        keyplane_api::tencent::router::CvmAction::NAMES,
         "NoSuchAction",
     )
 }
 
 pub fn lh_actions() -> Vec<&'static str> {
     served_and(
-        keyplane_api::tencent_v3::router::LighthouseAction::NAMES,
+        keyplane_api::tencent::router::LighthouseAction::NAMES,
         "Bogus",
     )
 }
@@ -33,7 +33,7 @@ pub fn ecs_actions() -> Vec<&'static str> {
 
 pub fn cloudaudit_actions() -> Vec<&'static str> {
     served_and(
-        keyplane_api::tencent_v3::router::CloudAuditAction::NAMES,
+        keyplane_api::tencent::router::CloudAuditAction::NAMES,
         "DescribeEvents",
     )
 }

@@ -1,10 +1,11 @@
 //! DescribeImages: the sandbox image catalog (a Debian image that is a real OpenSSH sandbox,
 //! and a Windows image that is a record the Windows rules act on).
 
-use super::{check_filters, invalid, page, Ctx};
+use super::Ctx;
 use crate::common::params::decode;
-use crate::tencent_v3::dto::{parse_instance_type, DescribeImagesRequest, Filter, ImageOut};
-use crate::tencent_v3::error::{CvmRefusal, TcError};
+use crate::tencent::cvm::dto::{parse_instance_type, DescribeImagesRequest, Filter, ImageOut};
+use crate::tencent::error::{CvmRefusal, TcError};
+use crate::tencent::wire::{check_filters, invalid, page};
 use keyplane_core::ids::is_well_formed;
 use keyplane_core::instance::Image;
 use keyplane_core::keypair::Namespace;
@@ -73,7 +74,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
         }
     }
     let filters = filters.unwrap_or_default();
-    check_filters(&filters)?;
+    check_filters(&filters, 5)?;
     if let Some(t) = &req.instance_type {
         // Every instance type takes every sandbox image; only the shape is checked.
         if parse_instance_type(t).is_none() {

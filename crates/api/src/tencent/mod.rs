@@ -1,18 +1,21 @@
 //! Tencent Cloud API 3.0: TC3-HMAC-SHA256 (POST JSON, GET) and v1 HmacSHA1/HmacSHA256 (GET,
-//! POST form), for CVM 2017-03-12, Lighthouse 2020-03-24 ([`lighthouse`]) and CloudAudit
-//! 2019-03-19 ([`cloudaudit`]). Every answer is HTTP 200 with `Content-Type: application/json`
+//! POST form), for CVM 2017-03-12 ([`cvm`]), Lighthouse 2020-03-24 ([`lighthouse`]) and
+//! CloudAudit 2019-03-19 ([`cloudaudit`]), beside each other over one wire layer: the
+//! signatures ([`signature`], [`auth`]), the envelope (here), the common errors ([`error`]) and
+//! what the products share ([`wire`], [`password`]). Every answer is HTTP 200 with `Content-Type: application/json`
 //! exactly and a `RequestId`: the official SDKs ignore error envelopes under any other content
 //! type.
 
 pub mod auth;
 pub mod cloudaudit;
-pub mod dto;
+pub mod cvm;
 pub mod error;
-pub mod handlers;
 pub mod lighthouse;
+pub mod password;
 pub mod router;
 pub mod signature;
 pub mod signing_keys;
+pub mod wire;
 
 use crate::common::audit::Trail;
 use crate::common::request::RawRequest;
@@ -22,8 +25,7 @@ use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use error::TcError;
-use handlers::{bind, images, instances, keypairs, password, run, Ctx};
-use router::{CvmAction, Product, REGIONS};
+use router::{CvmAction, Product};
 use serde_json::{json, Value};
 
 /// The Tencent API 3.0 dialect (CVM, Lighthouse, CloudAudit).
@@ -172,47 +174,7 @@ async fn dispatch(
         params,
     } = auth;
     match product {
-        Product::Cvm => {
-            let act = CvmAction::parse(&action).ok_or_else(|| {
-                TcError::InvalidAction(format!(
-                    "The action `{action}` does not exist in cvm 2017-03-12."
-                ))
-            })?;
-            let region = region.ok_or_else(|| TcError::MissingParameter("Region".into()))?;
-            if !REGIONS.contains(&region.as_str()) {
-                return Err(TcError::UnsupportedRegion(region));
-            }
-            if !state
-                .limiter
-                .check(&account.id, &format!("cvm.{}", act.name()))
-            {
-                return Err(TcError::RequestLimitExceeded(act.name().into()));
-            }
-            let ctx = Ctx {
-                core: &state.core,
-                account: &account,
-                region: &region,
-                req,
-            };
-            match act {
-                CvmAction::CreateKeyPair => keypairs::create(&ctx, params).await,
-                CvmAction::ImportKeyPair => keypairs::import(&ctx, params).await,
-                CvmAction::DescribeKeyPairs => keypairs::describe(&ctx, params).await,
-                CvmAction::DeleteKeyPairs => keypairs::delete(&ctx, params).await,
-                CvmAction::ModifyKeyPairAttribute => keypairs::modify(&ctx, params).await,
-                CvmAction::AssociateInstancesKeyPairs => bind::associate(&ctx, params).await,
-                CvmAction::DisassociateInstancesKeyPairs => bind::disassociate(&ctx, params).await,
-                CvmAction::DescribeImages => images::describe(&ctx, params).await,
-                CvmAction::RunInstances => run::run(&ctx, params).await,
-                CvmAction::DescribeInstances => instances::describe(&ctx, params).await,
-                CvmAction::DescribeInstancesStatus => instances::status(&ctx, params).await,
-                CvmAction::StartInstances => instances::start(&ctx, params).await,
-                CvmAction::StopInstances => instances::stop(&ctx, params).await,
-                CvmAction::RebootInstances => instances::reboot(&ctx, params).await,
-                CvmAction::TerminateInstances => instances::terminate(&ctx, params).await,
-                CvmAction::ResetInstancesPassword => password::reset(&ctx, params).await,
-            }
-        }
+        Product::Cvm => cvm::dispatch(state, &account, &action, region, params, req).await,
         Product::Lighthouse => {
             lighthouse::dispatch(state, &account, &action, region, params, req).await
         }

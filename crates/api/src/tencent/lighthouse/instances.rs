@@ -5,11 +5,12 @@
 use super::dto::{DescribeInstancesRequest, InstanceIdsRequest, StopInstancesRequest};
 use super::error::LighthouseRefusal;
 use super::out::InstanceOut;
-use super::{check_filters, check_ids, conflict, Ctx, MAX_IDS, NS};
+use super::{check_ids, conflict, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
-use crate::tencent_v3::dto::Filter;
-use crate::tencent_v3::error::TcError;
-use crate::tencent_v3::handlers::{invalid, page};
+use crate::tencent::error::TcError;
+use crate::tencent::wire::check_filters;
+use crate::tencent::wire::Filter;
+use crate::tencent::wire::{invalid, page};
 use keyplane_core::instance::{InstanceState, OpKind};
 use keyplane_core::query::{InstanceFilter, InstanceOrder, InstanceQuery};
 use keyplane_core::DomainError;

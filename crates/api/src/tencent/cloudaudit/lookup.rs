@@ -7,7 +7,7 @@ use super::event::wire_event;
 use crate::common::audit_lookup::TokenError;
 use crate::common::audit_lookup::{attributes, look_up, Condition, LookupError, PageToken};
 use crate::common::params::decode;
-use crate::tencent_v3::error::TcError;
+use crate::tencent::error::TcError;
 use keyplane_core::account::Account;
 use keyplane_core::audit::{AuditAttribute, AuditPage, AuditQuery};
 use keyplane_core::Core;
@@ -352,12 +352,12 @@ mod tests {
         assert_eq!(c("SensitiveAction", "1").unwrap(), Condition::Never);
         let bad_key = c("EventNameX", "x").unwrap_err();
         assert_eq!(
-            bad_key.code(crate::tencent_v3::router::Product::CloudAudit),
+            bad_key.code(crate::tencent::router::Product::CloudAudit),
             "InvalidParameterValue.attributeKey"
         );
         let bad_rw = c("ActionType", "Both").unwrap_err();
         assert_eq!(
-            bad_rw.code(crate::tencent_v3::router::Product::CloudAudit),
+            bad_rw.code(crate::tencent::router::Product::CloudAudit),
             "InvalidParameterValue"
         );
         let missing = condition(

@@ -2,10 +2,11 @@
 //! StopInstances, RebootInstances, TerminateInstances. The lifecycle calls record one durable
 //! asynchronous operation per instance (all or none) that a worker carries out later.
 
-use super::{check_filters, invalid, non_empty, page, Ctx};
+use super::Ctx;
 use crate::common::params::decode;
-use crate::tencent_v3::dto::*;
-use crate::tencent_v3::error::TcError;
+use crate::tencent::cvm::dto::*;
+use crate::tencent::error::TcError;
+use crate::tencent::wire::{check_filters, invalid, non_empty, page};
 use keyplane_core::instance::{Instance, InstanceState, OpKind};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstanceFilter, InstanceQuery};
@@ -122,7 +123,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
             .check_instance_ids(NS, "InstanceIds", ids, MAX_IDS)?;
     }
     let filters = filters.unwrap_or_default();
-    check_filters(&filters)?;
+    check_filters(&filters, 5)?;
     let (offset, limit) = page(req.offset, req.limit)?;
     let mut pushed = Vec::with_capacity(filters.len());
     for f in &filters {

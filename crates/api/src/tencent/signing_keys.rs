@@ -58,7 +58,7 @@ impl SigningKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tencent_v3::signature::{tc3_signature, tc3_signature_with_key};
+    use crate::tencent::signature::{tc3_signature, tc3_signature_with_key};
 
     #[test]
     fn keys_are_derived_once_per_secret_date_and_service() {

@@ -6,11 +6,11 @@
 use super::error::LighthouseRefusal;
 use super::{check_ids, settled_instances, Ctx, NS};
 use crate::common::params::decode;
-use crate::tencent_v3::error::TcError;
-use crate::tencent_v3::handlers::password::{
+use crate::tencent::error::TcError;
+use crate::tencent::password::{
     check_reset_password, check_user_name, check_user_name_shape, MAX_USER_NAME,
 };
-use crate::tencent_v3::handlers::required;
+use crate::tencent::wire::required;
 use keyplane_core::instance::OsType;
 use keyplane_core::password::ResetRule;
 use serde::Deserialize;

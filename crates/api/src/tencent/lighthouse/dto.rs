@@ -2,7 +2,7 @@
 //! exactly as the SDK models); unknown fields are refused with `UnknownParameter`.
 
 use crate::common::params::{lenient_bool, lenient_i64};
-use crate::tencent_v3::dto::{Filter, Tag};
+use crate::tencent::wire::{Filter, Tag};
 use serde::Deserialize;
 
 /// CreateKeyPair request.

@@ -1,9 +1,10 @@
 //! Lighthouse 2020-03-24 answers: `KeyPair` and `Instance` as the SDK models them.
 
 use super::catalog::{bundle, platform, platform_type};
-use crate::tencent_v3::dto::{instance_uuid, iso8601, Tag};
+use crate::tencent::wire::{iso8601, Tag};
 use keyplane_core::instance::Instance;
 use keyplane_core::keypair::KeyPair;
+use keyplane_core::query::instance_uuid;
 use serde::Serialize;
 
 /// The login user keys are bound for: the sandbox image's only user.

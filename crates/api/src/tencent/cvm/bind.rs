@@ -3,10 +3,11 @@
 //! instances' LatestOperation* fields track the outcome.
 
 use super::instances::{check_ids, MAX_IDS};
-use super::{non_empty, Ctx};
+use super::Ctx;
 use crate::common::params::decode;
-use crate::tencent_v3::dto::InstancesKeyPairsRequest;
-use crate::tencent_v3::error::TcError;
+use crate::tencent::cvm::dto::InstancesKeyPairsRequest;
+use crate::tencent::error::TcError;
+use crate::tencent::wire::non_empty;
 use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::DomainError;

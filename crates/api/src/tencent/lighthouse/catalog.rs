@@ -3,11 +3,12 @@
 //! rules act on) and a few bundles; nothing is billed, so every price is 0.
 
 use super::dto::{DescribeBlueprintsRequest, DescribeBundlesRequest};
-use super::{check_filters, check_zone, conflict, Ctx, NS};
+use super::{check_zone, conflict, Ctx, NS};
 use crate::common::params::decode;
-use crate::tencent_v3::dto::{iso8601, Filter, Tag};
-use crate::tencent_v3::error::TcError;
-use crate::tencent_v3::handlers::{invalid, page};
+use crate::tencent::error::TcError;
+use crate::tencent::wire::check_filters;
+use crate::tencent::wire::{invalid, page};
+use crate::tencent::wire::{iso8601, Filter, Tag};
 use keyplane_core::ids::is_well_formed;
 use keyplane_core::instance::{Image, OsType};
 use keyplane_core::DomainError;

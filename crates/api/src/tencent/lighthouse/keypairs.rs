@@ -5,11 +5,12 @@ use super::dto::{
     CreateKeyPairRequest, DeleteKeyPairsRequest, DescribeKeyPairsRequest, ImportKeyPairRequest,
 };
 use super::out::KeyPairOut;
-use super::{check_filters, conflict, Ctx, MAX_IDS, NS};
+use super::{conflict, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
-use crate::tencent_v3::dto::{Filter, Tag};
-use crate::tencent_v3::error::TcError;
-use crate::tencent_v3::handlers::page;
+use crate::tencent::error::TcError;
+use crate::tencent::wire::check_filters;
+use crate::tencent::wire::page;
+use crate::tencent::wire::{Filter, Tag};
 use keyplane_core::keypair::KeyPair;
 use keyplane_core::service::{KeyPairQuery, NewKeyPair};
 use keyplane_core::DomainError;

@@ -217,9 +217,9 @@ pub fn lighthouse_code(e: &DomainError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tencent_v3::error::tests::{every_domain_error, every_protocol_error, known_codes};
-    use crate::tencent_v3::error::TcError;
-    use crate::tencent_v3::router::Product;
+    use crate::tencent::error::tests::{every_domain_error, every_protocol_error, known_codes};
+    use crate::tencent::error::TcError;
+    use crate::tencent::router::Product;
 
     fn every_refusal() -> Vec<LighthouseRefusal> {
         let s = String::from("x");

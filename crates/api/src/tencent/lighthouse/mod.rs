@@ -13,10 +13,9 @@ pub mod keypairs;
 pub mod out;
 pub mod password;
 
-use super::dto::Filter;
 use super::error::TcError;
-use super::handlers::{invalid, non_empty};
 use super::router::{LighthouseAction, REGIONS};
+use super::wire::non_empty;
 use crate::common::server::AppState;
 use error::LighthouseRefusal;
 use keyplane_core::account::Account;
@@ -66,33 +65,6 @@ pub fn conflict(first: &str, second: &str) -> TcError {
         first: first.into(),
         second: second.into(),
     })
-}
-
-/// At most 10 filters of at most `max_values` values each, none without values.
-pub fn check_filters(filters: &[Filter], max_values: usize) -> Result<(), TcError> {
-    if filters.len() > 10 {
-        return Err(TcError::Domain(DomainError::FilterLimitExceeded {
-            reason: format!("{} filters given; at most 10", filters.len()),
-        }));
-    }
-    for f in filters {
-        if f.values.is_empty() {
-            return Err(invalid(
-                &format!("Filters.{}.Values", f.name),
-                "must not be empty",
-            ));
-        }
-        if f.values.len() > max_values {
-            return Err(TcError::Domain(DomainError::FilterLimitExceeded {
-                reason: format!(
-                    "filter `{}` has {} values; at most {max_values}",
-                    f.name,
-                    f.values.len()
-                ),
-            }));
-        }
-    }
-    Ok(())
 }
 
 /// A zone must be `<region>-<digit>` of the request's region.

@@ -3,12 +3,13 @@
 
 use super::images::is_image_id;
 use super::instances::MAX_IDS;
-use super::{invalid, required, Ctx};
+use super::Ctx;
 use crate::common::params::decode;
-use crate::tencent_v3::dto::{
+use crate::tencent::cvm::dto::{
     parse_instance_type, LaunchTemplate, LoginSettings, RunInstancesRequest,
 };
-use crate::tencent_v3::error::{CvmRefusal, TcError};
+use crate::tencent::error::{CvmRefusal, TcError};
+use crate::tencent::wire::{invalid, required};
 use base64::Engine;
 use keyplane_core::compute::{LaunchSpec, INSTANCE_QUOTA};
 use keyplane_core::ids::is_well_formed;

@@ -1,4 +1,4 @@
-//! Wire structures of the Tencent API 3.0 dialect (field names exactly as the SDK models).
+//! Wire structures of CVM 2017-03-12 (field names exactly as the SDK models).
 
 pub mod instances;
 pub mod run;
@@ -6,29 +6,11 @@ pub mod run;
 pub use instances::*;
 pub use run::*;
 
+pub use crate::tencent::wire::{iso8601, Filter, Tag};
+
 use crate::common::params::lenient_i64;
 use keyplane_core::keypair::KeyPair;
 use serde::{Deserialize, Serialize};
-
-/// `Filter`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct Filter {
-    /// Filter name.
-    pub name: String,
-    /// Accepted values.
-    pub values: Vec<String>,
-}
-
-/// `Tag`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct Tag {
-    /// Tag key.
-    pub key: String,
-    /// Tag value.
-    pub value: String,
-}
 
 /// `TagSpecification`.
 #[derive(Debug, Clone, Deserialize)]
@@ -135,16 +117,6 @@ pub struct KeyPairOut {
     pub tags: Vec<Tag>,
 }
 
-/// ISO 8601 UTC with seconds, `Z`-terminated, as the service formats times.
-pub fn iso8601(ts: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(ts).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    ))
-    .unwrap_or_default()
-}
-
 impl KeyPairOut {
     /// The wire form of a stored key pair.
     pub fn from_domain(kp: KeyPair, private_key: Option<String>) -> KeyPairOut {
@@ -163,13 +135,5 @@ impl KeyPairOut {
                 .map(|(key, value)| Tag { key, value })
                 .collect(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_times_like_the_service() {
-        assert_eq!(super::iso8601(1704067200), "2024-01-01T00:00:00Z");
     }
 }

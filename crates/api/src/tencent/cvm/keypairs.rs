@@ -1,10 +1,11 @@
 //! CVM key-pair actions: CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPairs,
 //! ModifyKeyPairAttribute.
 
-use super::{required, Ctx};
+use super::Ctx;
 use crate::common::params::decode;
-use crate::tencent_v3::dto::*;
-use crate::tencent_v3::error::TcError;
+use crate::tencent::cvm::dto::*;
+use crate::tencent::error::TcError;
+use crate::tencent::wire::required;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::service::{KeyPairFilter, KeyPairQuery, NewKeyPair};
 use keyplane_core::DomainError;

@@ -1,37 +1,15 @@
-//! ResetInstancesPassword (CVM 2017-03-12), and the password rule it shares with Lighthouse's
-//! action of the same name: one durable asynchronous operation per instance, all or none; the
-//! answer carries only the RequestId, and LatestOperation/LatestOperationState track it.
+//! The password rule of Tencent's ResetInstancesPassword, shared by CVM, Lighthouse and the
+//! legacy v2 API: the password's shape, and the one user whose password the sandbox sets.
 
-use super::instances::check_ids;
-use super::{invalid, required, Ctx};
-use crate::common::params::{decode, lenient_bool};
-use crate::tencent_v3::error::{CvmRefusal, TcError};
+use super::error::TcError;
+use super::wire::invalid;
 use keyplane_core::instance::{Instance, OsType};
-use keyplane_core::keypair::Namespace;
-use keyplane_core::password::ResetRule;
 use keyplane_core::DomainError;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
-const NS: Namespace = Namespace::Cvm;
 /// The special characters the reset rule counts (both SDKs' ResetInstancesPassword docs).
 const RESET_SPECIALS: &str = "()`~!@#$%^&*-+=_|{}[]:;'<>,.?/";
 /// `UserName` is at most this long.
 pub const MAX_USER_NAME: usize = 64;
-
-/// ResetInstancesPassword request.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct ResetRequest {
-    #[serde(default)]
-    instance_ids: Vec<String>,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    user_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient_bool")]
-    force_stop: Option<bool>,
-}
 
 /// The reset rule of CVM and Lighthouse: Linux 8-30 characters, Windows 12-30 and not holding
 /// the user name; not starting with `/`; only letters, digits and the specials; at least three
@@ -123,39 +101,6 @@ pub(crate) fn check_user_name_shape(
         return Err(invalid("UserName", "must not be empty"));
     }
     Ok(())
-}
-
-/// ResetInstancesPassword: STOPPED instances, or RUNNING ones with `ForceStop` (shut down, the
-/// password replaced, started again). Without ForceStop a running instance is refused with
-/// `UnsupportedOperation.InstanceStateRunning`, as the API documents.
-pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
-    let req: ResetRequest = decode(params)?;
-    let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
-    let password = required(req.password.filter(|p| !p.is_empty()), "Password")?;
-    check_user_name_shape(req.user_name.as_deref(), |len| {
-        CvmRefusal::ValueTooLong {
-            param: "UserName".into(),
-            max: MAX_USER_NAME,
-            len,
-        }
-        .into()
-    })?;
-    let instances = ctx.core.get_instances(ctx.account, NS, &ids).await?;
-    if let Some(other) = instances.iter().find(|i| i.region != ctx.region) {
-        return Err(TcError::Domain(DomainError::InstanceNotFound {
-            id: other.id.clone(),
-        }));
-    }
-    let user = check_user_name(req.user_name.as_deref(), &instances)?;
-    let windows = instances.iter().any(|i| i.os == OsType::Windows);
-    check_reset_password(&password, windows, &user)?;
-    let rule = ResetRule::Cvm {
-        force_stop: req.force_stop.unwrap_or(false),
-    };
-    ctx.core
-        .submit_password_reset(ctx.account, NS, &ids, rule, &password, ctx.req)
-        .await?;
-    Ok(json!({}))
 }
 
 #[cfg(test)]
