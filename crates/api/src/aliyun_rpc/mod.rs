@@ -59,6 +59,10 @@ impl Claim for RpcClaim {
 }
 
 impl WireError for AliError {
+    fn code(&self) -> &'static str {
+        AliError::code(self).0
+    }
+
     fn message(&self) -> String {
         AliError::message(self)
     }
@@ -97,7 +101,7 @@ impl Dialect for AliyunRpc {
         }
     }
 
-    fn too_large(&self, limit: usize) -> AliError {
+    fn too_large(&self, _claim: &Self::Claim, limit: usize) -> AliError {
         AliError::InvalidParameter(too_large_message(limit))
     }
 
@@ -134,10 +138,6 @@ impl Dialect for AliyunRpc {
                 router::ACTIONTRAIL_VERSION
             ))),
         }
-    }
-
-    fn code(&self, _claim: &RpcClaim, error: &AliError) -> &'static str {
-        error.code().0
     }
 
     fn render(

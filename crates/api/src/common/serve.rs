@@ -28,6 +28,8 @@ pub(crate) trait Claim {
 
 /// An error a dialect answers in its envelope.
 pub(crate) trait WireError {
+    /// The code the refusal is answered, measured and recorded with.
+    fn code(&self) -> &'static str;
     /// The human message.
     fn message(&self) -> String;
     /// What went wrong inside, when the request failed rather than was refused.
@@ -67,7 +69,7 @@ pub(crate) trait Dialect: Sync {
     fn parse(&self, raw: &RawRequest) -> Self::Claim;
 
     /// The refusal of a request larger than `limit` bytes.
-    fn too_large(&self, limit: usize) -> Self::Error;
+    fn too_large(&self, claim: &Self::Claim, limit: usize) -> Self::Error;
 
     /// Verify the request's signature, noting in `claim` what it says as it is read.
     async fn authenticate(
@@ -87,9 +89,6 @@ pub(crate) trait Dialect: Sync {
         req: Self::Request,
         trail: &mut Trail,
     ) -> Result<Value, Self::Error>;
-
-    /// The code a refusal is answered, measured and recorded with.
-    fn code(&self, claim: &Self::Claim, error: &Self::Error) -> &'static str;
 
     /// The answer in the dialect's envelope.
     fn render(
@@ -131,7 +130,7 @@ pub(crate) async fn serve<D: Dialect>(d: &D, state: &AppState, raw: &RawRequest)
                 "ok"
             }
             Err(e) => {
-                let code = d.code(&claim, e);
+                let code = e.code();
                 match e.internal() {
                     Some(detail) => warn!(micros, code, detail = %detail, "failed"),
                     None => info!(micros, code, "refused"),
@@ -165,7 +164,7 @@ async fn process<D: Dialect>(
     trail: &mut Trail,
 ) -> Result<Value, D::Error> {
     if let Some(limit) = raw.oversized {
-        return Err(d.too_large(limit));
+        return Err(d.too_large(claim, limit));
     }
     let req = d.authenticate(state, raw, claim).await?;
     if trail.meta.dialect != claim.label() {

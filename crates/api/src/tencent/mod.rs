@@ -24,7 +24,10 @@ use crate::common::server::AppState;
 use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cloudaudit::error::CloudAuditError;
+use cvm::error::CvmError;
 use error::TcError;
+use lighthouse::error::LighthouseError;
 use router::{CvmAction, Product};
 use serde_json::{json, Value};
 
@@ -70,14 +73,54 @@ impl Claim for V3Claim {
     }
 }
 
-impl WireError for TcError {
+/// Everything a Tencent API 3.0 request can fail with: the error of the product it
+/// addresses (by its version, until it is authenticated).
+pub(crate) enum V3Error {
+    /// A CVM request's.
+    Cvm(CvmError),
+    /// A Lighthouse request's.
+    Lighthouse(LighthouseError),
+    /// A CloudAudit request's.
+    CloudAudit(CloudAuditError),
+}
+
+impl V3Error {
+    /// An error met before the request reached its product, answered as `product`'s.
+    fn routed(product: Product, e: TcError) -> V3Error {
+        match product {
+            Product::Cvm => V3Error::Cvm(e.routed()),
+            Product::Lighthouse => V3Error::Lighthouse(e.routed()),
+            Product::CloudAudit => V3Error::CloudAudit(e.routed()),
+        }
+    }
+}
+
+impl WireError for V3Error {
+    fn code(&self) -> &'static str {
+        match self {
+            V3Error::Cvm(e) => e.code(),
+            V3Error::Lighthouse(e) => e.code(),
+            V3Error::CloudAudit(e) => e.code(),
+        }
+    }
+
     fn message(&self) -> String {
-        TcError::message(self)
+        match self {
+            V3Error::Cvm(e) => e.message(),
+            V3Error::Lighthouse(e) => e.message(),
+            V3Error::CloudAudit(e) => e.message(),
+        }
     }
 
     fn internal(&self) -> Option<&str> {
-        match self {
-            TcError::Domain(keyplane_core::DomainError::Internal(detail)) => Some(detail),
+        let domain = match self {
+            V3Error::Cvm(TcError::Domain(e)) => e,
+            V3Error::Lighthouse(TcError::Domain(e)) => e,
+            V3Error::CloudAudit(TcError::Domain(e)) => e,
+            _ => return None,
+        };
+        match domain {
+            keyplane_core::DomainError::Internal(detail) => Some(detail),
             _ => None,
         }
     }
@@ -86,7 +129,7 @@ impl WireError for TcError {
 impl Dialect for TencentV3 {
     type Claim = V3Claim;
     type Request = Authenticated;
-    type Error = TcError;
+    type Error = V3Error;
     const CREDENTIAL_FIELD: &'static str = "secret_id";
 
     fn parse(&self, raw: &RawRequest) -> V3Claim {
@@ -96,8 +139,8 @@ impl Dialect for TencentV3 {
         }
     }
 
-    fn too_large(&self, limit: usize) -> TcError {
-        TcError::RequestSizeLimitExceeded(limit)
+    fn too_large(&self, claim: &V3Claim, limit: usize) -> V3Error {
+        V3Error::routed(claim.product, TcError::RequestSizeLimitExceeded(limit))
     }
 
     async fn authenticate(
@@ -105,10 +148,14 @@ impl Dialect for TencentV3 {
         state: &AppState,
         raw: &RawRequest,
         claim: &mut V3Claim,
-    ) -> Result<Authenticated, TcError> {
-        let auth = authenticate(state, raw, &mut claim.claimed).await?;
-        claim.product = auth.product;
-        Ok(auth)
+    ) -> Result<Authenticated, V3Error> {
+        match authenticate(state, raw, &mut claim.claimed).await {
+            Ok(auth) => {
+                claim.product = auth.product;
+                Ok(auth)
+            }
+            Err(e) => Err(V3Error::routed(claim.product, e)),
+        }
     }
 
     fn signer<'a>(&self, req: &'a Authenticated) -> Signer<'a> {
@@ -125,21 +172,17 @@ impl Dialect for TencentV3 {
         state: &AppState,
         auth: Authenticated,
         trail: &mut Trail,
-    ) -> Result<Value, TcError> {
+    ) -> Result<Value, V3Error> {
         dispatch(state, auth, &trail.meta).await
-    }
-
-    fn code(&self, claim: &V3Claim, error: &TcError) -> &'static str {
-        error.code(claim.product)
     }
 
     fn render(
         &self,
         request_id: &str,
-        claim: &V3Claim,
-        result: Result<Value, TcError>,
+        _claim: &V3Claim,
+        result: Result<Value, V3Error>,
     ) -> Response {
-        render(request_id, result, claim.product)
+        render(request_id, result)
     }
 }
 
@@ -165,7 +208,7 @@ async fn dispatch(
     state: &AppState,
     auth: Authenticated,
     req: &keyplane_core::RequestMeta,
-) -> Result<Value, TcError> {
+) -> Result<Value, V3Error> {
     let Authenticated {
         account,
         product,
@@ -174,11 +217,15 @@ async fn dispatch(
         params,
     } = auth;
     match product {
-        Product::Cvm => cvm::dispatch(state, &account, &action, region, params, req).await,
-        Product::Lighthouse => {
-            lighthouse::dispatch(state, &account, &action, region, params, req).await
-        }
-        Product::CloudAudit => cloudaudit::dispatch(state, &account, &action, region, params).await,
+        Product::Cvm => cvm::dispatch(state, &account, &action, region, params, req)
+            .await
+            .map_err(V3Error::Cvm),
+        Product::Lighthouse => lighthouse::dispatch(state, &account, &action, region, params, req)
+            .await
+            .map_err(V3Error::Lighthouse),
+        Product::CloudAudit => cloudaudit::dispatch(state, &account, &action, region, params)
+            .await
+            .map_err(V3Error::CloudAudit),
     }
 }
 
@@ -192,7 +239,7 @@ fn json_response(body: Value) -> Response {
 }
 
 /// Render a result in the Tencent envelope.
-pub fn render(request_id: &str, result: Result<Value, TcError>, product: Product) -> Response {
+fn render(request_id: &str, result: Result<Value, V3Error>) -> Response {
     let body = match result {
         Ok(mut fields) => {
             if let Value::Object(map) = &mut fields {
@@ -202,7 +249,7 @@ pub fn render(request_id: &str, result: Result<Value, TcError>, product: Product
         }
         Err(e) => json!({
             "Response": {
-                "Error": { "Code": e.code(product), "Message": e.message() },
+                "Error": { "Code": e.code(), "Message": e.message() },
                 "RequestId": request_id,
             }
         }),

@@ -86,10 +86,10 @@ pub fn check_user_name(user: Option<&str>, instances: &[Instance]) -> Result<Str
 
 /// A `UserName`, when given, is 1 to [`MAX_USER_NAME`] characters; `too_long` makes the
 /// product's own error for a longer one (given its length).
-pub(crate) fn check_user_name_shape(
+pub(crate) fn check_user_name_shape<R>(
     user: Option<&str>,
-    too_long: impl FnOnce(usize) -> TcError,
-) -> Result<(), TcError> {
+    too_long: impl FnOnce(usize) -> TcError<R>,
+) -> Result<(), TcError<R>> {
     let Some(user) = user else {
         return Ok(());
     };

@@ -184,8 +184,11 @@ mod tests {
             Product::resolve("localhost:8787", "2020-03-24").unwrap(),
             Product::Lighthouse
         );
-        let code =
-            |r: Result<Product, super::super::error::TcError>| r.unwrap_err().code(Product::Cvm);
+        let code = |r: Result<Product, super::super::error::TcError>| {
+            r.unwrap_err()
+                .routed::<crate::tencent::cvm::error::CvmRefusal>()
+                .code()
+        };
         assert_eq!(code(Product::resolve("cbs", "2017-03-17")), "NoSuchProduct");
         assert_eq!(code(Product::resolve("cvm", "2099-01-01")), "NoSuchVersion");
         assert_eq!(

@@ -1,6 +1,6 @@
 //! What the Tencent API 3.0 products share on the wire: the `Filter` and `Tag` structures,
-//! the service's time format, and the parameter checks every product answers alike (in its
-//! own error type).
+//! the service's time format, and the parameter checks every product answers alike (each in
+//! its own error type).
 
 use super::error::TcError;
 use keyplane_core::DomainError;
@@ -37,12 +37,12 @@ pub fn iso8601(ts: i64) -> String {
 }
 
 /// A required optional-typed parameter.
-pub fn required<T>(value: Option<T>, name: &str) -> Result<T, TcError> {
+pub fn required<T, R>(value: Option<T>, name: &str) -> Result<T, TcError<R>> {
     value.ok_or_else(|| TcError::MissingParameter(name.to_string()))
 }
 
 /// `InvalidParameterValue` for `param`.
-pub fn invalid(param: &str, reason: impl Into<String>) -> TcError {
+pub fn invalid<R>(param: &str, reason: impl Into<String>) -> TcError<R> {
     TcError::Domain(DomainError::InvalidParameterValue {
         param: param.into(),
         reason: reason.into(),
@@ -50,7 +50,7 @@ pub fn invalid(param: &str, reason: impl Into<String>) -> TcError {
 }
 
 /// Offset (default 0) and Limit (default 20, 1..=100) of a Describe call.
-pub fn page(offset: Option<i64>, limit: Option<i64>) -> Result<(usize, usize), TcError> {
+pub fn page<R>(offset: Option<i64>, limit: Option<i64>) -> Result<(usize, usize), TcError<R>> {
     let offset = offset.unwrap_or(0);
     if offset < 0 {
         return Err(invalid("Offset", "must not be negative"));
@@ -63,7 +63,7 @@ pub fn page(offset: Option<i64>, limit: Option<i64>) -> Result<(usize, usize), T
 }
 
 /// A required list parameter that must not be empty.
-pub fn non_empty<T>(list: Vec<T>, name: &str) -> Result<Vec<T>, TcError> {
+pub fn non_empty<T, R>(list: Vec<T>, name: &str) -> Result<Vec<T>, TcError<R>> {
     if list.is_empty() {
         return Err(TcError::MissingParameter(name.to_string()));
     }
@@ -71,7 +71,7 @@ pub fn non_empty<T>(list: Vec<T>, name: &str) -> Result<Vec<T>, TcError> {
 }
 
 /// At most 10 filters of at most `max_values` values each, none without values.
-pub fn check_filters(filters: &[Filter], max_values: usize) -> Result<(), TcError> {
+pub fn check_filters<R>(filters: &[Filter], max_values: usize) -> Result<(), TcError<R>> {
     if filters.len() > 10 {
         return Err(TcError::Domain(DomainError::FilterLimitExceeded {
             reason: format!("{} filters given; at most 10", filters.len()),

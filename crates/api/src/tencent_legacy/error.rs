@@ -94,7 +94,7 @@ impl LegacyError {
             // Why: the legacy pages document no per-module codeDesc for CVM key calls; the
             // resources are CVM API 3.0's own, so their module code strings are reused and a
             // client sees the same reason through either dialect.
-            LegacyError::Domain(e) => crate::tencent::error::cvm_code(e),
+            LegacyError::Domain(e) => crate::tencent::cvm::error::cvm_code(e),
         }
     }
 

@@ -50,6 +50,10 @@ impl Claim for Claimed {
 }
 
 impl WireError for LegacyError {
+    fn code(&self) -> &'static str {
+        self.code_desc()
+    }
+
     fn message(&self) -> String {
         LegacyError::message(self)
     }
@@ -72,7 +76,7 @@ impl Dialect for Legacy {
         Claimed::default()
     }
 
-    fn too_large(&self, limit: usize) -> LegacyError {
+    fn too_large(&self, _claim: &Self::Claim, limit: usize) -> LegacyError {
         LegacyError::InvalidParameter(too_large_message(limit))
     }
 
@@ -101,10 +105,6 @@ impl Dialect for Legacy {
         trail: &mut Trail,
     ) -> Result<Value, LegacyError> {
         dispatch(state, auth, trail).await
-    }
-
-    fn code(&self, _claim: &Claimed, error: &LegacyError) -> &'static str {
-        error.code_desc()
     }
 
     fn render(

@@ -1,7 +1,11 @@
 //! CloudAudit 2019-03-19 error codes: the refusals of `LookUpEvents`' parameter rules, and the
 //! domain's errors mapped by an exhaustive `match`.
 
+use crate::tencent::error::{ProductCodes, TcError};
 use keyplane_core::DomainError;
+
+/// Everything a CloudAudit request can fail with.
+pub type CloudAuditError = TcError<CloudAuditRefusal>;
 
 /// Refusals that are rules of CloudAudit's `LookUpEvents`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +39,10 @@ pub enum CloudAuditRefusal {
     NextToken(String),
 }
 
-impl CloudAuditRefusal {
-    /// The wire code.
-    pub fn code(&self) -> &'static str {
+impl ProductCodes for CloudAuditRefusal {
+    const MISSING_AT_LEAST_ONE: &'static str = "MissingParameter";
+
+    fn code(&self) -> &'static str {
         match self {
             CloudAuditRefusal::TimeRequired(_) => "InvalidParameter.Time",
             CloudAuditRefusal::TimeOrder { .. } => "InvalidParameterValue.Time",
@@ -49,8 +54,7 @@ impl CloudAuditRefusal {
         }
     }
 
-    /// The human message.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             CloudAuditRefusal::TimeRequired(why) => format!(
                 "StartTime and EndTime are required, as integer unix timestamps in seconds: {why}."
@@ -72,6 +76,10 @@ impl CloudAuditRefusal {
             }
             CloudAuditRefusal::NextToken(why) => format!("The NextToken is invalid: {why}."),
         }
+    }
+
+    fn domain_code(e: &DomainError) -> &'static str {
+        cloudaudit_code(e)
     }
 }
 
@@ -106,5 +114,44 @@ pub fn cloudaudit_code(e: &DomainError) -> &'static str {
         | DomainError::KeyNotBound { .. }
         | DomainError::InstanceQuotaExceeded { .. }
         | DomainError::InstanceTypeUnavailable { .. } => "FailedOperation",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tencent::error::tests::{every_domain_error, every_protocol_error, known_codes};
+
+    #[test]
+    fn every_cloudaudit_code_is_a_vendor_code() {
+        let known = known_codes(include_str!(
+            "../../../data/tencent_cloudaudit_error_codes.txt"
+        ));
+        let s = String::from("x");
+        let own = [
+            CloudAuditRefusal::TimeRequired(s.clone()),
+            CloudAuditRefusal::TimeOrder { start: 2, end: 1 },
+            CloudAuditRefusal::OverTime { span: 1 },
+            CloudAuditRefusal::MaxResult(s.clone()),
+            CloudAuditRefusal::AttributeKey(s.clone()),
+            CloudAuditRefusal::InvalidValue {
+                param: s.clone(),
+                reason: s.clone(),
+            },
+            CloudAuditRefusal::NextToken(s.clone()),
+        ];
+        let all = every_domain_error()
+            .into_iter()
+            .map(CloudAuditError::Domain)
+            .chain(every_protocol_error())
+            .chain(own.into_iter().map(CloudAuditError::Refusal));
+        for e in all {
+            let code = e.code();
+            assert!(
+                known.iter().any(|k| k == code),
+                "{code} is not a CloudAudit or common code"
+            );
+            assert!(!e.message().is_empty());
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::event::wire_event;
 use crate::common::audit_lookup::TokenError;
 use crate::common::audit_lookup::{attributes, look_up, Condition, LookupError, PageToken};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::cloudaudit::error::CloudAuditError;
 use keyplane_core::account::Account;
 use keyplane_core::audit::{AuditAttribute, AuditPage, AuditQuery};
 use keyplane_core::Core;
@@ -118,7 +118,7 @@ fn invalid(i: usize, reason: String) -> CloudAuditRefusal {
 
 /// What the `i`th attribute asks for. Keys are the documented ones: those the SDK's model
 /// lists, and ReadOnly and Username, which its error list names.
-fn condition(i: usize, a: &AttributeIn, account: &Account) -> Result<Condition, TcError> {
+fn condition(i: usize, a: &AttributeIn, account: &Account) -> Result<Condition, CloudAuditError> {
     use AuditAttribute as A;
     let key = a.AttributeKey.as_deref().unwrap_or_default();
     let known = [
@@ -141,10 +141,9 @@ fn condition(i: usize, a: &AttributeIn, account: &Account) -> Result<Condition, 
     if !known.contains(&key) {
         return Err(CloudAuditRefusal::AttributeKey(key.to_string()).into());
     }
-    let value = a
-        .AttributeValue
-        .clone()
-        .ok_or_else(|| TcError::MissingParameter(format!("LookupAttributes.{i}.AttributeValue")))?;
+    let value = a.AttributeValue.clone().ok_or_else(|| {
+        CloudAuditError::MissingParameter(format!("LookupAttributes.{i}.AttributeValue"))
+    })?;
     let is = |words: &[&str]| words.iter().any(|w| value.eq_ignore_ascii_case(w));
     let when = |holds: bool| {
         if holds {
@@ -230,7 +229,7 @@ pub async fn look_up_events(
     core: &Core,
     account: &Account,
     params: Value,
-) -> Result<Value, TcError> {
+) -> Result<Value, CloudAuditError> {
     let req: LookUpEventsRequest = decode(params)?;
     let (start, end) = time_range(req.StartTime.as_ref(), req.EndTime.as_ref())?;
     let limit = max_results(req.MaxResults.as_ref())?;
@@ -275,6 +274,7 @@ pub async fn look_up_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tencent::error::ProductCodes;
 
     fn account() -> Account {
         Account::generate("auditor", false, 0)
@@ -351,15 +351,9 @@ mod tests {
         );
         assert_eq!(c("SensitiveAction", "1").unwrap(), Condition::Never);
         let bad_key = c("EventNameX", "x").unwrap_err();
-        assert_eq!(
-            bad_key.code(crate::tencent::router::Product::CloudAudit),
-            "InvalidParameterValue.attributeKey"
-        );
+        assert_eq!(bad_key.code(), "InvalidParameterValue.attributeKey");
         let bad_rw = c("ActionType", "Both").unwrap_err();
-        assert_eq!(
-            bad_rw.code(crate::tencent::router::Product::CloudAudit),
-            "InvalidParameterValue"
-        );
+        assert_eq!(bad_rw.code(), "InvalidParameterValue");
         let missing = condition(
             1,
             &AttributeIn {
@@ -371,7 +365,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             missing,
-            TcError::MissingParameter("LookupAttributes.1.AttributeValue".into())
+            CloudAuditError::MissingParameter("LookupAttributes.1.AttributeValue".into())
         );
     }
 

@@ -7,9 +7,9 @@ pub mod error;
 pub mod event;
 pub mod lookup;
 
-use super::error::TcError;
 use super::router::{CloudAuditAction, REGIONS};
 use crate::common::server::AppState;
+use crate::tencent::cloudaudit::error::CloudAuditError;
 use keyplane_core::account::Account;
 use serde_json::Value;
 
@@ -20,24 +20,26 @@ pub async fn dispatch(
     action: &str,
     region: Option<String>,
     params: Value,
-) -> Result<Value, TcError> {
+) -> Result<Value, CloudAuditError> {
     let act = CloudAuditAction::parse(action).ok_or_else(|| {
-        TcError::InvalidAction(format!(
+        CloudAuditError::InvalidAction(format!(
             "The action `{action}` does not exist in cloudaudit 2019-03-19."
         ))
     })?;
     // Why: the region names the endpoint the lookup is sent to, not the events it finds: the
     // trail is the account's across regions, as CloudAudit's is.
     match region.as_deref() {
-        None => return Err(TcError::MissingParameter("Region".into())),
-        Some(r) if !REGIONS.contains(&r) => return Err(TcError::UnsupportedRegion(r.into())),
+        None => return Err(CloudAuditError::MissingParameter("Region".into())),
+        Some(r) if !REGIONS.contains(&r) => {
+            return Err(CloudAuditError::UnsupportedRegion(r.into()))
+        }
         Some(_) => {}
     }
     if !state
         .limiter
         .check(&account.id, &format!("cloudaudit.{}", act.name()))
     {
-        return Err(TcError::RequestLimitExceeded(act.name().into()));
+        return Err(CloudAuditError::RequestLimitExceeded(act.name().into()));
     }
     // Refusals this node answered are in the trail before it is read.
     state.refusals.flush().await;

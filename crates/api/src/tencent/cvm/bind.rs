@@ -6,7 +6,7 @@ use super::instances::{check_ids, MAX_IDS};
 use super::Ctx;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::InstancesKeyPairsRequest;
-use crate::tencent::error::TcError;
+use crate::tencent::cvm::error::CvmError;
 use crate::tencent::wire::non_empty;
 use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::keypair::Namespace;
@@ -19,7 +19,7 @@ async fn bind(
     ctx: &Ctx<'_>,
     params: Value,
     change: fn(Vec<String>) -> BindChange,
-) -> Result<Value, TcError> {
+) -> Result<Value, CvmError> {
     let req: InstancesKeyPairsRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let keys = non_empty(req.key_ids, "KeyIds")?;
@@ -27,7 +27,7 @@ async fn bind(
     // Instances live in a region: one of another region is not found from this one.
     let instances = ctx.core.get_instances(ctx.account, NS, &ids).await?;
     if let Some(other) = instances.iter().find(|i| i.region != ctx.region) {
-        return Err(TcError::Domain(DomainError::InstanceNotFound {
+        return Err(CvmError::Domain(DomainError::InstanceNotFound {
             id: other.id.clone(),
         }));
     }
@@ -42,12 +42,12 @@ async fn bind(
 
 /// AssociateInstancesKeyPairs: the given keys replace every key bound before ("the original
 /// key becomes invalid"), and password login turns off.
-pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     bind(ctx, params, BindChange::Replace).await
 }
 
 /// DisassociateInstancesKeyPairs: the given keys are unbound (CVM's rule has no "not bound"
 /// refusal, unlike Lighthouse's: a key that is not bound stays unbound).
-pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     bind(ctx, params, BindChange::Remove).await
 }

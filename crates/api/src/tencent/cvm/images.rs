@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::{parse_instance_type, DescribeImagesRequest, Filter, ImageOut};
-use crate::tencent::error::{CvmRefusal, TcError};
+use crate::tencent::cvm::error::{CvmError, CvmRefusal};
 use crate::tencent::wire::{check_filters, invalid, page};
 use keyplane_core::ids::is_well_formed;
 use keyplane_core::instance::Image;
@@ -25,7 +25,7 @@ fn contains_ci(haystack: &str, needles: &[String]) -> bool {
 }
 
 /// Whether `image` passes `f`; unknown filter names are refused.
-fn matches(f: &Filter, image: &Image) -> Result<bool, TcError> {
+fn matches(f: &Filter, image: &Image) -> Result<bool, CvmError> {
     Ok(match f.name.as_str() {
         "image-id" => f.values.contains(&image.id),
         "image-type" => {
@@ -44,7 +44,7 @@ fn matches(f: &Filter, image: &Image) -> Result<bool, TcError> {
         "tag-key" | "tag-value" | "image-family" => false,
         name if name.starts_with("tag:") && name.len() > 4 => false,
         name => {
-            return Err(TcError::Domain(DomainError::UnknownFilter {
+            return Err(CvmError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
             }));
         }
@@ -52,7 +52,7 @@ fn matches(f: &Filter, image: &Image) -> Result<bool, TcError> {
 }
 
 /// DescribeImages.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: DescribeImagesRequest = decode(params)?;
     let ids = req.image_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -61,14 +61,14 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     }
     if let Some(ids) = &ids {
         if ids.len() > 100 {
-            return Err(TcError::Domain(DomainError::TooManyValues {
+            return Err(CvmError::Domain(DomainError::TooManyValues {
                 param: "ImageIds".into(),
                 max: 100,
                 given: ids.len(),
             }));
         }
         if let Some(bad) = ids.iter().find(|id| !is_image_id(id)) {
-            return Err(TcError::Domain(DomainError::ImageIdMalformed {
+            return Err(CvmError::Domain(DomainError::ImageIdMalformed {
                 id: bad.clone(),
             }));
         }

@@ -5,7 +5,7 @@
 use super::Ctx;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::*;
-use crate::tencent::error::TcError;
+use crate::tencent::cvm::error::CvmError;
 use crate::tencent::wire::{check_filters, invalid, non_empty, page};
 use keyplane_core::instance::{Instance, InstanceState, OpKind};
 use keyplane_core::keypair::Namespace;
@@ -18,7 +18,7 @@ const NS: Namespace = Namespace::Cvm;
 pub const MAX_IDS: usize = 100;
 
 /// Check a list of instance ids for presence, shape, duplicates and count.
-pub fn check_ids(ctx: &Ctx<'_>, ids: Vec<String>, param: &str) -> Result<Vec<String>, TcError> {
+pub fn check_ids(ctx: &Ctx<'_>, ids: Vec<String>, param: &str) -> Result<Vec<String>, CvmError> {
     let ids = non_empty(ids, param)?;
     ctx.core.check_instance_ids(NS, param, &ids, MAX_IDS)?;
     Ok(ids)
@@ -32,7 +32,7 @@ fn not_found(inst: &Instance) -> DomainError {
 
 /// The account's instances in the request's region, oldest first: those of `ids` when
 /// given (read by id), else all of them.
-async fn selected(ctx: &Ctx<'_>, ids: Option<&[String]>) -> Result<Vec<Instance>, TcError> {
+async fn selected(ctx: &Ctx<'_>, ids: Option<&[String]>) -> Result<Vec<Instance>, CvmError> {
     let all = match ids {
         Some(ids) => ctx.core.instances_by_ids(ctx.account, NS, ids).await?,
         None => ctx.core.list_instances(ctx.account, NS).await?,
@@ -40,7 +40,7 @@ async fn selected(ctx: &Ctx<'_>, ids: Option<&[String]>) -> Result<Vec<Instance>
     Ok(all.into_iter().filter(|i| i.region == ctx.region).collect())
 }
 
-fn parse_time(param: &str, v: &str) -> Result<i64, TcError> {
+fn parse_time(param: &str, v: &str) -> Result<i64, CvmError> {
     time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
         .map_err(|_| {
@@ -52,9 +52,9 @@ fn parse_time(param: &str, v: &str) -> Result<i64, TcError> {
 }
 
 /// `f` as the store's filter; unknown filter names and malformed values are refused.
-fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, TcError> {
+fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, CvmError> {
     let values = || f.values.clone();
-    let times = |param: &str| -> Result<Vec<i64>, TcError> {
+    let times = |param: &str| -> Result<Vec<i64>, CvmError> {
         f.values.iter().map(|v| parse_time(param, v)).collect()
     };
     // Constant filters: every instance here has these values, or none has.
@@ -100,7 +100,7 @@ fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, TcError> {
         | "tag-value" => Some(InstanceFilter::Nothing),
         name if name.starts_with("tag:") && name.len() > 4 => Some(InstanceFilter::Nothing),
         name => {
-            return Err(TcError::Domain(DomainError::UnknownFilter {
+            return Err(CvmError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
             }));
         }
@@ -108,12 +108,12 @@ fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, TcError> {
 }
 
 /// DescribeInstances: unknown ids are simply not returned.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: DescribeInstancesRequest = decode(params)?;
     let ids = req.instance_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
     if ids.is_some() && filters.is_some() {
-        return Err(TcError::Domain(DomainError::ConflictingParameters {
+        return Err(CvmError::Domain(DomainError::ConflictingParameters {
             first: "InstanceIds".into(),
             second: "Filters".into(),
         }));
@@ -147,7 +147,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// DescribeInstancesStatus.
-pub async fn status(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn status(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: DescribeInstancesStatusRequest = decode(params)?;
     let ids = req.instance_ids.filter(|v| !v.is_empty());
     if let Some(ids) = &ids {
@@ -174,7 +174,7 @@ async fn lifecycle(
     from: &[InstanceState],
     kind: OpKind,
     to: InstanceState,
-) -> Result<Value, TcError> {
+) -> Result<Value, CvmError> {
     let region = ctx.region.to_string();
     ctx.core
         .submit(ctx.account, NS, ids, ctx.req, |inst| {
@@ -208,9 +208,9 @@ fn hard_stop(
     flag_name: &str,
     flag: Option<bool>,
     stop_type: Option<&str>,
-) -> Result<bool, TcError> {
+) -> Result<bool, CvmError> {
     if flag.is_some() && stop_type.is_some() {
-        return Err(TcError::InvalidParameter(format!(
+        return Err(CvmError::InvalidParameter(format!(
             "The parameters `{flag_name}` and `StopType` cannot be given together; `{flag_name}` is deprecated, use `StopType`."
         )));
     }
@@ -227,7 +227,7 @@ fn hard_stop(
 }
 
 /// StartInstances: STOPPED instances only.
-pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: StartInstancesRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     lifecycle(
@@ -241,7 +241,7 @@ pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// StopInstances: RUNNING instances only.
-pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: StopInstancesRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let force = hard_stop("ForceStop", req.force_stop, req.stop_type.as_deref())?;
@@ -265,7 +265,7 @@ pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// RebootInstances: RUNNING instances only.
-pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: RebootInstancesRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let force = hard_stop("ForceReboot", req.force_reboot, req.stop_type.as_deref())?;
@@ -280,7 +280,7 @@ pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// TerminateInstances: RUNNING, STOPPED or LAUNCH_FAILED instances.
-pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: TerminateInstancesRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     lifecycle(

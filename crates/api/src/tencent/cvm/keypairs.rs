@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::*;
-use crate::tencent::error::TcError;
+use crate::tencent::cvm::error::CvmError;
 use crate::tencent::wire::required;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::service::{KeyPairFilter, KeyPairQuery, NewKeyPair};
@@ -17,14 +17,14 @@ const MAX_IDS: usize = 100;
 /// Descriptions are at most this long.
 const MAX_DESCRIPTION: usize = 60;
 
-fn invalid(param: &str, reason: impl Into<String>) -> TcError {
-    TcError::Domain(DomainError::InvalidParameterValue {
+fn invalid(param: &str, reason: impl Into<String>) -> CvmError {
+    CvmError::Domain(DomainError::InvalidParameterValue {
         param: param.into(),
         reason: reason.into(),
     })
 }
 
-fn tags_of(specs: Vec<TagSpecification>) -> Result<Vec<(String, String)>, TcError> {
+fn tags_of(specs: Vec<TagSpecification>) -> Result<Vec<(String, String)>, CvmError> {
     let mut tags = Vec::new();
     for spec in specs {
         if spec.resource_type != "keypair" {
@@ -38,7 +38,7 @@ fn tags_of(specs: Vec<TagSpecification>) -> Result<Vec<(String, String)>, TcErro
     Ok(tags)
 }
 
-fn project(id: Option<i64>) -> Result<i64, TcError> {
+fn project(id: Option<i64>) -> Result<i64, CvmError> {
     let id = required(id, "ProjectId")?;
     if id < 0 {
         return Err(invalid("ProjectId", "must not be negative"));
@@ -47,7 +47,7 @@ fn project(id: Option<i64>) -> Result<i64, TcError> {
 }
 
 /// CreateKeyPair: the answer carries the private key, which is not kept.
-pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: CreateKeyPairRequest = decode(params)?;
     let spec = NewKeyPair {
         name: req.key_name,
@@ -64,7 +64,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// ImportKeyPair.
-pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: ImportKeyPairRequest = decode(params)?;
     let spec = NewKeyPair {
         name: req.key_name,
@@ -79,7 +79,7 @@ pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     Ok(json!({ "KeyId": kp.id }))
 }
 
-fn filter_of(f: Filter) -> Result<KeyPairFilter, TcError> {
+fn filter_of(f: Filter) -> Result<KeyPairFilter, CvmError> {
     if f.values.is_empty() {
         return Err(invalid(
             &format!("Filters.{}.Values", f.name),
@@ -87,7 +87,7 @@ fn filter_of(f: Filter) -> Result<KeyPairFilter, TcError> {
         ));
     }
     if f.values.len() > 5 {
-        return Err(TcError::Domain(DomainError::FilterLimitExceeded {
+        return Err(CvmError::Domain(DomainError::FilterLimitExceeded {
             reason: format!(
                 "filter `{}` has {} values; at most 5",
                 f.name,
@@ -114,7 +114,7 @@ fn filter_of(f: Filter) -> Result<KeyPairFilter, TcError> {
                 values: f.values,
             },
             _ => {
-                return Err(TcError::Domain(DomainError::UnknownFilter {
+                return Err(CvmError::Domain(DomainError::UnknownFilter {
                     name: name.into(),
                 }))
             }
@@ -123,12 +123,12 @@ fn filter_of(f: Filter) -> Result<KeyPairFilter, TcError> {
 }
 
 /// DescribeKeyPairs.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: DescribeKeyPairsRequest = decode(params)?;
     let ids = req.key_ids.filter(|ids| !ids.is_empty());
     let filters = req.filters.filter(|f| !f.is_empty());
     if ids.is_some() && filters.is_some() {
-        return Err(TcError::Domain(DomainError::ConflictingParameters {
+        return Err(CvmError::Domain(DomainError::ConflictingParameters {
             first: "KeyIds".into(),
             second: "Filters".into(),
         }));
@@ -138,7 +138,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     }
     let filters = filters.unwrap_or_default();
     if filters.len() > 10 {
-        return Err(TcError::Domain(DomainError::FilterLimitExceeded {
+        return Err(CvmError::Domain(DomainError::FilterLimitExceeded {
             reason: format!("{} filters given; at most 10", filters.len()),
         }));
     }
@@ -171,10 +171,10 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// DeleteKeyPairs: all or none.
-pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: DeleteKeyPairsRequest = decode(params)?;
     if req.key_ids.is_empty() {
-        return Err(TcError::MissingParameter("KeyIds".into()));
+        return Err(CvmError::MissingParameter("KeyIds".into()));
     }
     ctx.core
         .check_key_ids(NS, "KeyIds", &req.key_ids, MAX_IDS)?;
@@ -185,12 +185,12 @@ pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// ModifyKeyPairAttribute.
-pub async fn modify(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn modify(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: ModifyKeyPairAttributeRequest = decode(params)?;
     ctx.core
         .check_key_ids(NS, "KeyId", std::slice::from_ref(&req.key_id), 1)?;
     if req.key_name.is_none() && req.description.is_none() {
-        return Err(TcError::MissingAtLeastOne("KeyName, Description".into()));
+        return Err(CvmError::MissingAtLeastOne("KeyName, Description".into()));
     }
     if let Some(d) = &req.description {
         if d.chars().count() > MAX_DESCRIPTION {

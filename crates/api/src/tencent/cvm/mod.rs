@@ -3,15 +3,16 @@
 
 pub mod bind;
 pub mod dto;
+pub mod error;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
 pub mod password;
 pub mod run;
 
-use super::error::TcError;
 use super::router::{CvmAction, REGIONS};
 use crate::common::server::AppState;
+use error::CvmError;
 use keyplane_core::account::Account;
 use keyplane_core::Core;
 use serde_json::Value;
@@ -37,21 +38,21 @@ pub async fn dispatch(
     region: Option<String>,
     params: Value,
     req: &keyplane_core::RequestMeta,
-) -> Result<Value, TcError> {
+) -> Result<Value, CvmError> {
     let act = CvmAction::parse(action).ok_or_else(|| {
-        TcError::InvalidAction(format!(
+        CvmError::InvalidAction(format!(
             "The action `{action}` does not exist in cvm 2017-03-12."
         ))
     })?;
-    let region = region.ok_or_else(|| TcError::MissingParameter("Region".into()))?;
+    let region = region.ok_or_else(|| CvmError::MissingParameter("Region".into()))?;
     if !REGIONS.contains(&region.as_str()) {
-        return Err(TcError::UnsupportedRegion(region));
+        return Err(CvmError::UnsupportedRegion(region));
     }
     if !state
         .limiter
         .check(&account.id, &format!("cvm.{}", act.name()))
     {
-        return Err(TcError::RequestLimitExceeded(act.name().into()));
+        return Err(CvmError::RequestLimitExceeded(act.name().into()));
     }
     let ctx = Ctx {
         core: &state.core,

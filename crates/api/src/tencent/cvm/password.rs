@@ -5,7 +5,7 @@
 use super::instances::check_ids;
 use super::Ctx;
 use crate::common::params::{decode, lenient_bool};
-use crate::tencent::error::{CvmRefusal, TcError};
+use crate::tencent::cvm::error::{CvmError, CvmRefusal};
 use crate::tencent::password::{
     check_reset_password, check_user_name, check_user_name_shape, MAX_USER_NAME,
 };
@@ -35,7 +35,7 @@ struct ResetRequest {
 /// ResetInstancesPassword: STOPPED instances, or RUNNING ones with `ForceStop` (shut down, the
 /// password replaced, started again). Without ForceStop a running instance is refused with
 /// `UnsupportedOperation.InstanceStateRunning`, as the API documents.
-pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: ResetRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let password = required(req.password.filter(|p| !p.is_empty()), "Password")?;
@@ -49,7 +49,7 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     })?;
     let instances = ctx.core.get_instances(ctx.account, NS, &ids).await?;
     if let Some(other) = instances.iter().find(|i| i.region != ctx.region) {
-        return Err(TcError::Domain(DomainError::InstanceNotFound {
+        return Err(CvmError::Domain(DomainError::InstanceNotFound {
             id: other.id.clone(),
         }));
     }

@@ -8,7 +8,7 @@ use crate::common::params::decode;
 use crate::tencent::cvm::dto::{
     parse_instance_type, LaunchTemplate, LoginSettings, RunInstancesRequest,
 };
-use crate::tencent::error::{CvmRefusal, TcError};
+use crate::tencent::cvm::error::{CvmError, CvmRefusal};
 use crate::tencent::wire::{invalid, required};
 use base64::Engine;
 use keyplane_core::compute::{LaunchSpec, INSTANCE_QUOTA};
@@ -29,7 +29,7 @@ const DEFAULT_NAME: &str = "未命名";
 const PASSWORD_SPECIALS: &str = "()`~!@#$%^&*-+=|{}[]:;',.?/";
 
 /// The zone must be `<region>-<n>` of the request's region.
-fn check_zone(zone: &str, region: &str) -> Result<(), TcError> {
+fn check_zone(zone: &str, region: &str) -> Result<(), CvmError> {
     // Why: regions have zones -1 up to -8 today; any single digit 1-9 is accepted rather
     // than keeping a per-region zone list.
     let ok = zone
@@ -87,7 +87,7 @@ pub fn check_password(password: &str, os: OsType) -> Result<(), DomainError> {
 
 /// Expand `{R:x}` / `{R:x,F:y}` in `template` for `count` instances; without a pattern, more
 /// than one instance get the suffixes 1..=n.
-fn expand(template: &str, count: usize, param: &str) -> Result<Vec<String>, TcError> {
+fn expand(template: &str, count: usize, param: &str) -> Result<Vec<String>, CvmError> {
     let Some(start) = template.find("{R:") else {
         return Ok(if count == 1 {
             vec![template.to_string()]
@@ -121,7 +121,7 @@ fn expand(template: &str, count: usize, param: &str) -> Result<Vec<String>, TcEr
 }
 
 /// The display names, one per instance.
-fn names(name: Option<&str>, count: usize) -> Result<Vec<String>, TcError> {
+fn names(name: Option<&str>, count: usize) -> Result<Vec<String>, CvmError> {
     let Some(name) = name else {
         return Ok(vec![DEFAULT_NAME.to_string(); count]);
     };
@@ -136,7 +136,7 @@ fn names(name: Option<&str>, count: usize) -> Result<Vec<String>, TcError> {
 }
 
 /// The documented host name rule, checked on every expanded name.
-fn check_host_name(template: &str, os: OsType, count: usize) -> Result<(), TcError> {
+fn check_host_name(template: &str, os: OsType, count: usize) -> Result<(), CvmError> {
     for h in expand(template, count, "HostName")? {
         let bad = |why: &str| Err(CvmRefusal::HostNameIllegal(format!("`{h}` {why}")).into());
         let len = h.chars().count();
@@ -167,7 +167,7 @@ fn check_host_name(template: &str, os: OsType, count: usize) -> Result<(), TcErr
     Ok(())
 }
 
-fn check_charge_type(t: Option<&str>) -> Result<(), TcError> {
+fn check_charge_type(t: Option<&str>) -> Result<(), CvmError> {
     match t {
         None | Some("POSTPAID_BY_HOUR") => Ok(()),
         // Why: refused rather than accepted, because DescribeInstances could only ever
@@ -182,7 +182,7 @@ fn check_charge_type(t: Option<&str>) -> Result<(), TcError> {
     }
 }
 
-fn check_launch_template(t: &LaunchTemplate) -> Result<(), TcError> {
+fn check_launch_template(t: &LaunchTemplate) -> Result<(), CvmError> {
     let id = required(
         t.launch_template_id.clone(),
         "LaunchTemplate.LaunchTemplateId",
@@ -194,7 +194,7 @@ fn check_launch_template(t: &LaunchTemplate) -> Result<(), TcError> {
 }
 
 /// InstanceCount (default 1) within the documented range, and MinCount not above it.
-fn instance_count(count: Option<i64>, min: Option<i64>) -> Result<i64, TcError> {
+fn instance_count(count: Option<i64>, min: Option<i64>) -> Result<i64, CvmError> {
     let count = count.unwrap_or(1);
     if !(1..=MAX_COUNT).contains(&count) {
         return Err(invalid(
@@ -213,7 +213,7 @@ fn instance_count(count: Option<i64>, min: Option<i64>) -> Result<i64, TcError> 
     Ok(count)
 }
 
-fn check_client_token(token: &str) -> Result<(), TcError> {
+fn check_client_token(token: &str) -> Result<(), CvmError> {
     let len = token.chars().count();
     if len > 64 {
         return Err(CvmRefusal::ClientTokenTooLong(len).into());
@@ -221,7 +221,7 @@ fn check_client_token(token: &str) -> Result<(), TcError> {
     Ok(())
 }
 
-fn check_user_data(data: &str) -> Result<(), TcError> {
+fn check_user_data(data: &str) -> Result<(), CvmError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|_| CvmRefusal::UserDataInvalid)?;
@@ -236,7 +236,7 @@ async fn login(
     ctx: &Ctx<'_>,
     settings: Option<LoginSettings>,
     image: &Image,
-) -> Result<(Option<String>, Vec<String>), TcError> {
+) -> Result<(Option<String>, Vec<String>), CvmError> {
     let Some(s) = settings else {
         // Why: the service would mail a random password; nobody could use one here, so the
         // instance gets none (log in by binding a key pair).
@@ -264,7 +264,7 @@ async fn login(
         ctx.core
             .check_key_ids(NS, "LoginSettings.KeyIds", &keys, MAX_IDS)?;
         if image.os == OsType::Windows {
-            return Err(TcError::Domain(DomainError::InstanceNotLinux {
+            return Err(CvmError::Domain(DomainError::InstanceNotLinux {
                 id: image.id.clone(),
             }));
         }
@@ -274,7 +274,7 @@ async fn login(
 }
 
 /// RunInstances.
-pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: RunInstancesRequest = decode(params)?;
     if let Some(t) = &req.launch_template {
         check_launch_template(t)?;
@@ -289,7 +289,7 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     }
     let image_id = required(req.image_id, "ImageId")?;
     if !is_image_id(&image_id) {
-        return Err(TcError::Domain(DomainError::ImageIdMalformed {
+        return Err(CvmError::Domain(DomainError::ImageIdMalformed {
             id: image_id,
         }));
     }
@@ -319,7 +319,7 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let (password, key_ids) = login(ctx, req.login_settings, &image).await?;
     let existing = ctx.core.count_instances(ctx.account, NS).await?;
     if existing + names.len() > INSTANCE_QUOTA {
-        return Err(TcError::Domain(DomainError::InstanceQuotaExceeded {
+        return Err(CvmError::Domain(DomainError::InstanceQuotaExceeded {
             limit: INSTANCE_QUOTA,
         }));
     }

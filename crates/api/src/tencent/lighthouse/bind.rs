@@ -8,7 +8,7 @@ use super::error::LighthouseRefusal;
 use super::out::LOGIN_USER;
 use super::{check_ids, conflict, settled_instances, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::wire::{invalid, non_empty};
 use keyplane_core::binding::{bind_operation, check_bindable, check_change, BindChange, BindRule};
 use keyplane_core::instance::OpKind;
@@ -26,7 +26,11 @@ enum Mode {
 }
 
 /// The mode and the user from the type and `Username` parameters.
-fn mode(type_param: &str, kind: Option<&str>, username: Option<&str>) -> Result<Mode, TcError> {
+fn mode(
+    type_param: &str,
+    kind: Option<&str>,
+    username: Option<&str>,
+) -> Result<Mode, LighthouseError> {
     let mode = match kind {
         None | Some("OFFLINE") => Mode::Offline,
         Some("ONLINE") => Mode::Online,
@@ -51,7 +55,7 @@ async fn submit(
     key_ids: Vec<String>,
     mode: Mode,
     change: fn(Vec<String>) -> BindChange,
-) -> Result<(), TcError> {
+) -> Result<(), LighthouseError> {
     let ids = check_ids(ctx, instance_ids, "InstanceIds")?;
     let keys = non_empty(key_ids, "KeyIds")?;
     ctx.core.check_key_ids(NS, "KeyIds", &keys, MAX_IDS)?;
@@ -86,7 +90,7 @@ async fn submit(
 /// The keys given replace every key bound before: the seed says "if the instance is already
 /// associated with a key, the old key will become invalid"; binding a key that is already
 /// bound is `UnsupportedOperation.KeyPairBindDuplicate`.
-pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: AssociateInstancesKeyPairsRequest = decode(params)?;
     let mode = mode(
         "AssociateType",
@@ -113,7 +117,7 @@ pub async fn associate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 /// DisassociateInstancesKeyPairs: password login comes back (when the instance has one); a
 /// key that is not bound is `UnsupportedOperation.KeyPairNotBoundToInstance`. The post-unbind
 /// state follows the same rule as binding: OFFLINE leaves a RUNNING instance STOPPED.
-pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DisassociateInstancesKeyPairsRequest = decode(params)?;
     let mode = mode(
         "DisassociateType",
@@ -127,7 +131,7 @@ pub async fn disassociate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError
     match submitted {
         // "Windows instances do not support binding key pairs" reads wrong for an unbind:
         // answer the product's other Windows code.
-        Err(TcError::Domain(DomainError::InstanceNotLinux { id })) => {
+        Err(LighthouseError::Domain(DomainError::InstanceNotLinux { id })) => {
             Err(LighthouseRefusal::WindowsNotSupportKeyPair(id).into())
         }
         other => other.map(|()| json!({})),

@@ -5,7 +5,7 @@
 use super::dto::{DescribeBlueprintsRequest, DescribeBundlesRequest};
 use super::{check_zone, conflict, Ctx, NS};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::wire::check_filters;
 use crate::tencent::wire::{invalid, page};
 use crate::tencent::wire::{iso8601, Filter, Tag};
@@ -193,7 +193,7 @@ fn blueprint_out(image: Image) -> BlueprintOut {
 }
 
 /// Refuse values outside `allowed` for a filter.
-fn check_values(f: &Filter, allowed: &[&str]) -> Result<(), TcError> {
+fn check_values(f: &Filter, allowed: &[&str]) -> Result<(), LighthouseError> {
     match f.values.iter().find(|v| !allowed.contains(&v.as_str())) {
         Some(bad) => Err(invalid(
             &format!("Filters.{}", f.name),
@@ -203,7 +203,7 @@ fn check_values(f: &Filter, allowed: &[&str]) -> Result<(), TcError> {
     }
 }
 
-fn blueprint_matches(f: &Filter, image: &Image) -> Result<bool, TcError> {
+fn blueprint_matches(f: &Filter, image: &Image) -> Result<bool, LighthouseError> {
     let any = |s: &str| f.values.iter().any(|v| v == s);
     Ok(match f.name.as_str() {
         "blueprint-id" => any(&image.id),
@@ -221,7 +221,7 @@ fn blueprint_matches(f: &Filter, image: &Image) -> Result<bool, TcError> {
         "scene-id" | "tag-key" | "tag-value" => false,
         name if name.starts_with("tag:") && name.len() > 4 => false,
         name => {
-            return Err(TcError::Domain(DomainError::UnknownFilter {
+            return Err(LighthouseError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
             }))
         }
@@ -234,8 +234,8 @@ fn select<T>(
     items: Vec<T>,
     offset: usize,
     limit: usize,
-    mut keep: impl FnMut(&T) -> Result<bool, TcError>,
-) -> Result<(usize, Vec<T>), TcError> {
+    mut keep: impl FnMut(&T) -> Result<bool, LighthouseError>,
+) -> Result<(usize, Vec<T>), LighthouseError> {
     let mut matching = Vec::new();
     for item in items {
         if keep(&item)? {
@@ -250,7 +250,7 @@ fn select<T>(
 }
 
 /// DescribeBlueprints.
-pub async fn describe_blueprints(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe_blueprints(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeBlueprintsRequest = decode(params)?;
     let ids = req.blueprint_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -259,7 +259,7 @@ pub async fn describe_blueprints(ctx: &Ctx<'_>, params: Value) -> Result<Value, 
     }
     if let Some(ids) = &ids {
         if ids.len() > 100 {
-            return Err(TcError::Domain(DomainError::TooManyValues {
+            return Err(LighthouseError::Domain(DomainError::TooManyValues {
                 param: "BlueprintIds".into(),
                 max: 100,
                 given: ids.len(),
@@ -308,7 +308,7 @@ fn bundle_out(b: &SandboxBundle) -> Value {
     })
 }
 
-fn bundle_matches(f: &Filter, b: &SandboxBundle) -> Result<bool, TcError> {
+fn bundle_matches(f: &Filter, b: &SandboxBundle) -> Result<bool, LighthouseError> {
     let any = |s: &str| f.values.iter().any(|v| v == s);
     Ok(match f.name.as_str() {
         "bundle-id" => any(b.id),
@@ -325,7 +325,7 @@ fn bundle_matches(f: &Filter, b: &SandboxBundle) -> Result<bool, TcError> {
             any("ONLINE")
         }
         name => {
-            return Err(TcError::Domain(DomainError::UnknownFilter {
+            return Err(LighthouseError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
             }))
         }
@@ -333,7 +333,7 @@ fn bundle_matches(f: &Filter, b: &SandboxBundle) -> Result<bool, TcError> {
 }
 
 /// DescribeBundles.
-pub async fn describe_bundles(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe_bundles(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeBundlesRequest = decode(params)?;
     let ids = req.bundle_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -342,7 +342,7 @@ pub async fn describe_bundles(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcE
     }
     if let Some(ids) = &ids {
         if ids.len() > 100 {
-            return Err(TcError::Domain(DomainError::TooManyValues {
+            return Err(LighthouseError::Domain(DomainError::TooManyValues {
                 param: "BundleIds".into(),
                 max: 100,
                 given: ids.len(),

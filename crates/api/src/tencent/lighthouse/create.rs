@@ -8,7 +8,7 @@ use super::error::LighthouseRefusal;
 use super::keypairs::tags_of;
 use super::{check_zone, conflict, Ctx, NS};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::wire::{invalid, required};
 use keyplane_core::compute::{LaunchSpec, INSTANCE_QUOTA};
 use keyplane_core::ids::{is_well_formed, new_id};
@@ -66,7 +66,7 @@ pub fn check_password(password: &str, os: OsType) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn check_prepaid(p: Option<InstanceChargePrepaid>) -> Result<(), TcError> {
+fn check_prepaid(p: Option<InstanceChargePrepaid>) -> Result<(), LighthouseError> {
     let p = required(p, "InstanceChargePrepaid")?;
     let period = required(p.period, "InstanceChargePrepaid.Period")?;
     if !PERIODS.contains(&period) {
@@ -86,7 +86,10 @@ fn check_prepaid(p: Option<InstanceChargePrepaid>) -> Result<(), TcError> {
 }
 
 /// The blueprint and bundle, and that the bundle runs the blueprint.
-fn catalog(ctx: &Ctx<'_>, req: &CreateInstancesRequest) -> Result<(Image, SandboxBundle), TcError> {
+fn catalog(
+    ctx: &Ctx<'_>,
+    req: &CreateInstancesRequest,
+) -> Result<(Image, SandboxBundle), LighthouseError> {
     if !is_blueprint_id(&req.blueprint_id) {
         return Err(DomainError::ImageIdMalformed {
             id: req.blueprint_id.clone(),
@@ -107,7 +110,7 @@ fn catalog(ctx: &Ctx<'_>, req: &CreateInstancesRequest) -> Result<(Image, Sandbo
 }
 
 /// The zone: the first given (each must be of the region), else one of the region.
-fn zone(zones: Option<Vec<String>>, region: &str) -> Result<String, TcError> {
+fn zone(zones: Option<Vec<String>>, region: &str) -> Result<String, LighthouseError> {
     let zones = zones.unwrap_or_default();
     for z in &zones {
         check_zone(z, region)?;
@@ -120,7 +123,7 @@ fn zone(zones: Option<Vec<String>>, region: &str) -> Result<String, TcError> {
         .unwrap_or_else(|| format!("{region}-3")))
 }
 
-fn name(name: Option<String>, image: &Image) -> Result<String, TcError> {
+fn name(name: Option<String>, image: &Image) -> Result<String, LighthouseError> {
     let Some(name) = name else {
         // Like the service's default: the system name and a random suffix.
         let title = if image.os == OsType::Windows {
@@ -145,7 +148,7 @@ async fn login(
     ctx: &Ctx<'_>,
     settings: Option<LoginConfiguration>,
     image: &Image,
-) -> Result<(Option<String>, Vec<String>), TcError> {
+) -> Result<(Option<String>, Vec<String>), LighthouseError> {
     // Why: without LoginConfiguration (or with AutoGeneratePassword YES) the service sets a
     // password the user never sees; here the instance gets none: log in by binding a key.
     let Some(s) = settings else {
@@ -155,7 +158,7 @@ async fn login(
     match (s.auto_generate_password.as_deref(), &s.password) {
         (Some("YES"), Some(_)) => return Err(conflict("AutoGeneratePassword", "Password")),
         (Some("NO"), None) if keys.is_empty() => {
-            return Err(TcError::MissingParameter(
+            return Err(LighthouseError::MissingParameter(
                 "LoginConfiguration.Password".into(),
             ))
         }
@@ -188,7 +191,7 @@ async fn login(
 }
 
 /// Refuse what the sandbox cannot do, and check what it accepts without keeping.
-fn extras(req: &CreateInstancesRequest, count: i64) -> Result<(), TcError> {
+fn extras(req: &CreateInstancesRequest, count: i64) -> Result<(), LighthouseError> {
     if req.containers.as_ref().is_some_and(|c| !c.is_empty()) {
         return Err(LighthouseRefusal::DockerUnavailable.into());
     }
@@ -215,7 +218,7 @@ fn extras(req: &CreateInstancesRequest, count: i64) -> Result<(), TcError> {
 }
 
 /// CreateInstances. With DryRun the answer carries only the RequestId, as documented.
-pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let mut req: CreateInstancesRequest = decode(params)?;
     check_prepaid(req.instance_charge_prepaid.take())?;
     let (image, bundle) = catalog(ctx, &req)?;
@@ -233,9 +236,11 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
     let (password, key_ids) = login(ctx, req.login_configuration.take(), &image).await?;
     let existing = ctx.core.count_instances(ctx.account, NS).await?;
     if existing + count as usize > INSTANCE_QUOTA {
-        return Err(TcError::Domain(DomainError::InstanceQuotaExceeded {
-            limit: INSTANCE_QUOTA,
-        }));
+        return Err(LighthouseError::Domain(
+            DomainError::InstanceQuotaExceeded {
+                limit: INSTANCE_QUOTA,
+            },
+        ));
     }
     if req.dry_run == Some(true) {
         return Ok(json!({}));

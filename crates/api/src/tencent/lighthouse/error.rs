@@ -1,8 +1,12 @@
 //! Lighthouse 2020-03-24 error codes: the domain's errors mapped by an exhaustive `match`, and
 //! the refusals that are rules of the Lighthouse wire contract rather than of the domain.
 
+use crate::tencent::error::{ProductCodes, TcError};
 use keyplane_core::instance::InstanceState;
 use keyplane_core::{DomainError, NameProblem};
+
+/// Everything a Lighthouse request can fail with.
+pub type LighthouseError = TcError<LighthouseRefusal>;
 
 /// Refusals that are rules of the Lighthouse wire contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +65,10 @@ pub enum LighthouseRefusal {
     },
 }
 
-impl LighthouseRefusal {
-    /// The wire code.
-    pub fn code(&self) -> &'static str {
+impl ProductCodes for LighthouseRefusal {
+    const MISSING_AT_LEAST_ONE: &'static str = "MissingParameter";
+
+    fn code(&self) -> &'static str {
         match self {
             LighthouseRefusal::InstanceNotInRegion(_) => "ResourceNotFound.InstanceNotFound",
             LighthouseRefusal::WindowsNotSupportKeyPair(_) => {
@@ -95,8 +100,7 @@ impl LighthouseRefusal {
         }
     }
 
-    /// The human message.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             LighthouseRefusal::InstanceNotInRegion(id) => {
                 format!("The instance `{id}` does not exist in this region.")
@@ -142,6 +146,10 @@ impl LighthouseRefusal {
                 format!("The {param} is {len} characters long; at most {max} are allowed.")
             }
         }
+    }
+
+    fn domain_code(e: &DomainError) -> &'static str {
+        lighthouse_code(e)
     }
 }
 
@@ -218,8 +226,6 @@ pub fn lighthouse_code(e: &DomainError) -> &'static str {
 mod tests {
     use super::*;
     use crate::tencent::error::tests::{every_domain_error, every_protocol_error, known_codes};
-    use crate::tencent::error::TcError;
-    use crate::tencent::router::Product;
 
     fn every_refusal() -> Vec<LighthouseRefusal> {
         let s = String::from("x");
@@ -257,14 +263,16 @@ mod tests {
 
     #[test]
     fn every_code_we_emit_is_a_lighthouse_or_common_code() {
-        let known = known_codes(Product::Lighthouse);
+        let known = known_codes(include_str!(
+            "../../../data/tencent_lighthouse_error_codes.txt"
+        ));
         let all = every_domain_error()
             .into_iter()
-            .map(TcError::Domain)
+            .map(LighthouseError::Domain)
             .chain(every_protocol_error())
-            .chain(every_refusal().into_iter().map(TcError::Lighthouse));
+            .chain(every_refusal().into_iter().map(LighthouseError::Refusal));
         for e in all {
-            let code = e.code(Product::Lighthouse);
+            let code = e.code();
             assert!(
                 known.iter().any(|k| k == code),
                 "{code} is not a Lighthouse or common code"

@@ -7,7 +7,7 @@ use super::error::LighthouseRefusal;
 use super::out::InstanceOut;
 use super::{check_ids, conflict, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::wire::check_filters;
 use crate::tencent::wire::Filter;
 use crate::tencent::wire::{invalid, page};
@@ -17,7 +17,7 @@ use keyplane_core::DomainError;
 use serde_json::{json, Value};
 
 /// `f` as the store's filter; unknown filter names are refused.
-fn filter_of(f: &Filter) -> Result<InstanceFilter, TcError> {
+fn filter_of(f: &Filter) -> Result<InstanceFilter, LighthouseError> {
     let values = || f.values.clone();
     Ok(match f.name.as_str() {
         "instance-name" => InstanceFilter::Name(values()),
@@ -34,7 +34,7 @@ fn filter_of(f: &Filter) -> Result<InstanceFilter, TcError> {
         "public-ip-address" | "tag-key" | "tag-value" => InstanceFilter::Nothing,
         name if name.starts_with("tag:") && name.len() > 4 => InstanceFilter::Nothing,
         name => {
-            return Err(TcError::Domain(DomainError::UnknownFilter {
+            return Err(LighthouseError::Domain(DomainError::UnknownFilter {
                 name: name.into(),
             }))
         }
@@ -42,7 +42,7 @@ fn filter_of(f: &Filter) -> Result<InstanceFilter, TcError> {
 }
 
 /// The order as documented: without OrderField, newest first; with `EXPIRED_TIME`, by expiry.
-fn order(field: Option<&str>, order: Option<&str>) -> Result<InstanceOrder, TcError> {
+fn order(field: Option<&str>, order: Option<&str>) -> Result<InstanceOrder, LighthouseError> {
     let descending = match order {
         None | Some("ASC") => false,
         Some("DESC") => true,
@@ -68,7 +68,7 @@ fn order(field: Option<&str>, order: Option<&str>) -> Result<InstanceOrder, TcEr
 }
 
 /// DescribeInstances: ids not found are simply not returned.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeInstancesRequest = decode(params)?;
     let ids = req.instance_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -110,7 +110,7 @@ async fn lifecycle(
     from: &[InstanceState],
     kind: OpKind,
     to: InstanceState,
-) -> Result<Value, TcError> {
+) -> Result<Value, LighthouseError> {
     let ids = check_ids(ctx, ids, "InstanceIds")?;
     for inst in ctx.core.get_instances(ctx.account, NS, &ids).await? {
         ctx.check_region(&inst)?;
@@ -137,7 +137,7 @@ async fn lifecycle(
 }
 
 /// Whether a stop is hard: `HARD`; `SOFT` and `SOFT_FIRST` (the default) are soft.
-fn hard(stop_type: Option<&str>) -> Result<bool, TcError> {
+fn hard(stop_type: Option<&str>) -> Result<bool, LighthouseError> {
     // Why: SOFT and SOFT_FIRST are one operation here: the sandbox's soft stop ends with a
     // kill once its grace period is over, which is SOFT_FIRST's "soft, then hard".
     match stop_type {
@@ -151,7 +151,7 @@ fn hard(stop_type: Option<&str>) -> Result<bool, TcError> {
 }
 
 /// StartInstances: STOPPED instances only; they go STARTING, then RUNNING.
-pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: InstanceIdsRequest = decode(params)?;
     lifecycle(
         ctx,
@@ -164,7 +164,7 @@ pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// StopInstances: RUNNING instances only; they go STOPPING, then STOPPED.
-pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: StopInstancesRequest = decode(params)?;
     let force = hard(req.stop_type.as_deref())?;
     lifecycle(
@@ -178,7 +178,7 @@ pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// RebootInstances: RUNNING instances only; they go REBOOTING, then RUNNING.
-pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: StopInstancesRequest = decode(params)?;
     let force = hard(req.stop_type.as_deref())?;
     lifecycle(
@@ -196,7 +196,7 @@ pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 /// Why: Lighthouse destroys only SHUTDOWN instances, the state IsolateInstances (returning a
 /// paid instance) leaves them in. Nothing is billed here, so there is no isolation step and no
 /// SHUTDOWN state: RUNNING, STOPPED and LAUNCH_FAILED instances are destroyed directly.
-pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn terminate(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: InstanceIdsRequest = decode(params)?;
     lifecycle(
         ctx,

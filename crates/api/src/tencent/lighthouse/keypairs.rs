@@ -7,7 +7,7 @@ use super::dto::{
 use super::out::KeyPairOut;
 use super::{conflict, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::wire::check_filters;
 use crate::tencent::wire::page;
 use crate::tencent::wire::{Filter, Tag};
@@ -22,9 +22,9 @@ const MAX_DELETE: usize = 10;
 const MAX_TAGS: usize = 10;
 
 /// At most 10 tags; a key given twice keeps its last value ("the value is updated").
-pub fn tags_of(tags: Vec<Tag>) -> Result<Vec<(String, String)>, TcError> {
+pub fn tags_of(tags: Vec<Tag>) -> Result<Vec<(String, String)>, LighthouseError> {
     if tags.len() > MAX_TAGS {
-        return Err(TcError::Domain(DomainError::TooManyValues {
+        return Err(LighthouseError::Domain(DomainError::TooManyValues {
             param: "Tags".into(),
             max: MAX_TAGS,
             given: tags.len(),
@@ -38,7 +38,7 @@ pub fn tags_of(tags: Vec<Tag>) -> Result<Vec<(String, String)>, TcError> {
     Ok(out)
 }
 
-fn spec(name: String, tags: Vec<Tag>) -> Result<NewKeyPair, TcError> {
+fn spec(name: String, tags: Vec<Tag>) -> Result<NewKeyPair, LighthouseError> {
     Ok(NewKeyPair {
         name,
         tags: tags_of(tags)?,
@@ -47,7 +47,7 @@ fn spec(name: String, tags: Vec<Tag>) -> Result<NewKeyPair, TcError> {
 }
 
 /// CreateKeyPair: the answer carries the private key, which is not kept.
-pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: CreateKeyPairRequest = decode(params)?;
     let spec = spec(req.key_name, req.tags)?;
     let created = ctx
@@ -59,7 +59,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// ImportKeyPair.
-pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: ImportKeyPairRequest = decode(params)?;
     let spec = spec(req.key_name, req.tags)?;
     let kp = ctx
@@ -70,7 +70,7 @@ pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// Whether `kp` passes `f`; unknown filter names are refused.
-fn matches(f: &Filter, kp: &KeyPair) -> Result<bool, TcError> {
+fn matches(f: &Filter, kp: &KeyPair) -> Result<bool, LighthouseError> {
     let tagged = |ok: &dyn Fn(&(String, String)) -> bool| kp.tags.iter().any(ok);
     Ok(match f.name.as_str() {
         "key-id" => f.values.contains(&kp.id),
@@ -81,7 +81,7 @@ fn matches(f: &Filter, kp: &KeyPair) -> Result<bool, TcError> {
         name => match name.strip_prefix("tag:") {
             Some(key) if !key.is_empty() => tagged(&|(k, v)| k == key && f.values.contains(v)),
             _ => {
-                return Err(TcError::Domain(DomainError::UnknownFilter {
+                return Err(LighthouseError::Domain(DomainError::UnknownFilter {
                     name: name.into(),
                 }))
             }
@@ -90,7 +90,7 @@ fn matches(f: &Filter, kp: &KeyPair) -> Result<bool, TcError> {
 }
 
 /// DescribeKeyPairs: ids not found are simply not returned.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeKeyPairsRequest = decode(params)?;
     let ids = req.key_ids.filter(|ids| !ids.is_empty());
     let filters = req.filters.filter(|f| !f.is_empty());
@@ -135,10 +135,10 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
 }
 
 /// DeleteKeyPairs: at most 10, all or none; a bound key pair is `ResourceInUse.KeyPairInUse`.
-pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn delete(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DeleteKeyPairsRequest = decode(params)?;
     if req.key_ids.is_empty() {
-        return Err(TcError::MissingParameter("KeyIds".into()));
+        return Err(LighthouseError::MissingParameter("KeyIds".into()));
     }
     ctx.core
         .check_key_ids(NS, "KeyIds", &req.key_ids, MAX_DELETE)?;

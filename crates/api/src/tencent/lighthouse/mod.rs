@@ -13,11 +13,10 @@ pub mod keypairs;
 pub mod out;
 pub mod password;
 
-use super::error::TcError;
 use super::router::{LighthouseAction, REGIONS};
 use super::wire::non_empty;
 use crate::common::server::AppState;
-use error::LighthouseRefusal;
+use error::{LighthouseError, LighthouseRefusal};
 use keyplane_core::account::Account;
 use keyplane_core::instance::{Instance, InstanceState};
 use keyplane_core::keypair::Namespace;
@@ -49,7 +48,7 @@ impl Ctx<'_> {
     }
 
     /// Refuse an instance of another region than the request's (when it names one).
-    pub fn check_region(&self, inst: &Instance) -> Result<(), TcError> {
+    pub fn check_region(&self, inst: &Instance) -> Result<(), LighthouseError> {
         match self.region {
             Some(r) if r != inst.region => {
                 Err(LighthouseRefusal::InstanceNotInRegion(inst.id.clone()).into())
@@ -60,15 +59,15 @@ impl Ctx<'_> {
 }
 
 /// `InvalidParameter.ParameterConflict`.
-pub fn conflict(first: &str, second: &str) -> TcError {
-    TcError::Domain(DomainError::ConflictingParameters {
+pub fn conflict(first: &str, second: &str) -> LighthouseError {
+    LighthouseError::Domain(DomainError::ConflictingParameters {
         first: first.into(),
         second: second.into(),
     })
 }
 
 /// A zone must be `<region>-<digit>` of the request's region.
-pub fn check_zone(zone: &str, region: &str) -> Result<(), TcError> {
+pub fn check_zone(zone: &str, region: &str) -> Result<(), LighthouseError> {
     // Why: regions have zones -1 up to -8 today; any single digit 1-9 is accepted rather
     // than keeping a per-region zone list (as the CVM dialect does).
     let ok = zone
@@ -87,7 +86,11 @@ pub fn check_zone(zone: &str, region: &str) -> Result<(), TcError> {
 }
 
 /// Check a list of instance ids for presence, shape, duplicates and count.
-pub fn check_ids(ctx: &Ctx<'_>, ids: Vec<String>, param: &str) -> Result<Vec<String>, TcError> {
+pub fn check_ids(
+    ctx: &Ctx<'_>,
+    ids: Vec<String>,
+    param: &str,
+) -> Result<Vec<String>, LighthouseError> {
     let ids = non_empty(ids, param)?;
     ctx.core.check_instance_ids(NS, param, &ids, MAX_IDS)?;
     Ok(ids)
@@ -95,7 +98,10 @@ pub fn check_ids(ctx: &Ctx<'_>, ids: Vec<String>, param: &str) -> Result<Vec<Str
 
 /// The instances (all must exist in the account and the request's region), refusing any
 /// still being created with `OperationDenied.InstanceCreating`.
-pub async fn settled_instances(ctx: &Ctx<'_>, ids: &[String]) -> Result<Vec<Instance>, TcError> {
+pub async fn settled_instances(
+    ctx: &Ctx<'_>,
+    ids: &[String],
+) -> Result<Vec<Instance>, LighthouseError> {
     let instances = ctx.core.get_instances(ctx.account, NS, ids).await?;
     for inst in &instances {
         ctx.check_region(inst)?;
@@ -125,10 +131,10 @@ pub async fn dispatch(
     region: Option<String>,
     params: Value,
     req: &keyplane_core::RequestMeta,
-) -> Result<Value, TcError> {
+) -> Result<Value, LighthouseError> {
     use LighthouseAction as A;
     let act = LighthouseAction::parse(action).ok_or_else(|| {
-        TcError::InvalidAction(format!(
+        LighthouseError::InvalidAction(format!(
             "The action `{action}` does not exist in lighthouse 2020-03-24."
         ))
     })?;
@@ -139,12 +145,14 @@ pub async fn dispatch(
         A::AssociateInstancesKeyPairs | A::DisassociateInstancesKeyPairs
     );
     match region.as_deref() {
-        None if !region_optional => return Err(TcError::MissingParameter("Region".into())),
-        Some(r) if !REGIONS.contains(&r) => return Err(TcError::UnsupportedRegion(r.into())),
+        None if !region_optional => return Err(LighthouseError::MissingParameter("Region".into())),
+        Some(r) if !REGIONS.contains(&r) => {
+            return Err(LighthouseError::UnsupportedRegion(r.into()))
+        }
         _ => {}
     }
     if !rate_ok(state, account, act) {
-        return Err(TcError::RequestLimitExceeded(act.name().into()));
+        return Err(LighthouseError::RequestLimitExceeded(act.name().into()));
     }
     let ctx = Ctx {
         core: &state.core,

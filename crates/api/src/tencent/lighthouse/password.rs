@@ -6,7 +6,7 @@
 use super::error::LighthouseRefusal;
 use super::{check_ids, settled_instances, Ctx, NS};
 use crate::common::params::decode;
-use crate::tencent::error::TcError;
+use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::password::{
     check_reset_password, check_user_name, check_user_name_shape, MAX_USER_NAME,
 };
@@ -32,7 +32,7 @@ struct ResetRequest {
 // Why: the doc says only that a running instance is shut down ("本接口操作过程中会对实例进行关机
 // 操作"), never that it is started again, as for OFFLINE key binding: it ends STOPPED and the
 // caller starts it.
-pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, TcError> {
+pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: ResetRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let password = required(req.password.filter(|p| !p.is_empty()), "Password")?;
