@@ -10,8 +10,7 @@ use super::{check_ids, conflict, settled_instances, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
 use crate::tencent::wire::{invalid, non_empty};
-use keyplane_core::binding::{bind_operation, check_bindable, check_change, BindChange, BindRule};
-use keyplane_core::instance::OpKind;
+use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::DomainError;
 use serde_json::{json, Value};
 
@@ -47,8 +46,8 @@ fn mode(
     Ok(mode)
 }
 
-/// Check the ids, the instances (existence, region, creation) and the keys, then record one
-/// operation per instance under Lighthouse's rule.
+/// Check the ids and the instances (existence, region, creation), then bind through the
+/// core under Lighthouse's rule (which checks the keys, states and bound keys).
 async fn submit(
     ctx: &Ctx<'_>,
     instance_ids: Vec<String>,
@@ -60,26 +59,11 @@ async fn submit(
     let keys = non_empty(key_ids, "KeyIds")?;
     ctx.core.check_key_ids(NS, "KeyIds", &keys, MAX_IDS)?;
     settled_instances(ctx, &ids).await?;
-    ctx.core.get_key_pairs(ctx.account, NS, &keys).await?;
-    let rule = BindRule::Lighthouse;
-    let change = change(keys);
-    let mut kind = bind_operation(rule, &change);
-    if let OpKind::Bind { restart, .. } = &mut kind {
-        // Why: OFFLINE (the default) does not start the instance again. The seed and the SDK
-        // say only "instances in RUNNING status will be forcibly shut down before binding",
-        // never that they are started afterwards, and AssociateType documents OFFLINE as the
-        // binding that shuts the instance down: a RUNNING instance ends STOPPED, and the
-        // caller starts it. ONLINE promises no shutdown; the sandbox applies keys to a stopped
-        // server, so a running instance is stopped and started again within the operation and
-        // ends RUNNING, as ONLINE documents, though its sessions are closed.
-        *restart = mode == Mode::Online;
-    }
+    let rule = BindRule::Lighthouse {
+        online: mode == Mode::Online,
+    };
     ctx.core
-        .submit(ctx.account, NS, &ids, ctx.req, |inst| {
-            check_bindable(rule, inst)?;
-            check_change(rule, inst, &change)?;
-            Ok((kind.clone(), None))
-        })
+        .submit_bind(ctx.account, NS, &ids, rule, change(keys), ctx.req)
         .await?;
     Ok(())
 }
