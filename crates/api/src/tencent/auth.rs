@@ -5,8 +5,8 @@ use super::error::TcError;
 use super::router::Product;
 use super::signature::{
     parse_tc3_authorization, sha256_hex, signatures_match, tc3_canonical_request,
-    tc3_signature_with_key, tc3_string_to_sign, v1_signature, v1_string_to_sign, V1Method,
-    UNSIGNED_PAYLOAD,
+    tc3_signature_with_key, tc3_string_to_sign, v1_signature, v1_string_to_sign, Tc3Authorization,
+    V1Method, UNSIGNED_PAYLOAD,
 };
 use crate::common::params::unflatten;
 use crate::common::request::RawRequest;
@@ -121,6 +121,32 @@ async fn tc3(
     let version = required_header(raw, "x-tc-version")?;
     let timestamp = required_header(raw, "x-tc-timestamp")?;
     let ts = check_clock(state, &timestamp)?;
+    check_scope(&auth, ts)?;
+    let account = find_account(state, &auth.secret_id).await?;
+    if !tc3_verifies(state, raw, &auth, &account, &timestamp) {
+        return Err(TcError::SignatureFailure(
+            "The provided credentials could not be validated: the signature does not match. Check your SecretKey and the signing steps.".into(),
+        ));
+    }
+    // Why: TC3 requests carry no nonce, and an identical request re-sent in the same second
+    // has an identical signature; refusing repeats would break honest polling clients. Replay
+    // is bounded by the 5-minute timestamp window, as on the real service.
+    if raw.header("x-tc-token").is_some_and(|t| !t.is_empty()) {
+        return Err(TcError::TokenFailure);
+    }
+    let product = Product::resolve(&auth.service, &version)?;
+    Ok(Authenticated {
+        account,
+        product,
+        action,
+        region: raw.header("x-tc-region").filter(|r| !r.is_empty()),
+        params: tc3_params(raw)?,
+    })
+}
+
+/// The credential scope's date must be the timestamp's UTC date, and the signature must
+/// cover `content-type` and `host`.
+fn check_scope(auth: &Tc3Authorization, ts: i64) -> Result<(), TcError> {
     if auth.date != utc_date(ts) {
         return Err(TcError::SignatureFailure(format!(
             "The credential date {} is not the UTC date of X-TC-Timestamp {ts}.",
@@ -134,7 +160,17 @@ async fn tc3(
             )));
         }
     }
-    let account = find_account(state, &auth.secret_id).await?;
+    Ok(())
+}
+
+/// Whether the TC3 signature of `raw` is `account`'s.
+fn tc3_verifies(
+    state: &AppState,
+    raw: &RawRequest,
+    auth: &Tc3Authorization,
+    account: &Account,
+    timestamp: &str,
+) -> bool {
     let payload = if raw.header("x-tc-content-sha256").as_deref() == Some(UNSIGNED_PAYLOAD) {
         sha256_hex(UNSIGNED_PAYLOAD.as_bytes())
     } else {
@@ -162,7 +198,7 @@ async fn tc3(
             &auth.signed_headers,
             &payload,
         );
-        let sts = tc3_string_to_sign(&timestamp, &auth.date, &auth.service, &canonical);
+        let sts = tc3_string_to_sign(timestamp, &auth.date, &auth.service, &canonical);
         signatures_match(&tc3_signature_with_key(&signing_key, &sts), &auth.signature)
     };
     let host = raw.header("host");
@@ -170,39 +206,22 @@ async fn tc3(
     // Here the endpoint has a port, and the Node.js SDK signs `host:<host name>` (the URL's
     // hostname) while it sends `Host: <name>:<port>`; the host name without the port is
     // accepted as the signed host too.
-    let verified = verifies(host.clone())
+    verifies(host.clone())
         || host
             .as_deref()
             .and_then(host_without_port)
-            .is_some_and(|name| verifies(Some(name.to_string())));
-    if !verified {
-        return Err(TcError::SignatureFailure(
-            "The provided credentials could not be validated: the signature does not match. Check your SecretKey and the signing steps.".into(),
-        ));
+            .is_some_and(|name| verifies(Some(name.to_string())))
+}
+
+/// A TC3 request's business parameters: the query of a GET, the JSON body of a POST.
+fn tc3_params(raw: &RawRequest) -> Result<Value, TcError> {
+    match raw.method.as_str() {
+        "GET" => Ok(unflatten(&raw.query_params(), false)?),
+        "POST" => json_body(raw),
+        m => Err(TcError::InvalidParameter(format!(
+            "The HTTP method {m} is not supported; use POST or GET."
+        ))),
     }
-    // Why: TC3 requests carry no nonce, and an identical request re-sent in the same second
-    // has an identical signature; refusing repeats would break honest polling clients. Replay
-    // is bounded by the 5-minute timestamp window, as on the real service.
-    if raw.header("x-tc-token").is_some_and(|t| !t.is_empty()) {
-        return Err(TcError::TokenFailure);
-    }
-    let product = Product::resolve(&auth.service, &version)?;
-    let params = match raw.method.as_str() {
-        "GET" => unflatten(&raw.query_params(), false)?,
-        "POST" => json_body(raw)?,
-        m => {
-            return Err(TcError::InvalidParameter(format!(
-                "The HTTP method {m} is not supported; use POST or GET."
-            )))
-        }
-    };
-    Ok(Authenticated {
-        account,
-        product,
-        action,
-        region: raw.header("x-tc-region").filter(|r| !r.is_empty()),
-        params,
-    })
 }
 
 /// `name` of a `name:port` Host header (`[::1]` of `[::1]:8787`), when it has a port.

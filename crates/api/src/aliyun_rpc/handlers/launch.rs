@@ -196,63 +196,10 @@ async fn plan(ctx: &Ctx<'_>, req: &LaunchRequest, count: usize) -> Result<Launch
         .filter(|i| !i.is_empty())
         .ok_or_else(|| AliError::MissingParameter("ImageId".into()))?;
     let image = ctx.core.image(NS, &image_id)?;
-    let instance_type = req
-        .instance_type
-        .clone()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| AliError::MissingParameter("InstanceType".into()))?;
-    let parts: Vec<&str> = instance_type.split('.').collect();
-    let part_ok =
-        |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if parts.len() != 3 || parts[0] != "ecs" || !parts.iter().all(part_ok) {
-        return Err(EcsRefusal::InstanceType(instance_type).into());
-    }
-    let zone = match req.zone_id.as_deref().filter(|z| !z.is_empty()) {
-        None => format!("{}-a", req.region_id),
-        Some(z) => {
-            let ok = z
-                .strip_prefix(&format!("{}-", req.region_id))
-                .is_some_and(|s| s.len() == 1 && s.as_bytes()[0].is_ascii_lowercase());
-            if !ok {
-                return Err(EcsRefusal::ZoneNotFound(z.to_string()).into());
-            }
-            z.to_string()
-        }
-    };
-    match req.instance_charge_type.as_deref() {
-        None | Some("") | Some("PostPaid") => {}
-        Some(other) => return Err(EcsRefusal::ChargeType(other.to_string()).into()),
-    }
-    if let Some(t) = &req.client_token {
-        if t.len() > 64 || !t.is_ascii() {
-            return Err(invalid("ClientToken", "at most 64 ASCII characters"));
-        }
-    }
-    if let Some(h) = req.host_name.as_deref().filter(|h| !h.is_empty()) {
-        check_host_name(h)?;
-    }
-    if let Some(d) = req.description.as_deref().filter(|d| !d.is_empty()) {
-        check_description(d)?;
-    }
-    if let Some(n) = req.internet_max_bandwidth_out {
-        if !(0..=100).contains(&n) {
-            return Err(invalid(
-                "InternetMaxBandwidthOut",
-                "it must be between 0 and 100",
-            ));
-        }
-    }
-    super::tags(&req.tag)?;
-    let password = req.password.clone().filter(|p| !p.is_empty());
-    if let Some(p) = &password {
-        check_password(p, image.os)?;
-    }
-    if password.is_some() && req.password_inherit == Some(true) {
-        return Err(invalid(
-            "Password",
-            "it must be empty when PasswordInherit is true",
-        ));
-    }
+    let instance_type = instance_type(req)?;
+    let zone = zone(req)?;
+    check_options(req)?;
+    let password = password(req, image.os)?;
     // The key pair name is ignored for Windows images, as documented.
     let key_ids = match req.key_pair_name.as_deref().filter(|k| !k.is_empty()) {
         Some(name) if image.os == OsType::Linux => {
@@ -277,6 +224,81 @@ async fn plan(ctx: &Ctx<'_>, req: &LaunchRequest, count: usize) -> Result<Launch
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         user_data: check_user_data(req.user_data.as_deref())?,
     })
+}
+
+/// `InstanceType`, required, shaped like `ecs.g6.large`.
+fn instance_type(req: &LaunchRequest) -> Result<String, AliError> {
+    let instance_type = req
+        .instance_type
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AliError::MissingParameter("InstanceType".into()))?;
+    let parts: Vec<&str> = instance_type.split('.').collect();
+    let part_ok =
+        |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if parts.len() != 3 || parts[0] != "ecs" || !parts.iter().all(part_ok) {
+        return Err(EcsRefusal::InstanceType(instance_type).into());
+    }
+    Ok(instance_type)
+}
+
+/// `ZoneId`, a zone of the request's region (its zone `a` by default).
+fn zone(req: &LaunchRequest) -> Result<String, AliError> {
+    let Some(z) = req.zone_id.as_deref().filter(|z| !z.is_empty()) else {
+        return Ok(format!("{}-a", req.region_id));
+    };
+    let ok = z
+        .strip_prefix(&format!("{}-", req.region_id))
+        .is_some_and(|s| s.len() == 1 && s.as_bytes()[0].is_ascii_lowercase());
+    if !ok {
+        return Err(EcsRefusal::ZoneNotFound(z.to_string()).into());
+    }
+    Ok(z.to_string())
+}
+
+/// The options that only need checking: charge type, client token, host name, description,
+/// bandwidth and tags.
+fn check_options(req: &LaunchRequest) -> Result<(), AliError> {
+    match req.instance_charge_type.as_deref() {
+        None | Some("") | Some("PostPaid") => {}
+        Some(other) => return Err(EcsRefusal::ChargeType(other.to_string()).into()),
+    }
+    if let Some(t) = &req.client_token {
+        if t.len() > 64 || !t.is_ascii() {
+            return Err(invalid("ClientToken", "at most 64 ASCII characters"));
+        }
+    }
+    if let Some(h) = req.host_name.as_deref().filter(|h| !h.is_empty()) {
+        check_host_name(h)?;
+    }
+    if let Some(d) = req.description.as_deref().filter(|d| !d.is_empty()) {
+        check_description(d)?;
+    }
+    if let Some(n) = req.internet_max_bandwidth_out {
+        if !(0..=100).contains(&n) {
+            return Err(invalid(
+                "InternetMaxBandwidthOut",
+                "it must be between 0 and 100",
+            ));
+        }
+    }
+    super::tags(&req.tag)?;
+    Ok(())
+}
+
+/// `Password`, when given: the image's platform's rule, and not with `PasswordInherit`.
+fn password(req: &LaunchRequest, os: OsType) -> Result<Option<String>, AliError> {
+    let password = req.password.clone().filter(|p| !p.is_empty());
+    if let Some(p) = &password {
+        check_password(p, os)?;
+    }
+    if password.is_some() && req.password_inherit == Some(true) {
+        return Err(invalid(
+            "Password",
+            "it must be empty when PasswordInherit is true",
+        ));
+    }
+    Ok(password)
 }
 
 /// RunInstances: `Amount` instances (1 to 100), created and started.
