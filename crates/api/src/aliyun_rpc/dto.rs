@@ -5,6 +5,11 @@
 //! what an API does not define), so the request structs do not deny unknown fields; every
 //! declared field is type-checked.
 
+// Why: a request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
+// are read by nobody.
+#![allow(dead_code)]
+
 use crate::common::params::{lenient_bool, lenient_i64};
 use keyplane_core::instance::{Image, Instance, InstanceState, OsType};
 use keyplane_core::keypair::KeyPair;
@@ -294,9 +299,6 @@ pub fn status_name(state: InstanceState) -> &'static str {
     }
 }
 
-/// Whether `name` matches `pattern`, where `*` matches any run of characters.
-pub use keyplane_core::query::wildcard_match;
-
 fn tags_out(tags: &[(String, String)]) -> Value {
     let list: Vec<Value> = tags
         .iter()
@@ -420,6 +422,7 @@ pub fn instance_out(inst: &Instance, key_name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyplane_core::query::wildcard_match;
 
     #[test]
     fn fingerprints_and_times_look_like_ecs() {

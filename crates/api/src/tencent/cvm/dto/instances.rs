@@ -1,5 +1,10 @@
 //! Wire structures of the CVM instance and image actions.
 
+// Why: a request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
+// are read by nobody.
+#![allow(dead_code)]
+
 use super::{iso8601, Filter, Tag};
 use crate::common::params::{lenient_bool, lenient_i64};
 use keyplane_core::instance::{Image, Instance, InstanceState, OsType};

@@ -3,6 +3,11 @@
 //! always is. Structures whose meaning the sandbox has no equivalent for (disks, networks,
 //! billing, placement groups, ...) are accepted and ignored; their doc comments say so.
 
+// Why: a request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
+// are read by nobody.
+#![allow(dead_code)]
+
 use super::TagSpecification;
 use crate::common::params::{lenient_bool, lenient_i64};
 use serde::Deserialize;
