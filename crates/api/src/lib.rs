@@ -2,8 +2,8 @@
 //! core.
 //!
 //! - `tencent`: Tencent Cloud API 3.0 (TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256), one wire
-//!   layer with CVM, Lighthouse and CloudAudit beside each other.
-//! - `tencent_legacy`: the legacy CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`).
+//!   layer with CVM, Lighthouse and CloudAudit beside each other, and beside them the legacy
+//!   CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`), a dialect of its own.
 //! - `aliyun_rpc`: Alibaba Cloud ECS 2014-05-26 and ActionTrail 2020-07-06 (RPC HMAC-SHA1 and
 //!   ACS3-HMAC-SHA256).
 //! - `agent_api`: what guest agents fetch and report.
@@ -25,7 +25,6 @@ mod common;
 mod console;
 mod metadata;
 mod tencent;
-mod tencent_legacy;
 
 pub use common::server::{metrics_router, router, run, ApiConfig, AppState, ServedOverTls};
 pub use common::tls::{config_from_pem_files, run_tls, TlsListener};

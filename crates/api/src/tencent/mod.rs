@@ -1,15 +1,21 @@
-//! Tencent Cloud API 3.0: TC3-HMAC-SHA256 (POST JSON, GET) and v1 HmacSHA1/HmacSHA256 (GET,
-//! POST form), for CVM 2017-03-12 ([`cvm`]), Lighthouse 2020-03-24 ([`lighthouse`]) and
-//! CloudAudit 2019-03-19 ([`cloudaudit`]), beside each other over one wire layer: the
-//! signatures ([`signature`], [`auth`]), the envelope (here), the common errors ([`error`]) and
-//! what the products share ([`wire`], [`password`]). Every answer is HTTP 200 with `Content-Type: application/json`
-//! exactly and a `RequestId`: the official SDKs ignore error envelopes under any other content
-//! type.
+//! Tencent Cloud: one wire layer and the products beside each other over it.
+//!
+//! API 3.0 (this module's [`TencentV3`] dialect): TC3-HMAC-SHA256 (POST JSON, GET) and v1
+//! HmacSHA1/HmacSHA256 (GET, POST form), for CVM 2017-03-12 ([`cvm`]), Lighthouse 2020-03-24
+//! ([`lighthouse`]) and CloudAudit 2019-03-19 ([`cloudaudit`]). The wire layer they share:
+//! the signatures ([`signature`], [`auth`]), the envelope (here), the common errors
+//! ([`error`]) and what the products share ([`wire`], [`password`]). Every answer is HTTP 200
+//! with `Content-Type: application/json` exactly and a `RequestId`: the official SDKs ignore
+//! error envelopes under any other content type.
+//!
+//! The legacy CVM v2 API ([`legacy`]) is a dialect of its own, with its own envelope, over the
+//! same signatures and CVM's resources.
 
 pub mod auth;
 pub mod cloudaudit;
 pub mod cvm;
 pub mod error;
+pub mod legacy;
 pub mod lighthouse;
 pub mod password;
 pub mod router;

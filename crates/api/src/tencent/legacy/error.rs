@@ -195,7 +195,7 @@ mod tests {
 
     /// `(code, codeDesc)` rows of the data file.
     fn known() -> Vec<(i64, String)> {
-        include_str!("../../data/tencent_legacy_error_codes.txt")
+        include_str!("../../../data/tencent_legacy_error_codes.txt")
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
             .map(|l| {
@@ -248,8 +248,8 @@ mod tests {
     #[test]
     fn module_descs_are_cvm_api_3_codes() {
         let v3: Vec<&str> = [
-            include_str!("../../data/tencent_common_error_codes.txt"),
-            include_str!("../../data/tencent_cvm_error_codes.txt"),
+            include_str!("../../../data/tencent_common_error_codes.txt"),
+            include_str!("../../../data/tencent_cvm_error_codes.txt"),
         ]
         .into_iter()
         .flat_map(str::lines)
