@@ -4,8 +4,8 @@
 //! - `tencent`: Tencent Cloud API 3.0 (TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256), one wire
 //!   layer with CVM, Lighthouse and CloudAudit beside each other, and beside them the legacy
 //!   CVM v2 API at `/v2/index.php` (`{code, message, codeDesc}`), a dialect of its own.
-//! - `aliyun_rpc`: Alibaba Cloud ECS 2014-05-26 and ActionTrail 2020-07-06 (RPC HMAC-SHA1 and
-//!   ACS3-HMAC-SHA256).
+//! - `aliyun`: Alibaba Cloud RPC (HMAC-SHA1 and ACS3-HMAC-SHA256), one wire layer with ECS
+//!   2014-05-26 and ActionTrail 2020-07-06 beside each other.
 //! - `agent_api`: what guest agents fetch and report.
 //! - `console`: the web console at `/console/`.
 //!
@@ -20,7 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod agent_api;
-mod aliyun_rpc;
+mod aliyun;
 mod common;
 mod console;
 mod metadata;
@@ -43,12 +43,12 @@ pub mod signature {
     }
     /// Alibaba Cloud: RPC HMAC-SHA1 and ACS3-HMAC-SHA256.
     pub mod aliyun {
-        pub use crate::aliyun_rpc::signature::*;
+        pub use crate::aliyun::signature::*;
     }
 }
 
 /// What each dialect serves: its actions and regions.
 pub mod served {
-    pub use crate::aliyun_rpc::router::{ActionTrailAction, EcsAction, REGIONS as ALIYUN_REGIONS};
+    pub use crate::aliyun::router::{ActionTrailAction, EcsAction, REGIONS as ALIYUN_REGIONS};
     pub use crate::tencent::router::{CloudAuditAction, CvmAction, LighthouseAction};
 }

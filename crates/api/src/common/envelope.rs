@@ -23,8 +23,8 @@ pub const LEGACY_PATH: &str = "/v2/index.php";
 
 /// Versions only Alibaba APIs use (ECS, ActionTrail).
 const ALIYUN_VERSIONS: &[&str] = &[
-    crate::aliyun_rpc::router::VERSION,
-    crate::aliyun_rpc::router::ACTIONTRAIL_VERSION,
+    crate::aliyun::router::VERSION,
+    crate::aliyun::router::ACTIONTRAIL_VERSION,
 ];
 /// Versions only Tencent APIs use (CVM, Lighthouse, CloudAudit).
 const TENCENT_VERSIONS: &[&str] = &["2017-03-12", "2020-03-24", "2019-03-19"];

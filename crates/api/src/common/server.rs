@@ -195,7 +195,7 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
 pub(crate) async fn serve_dialect(state: &AppState, raw: &RawRequest) -> Response {
     match classify(raw) {
         Envelope::TencentLegacy => serve(&crate::tencent::legacy::Legacy, state, raw).await,
-        Envelope::Aliyun => serve(&crate::aliyun_rpc::AliyunRpc, state, raw).await,
+        Envelope::Aliyun => serve(&crate::aliyun::AliyunRpc, state, raw).await,
         Envelope::TencentV3 => serve(&crate::tencent::TencentV3, state, raw).await,
     }
 }

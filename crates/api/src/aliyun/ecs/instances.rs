@@ -3,10 +3,10 @@
 //! on ECS a start or reboot is also what makes attached or detached key pairs take effect.
 
 use super::{decode_params, json_list, page, Ctx, NS};
-use crate::aliyun_rpc::dto::{
+use crate::aliyun::ecs::dto::{
     instance_out, status_name, DescribeInstancesRequest, InstanceRequest,
 };
-use crate::aliyun_rpc::error::{AliError, EcsRefusal};
+use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::instance::{Instance, InstanceState, OpKind};
 use keyplane_core::keypair::KeyPair;
 use keyplane_core::query::{InstanceFilter, InstanceQuery};
@@ -25,20 +25,7 @@ const STATUSES: &[&str] = &["Pending", "Running", "Starting", "Stopping", "Stopp
 /// DescribeInstances: unknown ids are simply not returned.
 pub async fn describe(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
     let req: DescribeInstancesRequest = decode_params(params)?;
-    let ids = match req.instance_ids.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => {
-            let ids = json_list(raw).map_err(EcsRefusal::DescribeInstanceIds)?;
-            if ids.len() > MAX_DESCRIBE_IDS {
-                return Err(EcsRefusal::DescribeInstanceIds(format!(
-                    "at most {MAX_DESCRIBE_IDS} ids, not {}",
-                    ids.len()
-                ))
-                .into());
-            }
-            Some(ids)
-        }
-        None => None,
-    };
+    let ids = describe_ids(req.instance_ids.as_deref())?;
     let ips = match req
         .private_ip_addresses
         .as_deref()
@@ -54,6 +41,55 @@ pub async fn describe(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Valu
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
+    let filters = filters(ctx, &req, ips).await?;
+    let query = InstanceQuery {
+        ids,
+        region: Some(req.region_id.clone()),
+        filters,
+        offset,
+        limit,
+        ..InstanceQuery::default()
+    };
+    let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
+    let names = key_names(ctx, &req.region_id, &found.items).await?;
+    let list: Vec<Value> = found
+        .items
+        .iter()
+        .map(|i| {
+            let first = i.key_ids.first().and_then(|id| names.get(id));
+            instance_out(i, first.map_or("", String::as_str))
+        })
+        .collect();
+    Ok(json!({
+        "TotalCount": found.total,
+        "PageNumber": number,
+        "PageSize": size,
+        "Instances": { "Instance": list },
+    }))
+}
+
+/// `InstanceIds`, when given: a JSON list of at most [`MAX_DESCRIBE_IDS`].
+fn describe_ids(raw: Option<&str>) -> Result<Option<Vec<String>>, AliError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let ids = json_list(raw).map_err(EcsRefusal::DescribeInstanceIds)?;
+    if ids.len() > MAX_DESCRIBE_IDS {
+        return Err(EcsRefusal::DescribeInstanceIds(format!(
+            "at most {MAX_DESCRIBE_IDS} ids, not {}",
+            ids.len()
+        ))
+        .into());
+    }
+    Ok(Some(ids))
+}
+
+/// The filters of a DescribeInstances request (`ips`: its private addresses, when given).
+async fn filters(
+    ctx: &Ctx<'_>,
+    req: &DescribeInstancesRequest,
+    ips: Option<Vec<String>>,
+) -> Result<Vec<InstanceFilter>, AliError> {
     let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
     let mut filters = Vec::new();
     if let Some(ips) = ips {
@@ -81,30 +117,7 @@ pub async fn describe(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Valu
             None => InstanceFilter::Nothing,
         });
     }
-    let query = InstanceQuery {
-        ids,
-        region: Some(req.region_id.clone()),
-        filters,
-        offset,
-        limit,
-        ..InstanceQuery::default()
-    };
-    let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
-    let names = key_names(ctx, &req.region_id, &found.items).await?;
-    let list: Vec<Value> = found
-        .items
-        .iter()
-        .map(|i| {
-            let first = i.key_ids.first().and_then(|id| names.get(id));
-            instance_out(i, first.map_or("", String::as_str))
-        })
-        .collect();
-    Ok(json!({
-        "TotalCount": found.total,
-        "PageNumber": number,
-        "PageSize": size,
-        "Instances": { "Instance": list },
-    }))
+    Ok(filters)
 }
 
 /// The states ECS shows as `status`.

@@ -6,7 +6,7 @@
 
 use super::launch::{check_description, check_host_name, check_name, check_password};
 use super::{decode_params, Ctx, NS};
-use crate::aliyun_rpc::error::{AliError, EcsRefusal};
+use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::password::ResetRule;
 use keyplane_core::DomainError;
 use serde::Deserialize;

@@ -265,7 +265,7 @@ fn status_words(state: keyplane_core::instance::InstanceState) -> String {
         S::LaunchFailed => "Stopped (its launch failed)".into(),
         S::Pending => "Pending (still being created)".into(),
         S::Running | S::Stopped | S::Starting | S::Stopping | S::Rebooting | S::Terminating => {
-            super::dto::status_name(state).into()
+            super::ecs::dto::status_name(state).into()
         }
     }
 }
@@ -355,7 +355,7 @@ fn domain_message(e: &DomainError) -> String {
             operation,
         } => format!(
             "The current status of the resource does not support this operation: instance `{id}` is {}, with its {operation} operation still in progress.",
-            super::dto::status_name(*state)
+            super::ecs::dto::status_name(*state)
         ),
         DomainError::InstanceStateInvalid { id, state } => format!(
             "The current status of the resource does not support this operation: instance `{id}` is {}.",

@@ -1,18 +1,25 @@
-//! Action handlers: thin translators from ECS parameters into domain calls.
+//! Alibaba Cloud ECS, Version 2014-05-26: the key-pair family and the instance calls, as thin
+//! translators from ECS parameters into domain calls.
 
 pub mod attribute;
 pub mod bind;
+pub mod dto;
 pub mod instances;
 pub mod keypairs;
 pub mod launch;
 
+use super::auth::Authenticated;
 use super::error::{AliError, EcsRefusal};
+use super::region_param;
+use super::router::{EcsAction, REGIONS};
 use crate::common::params::{decode, unflatten};
+use crate::common::server::AppState;
 use keyplane_core::account::Account;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::KeyPairQuery;
 use keyplane_core::{Core, DomainError};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// The ECS namespace: `i-` + 20 instances, `kp-` + 20 key pairs, named per region.
 pub const NS: Namespace = Namespace::Ecs;
@@ -117,7 +124,7 @@ pub async fn key_pair_by_name(
 
 /// Validate `Tag.N`: at most 20, keys 1 to 128 characters not starting with `aliyun` or `acs:`
 /// and without `http://`/`https://`, values up to 128 characters, keys unique.
-pub fn tags(tags: &[super::dto::TagIn]) -> Result<Vec<(String, String)>, AliError> {
+pub fn tags(tags: &[dto::TagIn]) -> Result<Vec<(String, String)>, AliError> {
     if tags.len() > 20 {
         return Err(EcsRefusal::TagCount(tags.len()).into());
     }
@@ -143,6 +150,53 @@ pub fn tags(tags: &[super::dto::TagIn]) -> Result<Vec<(String, String)>, AliErro
         out.push((key, value));
     }
     Ok(out)
+}
+
+/// Serve one authenticated ECS request.
+pub async fn dispatch(
+    state: &AppState,
+    auth: &Authenticated,
+    req: &keyplane_core::RequestMeta,
+) -> Result<Value, AliError> {
+    let action = EcsAction::parse(&auth.action)
+        .ok_or_else(|| AliError::InvalidAction(auth.action.clone()))?;
+    match region_param(&auth.params) {
+        Some(r) if !REGIONS.contains(&r) => return Err(AliError::InvalidRegion(r.to_string())),
+        None | Some("") if !action.is_instance_action() => {
+            return Err(AliError::MissingParameter("RegionId".into()))
+        }
+        _ => {}
+    }
+    if !state
+        .limiter
+        .check(&auth.account.id, &format!("ecs.{}", action.name()))
+    {
+        return Err(AliError::Throttling(action.name().into()));
+    }
+    let ctx = Ctx {
+        core: &state.core,
+        account: &auth.account,
+        req,
+        wake: &state.wake,
+    };
+    let p = &auth.params;
+    match action {
+        EcsAction::CreateKeyPair => keypairs::create(&ctx, p).await,
+        EcsAction::ImportKeyPair => keypairs::import(&ctx, p).await,
+        EcsAction::DescribeKeyPairs => keypairs::describe(&ctx, p).await,
+        EcsAction::DeleteKeyPairs => keypairs::delete(&ctx, p).await,
+        EcsAction::AttachKeyPair => bind::attach(&ctx, p).await,
+        EcsAction::DetachKeyPair => bind::detach(&ctx, p).await,
+        EcsAction::DescribeImages => launch::describe_images(&ctx, p).await,
+        EcsAction::RunInstances => launch::run(&ctx, p).await,
+        EcsAction::CreateInstance => launch::create(&ctx, p).await,
+        EcsAction::DescribeInstances => instances::describe(&ctx, p).await,
+        EcsAction::StartInstance => instances::start(&ctx, p).await,
+        EcsAction::StopInstance => instances::stop(&ctx, p).await,
+        EcsAction::RebootInstance => instances::reboot(&ctx, p).await,
+        EcsAction::DeleteInstance => instances::delete(&ctx, p).await,
+        EcsAction::ModifyInstanceAttribute => attribute::modify(&ctx, p).await,
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! finished, so its per-instance `Results` are true.
 
 use super::{decode_params, json_list, key_pair_by_name, Ctx, NS};
-use crate::aliyun_rpc::dto::BindKeyPairRequest;
-use crate::aliyun_rpc::error::{AliError, EcsRefusal};
+use crate::aliyun::ecs::dto::BindKeyPairRequest;
+use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::instance::OpState;
 use keyplane_core::DomainError;

@@ -2,8 +2,8 @@
 //! from them (a real OpenSSH server for the Linux image, a record for the Windows one).
 
 use super::{decode_params, invalid, key_pair_by_name, page, Ctx, NS};
-use crate::aliyun_rpc::dto::{image_out, DescribeImagesRequest, LaunchRequest};
-use crate::aliyun_rpc::error::{AliError, EcsRefusal};
+use crate::aliyun::ecs::dto::{image_out, DescribeImagesRequest, LaunchRequest};
+use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::compute::LaunchSpec;
 use keyplane_core::instance::{InstanceState, OpKind, OsType};
 use keyplane_core::{Core, DomainError};

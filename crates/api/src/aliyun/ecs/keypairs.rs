@@ -2,10 +2,10 @@
 //! pairs are addressed by name within the account and the region.
 
 use super::{decode_params, json_list, page, regional_key_pairs, tags, Ctx, NS};
-use crate::aliyun_rpc::dto::{
+use crate::aliyun::ecs::dto::{
     fingerprint, key_pair_out, DeleteKeyPairsRequest, DescribeKeyPairsRequest, NewKeyPairRequest,
 };
-use crate::aliyun_rpc::error::{AliError, EcsRefusal};
+use crate::aliyun::error::{AliError, EcsRefusal};
 use base64::Engine;
 use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairPage, KeyPairQuery, NewKeyPair};
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 
 use super::error::ActionTrailRefusal;
 use super::event::wire_event;
-use crate::aliyun_rpc::error::AliError;
+use crate::aliyun::error::AliError;
 use crate::common::audit_lookup::{
     attributes, iso_utc, look_up, parse_iso_utc, Condition, LookupError, PageToken,
 };

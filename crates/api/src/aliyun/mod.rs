@@ -1,5 +1,6 @@
-//! Alibaba Cloud RPC APIs: ECS, Version 2014-05-26, and ActionTrail, Version 2020-07-06
-//! ([`actiontrail`]), told apart by their `Version`. Both take the classic HMAC-SHA1 signature
+//! Alibaba Cloud RPC APIs: ECS, Version 2014-05-26 ([`ecs`]), and ActionTrail, Version
+//! 2020-07-06 ([`actiontrail`]), beside each other over one wire layer (signatures, envelope,
+//! errors) and told apart by their `Version`. Both take the classic HMAC-SHA1 signature
 //! (query or form parameters; `aliyun-python-sdk-ecs`) and ACS3-HMAC-SHA256 (the Tea SDKs,
 //! `alibabacloud-ecs20140526`, `alibabacloud-actiontrail20200706`). Errors use HTTP 4xx/5xx
 //! with `{RequestId, HostId, Code, Message, Recommend}`, because the Alibaba SDKs decide
@@ -7,9 +8,8 @@
 
 pub mod actiontrail;
 pub mod auth;
-pub mod dto;
+pub mod ecs;
 pub mod error;
-pub mod handlers;
 pub mod render;
 pub mod router;
 pub mod signature;
@@ -21,8 +21,7 @@ use crate::common::server::AppState;
 use auth::{authenticate, claim, Authenticated, Claimed};
 use axum::response::Response;
 use error::AliError;
-use handlers::{attribute, bind, instances, keypairs, launch, Ctx};
-use router::{EcsAction, Product, REGIONS, VERSION};
+use router::{Product, VERSION};
 use serde_json::Value;
 
 /// The Alibaba Cloud RPC dialect (ECS, ActionTrail).
@@ -76,7 +75,7 @@ impl WireError for AliError {
 }
 
 /// The `RegionId` parameter, when given.
-fn region_param(params: &[(String, String)]) -> Option<&str> {
+pub(crate) fn region_param(params: &[(String, String)]) -> Option<&str> {
     params
         .iter()
         .find(|(k, _)| k == "RegionId")
@@ -130,7 +129,7 @@ impl Dialect for AliyunRpc {
         trail: &mut Trail,
     ) -> Result<Value, AliError> {
         match Product::from_version(&auth.version) {
-            Some(Product::Ecs) => ecs(state, &auth, &trail.meta).await,
+            Some(Product::Ecs) => ecs::dispatch(state, &auth, &trail.meta).await,
             Some(Product::ActionTrail) => actiontrail::dispatch(state, &auth).await,
             None => Err(AliError::InvalidVersion(format!(
                 "Specified parameter Version `{}` is not valid; ECS is served at {VERSION}, ActionTrail at {}.",
@@ -154,52 +153,5 @@ impl Dialect for AliyunRpc {
             }
             Err(e) => render::failure(request_id, &e, format, claim.product.host()),
         }
-    }
-}
-
-/// Serve one authenticated ECS request.
-async fn ecs(
-    state: &AppState,
-    auth: &Authenticated,
-    req: &keyplane_core::RequestMeta,
-) -> Result<Value, AliError> {
-    let action = EcsAction::parse(&auth.action)
-        .ok_or_else(|| AliError::InvalidAction(auth.action.clone()))?;
-    match region_param(&auth.params) {
-        Some(r) if !REGIONS.contains(&r) => return Err(AliError::InvalidRegion(r.to_string())),
-        None | Some("") if !action.is_instance_action() => {
-            return Err(AliError::MissingParameter("RegionId".into()))
-        }
-        _ => {}
-    }
-    if !state
-        .limiter
-        .check(&auth.account.id, &format!("ecs.{}", action.name()))
-    {
-        return Err(AliError::Throttling(action.name().into()));
-    }
-    let ctx = Ctx {
-        core: &state.core,
-        account: &auth.account,
-        req,
-        wake: &state.wake,
-    };
-    let p = &auth.params;
-    match action {
-        EcsAction::CreateKeyPair => keypairs::create(&ctx, p).await,
-        EcsAction::ImportKeyPair => keypairs::import(&ctx, p).await,
-        EcsAction::DescribeKeyPairs => keypairs::describe(&ctx, p).await,
-        EcsAction::DeleteKeyPairs => keypairs::delete(&ctx, p).await,
-        EcsAction::AttachKeyPair => bind::attach(&ctx, p).await,
-        EcsAction::DetachKeyPair => bind::detach(&ctx, p).await,
-        EcsAction::DescribeImages => launch::describe_images(&ctx, p).await,
-        EcsAction::RunInstances => launch::run(&ctx, p).await,
-        EcsAction::CreateInstance => launch::create(&ctx, p).await,
-        EcsAction::DescribeInstances => instances::describe(&ctx, p).await,
-        EcsAction::StartInstance => instances::start(&ctx, p).await,
-        EcsAction::StopInstance => instances::stop(&ctx, p).await,
-        EcsAction::RebootInstance => instances::reboot(&ctx, p).await,
-        EcsAction::DeleteInstance => instances::delete(&ctx, p).await,
-        EcsAction::ModifyInstanceAttribute => attribute::modify(&ctx, p).await,
     }
 }
