@@ -16,7 +16,7 @@ pub mod signature;
 
 use crate::common::audit::Trail;
 use crate::common::request::{new_request_id, too_large_message, RawRequest};
-use crate::common::serve::{Claim, Dialect, Signer, WireError};
+use crate::common::serve::{internal_detail, Claim, Dialect, Signer, WireError};
 use crate::common::server::AppState;
 use auth::{authenticate, claim, Authenticated, Claimed};
 use axum::response::Response;
@@ -68,7 +68,7 @@ impl WireError for AliError {
 
     fn internal(&self) -> Option<&str> {
         match self {
-            AliError::Domain(keyplane_core::DomainError::Internal(detail)) => Some(detail),
+            AliError::Domain(e) => internal_detail(e),
             _ => None,
         }
     }

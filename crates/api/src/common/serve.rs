@@ -36,6 +36,14 @@ pub(crate) trait WireError {
     fn internal(&self) -> Option<&str>;
 }
 
+/// The detail of a domain error that is a failure inside rather than a refusal.
+pub(crate) fn internal_detail(e: &keyplane_core::DomainError) -> Option<&str> {
+    match e {
+        keyplane_core::DomainError::Internal(detail) => Some(detail),
+        _ => None,
+    }
+}
+
 /// Who signed a request, as the audit trail records it.
 pub(crate) struct Signer<'a> {
     /// The signing account.

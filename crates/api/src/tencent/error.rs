@@ -111,6 +111,16 @@ impl<R> From<ParamError> for TcError<R> {
     }
 }
 
+impl<R> TcError<R> {
+    /// What went wrong inside, when the request failed rather than was refused.
+    pub fn internal(&self) -> Option<&str> {
+        match self {
+            TcError::Domain(e) => crate::common::serve::internal_detail(e),
+            _ => None,
+        }
+    }
+}
+
 impl<R: ProductCodes> TcError<R> {
     /// The wire code, in the product's list.
     pub fn code(&self) -> &'static str {

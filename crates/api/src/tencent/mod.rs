@@ -119,15 +119,10 @@ impl WireError for V3Error {
     }
 
     fn internal(&self) -> Option<&str> {
-        let domain = match self {
-            V3Error::Cvm(TcError::Domain(e)) => e,
-            V3Error::Lighthouse(TcError::Domain(e)) => e,
-            V3Error::CloudAudit(TcError::Domain(e)) => e,
-            _ => return None,
-        };
-        match domain {
-            keyplane_core::DomainError::Internal(detail) => Some(detail),
-            _ => None,
+        match self {
+            V3Error::Cvm(e) => e.internal(),
+            V3Error::Lighthouse(e) => e.internal(),
+            V3Error::CloudAudit(e) => e.internal(),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod router;
 
 use crate::common::audit::Trail;
 use crate::common::request::{too_large_message, RawRequest};
-use crate::common::serve::{Claim, Dialect, Signer, WireError};
+use crate::common::serve::{internal_detail, Claim, Dialect, Signer, WireError};
 use crate::common::server::AppState;
 use auth::{authenticate, Authenticated, Claimed};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -60,7 +60,7 @@ impl WireError for LegacyError {
 
     fn internal(&self) -> Option<&str> {
         match self {
-            LegacyError::Domain(keyplane_core::DomainError::Internal(detail)) => Some(detail),
+            LegacyError::Domain(e) => internal_detail(e),
             _ => None,
         }
     }
