@@ -1,8 +1,11 @@
 //! What the Tencent API 3.0 products share on the wire: the `Filter` and `Tag` structures,
-//! the service's time format, and the parameter checks every product answers alike (each in
-//! its own error type).
+//! the service's time format, and the checks every product answers alike (each in its own
+//! error type): action, region, rate, parameters.
 
 use super::error::TcError;
+use super::router::{Product, REGIONS};
+use crate::common::server::AppState;
+use keyplane_core::account::Account;
 use keyplane_core::DomainError;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,39 @@ pub fn iso8601(ts: i64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
     ))
     .unwrap_or_default()
+}
+
+/// `InvalidAction`: `action` is none of `product`'s.
+pub fn unknown_action<R>(product: Product, action: &str) -> TcError<R> {
+    TcError::InvalidAction(format!(
+        "The action `{action}` does not exist in {} {}.",
+        product.service(),
+        product.version()
+    ))
+}
+
+/// The request's region must be one served here, and given unless `optional`.
+pub fn check_region<R>(region: Option<&str>, optional: bool) -> Result<(), TcError<R>> {
+    match region {
+        None if !optional => Err(TcError::MissingParameter("Region".into())),
+        Some(r) if !REGIONS.contains(&r) => Err(TcError::UnsupportedRegion(r.into())),
+        _ => Ok(()),
+    }
+}
+
+/// The account's rate for `product`'s `action` (`RequestLimitExceeded` past it).
+pub fn check_rate<R>(
+    state: &AppState,
+    account: &Account,
+    product: Product,
+    action: &str,
+) -> Result<(), TcError<R>> {
+    let key = format!("{}.{action}", product.service());
+    if state.limiter.check(&account.id, &key) {
+        Ok(())
+    } else {
+        Err(TcError::RequestLimitExceeded(action.into()))
+    }
 }
 
 /// A required optional-typed parameter.

@@ -7,7 +7,8 @@ pub mod error;
 pub mod event;
 pub mod lookup;
 
-use super::router::{CloudAuditAction, REGIONS};
+use super::router::{CloudAuditAction, Product};
+use super::wire::{check_rate, check_region, unknown_action};
 use crate::common::server::AppState;
 use crate::tencent::cloudaudit::error::CloudAuditError;
 use keyplane_core::account::Account;
@@ -21,26 +22,12 @@ pub async fn dispatch(
     region: Option<String>,
     params: Value,
 ) -> Result<Value, CloudAuditError> {
-    let act = CloudAuditAction::parse(action).ok_or_else(|| {
-        CloudAuditError::InvalidAction(format!(
-            "The action `{action}` does not exist in cloudaudit 2019-03-19."
-        ))
-    })?;
+    let act = CloudAuditAction::parse(action)
+        .ok_or_else(|| unknown_action(Product::CloudAudit, action))?;
     // Why: the region names the endpoint the lookup is sent to, not the events it finds: the
     // trail is the account's across regions, as CloudAudit's is.
-    match region.as_deref() {
-        None => return Err(CloudAuditError::MissingParameter("Region".into())),
-        Some(r) if !REGIONS.contains(&r) => {
-            return Err(CloudAuditError::UnsupportedRegion(r.into()))
-        }
-        Some(_) => {}
-    }
-    if !state
-        .limiter
-        .check(&account.id, &format!("cloudaudit.{}", act.name()))
-    {
-        return Err(CloudAuditError::RequestLimitExceeded(act.name().into()));
-    }
+    check_region(region.as_deref(), false)?;
+    check_rate(state, account, Product::CloudAudit, act.name())?;
     // Refusals this node answered are in the trail before it is read.
     state.refusals.flush().await;
     match act {

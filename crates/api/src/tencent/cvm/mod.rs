@@ -10,7 +10,8 @@ pub mod keypairs;
 pub mod password;
 pub mod run;
 
-use super::router::{CvmAction, REGIONS};
+use super::router::{CvmAction, Product};
+use super::wire::{check_rate, check_region, unknown_action};
 use crate::common::server::AppState;
 use error::CvmError;
 use keyplane_core::account::Account;
@@ -39,25 +40,13 @@ pub async fn dispatch(
     params: Value,
     req: &keyplane_core::RequestMeta,
 ) -> Result<Value, CvmError> {
-    let act = CvmAction::parse(action).ok_or_else(|| {
-        CvmError::InvalidAction(format!(
-            "The action `{action}` does not exist in cvm 2017-03-12."
-        ))
-    })?;
-    let region = region.ok_or_else(|| CvmError::MissingParameter("Region".into()))?;
-    if !REGIONS.contains(&region.as_str()) {
-        return Err(CvmError::UnsupportedRegion(region));
-    }
-    if !state
-        .limiter
-        .check(&account.id, &format!("cvm.{}", act.name()))
-    {
-        return Err(CvmError::RequestLimitExceeded(act.name().into()));
-    }
+    let act = CvmAction::parse(action).ok_or_else(|| unknown_action(Product::Cvm, action))?;
+    check_region(region.as_deref(), false)?;
+    check_rate(state, account, Product::Cvm, act.name())?;
     let ctx = Ctx {
         core: &state.core,
         account,
-        region: &region,
+        region: region.as_deref().unwrap_or_default(),
         req,
     };
     match act {

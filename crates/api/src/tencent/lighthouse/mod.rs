@@ -13,8 +13,8 @@ pub mod keypairs;
 pub mod out;
 pub mod password;
 
-use super::router::{LighthouseAction, REGIONS};
-use super::wire::non_empty;
+use super::router::{LighthouseAction, Product};
+use super::wire::{check_rate, check_region, non_empty, unknown_action};
 use crate::common::server::AppState;
 use error::{LighthouseError, LighthouseRefusal};
 use keyplane_core::account::Account;
@@ -116,13 +116,6 @@ pub async fn settled_instances(
     Ok(instances)
 }
 
-fn rate_ok(state: &AppState, account: &Account, act: LighthouseAction) -> bool {
-    // DisassociateInstancesKeyPairs has its documented rate of its own in the limiter.
-    state
-        .limiter
-        .check(&account.id, &format!("lighthouse.{}", act.name()))
-}
-
 /// Serve one authenticated Lighthouse request.
 pub async fn dispatch(
     state: &AppState,
@@ -133,27 +126,17 @@ pub async fn dispatch(
     req: &keyplane_core::RequestMeta,
 ) -> Result<Value, LighthouseError> {
     use LighthouseAction as A;
-    let act = LighthouseAction::parse(action).ok_or_else(|| {
-        LighthouseError::InvalidAction(format!(
-            "The action `{action}` does not exist in lighthouse 2020-03-24."
-        ))
-    })?;
+    let act = LighthouseAction::parse(action)
+        .ok_or_else(|| unknown_action(Product::Lighthouse, action))?;
     // Why: AssociateInstancesKeyPairs documents Region as "not required for this API" (and
     // Disassociate is its mirror); without one, instances of every region are found.
     let region_optional = matches!(
         act,
         A::AssociateInstancesKeyPairs | A::DisassociateInstancesKeyPairs
     );
-    match region.as_deref() {
-        None if !region_optional => return Err(LighthouseError::MissingParameter("Region".into())),
-        Some(r) if !REGIONS.contains(&r) => {
-            return Err(LighthouseError::UnsupportedRegion(r.into()))
-        }
-        _ => {}
-    }
-    if !rate_ok(state, account, act) {
-        return Err(LighthouseError::RequestLimitExceeded(act.name().into()));
-    }
+    check_region(region.as_deref(), region_optional)?;
+    // DisassociateInstancesKeyPairs has its documented rate of its own in the limiter.
+    check_rate(state, account, Product::Lighthouse, act.name())?;
     let ctx = Ctx {
         core: &state.core,
         account,
