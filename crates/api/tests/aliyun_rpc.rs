@@ -17,7 +17,7 @@ mod state_errors;
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::aliyun_rpc::signature::{
+use keyplane_api::signature::aliyun::{
     acs3_canonical_request, acs3_signature, acs3_string_to_sign, pct, rpc_signature,
     rpc_string_to_sign, sha256_hex,
 };

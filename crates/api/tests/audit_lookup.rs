@@ -5,7 +5,7 @@
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::aliyun_rpc::signature::{pct, rpc_signature, rpc_string_to_sign};
+use keyplane_api::signature::aliyun::{pct, rpc_signature, rpc_string_to_sign};
 use keyplane_core::account::Account;
 use keyplane_core::service::Clock;
 use serde_json::{json, Value};

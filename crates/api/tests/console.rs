@@ -420,7 +420,7 @@ async fn over_https_the_cookie_is_secure() {
     let app = t
         .app
         .clone()
-        .layer(axum::Extension(keyplane_api::common::server::ServedOverTls));
+        .layer(axum::Extension(keyplane_api::ServedOverTls));
     let login = t.core.issue_console_login("alice").await.unwrap();
     let req = Request::get(token_of(login.token.expose()))
         .body(Body::empty())

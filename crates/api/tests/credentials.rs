@@ -6,8 +6,8 @@
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_api::aliyun_rpc::signature::{pct, rpc_signature, rpc_string_to_sign};
-use keyplane_api::tencent_v3::signature::{v1_signature, v1_string_to_sign, V1Method};
+use keyplane_api::signature::aliyun::{pct, rpc_signature, rpc_string_to_sign};
+use keyplane_api::signature::tencent::{v1_signature, v1_string_to_sign, V1Method};
 use keyplane_api::{router, ApiConfig, AppState};
 use keyplane_core::account::Account;
 use keyplane_core::sealing::MasterKey;

@@ -5,7 +5,7 @@
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use base64::Engine;
-use keyplane_api::tencent_v3::signature::{v1_signature, v1_string_to_sign, V1Method};
+use keyplane_api::signature::tencent::{v1_signature, v1_string_to_sign, V1Method};
 use keyplane_core::account::Account;
 use keyplane_core::compute::LaunchSpec;
 use keyplane_core::instance::{InstanceState, OpState};

@@ -6,8 +6,8 @@
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use keyplane_api::common::certs::{issue_server_identity, server_names};
-use keyplane_api::common::tls::{config_from_pem_files, run_tls, TlsListener};
+use keyplane_api::certs::{issue_server_identity, server_names};
+use keyplane_api::{config_from_pem_files, run_tls, TlsListener};
 use keyplane_api::{ApiConfig, AppState};
 use keyplane_core::service::SystemClock;
 use keyplane_core::Core;

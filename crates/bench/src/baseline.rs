@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyplane_api::tencent_v3::signature::{
+use keyplane_api::signature::tencent::{
     parse_tc3_authorization, sha256_hex, signatures_match, tc3_canonical_request, tc3_signature,
     tc3_string_to_sign,
 };

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Result};
-use keyplane_api::tencent_v3::signature::{
+use keyplane_api::signature::tencent::{
     sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
 };
 use serde_json::Value;

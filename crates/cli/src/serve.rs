@@ -503,7 +503,7 @@ impl keyplane_instances::MetadataService for Metadata {
         user_data: Option<Vec<u8>>,
         listener: tokio::net::TcpListener,
     ) -> tokio::task::JoinHandle<()> {
-        let app = keyplane_api::metadata::router(self.app.clone(), instance.to_owned(), user_data);
+        let app = keyplane_api::metadata_router(self.app.clone(), instance.to_owned(), user_data);
         let id = instance.to_owned();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -3,8 +3,8 @@
 use crate::config::{self, FileConfig};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use keyplane_api::common::certs;
-use keyplane_api::common::tls::config_from_pem_files;
+use keyplane_api::certs;
+use keyplane_api::config_from_pem_files;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub fn server_config(
         let config = config_from_pem_files(cert, key)?;
         return Ok((config, format!("certificate {}", cert.display())));
     }
-    let names = certs::server_names(listen_ips, keyplane_api::aliyun_rpc::router::REGIONS);
+    let names = certs::server_names(listen_ips, keyplane_api::served::ALIYUN_REGIONS);
     let files = certs::issue_server_identity(data_dir, &names).with_context(|| {
         format!(
             "cannot set up the TLS certificate in {}",

@@ -19,9 +19,14 @@ pub enum BindRule {
     },
     /// CVM legacy v2: the instance must be shut down.
     CvmLegacy,
-    /// Lighthouse: RUNNING or STOPPED; a running instance is shut down first. Binding a key
-    /// that is already bound, or unbinding one that is not, is refused.
-    Lighthouse,
+    /// Lighthouse: RUNNING or STOPPED; a running instance is shut down first, and started
+    /// again only when `online`. Binding a key that is already bound, or unbinding one that is
+    /// not, is refused.
+    Lighthouse {
+        /// `AssociateType`/`DisassociateType` ONLINE ("no shutdown needed"); OFFLINE, the
+        /// default, leaves a running instance STOPPED.
+        online: bool,
+    },
     /// ECS: any settled state; the change takes effect at the next start or reboot.
     Ecs,
 }
@@ -62,7 +67,7 @@ pub fn check_bindable(rule: BindRule, inst: &Instance) -> Result<(), DomainError
         InstanceState::Stopped => true,
         InstanceState::Running => matches!(
             rule,
-            BindRule::Cvm { force_stop: true } | BindRule::Lighthouse | BindRule::Ecs
+            BindRule::Cvm { force_stop: true } | BindRule::Lighthouse { .. } | BindRule::Ecs
         ),
         _ => false,
     };
@@ -81,7 +86,7 @@ pub fn check_change(
     inst: &Instance,
     change: &BindChange,
 ) -> Result<(), DomainError> {
-    if rule != BindRule::Lighthouse {
+    if !matches!(rule, BindRule::Lighthouse { .. }) {
         return Ok(());
     }
     match change {
@@ -108,10 +113,18 @@ pub fn check_change(
 /// The operation a change becomes.
 pub fn bind_operation(rule: BindRule, change: &BindChange) -> OpKind {
     let deferred = rule == BindRule::Ecs;
-    // Lighthouse documents only "a RUNNING instance is forcibly shut down, then bound": it
-    // is not started again (the Lighthouse dialect sets `restart` itself for AssociateType
-    // ONLINE). CVM's ForceStop starts the instance again once the keys are in place.
-    let restart = rule != BindRule::Lighthouse;
+    // Why: Lighthouse's OFFLINE (the default) does not start the instance again. The seed and
+    // the SDK say only "instances in RUNNING status will be forcibly shut down before binding",
+    // never that they are started afterwards, and AssociateType documents OFFLINE as the
+    // binding that shuts the instance down: a RUNNING instance ends STOPPED, and the caller
+    // starts it. ONLINE promises no shutdown; the sandbox applies keys to a stopped server, so
+    // a running instance is stopped and started again within the operation and ends RUNNING,
+    // as ONLINE documents, though its sessions are closed. CVM's ForceStop starts the instance
+    // again once the keys are in place.
+    let restart = match rule {
+        BindRule::Lighthouse { online } => online,
+        BindRule::Cvm { .. } | BindRule::CvmLegacy | BindRule::Ecs => true,
+    };
     match change {
         BindChange::Replace(keys) => OpKind::Bind {
             add: keys.clone(),
@@ -241,7 +254,7 @@ mod tests {
             &inst(InstanceState::Stopped, OsType::Linux)
         )
         .is_ok());
-        assert!(check_bindable(BindRule::Lighthouse, &running).is_ok());
+        assert!(check_bindable(BindRule::Lighthouse { online: false }, &running).is_ok());
         assert!(
             check_bindable(BindRule::Ecs, &inst(InstanceState::Starting, OsType::Linux)).is_err()
         );
@@ -257,7 +270,7 @@ mod tests {
         let mut busy = inst(InstanceState::Stopped, OsType::Linux);
         busy.latest_operation_state = Some(OpState::Operating);
         assert!(matches!(
-            check_bindable(BindRule::Lighthouse, &busy),
+            check_bindable(BindRule::Lighthouse { online: false }, &busy),
             Err(DomainError::InstanceBusy { .. })
         ));
     }
@@ -267,15 +280,26 @@ mod tests {
         let i = inst(InstanceState::Stopped, OsType::Linux);
         let dup = BindChange::Add(vec!["skey-00000001".into()]);
         assert!(matches!(
-            check_change(BindRule::Lighthouse, &i, &dup),
+            check_change(BindRule::Lighthouse { online: false }, &i, &dup),
             Err(DomainError::KeyAlreadyBound { .. })
         ));
         assert!(check_change(BindRule::Cvm { force_stop: false }, &i, &dup).is_ok());
         let gone = BindChange::Remove(vec!["skey-00000002".into()]);
         assert!(matches!(
-            check_change(BindRule::Lighthouse, &i, &gone),
+            check_change(BindRule::Lighthouse { online: false }, &i, &gone),
             Err(DomainError::KeyNotBound { .. })
         ));
+    }
+
+    #[test]
+    fn only_an_online_lighthouse_binding_starts_the_instance_again() {
+        let restart = |rule| match bind_operation(rule, &BindChange::Replace(vec!["k".into()])) {
+            OpKind::Bind { restart, .. } => restart,
+            other => panic!("{other:?}"),
+        };
+        assert!(!restart(BindRule::Lighthouse { online: false }));
+        assert!(restart(BindRule::Lighthouse { online: true }));
+        assert!(restart(BindRule::Cvm { force_stop: true }));
     }
 
     #[test]

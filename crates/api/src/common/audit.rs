@@ -319,7 +319,8 @@ fn scan(raw: &RawRequest) -> (Vec<AuditResource>, Vec<String>) {
 }
 
 /// The instances and key pairs a request names in its parameters.
-pub fn resources_named(raw: &RawRequest) -> Vec<AuditResource> {
+#[cfg(test)]
+fn resources_named(raw: &RawRequest) -> Vec<AuditResource> {
     scan(raw).0
 }
 

@@ -27,11 +27,12 @@ pub(crate) use actions;
 pub mod audit;
 pub mod audit_lookup;
 pub mod certs;
-pub mod dialect;
+pub mod envelope;
 pub mod listener;
 pub mod params;
 pub mod ratelimit;
 pub mod request;
+pub mod serve;
 pub mod server;
 pub mod sniff;
 #[cfg(test)]

@@ -30,12 +30,6 @@ pub struct RawRequest {
 }
 
 impl RawRequest {
-    /// The refusal message for an oversized request, if it was.
-    pub fn oversized_message(&self) -> Option<String> {
-        self.oversized
-            .map(|limit| format!("The request exceeds the limit of {limit} bytes."))
-    }
-
     /// A header's raw value as a string (first occurrence), if present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
@@ -70,6 +64,11 @@ impl RawRequest {
             Vec::new()
         }
     }
+}
+
+/// The refusal message for a request larger than `limit` bytes.
+pub fn too_large_message(limit: usize) -> String {
+    format!("The request exceeds the limit of {limit} bytes.")
 }
 
 /// A fresh request id, shaped like the providers' (a UUID).

@@ -1,10 +1,11 @@
 //! The HTTP server: one listener, every dialect. A request is routed to its dialect by what
 //! it carries (path, `Authorization` scheme, signature parameters), never by port.
 
-use super::dialect::{classify, Dialect};
+use super::envelope::{classify, Envelope};
 use super::listener::LongTarget;
 use super::ratelimit::Limiter;
 use super::request::{RawRequest, HEAD_BYTES};
+use super::serve::serve;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Request, StatusCode};
@@ -62,7 +63,7 @@ pub struct AppState {
     /// Refused requests' audit events on their way to the store.
     pub refusals: crate::common::audit::RefusalLog,
     /// TC3 signing keys derived so far, by secret, date and service.
-    pub tc3_keys: crate::tencent_v3::signing_keys::SigningKeys,
+    pub tc3_keys: crate::tencent::signing_keys::SigningKeys,
 }
 
 impl AppState {
@@ -193,9 +194,9 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
 /// Hand `raw` to the dialect it says it is in ([`classify`]).
 pub(crate) async fn serve_dialect(state: &AppState, raw: &RawRequest) -> Response {
     match classify(raw) {
-        Dialect::TencentLegacy => crate::tencent_legacy::handle(state, raw).await,
-        Dialect::Aliyun => crate::aliyun_rpc::handle(state, raw).await,
-        Dialect::TencentV3 => crate::tencent_v3::handle(state, raw).await,
+        Envelope::TencentLegacy => serve(&crate::tencent::legacy::Legacy, state, raw).await,
+        Envelope::Aliyun => serve(&crate::aliyun::AliyunRpc, state, raw).await,
+        Envelope::TencentV3 => serve(&crate::tencent::TencentV3, state, raw).await,
     }
 }
 

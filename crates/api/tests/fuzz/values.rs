@@ -11,36 +11,27 @@ fn served_and(names: &[&'static str], unknown: &'static str) -> Vec<&'static str
 }
 
 pub fn cvm_actions() -> Vec<&'static str> {
-    served_and(
-        keyplane_api::tencent_v3::router::CvmAction::NAMES,
-        "NoSuchAction",
-    )
+    served_and(keyplane_api::served::CvmAction::NAMES, "NoSuchAction")
 }
 
 pub fn lh_actions() -> Vec<&'static str> {
-    served_and(
-        keyplane_api::tencent_v3::router::LighthouseAction::NAMES,
-        "Bogus",
-    )
+    served_and(keyplane_api::served::LighthouseAction::NAMES, "Bogus")
 }
 
 pub fn ecs_actions() -> Vec<&'static str> {
-    served_and(
-        keyplane_api::aliyun_rpc::router::EcsAction::NAMES,
-        "DescribeRegions",
-    )
+    served_and(keyplane_api::served::EcsAction::NAMES, "DescribeRegions")
 }
 
 pub fn cloudaudit_actions() -> Vec<&'static str> {
     served_and(
-        keyplane_api::tencent_v3::router::CloudAuditAction::NAMES,
+        keyplane_api::served::CloudAuditAction::NAMES,
         "DescribeEvents",
     )
 }
 
 pub fn actiontrail_actions() -> Vec<&'static str> {
     served_and(
-        keyplane_api::aliyun_rpc::router::ActionTrailAction::NAMES,
+        keyplane_api::served::ActionTrailAction::NAMES,
         "CreateTrail",
     )
 }

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use keyplane_api::tencent_v3::signature::{
+use keyplane_api::signature::tencent::{
     sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
 };
 use keyplane_api::{router, ApiConfig, AppState};
