@@ -22,6 +22,7 @@ mod sqlite_console;
 mod sqlite_instances;
 mod sqlite_query;
 mod sqlite_writer;
+mod stored;
 pub mod suite;
 mod suite_attributes;
 mod suite_audit;

@@ -102,9 +102,7 @@ pub(crate) fn conflict_or(e: tokio_postgres::Error, by_name: fn(&str) -> Conflic
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> Fail {
-    Fail::Store(StoreError::Backend(format!(
-        "stored {what} is invalid: {value:?}"
-    )))
+    Fail::Store(crate::stored::invalid(what, value))
 }
 
 /// Run `$body` in a transaction bound to `$tx`, committing when it returns `Ok`; run it again
@@ -296,7 +294,7 @@ pub(crate) fn key_pair_from_row(r: &Row) -> Result<KeyPair, Fail> {
     Ok(KeyPair {
         id: r.try_get(0)?,
         account_id: r.try_get(1)?,
-        namespace: Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+        namespace: crate::stored::namespace(&ns)?,
         region: r.try_get(3)?,
         name: r.try_get(4)?,
         description: r.try_get(5)?,

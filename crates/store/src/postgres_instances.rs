@@ -37,7 +37,7 @@ pub(crate) fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
     Ok(Instance {
         id: text(0)?,
         account_id: text(1)?,
-        namespace: Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+        namespace: crate::stored::namespace(&ns)?,
         region: text(3)?,
         zone: text(4)?,
         name: text(5)?,
@@ -420,7 +420,7 @@ impl InstanceStore for PostgresStore {
             for r in c.query(&stmt, &[]).await? {
                 let (ns, state): (String, String) = (r.try_get(0)?, r.try_get(1)?);
                 out.push((
-                    Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+                    crate::stored::namespace(&ns)?,
                     InstanceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
                     r.try_get::<_, i64>(2)? as u64,
                 ));

@@ -110,6 +110,44 @@ async fn nodes_starting_together_migrate_once() {
     .await;
 }
 
+/// A namespace this version does not know reads back as the same error as on SQLite
+/// (`sqlite::tests::unknown_namespaces_are_named`).
+#[tokio::test]
+async fn unknown_namespaces_are_named() {
+    with_schema("unknown_namespaces_are_named", |config| async move {
+        let store = node(&config).await;
+        let a = Account::generate("ns", false, 1);
+        store.insert_account(&a).await.unwrap();
+        let kp = crate::suite::key(&a, Namespace::Lighthouse, "k", 1);
+        store.insert_key_pair(&kp, 500, None).await.unwrap();
+        let i = instance(&a, 1, &[], 1);
+        store.insert_instances(&[i], &[], None).await.unwrap();
+        let (client, conn) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(
+                "UPDATE key_pairs SET namespace = 'cvm2'; UPDATE instances SET namespace = 'cvm2'",
+            )
+            .await
+            .unwrap();
+        let row = client
+            .query_one(
+                &format!("SELECT {} FROM key_pairs", crate::postgres::KEY_COLS),
+                &[],
+            )
+            .await
+            .unwrap();
+        let named = crate::stored::invalid("namespace", "cvm2");
+        let read = crate::postgres::key_pair_from_row(&row).map_err(|e| e.into_store());
+        assert_eq!(read.map(|_| ()), Err(named.clone()));
+        assert_eq!(
+            store.count_instances_by_state().await.map(|_| ()),
+            Err(named)
+        );
+    })
+    .await;
+}
+
 /// 2 nodes x 8 workers claim from 200 open operations: each is claimed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operations_are_claimed_exactly_once_across_nodes() {

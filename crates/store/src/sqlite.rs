@@ -175,8 +175,20 @@ impl Readers {
     }
 }
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+/// `e` as a [`StoreError`]: a [`stored`] error as it was made, anything else by its message.
+pub(crate) fn backend<E: std::fmt::Display + 'static>(e: E) -> StoreError {
+    let any: &dyn std::any::Any = &e;
+    if let Some(rusqlite::Error::FromSqlConversionFailure(_, _, inner)) = any.downcast_ref() {
+        if let Some(store) = inner.downcast_ref::<StoreError>() {
+            return store.clone();
+        }
+    }
     StoreError::Backend(e.to_string())
+}
+
+/// A [`crate::stored`] error raised inside a row mapping; [`backend`] gives it back unchanged.
+pub(crate) fn stored(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> Option<String> {
@@ -324,7 +336,7 @@ pub(crate) fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
     Ok(KeyPair {
         id: r.get(0)?,
         account_id: r.get(1)?,
-        namespace: Namespace::parse(&ns).unwrap_or(Namespace::Cvm),
+        namespace: crate::stored::namespace(&ns).map_err(stored)?,
         region: r.get(3)?,
         name: r.get(4)?,
         description: r.get(5)?,
@@ -765,6 +777,45 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
         assert!(store.readers.is_some());
         crate::suite::run(Arc::new(store)).await;
+    }
+
+    /// A namespace this version does not know reads back as the same error as on PostgreSQL
+    /// (`postgres_tests::unknown_namespaces_are_named`), never as CVM.
+    #[tokio::test]
+    async fn unknown_namespaces_are_named() {
+        use keyplane_core::store::InstanceStore;
+        let store = SqliteStore::in_memory().unwrap();
+        let a = Account::generate("ns", false, 1);
+        store.insert_account(&a).await.unwrap();
+        let kp = crate::suite::key(&a, Namespace::Lighthouse, "k", 1);
+        store.insert_key_pair(&kp, 500, None).await.unwrap();
+        let i = crate::suite::instance(&a, 1, &[], 1);
+        store.insert_instances(&[i], &[], None).await.unwrap();
+        store
+            .with(|c| {
+                c.execute_batch(
+                    "UPDATE key_pairs SET namespace = 'cvm2'; UPDATE instances SET namespace = 'cvm2'",
+                )
+                .map_err(backend)
+            })
+            .await
+            .unwrap();
+        let read = store
+            .read(|c| {
+                c.query_row(
+                    &format!("SELECT {KEY_COLS} FROM key_pairs"),
+                    [],
+                    key_pair_from_row,
+                )
+                .map_err(backend)
+            })
+            .await;
+        let named = crate::stored::invalid("namespace", "cvm2");
+        assert_eq!(read.map(|_| ()), Err(named.clone()));
+        assert_eq!(
+            store.count_instances_by_state().await.map(|_| ()),
+            Err(named)
+        );
     }
 
     /// Two handles on one file, as a server and `keyplane account` are: a rotated credential

@@ -96,7 +96,7 @@ pub(crate) const INSTANCE_COLS: &str =
     latest_operation_request_id, latest_operation_error, created_at, host_name";
 
 fn bad(what: &str, v: &str) -> rusqlite::Error {
-    rusqlite::Error::InvalidColumnType(0, format!("{what}: {v}"), rusqlite::types::Type::Text)
+    crate::sqlite::stored(crate::stored::invalid(what, v))
 }
 
 pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
@@ -109,7 +109,7 @@ pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
         id: text(0)?,
         account_id: text(1)?,
-        namespace: Namespace::parse(&ns).ok_or_else(|| bad("namespace", &ns))?,
+        namespace: crate::stored::namespace(&ns).map_err(crate::sqlite::stored)?,
         region: text(3)?,
         zone: text(4)?,
         name: text(5)?,
@@ -231,11 +231,11 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
         instance_id: r.get(2)?,
         action: r.get(3)?,
         request_id: r.get(4)?,
-        kind: kind_from_json(&kind).ok_or_else(|| bad("kind", &kind))?,
+        kind: kind_from_json(&kind).ok_or_else(|| bad("operation kind", &kind))?,
         step: r.get(6)?,
         was_running: r.get::<_, i64>(7)? != 0,
         target_generation: r.get(8)?,
-        state: OpState::parse(&state).ok_or_else(|| bad("state", &state))?,
+        state: OpState::parse(&state).ok_or_else(|| bad("operation state", &state))?,
         created_at: r.get(10)?,
     })
 }
@@ -414,7 +414,7 @@ impl InstanceStore for SqliteStore {
                 .query_map([], |r| {
                     let (ns, state): (String, String) = (r.get(0)?, r.get(1)?);
                     Ok((
-                        Namespace::parse(&ns).ok_or_else(|| bad("namespace", &ns))?,
+                        crate::stored::namespace(&ns).map_err(crate::sqlite::stored)?,
                         InstanceState::parse(&state).ok_or_else(|| bad("state", &state))?,
                         r.get::<_, i64>(2)? as u64,
                     ))
