@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_sql;
+mod op_kind;
 pub mod postgres;
 mod postgres_audit;
 mod postgres_console;

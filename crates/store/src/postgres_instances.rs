@@ -2,7 +2,6 @@
 //! by every node.
 
 use crate::postgres::{conflict_or, corrupt, in_transaction, Fail, PostgresStore};
-use crate::sqlite_instances::{kind_from_json, kind_to_json};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use keyplane_core::account::Secret;
@@ -75,7 +74,7 @@ fn operation_from_row(r: &Row) -> Result<Operation, Fail> {
         instance_id: r.try_get(2)?,
         action: r.try_get(3)?,
         request_id: r.try_get(4)?,
-        kind: kind_from_json(&kind).ok_or_else(|| corrupt("operation kind", &kind))?,
+        kind: crate::op_kind::decode(&kind).ok_or_else(|| corrupt("operation kind", &kind))?,
         step: r.try_get::<_, i64>(6)? as i32,
         was_running: r.try_get(7)?,
         target_generation: r.try_get(8)?,
@@ -148,7 +147,7 @@ async fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> Result<(), Fail> 
             &op.instance_id,
             &op.action,
             &op.request_id,
-            &kind_to_json(&op.kind),
+            &crate::op_kind::encode(&op.kind),
             &op.created_at,
         ],
     )

@@ -5,89 +5,12 @@ use async_trait::async_trait;
 use keyplane_core::account::Secret;
 use keyplane_core::audit::AuditEvent;
 use keyplane_core::instance::{
-    HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, Operation, OsType,
+    HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
 };
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::{json, Value};
-
-/// Encode an operation kind for storage (shared with the PostgreSQL store).
-pub fn kind_to_json(kind: &OpKind) -> String {
-    match kind {
-        OpKind::Create { user_data } => match user_data {
-            Some(data) => json!({"type": "create", "user_data": data}),
-            None => json!({"type": "create"}),
-        },
-        OpKind::Start => json!({"type": "start"}),
-        OpKind::Stop { force } => json!({"type": "stop", "force": force}),
-        OpKind::Reboot { force } => json!({"type": "reboot", "force": force}),
-        OpKind::Terminate => json!({"type": "terminate"}),
-        OpKind::Bind {
-            add,
-            remove,
-            replace,
-            deferred,
-            restart,
-        } => json!({
-            "type": "bind", "add": add, "remove": remove, "replace": replace, "deferred": deferred,
-            "restart": restart
-        }),
-        // A crypt hash, never a password: what the instance's /etc/shadow will hold.
-        OpKind::ResetPassword {
-            password_hash,
-            deferred,
-            restart,
-        } => json!({
-            "type": "reset_password", "password_hash": password_hash.expose(),
-            "deferred": deferred, "restart": restart
-        }),
-    }
-    .to_string()
-}
-
-/// Decode a stored operation kind.
-pub fn kind_from_json(text: &str) -> Option<OpKind> {
-    let v: Value = serde_json::from_str(text).ok()?;
-    let strings = |k: &str| -> Vec<String> {
-        v[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let flag = |k: &str| v[k].as_bool().unwrap_or(false);
-    Some(match v["type"].as_str()? {
-        "create" => OpKind::Create {
-            user_data: v["user_data"].as_str().map(str::to_string),
-        },
-        "start" => OpKind::Start,
-        "stop" => OpKind::Stop {
-            force: flag("force"),
-        },
-        "reboot" => OpKind::Reboot {
-            force: flag("force"),
-        },
-        "terminate" => OpKind::Terminate,
-        "bind" => OpKind::Bind {
-            add: strings("add"),
-            remove: strings("remove"),
-            replace: flag("replace"),
-            deferred: flag("deferred"),
-            // Operations recorded before the flag existed restarted what they stopped.
-            restart: v["restart"].as_bool().unwrap_or(true),
-        },
-        "reset_password" => OpKind::ResetPassword {
-            password_hash: Secret::new(v["password_hash"].as_str()?),
-            deferred: flag("deferred"),
-            restart: flag("restart"),
-        },
-        _ => return None,
-    })
-}
 
 pub(crate) const INSTANCE_COLS: &str =
     "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
@@ -198,7 +121,7 @@ fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
             op.instance_id,
             op.action,
             op.request_id,
-            kind_to_json(&op.kind),
+            crate::op_kind::encode(&op.kind),
             op.created_at
         ],
     )
@@ -231,7 +154,7 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
         instance_id: r.get(2)?,
         action: r.get(3)?,
         request_id: r.get(4)?,
-        kind: kind_from_json(&kind).ok_or_else(|| bad("operation kind", &kind))?,
+        kind: crate::op_kind::decode(&kind).ok_or_else(|| bad("operation kind", &kind))?,
         step: r.get(6)?,
         was_running: r.get::<_, i64>(7)? != 0,
         target_generation: r.get(8)?,
@@ -761,42 +684,5 @@ impl InstanceStore for SqliteStore {
         let addresses = addresses.to_vec();
         self.read(move |c| crate::sqlite_query::taken_addresses(c, &addresses))
             .await
-    }
-}
-
-#[cfg(test)]
-mod kind_tests {
-    use super::*;
-
-    #[test]
-    fn bind_kinds_round_trip_and_old_rows_restart() {
-        for restart in [true, false] {
-            let kind = OpKind::Bind {
-                add: vec!["lhkp-aaaaaaaa".into()],
-                remove: vec![],
-                replace: true,
-                deferred: false,
-                restart,
-            };
-            assert_eq!(kind_from_json(&kind_to_json(&kind)), Some(kind));
-        }
-        let old = r#"{"type":"bind","add":["skey-aaaaaaaa"],"remove":[],"replace":true,"deferred":false}"#;
-        assert!(matches!(
-            kind_from_json(old),
-            Some(OpKind::Bind { restart: true, .. })
-        ));
-    }
-
-    #[test]
-    fn reset_kinds_round_trip_and_need_a_hash() {
-        for (deferred, restart) in [(false, true), (false, false), (true, false)] {
-            let kind = OpKind::ResetPassword {
-                password_hash: Secret::new("$6$salt$hash"),
-                deferred,
-                restart,
-            };
-            assert_eq!(kind_from_json(&kind_to_json(&kind)), Some(kind));
-        }
-        assert_eq!(kind_from_json(r#"{"type":"reset_password"}"#), None);
     }
 }
