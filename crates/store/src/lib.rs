@@ -17,6 +17,7 @@ mod postgres_instances;
 mod postgres_query;
 mod postgres_schema;
 pub mod sealing_suite;
+mod sql;
 pub mod sqlite;
 mod sqlite_audit;
 mod sqlite_console;

@@ -132,7 +132,7 @@ async fn unknown_namespaces_are_named() {
             .unwrap();
         let row = client
             .query_one(
-                &format!("SELECT {} FROM key_pairs", crate::postgres::KEY_COLS),
+                &format!("SELECT {} FROM key_pairs", crate::sql::KEY_COLS),
                 &[],
             )
             .await

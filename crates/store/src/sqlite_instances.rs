@@ -1,5 +1,6 @@
 //! [`InstanceStore`] on SQLite: instances, their bound keys, and durable operations.
 
+use crate::sql::{self, INSTANCE_COLS};
 use crate::sqlite::{backend, is_unique_violation, SqliteStore};
 use async_trait::async_trait;
 use keyplane_core::account::Secret;
@@ -11,12 +12,6 @@ use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-
-pub(crate) const INSTANCE_COLS: &str =
-    "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
-    instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
-    desired_generation, applied_generation, latest_operation, latest_operation_state, \
-    latest_operation_request_id, latest_operation_error, created_at, host_name";
 
 fn bad(what: &str, v: &str) -> rusqlite::Error {
     crate::sqlite::stored(crate::stored::invalid(what, v))
@@ -64,11 +59,7 @@ pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
 }
 
 pub(crate) fn fill_keys(c: &Connection, instances: &mut [Instance]) -> StoreResult<()> {
-    let mut st = c
-        .prepare_cached(
-            "SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position",
-        )
-        .map_err(backend)?;
+    let mut st = c.prepare_cached(sql::KEYS_OF_INSTANCE).map_err(backend)?;
     for inst in instances.iter_mut() {
         let rows = st
             .query_map(params![inst.id], |r| r.get::<_, String>(0))
@@ -102,11 +93,7 @@ fn query_instances_ordered(
 
 fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     let busy: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM operations WHERE instance_id = ?1 AND state = 'OPERATING' LIMIT 1",
-            params![op.instance_id],
-            |r| r.get(0),
-        )
+        .query_row(sql::OPEN_OPERATION, params![op.instance_id], |r| r.get(0))
         .optional()
         .map_err(backend)?;
     if busy.is_some() {
@@ -128,9 +115,7 @@ fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     .map_err(backend)?;
     let n = tx
         .execute(
-            "UPDATE instances SET latest_operation = ?1, latest_operation_state = 'OPERATING', \
-             latest_operation_request_id = ?2, latest_operation_error = NULL, \
-             state = COALESCE(?3, state) WHERE id = ?4",
+            sql::MARK_OPERATING,
             params![
                 op.action,
                 op.request_id,
@@ -164,17 +149,11 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
 }
 
 fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> {
-    tx.execute(
-        "DELETE FROM instance_keys WHERE instance_id = ?1",
-        params![id],
-    )
-    .map_err(backend)?;
-    for (i, k) in key_ids.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO instance_keys (instance_id, key_pair_id, position) VALUES (?1, ?2, ?3)",
-            params![id, k, i as i64],
-        )
+    tx.execute(sql::DELETE_INSTANCE_KEYS, params![id])
         .map_err(backend)?;
+    for (i, k) in key_ids.iter().enumerate() {
+        tx.execute(sql::INSERT_INSTANCE_KEY, params![id, k, i as i64])
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -195,11 +174,8 @@ fn write_effective(tx: &Connection, id: &str, effective: &[String]) -> StoreResu
         return Ok(generation);
     }
     let encoded = serde_json::to_string(effective).map_err(backend)?;
-    tx.execute(
-        "UPDATE instances SET effective_key_ids = ?1, desired_generation = desired_generation + 1 WHERE id = ?2",
-        params![encoded, id],
-    )
-    .map_err(backend)?;
+    tx.execute(sql::SET_EFFECTIVE_KEYS, params![encoded, id])
+        .map_err(backend)?;
     Ok(generation + 1)
 }
 
@@ -208,11 +184,7 @@ fn insert_all(tx: &Connection, instances: &[Instance], ops: &[NewOperation]) -> 
     for i in instances {
         // One address, one instance, whatever the port (the unique index covers the pair).
         let taken: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM instances WHERE private_ip = ?1 LIMIT 1",
-                params![i.private_ip],
-                |r| r.get(0),
-            )
+            .query_row(sql::ADDRESS_TAKEN, params![i.private_ip], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         if taken.is_some() {
@@ -276,7 +248,7 @@ impl InstanceStore for SqliteStore {
             let (account, ns) = (first.account_id.clone(), first.namespace.as_str());
             let earlier: Option<String> = tx
                 .query_row(
-                    "SELECT instance_ids FROM client_tokens WHERE account_id = ?1 AND namespace = ?2 AND token = ?3",
+                    sql::CLIENT_TOKEN,
                     params![account, ns, token],
                     |r| r.get(0),
                 )
@@ -328,11 +300,7 @@ impl InstanceStore for SqliteStore {
 
     async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
         self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT namespace, state, COUNT(*) FROM instances GROUP BY namespace, state",
-                )
-                .map_err(backend)?;
+            let mut stmt = c.prepare_cached(sql::COUNT_BY_STATE).map_err(backend)?;
             let rows = stmt
                 .query_map([], |r| {
                     let (ns, state): (String, String) = (r.get(0)?, r.get(1)?);
@@ -400,8 +368,7 @@ impl InstanceStore for SqliteStore {
                 .map_err(backend)?;
                 if let Some(owner) = &owner {
                     tx.execute(
-                        "UPDATE instances SET sandbox_owner = ?1 \
-                         WHERE id = ?2 AND host = 'sandbox' AND sandbox_owner IS NULL",
+                        sql::TAKE_SANDBOX,
                         params![owner, op.instance_id],
                     )
                     .map_err(backend)?;
@@ -417,10 +384,7 @@ impl InstanceStore for SqliteStore {
         let worker = worker.to_string();
         self.with(move |c| {
             let n = c
-                .execute(
-                    "UPDATE operations SET claim_until = ?1 WHERE id = ?2 AND claimed_by = ?3 AND state = 'OPERATING'",
-                    params![lease_until, op_id, worker],
-                )
+                .execute(sql::RENEW_CLAIM, params![lease_until, op_id, worker])
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -431,7 +395,7 @@ impl InstanceStore for SqliteStore {
         let op = op.clone();
         self.with(move |c| {
             c.execute(
-                "UPDATE operations SET step = ?1, was_running = ?2, target_generation = ?3 WHERE id = ?4",
+                sql::SAVE_PROGRESS,
                 params![op.step, op.was_running as i64, op.target_generation, op.id],
             )
             .map_err(backend)?;
@@ -470,8 +434,7 @@ impl InstanceStore for SqliteStore {
             )
             .map_err(backend)?;
             tx.execute(
-                "UPDATE instances SET latest_operation_state = ?1, latest_operation_error = ?2 \
-                 WHERE id = ?3 AND latest_operation_request_id = ?4",
+                sql::FINISH_ON_INSTANCE,
                 params![state.as_str(), error, instance, request_id],
             )
             .map_err(backend)?;
@@ -483,11 +446,8 @@ impl InstanceStore for SqliteStore {
     async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute(
-                "UPDATE instances SET state = ?1 WHERE id = ?2",
-                params![state.as_str(), id],
-            )
-            .map_err(backend)?;
+            c.execute(sql::SET_STATE, params![state.as_str(), id])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -497,10 +457,7 @@ impl InstanceStore for SqliteStore {
         let (id, hash) = (id.to_string(), hash.map(str::to_string));
         self.with(move |c| {
             let n = c
-                .execute(
-                    "UPDATE instances SET password_hash = ?1 WHERE id = ?2",
-                    params![hash, id],
-                )
+                .execute(sql::SET_PASSWORD_HASH, params![hash, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
@@ -520,10 +477,7 @@ impl InstanceStore for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             let n = tx
-                .execute(
-                    "UPDATE instances SET name = ?1 WHERE id = ?2",
-                    params![name, id],
-                )
+                .execute(sql::SET_NAME, params![name, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
@@ -567,9 +521,7 @@ impl InstanceStore for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            let mut st = tx
-                .prepare("SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position")
-                .map_err(backend)?;
+            let mut st = tx.prepare(sql::KEYS_OF_INSTANCE).map_err(backend)?;
             let keys: Vec<String> = st
                 .query_map(params![id], |r| r.get(0))
                 .map_err(backend)?
@@ -586,12 +538,8 @@ impl InstanceStore for SqliteStore {
     async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute(
-                "UPDATE instances SET served_generation = ?1 \
-                 WHERE id = ?2 AND served_generation < ?1",
-                params![generation, id],
-            )
-            .map_err(backend)?;
+            c.execute(sql::RECORD_SERVED, params![generation, id])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -600,13 +548,9 @@ impl InstanceStore for SqliteStore {
     async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.query_row(
-                "SELECT served_generation FROM instances WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)
+            c.query_row(sql::SERVED_GENERATION, params![id], |r| r.get(0))
+                .optional()
+                .map_err(backend)
         })
         .await
     }
@@ -630,12 +574,9 @@ impl InstanceStore for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute(
-                "DELETE FROM instance_keys WHERE instance_id = ?1",
-                params![id],
-            )
-            .map_err(backend)?;
-            tx.execute("DELETE FROM instances WHERE id = ?1", params![id])
+            tx.execute(sql::DELETE_INSTANCE_KEYS, params![id])
+                .map_err(backend)?;
+            tx.execute(sql::DELETE_INSTANCE, params![id])
                 .map_err(backend)?;
             tx.commit().map_err(backend)
         })
