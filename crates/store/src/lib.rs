@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_sql;
+mod op_kind;
 pub mod postgres;
 mod postgres_audit;
 mod postgres_console;
@@ -16,12 +17,14 @@ mod postgres_instances;
 mod postgres_query;
 mod postgres_schema;
 pub mod sealing_suite;
+mod sql;
 pub mod sqlite;
 mod sqlite_audit;
 mod sqlite_console;
 mod sqlite_instances;
 mod sqlite_query;
 mod sqlite_writer;
+mod stored;
 pub mod suite;
 mod suite_attributes;
 mod suite_audit;

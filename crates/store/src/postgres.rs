@@ -12,6 +12,7 @@
 //! starting together do not race. Serialization failures and deadlocks are retried.
 
 use crate::postgres_schema::{MIGRATIONS, MIGRATION_LOCK};
+use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use keyplane_core::account::{Account, Secret};
@@ -102,9 +103,7 @@ pub(crate) fn conflict_or(e: tokio_postgres::Error, by_name: fn(&str) -> Conflic
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> Fail {
-    Fail::Store(StoreError::Backend(format!(
-        "stored {what} is invalid: {value:?}"
-    )))
+    Fail::Store(crate::stored::invalid(what, value))
 }
 
 /// Run `$body` in a transaction bound to `$tx`, committing when it returns `Ok`; run it again
@@ -270,9 +269,6 @@ impl PostgresStore {
     }
 }
 
-const ACCOUNT_COLS: &str =
-    "id, name, is_admin, secret_id, secret_key, access_key_id, access_key_secret, created_at";
-
 fn account_from_row(r: &Row) -> Result<Account, Fail> {
     Ok(Account {
         id: r.try_get(0)?,
@@ -286,17 +282,13 @@ fn account_from_row(r: &Row) -> Result<Account, Fail> {
     })
 }
 
-pub(crate) const KEY_COLS: &str =
-    "id, account_id, namespace, region, name, description, project_id, \
-     public_key, fingerprint_sha256, fingerprint_md5, tags, created_at";
-
 pub(crate) fn key_pair_from_row(r: &Row) -> Result<KeyPair, Fail> {
     let ns: String = r.try_get(2)?;
     let tags: String = r.try_get(10)?;
     Ok(KeyPair {
         id: r.try_get(0)?,
         account_id: r.try_get(1)?,
-        namespace: Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+        namespace: crate::stored::namespace(&ns)?,
         region: r.try_get(3)?,
         name: r.try_get(4)?,
         description: r.try_get(5)?,
@@ -354,7 +346,7 @@ impl Store for PostgresStore {
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             tx.execute(
-                &format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"),
+                sql::INSERT_ACCOUNT,
                 &[
                     &a.id,
                     &a.name,
@@ -394,12 +386,7 @@ impl Store for PostgresStore {
                 .latency
                 .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
-            let rows = client
-                .query(
-                    &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at, id"),
-                    &[],
-                )
-                .await?;
+            let rows = client.query(sql::LIST_ACCOUNTS, &[]).await?;
             rows.iter()
                 .map(account_from_row)
                 .collect::<Result<Vec<_>, _>>()
@@ -414,8 +401,7 @@ impl Store for PostgresStore {
             for u in updates {
                 changed += tx
                     .execute(
-                        "UPDATE accounts SET secret_key = $1, access_key_secret = $2 \
-                         WHERE id = $3 AND secret_key = $4 AND access_key_secret = $5",
+                        sql::REPLACE_SECRETS,
                         &[
                             &u.new_secret_key.expose(),
                             &u.new_access_key_secret.expose(),
@@ -437,8 +423,7 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| {
             let n = tx
                 .execute(
-                    "UPDATE accounts SET secret_id = $1, secret_key = $2, access_key_id = $3, \
-                     access_key_secret = $4 WHERE id = $5",
+                    sql::REPLACE_CREDENTIALS,
                     &[
                         &a.secret_id,
                         &a.secret_key.expose(),
@@ -462,9 +447,7 @@ impl Store for PostgresStore {
                 .latency
                 .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
-            let st = client
-                .prepare_cached("SELECT value FROM settings WHERE name = $1")
-                .await?;
+            let st = client.prepare_cached(sql::SETTING).await?;
             match client
                 .query_opt(&st, &[&crate::sqlite::CREDENTIALS_GENERATION])
                 .await?
@@ -518,11 +501,7 @@ impl Store for PostgresStore {
                     return Err(Fail::Store(StoreError::Conflict(conflict)));
                 }
             }
-            let count = tx
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM key_pairs WHERE account_id = $1 AND namespace = $2",
-                )
-                .await?;
+            let count = tx.prepare_cached(sql::COUNT_KEY_PAIRS).await?;
             let held: i64 = tx
                 .query_one(&count, &[&kp.account_id, &kp.namespace.as_str()])
                 .await?
@@ -530,12 +509,7 @@ impl Store for PostgresStore {
             if held as usize >= quota {
                 return Err(Fail::Store(StoreError::Conflict(Conflict::Quota)));
             }
-            let insert = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO key_pairs ({KEY_COLS}) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
-                ))
-                .await?;
+            let insert = tx.prepare_cached(sql::INSERT_KEY_PAIR).await?;
             tx.execute(
                 &insert,
                 &[
@@ -589,13 +563,7 @@ impl Store for PostgresStore {
                 .iter()
                 .map(key_pair_from_row)
                 .collect::<Result<Vec<_>, _>>()?;
-            let bound = client
-                .prepare_cached(
-                    "SELECT ik.key_pair_id, ik.instance_id FROM instance_keys ik \
-                     JOIN instances i ON i.id = ik.instance_id \
-                     WHERE i.account_id = $1 ORDER BY i.created_at, i.id",
-                )
-                .await?;
+            let bound = client.prepare_cached(sql::BOUND_KEYS_OF_ACCOUNT).await?;
             for row in client.query(&bound, &[&account_id]).await? {
                 let key: String = row.try_get(0)?;
                 if let Some(k) = keys.iter_mut().find(|k| k.id == key) {
@@ -620,9 +588,7 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| {
             let n = tx
                 .execute(
-                    "UPDATE key_pairs SET name = COALESCE($1, name), \
-                     description = COALESCE($2, description) \
-                     WHERE id = $3 AND account_id = $4 AND namespace = $5",
+                    sql::UPDATE_KEY_PAIR,
                     &[&name, &description, &id, &account_id, &namespace.as_str()],
                 )
                 .await
@@ -642,11 +608,7 @@ impl Store for PostgresStore {
         audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            let st = tx
-                .prepare_cached(
-                    "DELETE FROM key_pairs WHERE id = $1 AND account_id = $2 AND namespace = $3",
-                )
-                .await?;
+            let st = tx.prepare_cached(sql::DELETE_KEY_PAIR).await?;
             for id in ids {
                 let n = tx
                     .execute(&st, &[id, &account_id, &namespace.as_str()])
@@ -666,9 +628,7 @@ impl Store for PostgresStore {
                 &[&name, &initial],
             )
             .await?;
-            let row = tx
-                .query_one("SELECT value FROM settings WHERE name = $1", &[&name])
-                .await?;
+            let row = tx.query_one(sql::SETTING, &[&name]).await?;
             row.try_get::<_, String>(0)?
         })
     }

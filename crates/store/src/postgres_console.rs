@@ -2,6 +2,7 @@
 //! every node, and when each instance's agent was last seen.
 
 use crate::postgres::{in_transaction, Fail, PostgresStore};
+use crate::sql;
 use async_trait::async_trait;
 use keyplane_core::store::{ConsoleAccount, ConsoleStore, ConsoleTokenKind, StoreResult};
 use tokio_postgres::error::SqlState;
@@ -40,8 +41,7 @@ impl ConsoleStore for PostgresStore {
             )
             .await?;
             tx.execute(
-                "INSERT INTO console_tokens (token_hash, kind, account_id, expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                sql::INSERT_CONSOLE_TOKEN,
                 &[&hash, &kind.as_str(), &account_id, &expires_at, &now],
             )
             .await?;
@@ -74,9 +74,7 @@ impl ConsoleStore for PostgresStore {
                         .await?
                         .try_get(0)?;
                     tx.execute(
-                        "INSERT INTO console_tokens \
-                         (token_hash, kind, account_id, expires_at, created_at) \
-                         VALUES ($1, 'session', $2, $3, $4)",
+                        sql::INSERT_CONSOLE_SESSION,
                         &[&session_hash, &id, &session_expires_at, &now],
                     )
                     .await?;
@@ -118,9 +116,7 @@ impl ConsoleStore for PostgresStore {
                 .latency
                 .timer("postgres", keyplane_core::store::CallKind::Write);
             let client = self.client().await?;
-            client
-                .execute("DELETE FROM console_tokens WHERE token_hash = $1", &[&hash])
-                .await?;
+            client.execute(sql::DELETE_CONSOLE_TOKEN, &[&hash]).await?;
             Ok(())
         }
         .await
@@ -159,14 +155,7 @@ impl ConsoleStore for PostgresStore {
                 .latency
                 .timer("postgres", keyplane_core::store::CallKind::Read);
             let client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT s.instance_id, s.seen_at FROM instances i \
-                     JOIN agents_seen s ON s.instance_id = i.id WHERE i.account_id = $1 \
-                     ORDER BY i.created_at, i.id",
-                    &[&account_id],
-                )
-                .await?;
+            let rows = client.query(sql::AGENTS_SEEN, &[&account_id]).await?;
             rows.iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<Result<Vec<_>, Fail>>()

@@ -2,7 +2,7 @@
 //! by every node.
 
 use crate::postgres::{conflict_or, corrupt, in_transaction, Fail, PostgresStore};
-use crate::sqlite_instances::{kind_from_json, kind_to_json};
+use crate::sql::{self, INSTANCE_COLS};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use keyplane_core::account::Secret;
@@ -20,12 +20,6 @@ use tokio_postgres::Row;
 /// inserted ("kpad" in ASCII); the second is the address's hash.
 const ADDRESS_LOCK: i32 = 0x6b70_6164;
 
-pub(crate) const INSTANCE_COLS: &str =
-    "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
-    instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
-    desired_generation, applied_generation, latest_operation, latest_operation_state, \
-    latest_operation_request_id, latest_operation_error, created_at, host_name";
-
 const OPERATION_COLS: &str = "id, account_id, instance_id, action, request_id, kind, step, \
      was_running, target_generation, state, created_at";
 
@@ -37,7 +31,7 @@ pub(crate) fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
     Ok(Instance {
         id: text(0)?,
         account_id: text(1)?,
-        namespace: Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+        namespace: crate::stored::namespace(&ns)?,
         region: text(3)?,
         zone: text(4)?,
         name: text(5)?,
@@ -75,7 +69,7 @@ fn operation_from_row(r: &Row) -> Result<Operation, Fail> {
         instance_id: r.try_get(2)?,
         action: r.try_get(3)?,
         request_id: r.try_get(4)?,
-        kind: kind_from_json(&kind).ok_or_else(|| corrupt("operation kind", &kind))?,
+        kind: crate::op_kind::decode(&kind).ok_or_else(|| corrupt("operation kind", &kind))?,
         step: r.try_get::<_, i64>(6)? as i32,
         was_running: r.try_get(7)?,
         target_generation: r.try_get(8)?,
@@ -126,11 +120,7 @@ pub(crate) async fn fill_keys(c: &impl GenericClient, out: &mut [Instance]) -> R
 
 /// Record one operation on an instance the transaction has locked (or just inserted).
 async fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> Result<(), Fail> {
-    let busy = tx
-        .prepare_cached(
-            "SELECT id FROM operations WHERE instance_id = $1 AND state = 'OPERATING' LIMIT 1",
-        )
-        .await?;
+    let busy = tx.prepare_cached(sql::OPEN_OPERATION).await?;
     if tx.query_opt(&busy, &[&op.instance_id]).await?.is_some() {
         return Err(Fail::Store(StoreError::Conflict(Conflict::InstanceBusy)));
     }
@@ -148,19 +138,13 @@ async fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> Result<(), Fail> 
             &op.instance_id,
             &op.action,
             &op.request_id,
-            &kind_to_json(&op.kind),
+            &crate::op_kind::encode(&op.kind),
             &op.created_at,
         ],
     )
     .await
     .map_err(|e| conflict_or(e, |_| Conflict::InstanceBusy))?;
-    let latest = tx
-        .prepare_cached(
-            "UPDATE instances SET latest_operation = $1, latest_operation_state = 'OPERATING', \
-             latest_operation_request_id = $2, latest_operation_error = NULL, \
-             state = COALESCE($3, state) WHERE id = $4",
-        )
-        .await?;
+    let latest = tx.prepare_cached(sql::MARK_OPERATING).await?;
     let n = tx
         .execute(
             &latest,
@@ -179,13 +163,8 @@ async fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> Result<(), Fail> 
 }
 
 async fn write_keys(tx: &Transaction<'_>, id: &str, key_ids: &[String]) -> Result<(), Fail> {
-    tx.execute("DELETE FROM instance_keys WHERE instance_id = $1", &[&id])
-        .await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO instance_keys (instance_id, key_pair_id, position) VALUES ($1, $2, $3)",
-        )
-        .await?;
+    tx.execute(sql::DELETE_INSTANCE_KEYS, &[&id]).await?;
+    let insert = tx.prepare_cached(sql::INSERT_INSTANCE_KEY).await?;
     for (i, k) in key_ids.iter().enumerate() {
         tx.execute(&insert, &[&id, k, &(i as i64)]).await?;
     }
@@ -221,12 +200,8 @@ async fn write_effective(
         return Ok(generation);
     }
     let encoded = serde_json::to_string(effective).map_err(crate::sqlite::backend)?;
-    tx.execute(
-        "UPDATE instances SET effective_key_ids = $1, desired_generation = desired_generation + 1 \
-         WHERE id = $2",
-        &[&encoded, &id],
-    )
-    .await?;
+    tx.execute(sql::SET_EFFECTIVE_KEYS, &[&encoded, &id])
+        .await?;
     Ok(generation + 1)
 }
 
@@ -250,12 +225,7 @@ async fn insert_all(
             &[&ADDRESS_LOCK, &i.private_ip],
         )
         .await?;
-        let taken = tx
-            .query_opt(
-                "SELECT 1 FROM instances WHERE private_ip = $1 LIMIT 1",
-                &[&i.private_ip],
-            )
-            .await?;
+        let taken = tx.query_opt(sql::ADDRESS_TAKEN, &[&i.private_ip]).await?;
         if taken.is_some() {
             return Err(Fail::Store(StoreError::Conflict(Conflict::Address)));
         }
@@ -348,8 +318,7 @@ impl InstanceStore for PostgresStore {
             } else {
                 let row = tx
                     .query_one(
-                        "SELECT instance_ids FROM client_tokens \
-                         WHERE account_id = $1 AND namespace = $2 AND token = $3",
+                        sql::CLIENT_TOKEN,
                         &[&first.account_id, &first.namespace.as_str(), &client_token],
                     )
                     .await?;
@@ -411,16 +380,12 @@ impl InstanceStore for PostgresStore {
                 .latency
                 .timer("postgres", keyplane_core::store::CallKind::Read);
             let c = self.client().await?;
-            let stmt = c
-                .prepare_cached(
-                    "SELECT namespace, state, COUNT(*) FROM instances GROUP BY namespace, state",
-                )
-                .await?;
+            let stmt = c.prepare_cached(sql::COUNT_BY_STATE).await?;
             let mut out = Vec::new();
             for r in c.query(&stmt, &[]).await? {
                 let (ns, state): (String, String) = (r.try_get(0)?, r.try_get(1)?);
                 out.push((
-                    Namespace::parse(&ns).ok_or_else(|| corrupt("namespace", &ns))?,
+                    crate::stored::namespace(&ns)?,
                     InstanceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
                     r.try_get::<_, i64>(2)? as u64,
                 ));
@@ -491,12 +456,8 @@ impl InstanceStore for PostgresStore {
                 Some(row) => {
                     let op = operation_from_row(&row)?;
                     if let Some(owner) = owner {
-                        tx.execute(
-                            "UPDATE instances SET sandbox_owner = $1 \
-                             WHERE id = $2 AND host = 'sandbox' AND sandbox_owner IS NULL",
-                            &[&owner, &op.instance_id],
-                        )
-                        .await?;
+                        tx.execute(sql::TAKE_SANDBOX, &[&owner, &op.instance_id])
+                            .await?;
                     }
                     Some(op)
                 }
@@ -507,12 +468,8 @@ impl InstanceStore for PostgresStore {
 
     async fn renew_claim(&self, op_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool> {
         in_transaction!(self, |tx| {
-            tx.execute(
-                "UPDATE operations SET claim_until = $1 \
-                 WHERE id = $2 AND claimed_by = $3 AND state = 'OPERATING'",
-                &[&lease_until, &op_id, &worker],
-            )
-            .await?
+            tx.execute(sql::RENEW_CLAIM, &[&lease_until, &op_id, &worker])
+                .await?
                 == 1
         })
     }
@@ -520,8 +477,7 @@ impl InstanceStore for PostgresStore {
     async fn save_progress(&self, op: &Operation) -> StoreResult<()> {
         in_transaction!(self, |tx| {
             tx.execute(
-                "UPDATE operations SET step = $1, was_running = $2, target_generation = $3 \
-                 WHERE id = $4",
+                sql::SAVE_PROGRESS,
                 &[
                     &(op.step as i64),
                     &op.was_running,
@@ -562,8 +518,7 @@ impl InstanceStore for PostgresStore {
                 .await?;
             }
             tx.execute(
-                "UPDATE instances SET latest_operation_state = $1, latest_operation_error = $2 \
-                 WHERE id = $3 AND latest_operation_request_id = $4",
+                sql::FINISH_ON_INSTANCE,
                 &[&state.as_str(), &error, &instance, &request_id],
             )
             .await?;
@@ -572,22 +527,13 @@ impl InstanceStore for PostgresStore {
 
     async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            tx.execute(
-                "UPDATE instances SET state = $1 WHERE id = $2",
-                &[&state.as_str(), &id],
-            )
-            .await?;
+            tx.execute(sql::SET_STATE, &[&state.as_str(), &id]).await?;
         })
     }
 
     async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE instances SET password_hash = $1 WHERE id = $2",
-                    &[&hash, &id],
-                )
-                .await?;
+            let n = tx.execute(sql::SET_PASSWORD_HASH, &[&hash, &id]).await?;
             if n == 0 {
                 return Err(StoreError::NotFound(id.to_string()).into());
             }
@@ -601,12 +547,7 @@ impl InstanceStore for PostgresStore {
         audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE instances SET name = $1 WHERE id = $2",
-                    &[&name, &id],
-                )
-                .await?;
+            let n = tx.execute(sql::SET_NAME, &[&name, &id]).await?;
             if n == 0 {
                 return Err(StoreError::NotFound(id.to_string()).into());
             }
@@ -633,12 +574,7 @@ impl InstanceStore for PostgresStore {
     async fn activate_bindings(&self, id: &str) -> StoreResult<i64> {
         in_transaction!(self, |tx| {
             let current = lock_instance(&tx, id).await?;
-            let rows = tx
-                .query(
-                    "SELECT key_pair_id FROM instance_keys WHERE instance_id = $1 ORDER BY position",
-                    &[&id],
-                )
-                .await?;
+            let rows = tx.query(sql::KEYS_OF_INSTANCE, &[&id]).await?;
             let keys = rows
                 .iter()
                 .map(|r| r.try_get::<_, String>(0))
@@ -649,24 +585,16 @@ impl InstanceStore for PostgresStore {
 
     async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            tx.execute(
-                "UPDATE instances SET served_generation = $1 \
-                 WHERE id = $2 AND served_generation < $1",
-                &[&generation, &id],
-            )
-            .await?;
+            tx.execute(sql::RECORD_SERVED, &[&generation, &id]).await?;
         })
     }
 
     async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
         in_transaction!(self, |tx| {
-            tx.query_opt(
-                "SELECT served_generation FROM instances WHERE id = $1",
-                &[&id],
-            )
-            .await?
-            .map(|r| r.try_get::<_, i64>(0))
-            .transpose()?
+            tx.query_opt(sql::SERVED_GENERATION, &[&id])
+                .await?
+                .map(|r| r.try_get::<_, i64>(0))
+                .transpose()?
         })
     }
 
@@ -685,10 +613,8 @@ impl InstanceStore for PostgresStore {
 
     async fn delete_instance(&self, id: &str) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            tx.execute("DELETE FROM instance_keys WHERE instance_id = $1", &[&id])
-                .await?;
-            tx.execute("DELETE FROM instances WHERE id = $1", &[&id])
-                .await?;
+            tx.execute(sql::DELETE_INSTANCE_KEYS, &[&id]).await?;
+            tx.execute(sql::DELETE_INSTANCE, &[&id]).await?;
         })
     }
 

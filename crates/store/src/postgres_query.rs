@@ -3,8 +3,9 @@
 //! and the instance counts and address checks a launch needs. Lists travel as arrays
 //! (`= ANY($n)`).
 
-use crate::postgres::{key_pair_from_row, Fail, KEY_COLS};
-use crate::postgres_instances::{fill_keys, instance_from_row, INSTANCE_COLS};
+use crate::postgres::{key_pair_from_row, Fail};
+use crate::postgres_instances::{fill_keys, instance_from_row};
+use crate::sql::{self, INSTANCE_COLS, KEY_COLS};
 use deadpool_postgres::GenericClient;
 use keyplane_core::instance::Instance;
 use keyplane_core::keypair::{KeyPair, Namespace};
@@ -317,9 +318,7 @@ pub(crate) async fn count_instances(
     account_id: &str,
     namespace: Namespace,
 ) -> Result<usize, Fail> {
-    let st = c
-        .prepare_cached("SELECT COUNT(*) FROM instances WHERE account_id = $1 AND namespace = $2")
-        .await?;
+    let st = c.prepare_cached(sql::COUNT_INSTANCES).await?;
     let n: i64 = c
         .query_one(&st, &[&account_id, &namespace.as_str()])
         .await?

@@ -110,6 +110,44 @@ async fn nodes_starting_together_migrate_once() {
     .await;
 }
 
+/// A namespace this version does not know reads back as the same error as on SQLite
+/// (`sqlite::tests::unknown_namespaces_are_named`).
+#[tokio::test]
+async fn unknown_namespaces_are_named() {
+    with_schema("unknown_namespaces_are_named", |config| async move {
+        let store = node(&config).await;
+        let a = Account::generate("ns", false, 1);
+        store.insert_account(&a).await.unwrap();
+        let kp = crate::suite::key(&a, Namespace::Lighthouse, "k", 1);
+        store.insert_key_pair(&kp, 500, None).await.unwrap();
+        let i = instance(&a, 1, &[], 1);
+        store.insert_instances(&[i], &[], None).await.unwrap();
+        let (client, conn) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(
+                "UPDATE key_pairs SET namespace = 'cvm2'; UPDATE instances SET namespace = 'cvm2'",
+            )
+            .await
+            .unwrap();
+        let row = client
+            .query_one(
+                &format!("SELECT {} FROM key_pairs", crate::sql::KEY_COLS),
+                &[],
+            )
+            .await
+            .unwrap();
+        let named = crate::stored::invalid("namespace", "cvm2");
+        let read = crate::postgres::key_pair_from_row(&row).map_err(|e| e.into_store());
+        assert_eq!(read.map(|_| ()), Err(named.clone()));
+        assert_eq!(
+            store.count_instances_by_state().await.map(|_| ()),
+            Err(named)
+        );
+    })
+    .await;
+}
+
 /// 2 nodes x 8 workers claim from 200 open operations: each is claimed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operations_are_claimed_exactly_once_across_nodes() {
@@ -377,5 +415,123 @@ async fn serialization_failures_are_retried() {
             );
         },
     )
+    .await;
+}
+
+/// Tables, their columns and their named indexes: `table -> columns`, `indexes`.
+type Shape = (
+    std::collections::BTreeMap<String, BTreeSet<String>>,
+    BTreeSet<String>,
+);
+
+/// The tables that only one back end has, each for its bookkeeping of the migrations: SQLite
+/// counts them in `PRAGMA user_version`, PostgreSQL in a table.
+const POSTGRES_ONLY_TABLES: &[&str] = &["schema_migrations"];
+
+/// The index only PostgreSQL needs: SQLite's single writer already keeps an instance to one
+/// operation in progress (see `postgres_schema`).
+const POSTGRES_ONLY_INDEXES: &[&str] = &["operations_one_open"];
+
+fn sqlite_shape(c: &rusqlite::Connection) -> rusqlite::Result<Shape> {
+    let mut tables = std::collections::BTreeMap::new();
+    let names: Vec<String> = c
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for t in names {
+        let columns = c
+            .prepare("SELECT name FROM pragma_table_info(?1)")?
+            .query_map([&t], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        tables.insert(t, columns);
+    }
+    // Unnamed indexes (`sqlite_autoindex_*`) are those of primary keys and UNIQUE constraints,
+    // which PostgreSQL names as constraints instead.
+    let indexes = c
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' \
+             AND name NOT LIKE 'sqlite_autoindex_%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((tables, indexes))
+}
+
+async fn postgres_shape(client: &tokio_postgres::Client) -> Shape {
+    let mut tables = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for r in client
+        .query(
+            "SELECT c.table_name::text, c.column_name::text FROM information_schema.columns c \
+             JOIN information_schema.tables t USING (table_schema, table_name) \
+             WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        tables.entry(r.get(0)).or_default().insert(r.get(1));
+    }
+    // The indexes that back a constraint (primary keys, UNIQUE) are named by the constraint.
+    let indexes = client
+        .query(
+            "SELECT i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+             JOIN pg_namespace n ON n.oid = i.relnamespace \
+             WHERE n.nspname = current_schema() \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (tables, indexes)
+}
+
+/// After every migration the two back ends have the same tables, columns and indexes, but for
+/// each one's own bookkeeping ([`POSTGRES_ONLY_TABLES`], [`POSTGRES_ONLY_INDEXES`]).
+#[tokio::test]
+async fn schemas_match() {
+    with_schema("schemas_match", |config| async move {
+        let _store = node(&config).await;
+        let (client, conn) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let (mut pg_tables, mut pg_indexes) = postgres_shape(&client).await;
+        for t in POSTGRES_ONLY_TABLES {
+            assert!(
+                pg_tables.remove(*t).is_some(),
+                "PostgreSQL has no table {t}"
+            );
+        }
+        for i in POSTGRES_ONLY_INDEXES {
+            assert!(pg_indexes.remove(*i), "PostgreSQL has no index {i}");
+        }
+        let sqlite = crate::sqlite::SqliteStore::in_memory().unwrap();
+        let (lite_tables, lite_indexes) = sqlite
+            .with(|c| sqlite_shape(c).map_err(crate::sqlite::backend))
+            .await
+            .unwrap();
+        // Both shapes are read in full: every migration's tables and indexes are there.
+        for t in [
+            "accounts",
+            "key_pairs",
+            "instances",
+            "operations",
+            "audit_events",
+        ] {
+            assert!(lite_tables.contains_key(t), "SQLite has no table {t}");
+        }
+        for i in [
+            "key_pairs_by_name",
+            "key_pairs_public_key",
+            "audit_events_by_account",
+        ] {
+            assert!(lite_indexes.contains(i), "SQLite has no index {i}");
+        }
+        assert_eq!(lite_tables, pg_tables);
+        assert_eq!(lite_indexes, pg_indexes);
+    })
     .await;
 }

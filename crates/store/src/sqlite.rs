@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one database file in WAL mode, synchronous=FULL, so an
 //! acknowledged write survives a crash of the process (kill -9) and of the machine.
 
+use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::audit::AuditEvent;
@@ -175,8 +176,20 @@ impl Readers {
     }
 }
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+/// `e` as a [`StoreError`]: a [`stored`] error as it was made, anything else by its message.
+pub(crate) fn backend<E: std::fmt::Display + 'static>(e: E) -> StoreError {
+    let any: &dyn std::any::Any = &e;
+    if let Some(rusqlite::Error::FromSqlConversionFailure(_, _, inner)) = any.downcast_ref() {
+        if let Some(store) = inner.downcast_ref::<StoreError>() {
+            return store.clone();
+        }
+    }
     StoreError::Backend(e.to_string())
+}
+
+/// A [`crate::stored`] error raised inside a row mapping; [`backend`] gives it back unchanged.
+pub(crate) fn stored(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> Option<String> {
@@ -298,9 +311,6 @@ impl SqliteStore {
     }
 }
 
-const ACCOUNT_COLS: &str =
-    "id, name, is_admin, secret_id, secret_key, access_key_id, access_key_secret, created_at";
-
 fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         id: r.get(0)?,
@@ -314,17 +324,13 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-pub(crate) const KEY_COLS: &str =
-    "id, account_id, namespace, region, name, description, project_id, \
-     public_key, fingerprint_sha256, fingerprint_md5, tags, created_at";
-
 pub(crate) fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
     let ns: String = r.get(2)?;
     let tags: String = r.get(10)?;
     Ok(KeyPair {
         id: r.get(0)?,
         account_id: r.get(1)?,
-        namespace: Namespace::parse(&ns).unwrap_or(Namespace::Cvm),
+        namespace: crate::stored::namespace(&ns).map_err(stored)?,
         region: r.get(3)?,
         name: r.get(4)?,
         description: r.get(5)?,
@@ -366,7 +372,7 @@ fn insert_checks(tx: &Connection, kp: &KeyPair, quota: usize) -> StoreResult<()>
         return Err(StoreError::Conflict(Conflict::PublicKey));
     }
     let held: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM key_pairs WHERE account_id = ?1 AND namespace = ?2")
+        .prepare_cached(sql::COUNT_KEY_PAIRS)
         .map_err(backend)?
         .query_row(params![kp.account_id, kp.namespace.as_str()], |r| r.get(0))
         .map_err(backend)?;
@@ -416,7 +422,7 @@ impl Store for SqliteStore {
         let a = a.clone();
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
+                sql::INSERT_ACCOUNT,
                 params![
                     a.id,
                     a.name,
@@ -458,11 +464,7 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
         self.read(|c| {
-            let mut st = c
-                .prepare(&format!(
-                    "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at, id"
-                ))
-                .map_err(backend)?;
+            let mut st = c.prepare(sql::LIST_ACCOUNTS).map_err(backend)?;
             let rows = st.query_map([], account_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
@@ -477,8 +479,7 @@ impl Store for SqliteStore {
             for u in &updates {
                 changed += tx
                     .execute(
-                        "UPDATE accounts SET secret_key = ?1, access_key_secret = ?2 \
-                         WHERE id = ?3 AND secret_key = ?4 AND access_key_secret = ?5",
+                        sql::REPLACE_SECRETS,
                         params![
                             u.new_secret_key.expose(),
                             u.new_access_key_secret.expose(),
@@ -505,8 +506,7 @@ impl Store for SqliteStore {
             let tx = c.transaction().map_err(backend)?;
             let n = tx
                 .execute(
-                    "UPDATE accounts SET secret_id = ?1, secret_key = ?2, access_key_id = ?3, \
-                     access_key_secret = ?4 WHERE id = ?5",
+                    sql::REPLACE_CREDENTIALS,
                     params![
                         a.secret_id,
                         a.secret_key.expose(),
@@ -532,7 +532,7 @@ impl Store for SqliteStore {
     async fn credentials_generation(&self) -> StoreResult<i64> {
         self.read(|c| {
             let value: Option<String> = c
-                .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+                .prepare_cached(sql::SETTING)
                 .map_err(backend)?
                 .query_row(params![CREDENTIALS_GENERATION], |r| r.get(0))
                 .optional()
@@ -554,9 +554,7 @@ impl Store for SqliteStore {
             let tx = c.savepoint().map_err(backend)?;
             insert_checks(&tx, &kp, quota)?;
             tx.execute(
-                &format!(
-                    "INSERT INTO key_pairs ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
-                ),
+                sql::INSERT_KEY_PAIR,
                 params![
                     kp.id,
                     kp.account_id,
@@ -611,11 +609,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let mut keys = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
             let mut bound = c
-                .prepare_cached(
-                    "SELECT ik.key_pair_id, ik.instance_id FROM instance_keys ik \
-                     JOIN instances i ON i.id = ik.instance_id \
-                     WHERE i.account_id = ?1 ORDER BY i.created_at, i.id",
-                )
+                .prepare_cached(sql::BOUND_KEYS_OF_ACCOUNT)
                 .map_err(backend)?;
             let pairs = bound
                 .query_map(params![account_id], |r| {
@@ -649,9 +643,7 @@ impl Store for SqliteStore {
             let tx = c.savepoint().map_err(backend)?;
             let n = tx
                 .execute(
-                    "UPDATE key_pairs SET name = COALESCE(?1, name), \
-                     description = COALESCE(?2, description) \
-                     WHERE id = ?3 AND account_id = ?4 AND namespace = ?5",
+                    sql::UPDATE_KEY_PAIR,
                     params![name, description, id, account_id, namespace.as_str()],
                 )
                 .map_err(|e| match is_unique_violation(&e) {
@@ -682,7 +674,7 @@ impl Store for SqliteStore {
             for id in &ids {
                 let n = tx
                     .execute(
-                        "DELETE FROM key_pairs WHERE id = ?1 AND account_id = ?2 AND namespace = ?3",
+                        sql::DELETE_KEY_PAIR,
                         params![id, account_id, namespace.as_str()],
                     )
                     .map_err(backend)?;
@@ -704,12 +696,8 @@ impl Store for SqliteStore {
                 params![name, initial],
             )
             .map_err(backend)?;
-            c.query_row(
-                "SELECT value FROM settings WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .map_err(backend)
+            c.query_row(sql::SETTING, params![name], |r| r.get(0))
+                .map_err(backend)
         })
         .await
     }
@@ -765,6 +753,45 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
         assert!(store.readers.is_some());
         crate::suite::run(Arc::new(store)).await;
+    }
+
+    /// A namespace this version does not know reads back as the same error as on PostgreSQL
+    /// (`postgres_tests::unknown_namespaces_are_named`), never as CVM.
+    #[tokio::test]
+    async fn unknown_namespaces_are_named() {
+        use keyplane_core::store::InstanceStore;
+        let store = SqliteStore::in_memory().unwrap();
+        let a = Account::generate("ns", false, 1);
+        store.insert_account(&a).await.unwrap();
+        let kp = crate::suite::key(&a, Namespace::Lighthouse, "k", 1);
+        store.insert_key_pair(&kp, 500, None).await.unwrap();
+        let i = crate::suite::instance(&a, 1, &[], 1);
+        store.insert_instances(&[i], &[], None).await.unwrap();
+        store
+            .with(|c| {
+                c.execute_batch(
+                    "UPDATE key_pairs SET namespace = 'cvm2'; UPDATE instances SET namespace = 'cvm2'",
+                )
+                .map_err(backend)
+            })
+            .await
+            .unwrap();
+        let read = store
+            .read(|c| {
+                c.query_row(
+                    &format!("SELECT {KEY_COLS} FROM key_pairs"),
+                    [],
+                    key_pair_from_row,
+                )
+                .map_err(backend)
+            })
+            .await;
+        let named = crate::stored::invalid("namespace", "cvm2");
+        assert_eq!(read.map(|_| ()), Err(named.clone()));
+        assert_eq!(
+            store.count_instances_by_state().await.map(|_| ()),
+            Err(named)
+        );
     }
 
     /// Two handles on one file, as a server and `keyplane account` are: a rotated credential

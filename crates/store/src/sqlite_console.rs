@@ -1,6 +1,7 @@
 //! [`ConsoleStore`] on SQLite: the web console's login and session hashes, and when each
 //! instance's agent was last seen.
 
+use crate::sql;
 use crate::sqlite::{backend, SqliteStore};
 use async_trait::async_trait;
 use keyplane_core::store::{ConsoleAccount, ConsoleStore, ConsoleTokenKind, StoreResult};
@@ -46,8 +47,7 @@ impl ConsoleStore for SqliteStore {
             )
             .map_err(backend)?;
             tx.execute(
-                "INSERT INTO console_tokens (token_hash, kind, account_id, expires_at, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                sql::INSERT_CONSOLE_TOKEN,
                 params![hash, kind.as_str(), account_id, expires_at, now],
             )
             .map_err(backend)?;
@@ -91,8 +91,7 @@ impl ConsoleStore for SqliteStore {
                 return Ok(None);
             }
             tx.execute(
-                "INSERT INTO console_tokens (token_hash, kind, account_id, expires_at, created_at) \
-                 VALUES (?1, 'session', ?2, ?3, ?4)",
+                sql::INSERT_CONSOLE_SESSION,
                 params![session, account.id, session_expires_at, now],
             )
             .map_err(backend)?;
@@ -120,11 +119,8 @@ impl ConsoleStore for SqliteStore {
     async fn delete_console_token(&self, hash: &str) -> StoreResult<()> {
         let hash = hash.to_string();
         self.with(move |c| {
-            c.execute(
-                "DELETE FROM console_tokens WHERE token_hash = ?1",
-                params![hash],
-            )
-            .map_err(backend)?;
+            c.execute(sql::DELETE_CONSOLE_TOKEN, params![hash])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -148,13 +144,7 @@ impl ConsoleStore for SqliteStore {
     async fn agents_seen(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>> {
         let account = account_id.to_string();
         self.with(move |c| {
-            let mut st = c
-                .prepare(
-                    "SELECT s.instance_id, s.seen_at FROM instances i \
-                     JOIN agents_seen s ON s.instance_id = i.id WHERE i.account_id = ?1 \
-                     ORDER BY i.created_at, i.id",
-                )
-                .map_err(backend)?;
+            let mut st = c.prepare(sql::AGENTS_SEEN).map_err(backend)?;
             let rows = st
                 .query_map(params![account], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(backend)?;

@@ -1,102 +1,20 @@
 //! [`InstanceStore`] on SQLite: instances, their bound keys, and durable operations.
 
+use crate::sql::{self, INSTANCE_COLS};
 use crate::sqlite::{backend, is_unique_violation, SqliteStore};
 use async_trait::async_trait;
 use keyplane_core::account::Secret;
 use keyplane_core::audit::AuditEvent;
 use keyplane_core::instance::{
-    HostKind, Instance, InstanceState, NewOperation, OpKind, OpState, Operation, OsType,
+    HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
 };
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::{json, Value};
-
-/// Encode an operation kind for storage (shared with the PostgreSQL store).
-pub fn kind_to_json(kind: &OpKind) -> String {
-    match kind {
-        OpKind::Create { user_data } => match user_data {
-            Some(data) => json!({"type": "create", "user_data": data}),
-            None => json!({"type": "create"}),
-        },
-        OpKind::Start => json!({"type": "start"}),
-        OpKind::Stop { force } => json!({"type": "stop", "force": force}),
-        OpKind::Reboot { force } => json!({"type": "reboot", "force": force}),
-        OpKind::Terminate => json!({"type": "terminate"}),
-        OpKind::Bind {
-            add,
-            remove,
-            replace,
-            deferred,
-            restart,
-        } => json!({
-            "type": "bind", "add": add, "remove": remove, "replace": replace, "deferred": deferred,
-            "restart": restart
-        }),
-        // A crypt hash, never a password: what the instance's /etc/shadow will hold.
-        OpKind::ResetPassword {
-            password_hash,
-            deferred,
-            restart,
-        } => json!({
-            "type": "reset_password", "password_hash": password_hash.expose(),
-            "deferred": deferred, "restart": restart
-        }),
-    }
-    .to_string()
-}
-
-/// Decode a stored operation kind.
-pub fn kind_from_json(text: &str) -> Option<OpKind> {
-    let v: Value = serde_json::from_str(text).ok()?;
-    let strings = |k: &str| -> Vec<String> {
-        v[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let flag = |k: &str| v[k].as_bool().unwrap_or(false);
-    Some(match v["type"].as_str()? {
-        "create" => OpKind::Create {
-            user_data: v["user_data"].as_str().map(str::to_string),
-        },
-        "start" => OpKind::Start,
-        "stop" => OpKind::Stop {
-            force: flag("force"),
-        },
-        "reboot" => OpKind::Reboot {
-            force: flag("force"),
-        },
-        "terminate" => OpKind::Terminate,
-        "bind" => OpKind::Bind {
-            add: strings("add"),
-            remove: strings("remove"),
-            replace: flag("replace"),
-            deferred: flag("deferred"),
-            // Operations recorded before the flag existed restarted what they stopped.
-            restart: v["restart"].as_bool().unwrap_or(true),
-        },
-        "reset_password" => OpKind::ResetPassword {
-            password_hash: Secret::new(v["password_hash"].as_str()?),
-            deferred: flag("deferred"),
-            restart: flag("restart"),
-        },
-        _ => return None,
-    })
-}
-
-pub(crate) const INSTANCE_COLS: &str =
-    "id, account_id, namespace, region, zone, name, image_id, os, os_name, \
-    instance_type, state, host, private_ip, ssh_port, password_hash, effective_key_ids, \
-    desired_generation, applied_generation, latest_operation, latest_operation_state, \
-    latest_operation_request_id, latest_operation_error, created_at, host_name";
 
 fn bad(what: &str, v: &str) -> rusqlite::Error {
-    rusqlite::Error::InvalidColumnType(0, format!("{what}: {v}"), rusqlite::types::Type::Text)
+    crate::sqlite::stored(crate::stored::invalid(what, v))
 }
 
 pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
@@ -109,7 +27,7 @@ pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
         id: text(0)?,
         account_id: text(1)?,
-        namespace: Namespace::parse(&ns).ok_or_else(|| bad("namespace", &ns))?,
+        namespace: crate::stored::namespace(&ns).map_err(crate::sqlite::stored)?,
         region: text(3)?,
         zone: text(4)?,
         name: text(5)?,
@@ -141,11 +59,7 @@ pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
 }
 
 pub(crate) fn fill_keys(c: &Connection, instances: &mut [Instance]) -> StoreResult<()> {
-    let mut st = c
-        .prepare_cached(
-            "SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position",
-        )
-        .map_err(backend)?;
+    let mut st = c.prepare_cached(sql::KEYS_OF_INSTANCE).map_err(backend)?;
     for inst in instances.iter_mut() {
         let rows = st
             .query_map(params![inst.id], |r| r.get::<_, String>(0))
@@ -179,11 +93,7 @@ fn query_instances_ordered(
 
 fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     let busy: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM operations WHERE instance_id = ?1 AND state = 'OPERATING' LIMIT 1",
-            params![op.instance_id],
-            |r| r.get(0),
-        )
+        .query_row(sql::OPEN_OPERATION, params![op.instance_id], |r| r.get(0))
         .optional()
         .map_err(backend)?;
     if busy.is_some() {
@@ -198,16 +108,14 @@ fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
             op.instance_id,
             op.action,
             op.request_id,
-            kind_to_json(&op.kind),
+            crate::op_kind::encode(&op.kind),
             op.created_at
         ],
     )
     .map_err(backend)?;
     let n = tx
         .execute(
-            "UPDATE instances SET latest_operation = ?1, latest_operation_state = 'OPERATING', \
-             latest_operation_request_id = ?2, latest_operation_error = NULL, \
-             state = COALESCE(?3, state) WHERE id = ?4",
+            sql::MARK_OPERATING,
             params![
                 op.action,
                 op.request_id,
@@ -231,27 +139,21 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
         instance_id: r.get(2)?,
         action: r.get(3)?,
         request_id: r.get(4)?,
-        kind: kind_from_json(&kind).ok_or_else(|| bad("kind", &kind))?,
+        kind: crate::op_kind::decode(&kind).ok_or_else(|| bad("operation kind", &kind))?,
         step: r.get(6)?,
         was_running: r.get::<_, i64>(7)? != 0,
         target_generation: r.get(8)?,
-        state: OpState::parse(&state).ok_or_else(|| bad("state", &state))?,
+        state: OpState::parse(&state).ok_or_else(|| bad("operation state", &state))?,
         created_at: r.get(10)?,
     })
 }
 
 fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> {
-    tx.execute(
-        "DELETE FROM instance_keys WHERE instance_id = ?1",
-        params![id],
-    )
-    .map_err(backend)?;
-    for (i, k) in key_ids.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO instance_keys (instance_id, key_pair_id, position) VALUES (?1, ?2, ?3)",
-            params![id, k, i as i64],
-        )
+    tx.execute(sql::DELETE_INSTANCE_KEYS, params![id])
         .map_err(backend)?;
+    for (i, k) in key_ids.iter().enumerate() {
+        tx.execute(sql::INSERT_INSTANCE_KEY, params![id, k, i as i64])
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -272,11 +174,8 @@ fn write_effective(tx: &Connection, id: &str, effective: &[String]) -> StoreResu
         return Ok(generation);
     }
     let encoded = serde_json::to_string(effective).map_err(backend)?;
-    tx.execute(
-        "UPDATE instances SET effective_key_ids = ?1, desired_generation = desired_generation + 1 WHERE id = ?2",
-        params![encoded, id],
-    )
-    .map_err(backend)?;
+    tx.execute(sql::SET_EFFECTIVE_KEYS, params![encoded, id])
+        .map_err(backend)?;
     Ok(generation + 1)
 }
 
@@ -285,11 +184,7 @@ fn insert_all(tx: &Connection, instances: &[Instance], ops: &[NewOperation]) -> 
     for i in instances {
         // One address, one instance, whatever the port (the unique index covers the pair).
         let taken: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM instances WHERE private_ip = ?1 LIMIT 1",
-                params![i.private_ip],
-                |r| r.get(0),
-            )
+            .query_row(sql::ADDRESS_TAKEN, params![i.private_ip], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         if taken.is_some() {
@@ -353,7 +248,7 @@ impl InstanceStore for SqliteStore {
             let (account, ns) = (first.account_id.clone(), first.namespace.as_str());
             let earlier: Option<String> = tx
                 .query_row(
-                    "SELECT instance_ids FROM client_tokens WHERE account_id = ?1 AND namespace = ?2 AND token = ?3",
+                    sql::CLIENT_TOKEN,
                     params![account, ns, token],
                     |r| r.get(0),
                 )
@@ -405,16 +300,12 @@ impl InstanceStore for SqliteStore {
 
     async fn count_instances_by_state(&self) -> StoreResult<Vec<(Namespace, InstanceState, u64)>> {
         self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT namespace, state, COUNT(*) FROM instances GROUP BY namespace, state",
-                )
-                .map_err(backend)?;
+            let mut stmt = c.prepare_cached(sql::COUNT_BY_STATE).map_err(backend)?;
             let rows = stmt
                 .query_map([], |r| {
                     let (ns, state): (String, String) = (r.get(0)?, r.get(1)?);
                     Ok((
-                        Namespace::parse(&ns).ok_or_else(|| bad("namespace", &ns))?,
+                        crate::stored::namespace(&ns).map_err(crate::sqlite::stored)?,
                         InstanceState::parse(&state).ok_or_else(|| bad("state", &state))?,
                         r.get::<_, i64>(2)? as u64,
                     ))
@@ -477,8 +368,7 @@ impl InstanceStore for SqliteStore {
                 .map_err(backend)?;
                 if let Some(owner) = &owner {
                     tx.execute(
-                        "UPDATE instances SET sandbox_owner = ?1 \
-                         WHERE id = ?2 AND host = 'sandbox' AND sandbox_owner IS NULL",
+                        sql::TAKE_SANDBOX,
                         params![owner, op.instance_id],
                     )
                     .map_err(backend)?;
@@ -494,10 +384,7 @@ impl InstanceStore for SqliteStore {
         let worker = worker.to_string();
         self.with(move |c| {
             let n = c
-                .execute(
-                    "UPDATE operations SET claim_until = ?1 WHERE id = ?2 AND claimed_by = ?3 AND state = 'OPERATING'",
-                    params![lease_until, op_id, worker],
-                )
+                .execute(sql::RENEW_CLAIM, params![lease_until, op_id, worker])
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -508,7 +395,7 @@ impl InstanceStore for SqliteStore {
         let op = op.clone();
         self.with(move |c| {
             c.execute(
-                "UPDATE operations SET step = ?1, was_running = ?2, target_generation = ?3 WHERE id = ?4",
+                sql::SAVE_PROGRESS,
                 params![op.step, op.was_running as i64, op.target_generation, op.id],
             )
             .map_err(backend)?;
@@ -547,8 +434,7 @@ impl InstanceStore for SqliteStore {
             )
             .map_err(backend)?;
             tx.execute(
-                "UPDATE instances SET latest_operation_state = ?1, latest_operation_error = ?2 \
-                 WHERE id = ?3 AND latest_operation_request_id = ?4",
+                sql::FINISH_ON_INSTANCE,
                 params![state.as_str(), error, instance, request_id],
             )
             .map_err(backend)?;
@@ -560,11 +446,8 @@ impl InstanceStore for SqliteStore {
     async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute(
-                "UPDATE instances SET state = ?1 WHERE id = ?2",
-                params![state.as_str(), id],
-            )
-            .map_err(backend)?;
+            c.execute(sql::SET_STATE, params![state.as_str(), id])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -574,10 +457,7 @@ impl InstanceStore for SqliteStore {
         let (id, hash) = (id.to_string(), hash.map(str::to_string));
         self.with(move |c| {
             let n = c
-                .execute(
-                    "UPDATE instances SET password_hash = ?1 WHERE id = ?2",
-                    params![hash, id],
-                )
+                .execute(sql::SET_PASSWORD_HASH, params![hash, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
@@ -597,10 +477,7 @@ impl InstanceStore for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             let n = tx
-                .execute(
-                    "UPDATE instances SET name = ?1 WHERE id = ?2",
-                    params![name, id],
-                )
+                .execute(sql::SET_NAME, params![name, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
@@ -644,9 +521,7 @@ impl InstanceStore for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            let mut st = tx
-                .prepare("SELECT key_pair_id FROM instance_keys WHERE instance_id = ?1 ORDER BY position")
-                .map_err(backend)?;
+            let mut st = tx.prepare(sql::KEYS_OF_INSTANCE).map_err(backend)?;
             let keys: Vec<String> = st
                 .query_map(params![id], |r| r.get(0))
                 .map_err(backend)?
@@ -663,12 +538,8 @@ impl InstanceStore for SqliteStore {
     async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute(
-                "UPDATE instances SET served_generation = ?1 \
-                 WHERE id = ?2 AND served_generation < ?1",
-                params![generation, id],
-            )
-            .map_err(backend)?;
+            c.execute(sql::RECORD_SERVED, params![generation, id])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -677,13 +548,9 @@ impl InstanceStore for SqliteStore {
     async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.query_row(
-                "SELECT served_generation FROM instances WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)
+            c.query_row(sql::SERVED_GENERATION, params![id], |r| r.get(0))
+                .optional()
+                .map_err(backend)
         })
         .await
     }
@@ -707,12 +574,9 @@ impl InstanceStore for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute(
-                "DELETE FROM instance_keys WHERE instance_id = ?1",
-                params![id],
-            )
-            .map_err(backend)?;
-            tx.execute("DELETE FROM instances WHERE id = ?1", params![id])
+            tx.execute(sql::DELETE_INSTANCE_KEYS, params![id])
+                .map_err(backend)?;
+            tx.execute(sql::DELETE_INSTANCE, params![id])
                 .map_err(backend)?;
             tx.commit().map_err(backend)
         })
@@ -761,42 +625,5 @@ impl InstanceStore for SqliteStore {
         let addresses = addresses.to_vec();
         self.read(move |c| crate::sqlite_query::taken_addresses(c, &addresses))
             .await
-    }
-}
-
-#[cfg(test)]
-mod kind_tests {
-    use super::*;
-
-    #[test]
-    fn bind_kinds_round_trip_and_old_rows_restart() {
-        for restart in [true, false] {
-            let kind = OpKind::Bind {
-                add: vec!["lhkp-aaaaaaaa".into()],
-                remove: vec![],
-                replace: true,
-                deferred: false,
-                restart,
-            };
-            assert_eq!(kind_from_json(&kind_to_json(&kind)), Some(kind));
-        }
-        let old = r#"{"type":"bind","add":["skey-aaaaaaaa"],"remove":[],"replace":true,"deferred":false}"#;
-        assert!(matches!(
-            kind_from_json(old),
-            Some(OpKind::Bind { restart: true, .. })
-        ));
-    }
-
-    #[test]
-    fn reset_kinds_round_trip_and_need_a_hash() {
-        for (deferred, restart) in [(false, true), (false, false), (true, false)] {
-            let kind = OpKind::ResetPassword {
-                password_hash: Secret::new("$6$salt$hash"),
-                deferred,
-                restart,
-            };
-            assert_eq!(kind_from_json(&kind_to_json(&kind)), Some(kind));
-        }
-        assert_eq!(kind_from_json(r#"{"type":"reset_password"}"#), None);
     }
 }

@@ -3,8 +3,9 @@
 //! Lists of values travel as one JSON array parameter (`IN (SELECT value FROM json_each(?))`),
 //! so each query shape has one statement text and stays in the prepared-statement cache.
 
-use crate::sqlite::{backend, key_pair_from_row, KEY_COLS};
-use crate::sqlite_instances::{fill_keys, instance_from_row, INSTANCE_COLS};
+use crate::sql::{self, INSTANCE_COLS, KEY_COLS};
+use crate::sqlite::{backend, key_pair_from_row};
+use crate::sqlite_instances::{fill_keys, instance_from_row};
 use keyplane_core::instance::Instance;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::query::{InstanceFilter, InstanceOrder, InstancePage, InstanceQuery};
@@ -367,9 +368,7 @@ pub(crate) fn count_instances(
     account_id: &str,
     namespace: Namespace,
 ) -> StoreResult<usize> {
-    let mut st = c
-        .prepare_cached("SELECT COUNT(*) FROM instances WHERE account_id = ?1 AND namespace = ?2")
-        .map_err(backend)?;
+    let mut st = c.prepare_cached(sql::COUNT_INSTANCES).map_err(backend)?;
     let n: i64 = st
         .query_row(params![account_id, namespace.as_str()], |r| r.get(0))
         .map_err(backend)?;

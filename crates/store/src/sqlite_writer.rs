@@ -174,6 +174,6 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
     };
     for (ok, deliver) in done {
         // A write that failed keeps its own error; the others share the commit's fate.
-        deliver(failure.as_ref().filter(|_| ok).map(backend));
+        deliver(failure.as_ref().filter(|_| ok).cloned().map(backend));
     }
 }
