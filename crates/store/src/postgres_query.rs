@@ -7,7 +7,6 @@ use crate::postgres::{key_pair_from_row, Fail};
 use crate::postgres_instances::{fill_keys, instance_from_row};
 use crate::sql::{self, INSTANCE_COLS, KEY_COLS};
 use deadpool_postgres::GenericClient;
-use keyplane_core::instance::Instance;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::query::{InstanceFilter, InstanceOrder, InstancePage, InstanceQuery};
 use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairPage, KeyPairQuery};
@@ -193,44 +192,67 @@ pub(crate) async fn query_key_pairs(
     for f in &query.filters {
         w.filter(f);
     }
-    let filter_text = w.text.clone();
-    let lim = w.arg(Box::new(i64::try_from(query.limit).unwrap_or(i64::MAX)));
-    let off = w.arg(Box::new(i64::try_from(query.offset).unwrap_or(i64::MAX)));
     // Names in byte order, as on SQLite, whatever the database's collation.
     let order = match query.order {
         KeyPairOrder::Oldest => "created_at, id",
         KeyPairOrder::OldestByName => "created_at, name COLLATE \"C\"",
     };
+    let (mut items, total) = paged(
+        c,
+        w,
+        &format!("SELECT {KEY_COLS} FROM key_pairs"),
+        "key_pairs",
+        order,
+        (query.offset, query.limit),
+        key_pair_from_row,
+    )
+    .await?;
+    fill_associations(c, &mut items).await?;
+    Ok(KeyPairPage { total, items })
+}
+
+/// The rows of `select` (a `SELECT ... FROM table`) that `w` matches, in `order`, from
+/// `offset` and at most `limit` of them; and how many match in all (counted only when the
+/// page does not say it: a first page that is not full holds every match).
+async fn paged<T, E>(
+    c: &impl GenericClient,
+    mut w: Where,
+    select: &str,
+    table: &str,
+    order: &str,
+    (offset, limit): (usize, usize),
+    row: fn(&tokio_postgres::Row) -> Result<T, E>,
+) -> Result<(Vec<T>, usize), Fail>
+where
+    Fail: From<E>,
+{
+    let filter_text = w.text.clone();
+    let lim = w.arg(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let off = w.arg(Box::new(i64::try_from(offset).unwrap_or(i64::MAX)));
     let st = c
         .prepare_cached(&format!(
-            "SELECT {KEY_COLS} FROM key_pairs WHERE {filter_text} \
-             ORDER BY {order} LIMIT {lim} OFFSET {off}"
+            "{select} WHERE {filter_text} ORDER BY {order} LIMIT {lim} OFFSET {off}"
         ))
         .await?;
     let args = w.refs();
-    let mut items = c
+    let items = c
         .query(&st, &args)
         .await?
         .iter()
-        .map(key_pair_from_row)
-        .collect::<Result<Vec<KeyPair>, _>>()?;
-    // A first page that is not full holds every match: no count needed.
-    let total = if query.offset == 0 && items.len() < query.limit {
-        items.len()
-    } else {
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM key_pairs WHERE {filter_text}"
-            ))
-            .await?;
-        let n: i64 = c
-            .query_one(&st, &args[..args.len() - 2])
-            .await?
-            .try_get(0)?;
-        n as usize
-    };
-    fill_associations(c, &mut items).await?;
-    Ok(KeyPairPage { total, items })
+        .map(row)
+        .collect::<Result<Vec<T>, E>>()?;
+    if offset == 0 && items.len() < limit {
+        let total = items.len();
+        return Ok((items, total));
+    }
+    let st = c
+        .prepare_cached(&format!("SELECT COUNT(*) FROM {table} WHERE {filter_text}"))
+        .await?;
+    let n: i64 = c
+        .query_one(&st, &args[..args.len() - 2])
+        .await?
+        .try_get(0)?;
+    Ok((items, n as usize))
 }
 
 /// The page of instances `query` asks for, with the total before paging.
@@ -251,41 +273,21 @@ pub(crate) async fn query_instances(
     for f in &query.filters {
         w.instance_filter(f);
     }
-    let filter_text = w.text.clone();
-    let lim = w.arg(Box::new(i64::try_from(query.limit).unwrap_or(i64::MAX)));
-    let off = w.arg(Box::new(i64::try_from(query.offset).unwrap_or(i64::MAX)));
     let order = match query.order {
         InstanceOrder::Oldest => "created_at, id",
         InstanceOrder::Newest => "created_at DESC, id",
         InstanceOrder::NewestReversed => "created_at DESC, id DESC",
     };
-    let st = c
-        .prepare_cached(&format!(
-            "SELECT {INSTANCE_COLS} FROM instances WHERE {filter_text} \
-             ORDER BY {order} LIMIT {lim} OFFSET {off}"
-        ))
-        .await?;
-    let args = w.refs();
-    let mut items = c
-        .query(&st, &args)
-        .await?
-        .iter()
-        .map(instance_from_row)
-        .collect::<Result<Vec<Instance>, _>>()?;
-    let total = if query.offset == 0 && items.len() < query.limit {
-        items.len()
-    } else {
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM instances WHERE {filter_text}"
-            ))
-            .await?;
-        let n: i64 = c
-            .query_one(&st, &args[..args.len() - 2])
-            .await?
-            .try_get(0)?;
-        n as usize
-    };
+    let (mut items, total) = paged(
+        c,
+        w,
+        &format!("SELECT {INSTANCE_COLS} FROM instances"),
+        "instances",
+        order,
+        (query.offset, query.limit),
+        instance_from_row,
+    )
+    .await?;
     fill_keys(c, &mut items).await?;
     Ok(InstancePage { total, items })
 }

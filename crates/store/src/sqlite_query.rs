@@ -6,7 +6,6 @@
 use crate::sql::{self, INSTANCE_COLS, KEY_COLS};
 use crate::sqlite::{backend, key_pair_from_row};
 use crate::sqlite_instances::{fill_keys, instance_from_row};
-use keyplane_core::instance::Instance;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::query::{InstanceFilter, InstanceOrder, InstancePage, InstanceQuery};
 use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairPage, KeyPairQuery};
@@ -230,37 +229,57 @@ pub(crate) fn query_key_pairs(
     for f in &query.filters {
         w.filter(f);
     }
-    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-    let lim = w.arg(Value::Integer(limit));
-    let off = w.arg(Value::Integer(offset));
+    let (mut items, total) = paged(
+        c,
+        w,
+        &format!("SELECT {KEY_COLS} FROM key_pairs"),
+        "key_pairs",
+        order,
+        (query.offset, query.limit),
+        key_pair_from_row,
+    )?;
+    fill_associations(c, &mut items)?;
+    Ok(KeyPairPage { total, items })
+}
+
+/// The rows of `select` (a `SELECT ... FROM table`) that `w` matches, in `order`, from
+/// `offset` and at most `limit` of them; and how many match in all (counted only when the
+/// page does not say it: a first page that is not full holds every match).
+fn paged<T>(
+    c: &Connection,
+    mut w: Where,
+    select: &str,
+    table: &str,
+    order: &str,
+    (offset, limit): (usize, usize),
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<(Vec<T>, usize)> {
+    let lim = w.arg(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let off = w.arg(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
     let mut st = c
         .prepare_cached(&format!(
-            "SELECT {KEY_COLS} FROM key_pairs WHERE {} ORDER BY {order} {}",
+            "{select} WHERE {} ORDER BY {order} {}",
             w.text,
             page(&lim, &off)
         ))
         .map_err(backend)?;
-    let mut items = st
-        .query_map(params_from_iter(w.args.iter()), key_pair_from_row)
+    let items = st
+        .query_map(params_from_iter(w.args.iter()), row)
         .map_err(backend)?
-        .collect::<Result<Vec<KeyPair>, _>>()
+        .collect::<Result<Vec<T>, _>>()
         .map_err(backend)?;
-    // A first page that is not full holds every match: no count needed.
-    let total = if query.offset == 0 && items.len() < query.limit {
-        items.len()
-    } else {
-        let count_args = &w.args[..w.args.len() - 2];
-        let mut st = c
-            .prepare_cached(&format!("SELECT COUNT(*) FROM key_pairs WHERE {}", w.text))
-            .map_err(backend)?;
-        let n: i64 = st
-            .query_row(params_from_iter(count_args.iter()), |r| r.get(0))
-            .map_err(backend)?;
-        n as usize
-    };
-    fill_associations(c, &mut items)?;
-    Ok(KeyPairPage { total, items })
+    if offset == 0 && items.len() < limit {
+        let total = items.len();
+        return Ok((items, total));
+    }
+    let count_args = &w.args[..w.args.len() - 2];
+    let mut st = c
+        .prepare_cached(&format!("SELECT COUNT(*) FROM {table} WHERE {}", w.text))
+        .map_err(backend)?;
+    let n: i64 = st
+        .query_row(params_from_iter(count_args.iter()), |r| r.get(0))
+        .map_err(backend)?;
+    Ok((items, n as usize))
 }
 
 /// The page of instances `query` asks for, with the total before paging.
@@ -299,36 +318,15 @@ pub(crate) fn query_instances(
     for f in &query.filters {
         w.instance_filter(f);
     }
-    let lim = w.arg(Value::Integer(
-        i64::try_from(query.limit).unwrap_or(i64::MAX),
-    ));
-    let off = w.arg(Value::Integer(
-        i64::try_from(query.offset).unwrap_or(i64::MAX),
-    ));
-    let mut st = c
-        .prepare_cached(&format!(
-            "SELECT {INSTANCE_COLS} FROM instances WHERE {} ORDER BY {order} {}",
-            w.text,
-            page(&lim, &off)
-        ))
-        .map_err(backend)?;
-    let mut items = st
-        .query_map(params_from_iter(w.args.iter()), instance_from_row)
-        .map_err(backend)?
-        .collect::<Result<Vec<Instance>, _>>()
-        .map_err(backend)?;
-    let total = if query.offset == 0 && items.len() < query.limit {
-        items.len()
-    } else {
-        let count_args = &w.args[..w.args.len() - 2];
-        let mut st = c
-            .prepare_cached(&format!("SELECT COUNT(*) FROM instances WHERE {}", w.text))
-            .map_err(backend)?;
-        let n: i64 = st
-            .query_row(params_from_iter(count_args.iter()), |r| r.get(0))
-            .map_err(backend)?;
-        n as usize
-    };
+    let (mut items, total) = paged(
+        c,
+        w,
+        &format!("SELECT {INSTANCE_COLS} FROM instances"),
+        "instances",
+        order,
+        (query.offset, query.limit),
+        instance_from_row,
+    )?;
     fill_keys(c, &mut items)?;
     Ok(InstancePage { total, items })
 }
