@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one database file in WAL mode, synchronous=FULL, so an
 //! acknowledged write survives a crash of the process (kill -9) and of the machine.
 
+use crate::sqlite_cached::Cached;
 use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
@@ -387,7 +388,7 @@ pub(crate) const CREDENTIALS_GENERATION: &str = "credentials_generation";
 
 /// Increase the credentials generation, inside the transaction of the change.
 fn bump_credentials_generation(tx: &Connection) -> StoreResult<()> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO settings (name, value) VALUES (?1, '1') ON CONFLICT (name) \
          DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
         params![CREDENTIALS_GENERATION],
@@ -399,7 +400,7 @@ fn bump_credentials_generation(tx: &Connection) -> StoreResult<()> {
 /// After secrets were replaced: their old pages are zeroed (secure_delete) in the database
 /// file; move them out of the write-ahead log too and empty it.
 fn forget_old_secrets(c: &Connection) -> StoreResult<()> {
-    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+    c.row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .map_err(backend)
 }
 
@@ -421,7 +422,7 @@ impl Store for SqliteStore {
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
         let a = a.clone();
         self.with(move |c| {
-            c.execute(
+            c.exec(
                 sql::INSERT_ACCOUNT,
                 params![
                     a.id,
@@ -478,7 +479,7 @@ impl Store for SqliteStore {
             let mut changed = 0usize;
             for u in &updates {
                 changed += tx
-                    .execute(
+                    .exec(
                         sql::REPLACE_SECRETS,
                         params![
                             u.new_secret_key.expose(),
@@ -505,7 +506,7 @@ impl Store for SqliteStore {
         self.with_solo(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let n = tx
-                .execute(
+                .exec(
                     sql::REPLACE_CREDENTIALS,
                     params![
                         a.secret_id,
@@ -553,7 +554,7 @@ impl Store for SqliteStore {
             let tags = serde_json::to_string(&kp.tags).map_err(backend)?;
             let tx = c.savepoint().map_err(backend)?;
             insert_checks(&tx, &kp, quota)?;
-            tx.execute(
+            tx.exec(
                 sql::INSERT_KEY_PAIR,
                 params![
                     kp.id,
@@ -642,7 +643,7 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             let n = tx
-                .execute(
+                .exec(
                     sql::UPDATE_KEY_PAIR,
                     params![name, description, id, account_id, namespace.as_str()],
                 )
@@ -673,7 +674,7 @@ impl Store for SqliteStore {
             let tx = c.savepoint().map_err(backend)?;
             for id in &ids {
                 let n = tx
-                    .execute(
+                    .exec(
                         sql::DELETE_KEY_PAIR,
                         params![id, account_id, namespace.as_str()],
                     )
@@ -691,12 +692,12 @@ impl Store for SqliteStore {
     async fn setting(&self, name: &str, initial: &str) -> StoreResult<String> {
         let (name, initial) = (name.to_string(), initial.to_string());
         self.with(move |c| {
-            c.execute(
+            c.exec(
                 "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
                 params![name, initial],
             )
             .map_err(backend)?;
-            c.query_row(sql::SETTING, params![name], |r| r.get(0))
+            c.row(sql::SETTING, params![name], |r| r.get(0))
                 .map_err(backend)
         })
         .await
@@ -712,10 +713,10 @@ impl Store for SqliteStore {
         let (scope, nonce) = (scope.to_string(), nonce.to_string());
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute("DELETE FROM nonces WHERE expires_at <= ?1", params![now])
+            tx.exec("DELETE FROM nonces WHERE expires_at <= ?1", params![now])
                 .map_err(backend)?;
             let n = tx
-                .execute(
+                .exec(
                     "INSERT OR IGNORE INTO nonces (scope, nonce, expires_at) VALUES (?1, ?2, ?3)",
                     params![scope, nonce, expires_at],
                 )
@@ -778,7 +779,7 @@ mod tests {
             .unwrap();
         let read = store
             .read(|c| {
-                c.query_row(
+                c.row(
                     &format!("SELECT {KEY_COLS} FROM key_pairs"),
                     [],
                     key_pair_from_row,

@@ -1,6 +1,7 @@
 //! [`AuditStore`] on SQLite, and the audit writes the other stores make inside their own
 //! transactions.
 
+use crate::sqlite_cached::Cached;
 use crate::audit_sql::{self as sql, Arg, EventRow};
 use crate::sqlite::{backend, SqliteStore};
 use async_trait::async_trait;
@@ -182,10 +183,10 @@ impl AuditStore for SqliteStore {
         let (by_age, by_count) = self
             .read(move |c| {
                 let age: Option<i64> = c
-                    .query_row(sql::AGE_CUTOFF, params![before], |r| r.get(0))
+                    .row(sql::AGE_CUTOFF, params![before], |r| r.get(0))
                     .map_err(backend)?;
                 let count: Option<i64> = c
-                    .query_row(sql::COUNT_CUTOFF, params![keep], |r| r.get(0))
+                    .row(sql::COUNT_CUTOFF, params![keep], |r| r.get(0))
                     .optional()
                     .map_err(backend)?;
                 Ok((age, count))
@@ -199,16 +200,16 @@ impl AuditStore for SqliteStore {
             let mut gone = 0;
             if let Some(cutoff) = by_age {
                 gone += tx
-                    .execute(sql::PRUNE_OLDER_UPTO, params![cutoff, before])
+                    .exec(sql::PRUNE_OLDER_UPTO, params![cutoff, before])
                     .map_err(backend)?;
             }
             if let Some(cutoff) = by_count {
                 gone += tx
-                    .execute(sql::PRUNE_UPTO, params![cutoff])
+                    .exec(sql::PRUNE_UPTO, params![cutoff])
                     .map_err(backend)?;
             }
             let upto = by_age.max(by_count).unwrap_or(0);
-            tx.execute(sql::PRUNE_RESOURCES_UPTO, params![upto])
+            tx.exec(sql::PRUNE_RESOURCES_UPTO, params![upto])
                 .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(gone as u64)

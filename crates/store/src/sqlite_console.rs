@@ -1,6 +1,7 @@
 //! [`ConsoleStore`] on SQLite: the web console's login and session hashes, and when each
 //! instance's agent was last seen.
 
+use crate::sqlite_cached::Cached;
 use crate::sql;
 use crate::sqlite::{backend, SqliteStore};
 use async_trait::async_trait;
@@ -40,13 +41,13 @@ impl ConsoleStore for SqliteStore {
         let (hash, account_id) = (hash.to_string(), account_id.to_string());
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM console_tokens WHERE token_hash IN \
                  (SELECT token_hash FROM console_tokens WHERE expires_at <= ?1 LIMIT 256)",
                 params![now],
             )
             .map_err(backend)?;
-            tx.execute(
+            tx.exec(
                 sql::INSERT_CONSOLE_TOKEN,
                 params![hash, kind.as_str(), account_id, expires_at, now],
             )
@@ -70,7 +71,7 @@ impl ConsoleStore for SqliteStore {
             // both delete it.
             let tx = c.savepoint().map_err(backend)?;
             let found = tx
-                .query_row(ACCOUNT_OF, params![login, "login", now], |r| {
+                .row(ACCOUNT_OF, params![login, "login", now], |r| {
                     Ok(ConsoleAccount {
                         id: r.get(0)?,
                         name: r.get(1)?,
@@ -82,7 +83,7 @@ impl ConsoleStore for SqliteStore {
                 return Ok(None);
             };
             let deleted = tx
-                .execute(
+                .exec(
                     "DELETE FROM console_tokens WHERE token_hash = ?1 AND kind = 'login'",
                     params![login],
                 )
@@ -90,7 +91,7 @@ impl ConsoleStore for SqliteStore {
             if deleted != 1 {
                 return Ok(None);
             }
-            tx.execute(
+            tx.exec(
                 sql::INSERT_CONSOLE_SESSION,
                 params![session, account.id, session_expires_at, now],
             )
@@ -104,7 +105,7 @@ impl ConsoleStore for SqliteStore {
     async fn console_session(&self, hash: &str, now: i64) -> StoreResult<Option<ConsoleAccount>> {
         let hash = hash.to_string();
         self.with(move |c| {
-            c.query_row(ACCOUNT_OF, params![hash, "session", now], |r| {
+            c.row(ACCOUNT_OF, params![hash, "session", now], |r| {
                 Ok(ConsoleAccount {
                     id: r.get(0)?,
                     name: r.get(1)?,
@@ -119,7 +120,7 @@ impl ConsoleStore for SqliteStore {
     async fn delete_console_token(&self, hash: &str) -> StoreResult<()> {
         let hash = hash.to_string();
         self.with(move |c| {
-            c.execute(sql::DELETE_CONSOLE_TOKEN, params![hash])
+            c.exec(sql::DELETE_CONSOLE_TOKEN, params![hash])
                 .map_err(backend)?;
             Ok(())
         })
@@ -129,7 +130,7 @@ impl ConsoleStore for SqliteStore {
     async fn record_agent_seen(&self, instance_id: &str, at: i64) -> StoreResult<()> {
         let id = instance_id.to_string();
         self.with(move |c| {
-            c.execute(
+            c.exec(
                 "INSERT INTO agents_seen (instance_id, seen_at) \
                  SELECT id, ?2 FROM instances WHERE id = ?1 \
                  ON CONFLICT (instance_id) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",

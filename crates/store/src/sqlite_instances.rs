@@ -1,5 +1,6 @@
 //! [`InstanceStore`] on SQLite: instances, their bound keys, and durable operations.
 
+use crate::sqlite_cached::Cached;
 use crate::sql::{self, INSTANCE_COLS};
 use crate::sqlite::{backend, is_unique_violation, SqliteStore};
 use async_trait::async_trait;
@@ -93,13 +94,13 @@ fn query_instances_ordered(
 
 fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     let busy: Option<i64> = tx
-        .query_row(sql::OPEN_OPERATION, params![op.instance_id], |r| r.get(0))
+        .row(sql::OPEN_OPERATION, params![op.instance_id], |r| r.get(0))
         .optional()
         .map_err(backend)?;
     if busy.is_some() {
         return Err(StoreError::Conflict(Conflict::InstanceBusy));
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO operations (account_id, instance_id, action, request_id, kind, step, \
          was_running, target_generation, state, claim_until, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 'OPERATING', 0, ?6, ?6)",
@@ -114,7 +115,7 @@ fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
     )
     .map_err(backend)?;
     let n = tx
-        .execute(
+        .exec(
             sql::MARK_OPERATING,
             params![
                 op.action,
@@ -149,10 +150,10 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
 }
 
 fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> {
-    tx.execute(sql::DELETE_INSTANCE_KEYS, params![id])
+    tx.exec(sql::DELETE_INSTANCE_KEYS, params![id])
         .map_err(backend)?;
     for (i, k) in key_ids.iter().enumerate() {
-        tx.execute(sql::INSERT_INSTANCE_KEY, params![id, k, i as i64])
+        tx.exec(sql::INSERT_INSTANCE_KEY, params![id, k, i as i64])
             .map_err(backend)?;
     }
     Ok(())
@@ -161,7 +162,7 @@ fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> 
 /// Set the effective keys; bump the desired generation when they change. Returns it.
 fn write_effective(tx: &Connection, id: &str, effective: &[String]) -> StoreResult<i64> {
     let (current, generation): (String, i64) = tx
-        .query_row(
+        .row(
             "SELECT effective_key_ids, desired_generation FROM instances WHERE id = ?1",
             params![id],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -174,7 +175,7 @@ fn write_effective(tx: &Connection, id: &str, effective: &[String]) -> StoreResu
         return Ok(generation);
     }
     let encoded = serde_json::to_string(effective).map_err(backend)?;
-    tx.execute(sql::SET_EFFECTIVE_KEYS, params![encoded, id])
+    tx.exec(sql::SET_EFFECTIVE_KEYS, params![encoded, id])
         .map_err(backend)?;
     Ok(generation + 1)
 }
@@ -184,13 +185,13 @@ fn insert_all(tx: &Connection, instances: &[Instance], ops: &[NewOperation]) -> 
     for i in instances {
         // One address, one instance, whatever the port (the unique index covers the pair).
         let taken: Option<i64> = tx
-            .query_row(sql::ADDRESS_TAKEN, params![i.private_ip], |r| r.get(0))
+            .row(sql::ADDRESS_TAKEN, params![i.private_ip], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         if taken.is_some() {
             return Err(StoreError::Conflict(Conflict::Address));
         }
-        tx.execute(
+        tx.exec(
             &format!("INSERT INTO instances ({INSTANCE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)"),
             params![
         i.id, i.account_id, i.namespace.as_str(), i.region, i.zone, i.name, i.image_id,
@@ -247,7 +248,7 @@ impl InstanceStore for SqliteStore {
             let first = instances.first().ok_or_else(|| backend("no instances"))?;
             let (account, ns) = (first.account_id.clone(), first.namespace.as_str());
             let earlier: Option<String> = tx
-                .query_row(
+                .row(
                     sql::CLIENT_TOKEN,
                     params![account, ns, token],
                     |r| r.get(0),
@@ -259,7 +260,7 @@ impl InstanceStore for SqliteStore {
             }
             insert_all(&tx, &instances, &ops)?;
             let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
-            tx.execute(
+            tx.exec(
                 "INSERT INTO client_tokens (account_id, namespace, token, instance_ids, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![account, ns, token, serde_json::to_string(&ids).map_err(backend)?, first.created_at],
@@ -346,7 +347,7 @@ impl InstanceStore for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             let op = tx
-                .query_row(
+                .row(
                     "SELECT o.id, o.account_id, o.instance_id, o.action, o.request_id, o.kind, o.step, \
                      o.was_running, o.target_generation, o.state, o.created_at \
                      FROM operations o LEFT JOIN instances i ON i.id = o.instance_id \
@@ -361,13 +362,13 @@ impl InstanceStore for SqliteStore {
                 .optional()
                 .map_err(backend)?;
             if let Some(op) = &op {
-                tx.execute(
+                tx.exec(
                     "UPDATE operations SET claimed_by = ?1, claim_until = ?2, updated_at = ?3 WHERE id = ?4",
                     params![worker, lease_until, now, op.id],
                 )
                 .map_err(backend)?;
                 if let Some(owner) = &owner {
-                    tx.execute(
+                    tx.exec(
                         sql::TAKE_SANDBOX,
                         params![owner, op.instance_id],
                     )
@@ -384,7 +385,7 @@ impl InstanceStore for SqliteStore {
         let worker = worker.to_string();
         self.with(move |c| {
             let n = c
-                .execute(sql::RENEW_CLAIM, params![lease_until, op_id, worker])
+                .exec(sql::RENEW_CLAIM, params![lease_until, op_id, worker])
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -394,7 +395,7 @@ impl InstanceStore for SqliteStore {
     async fn save_progress(&self, op: &Operation) -> StoreResult<()> {
         let op = op.clone();
         self.with(move |c| {
-            c.execute(
+            c.exec(
                 sql::SAVE_PROGRESS,
                 params![op.step, op.was_running as i64, op.target_generation, op.id],
             )
@@ -414,7 +415,7 @@ impl InstanceStore for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             let (instance, request_id, was): (String, String, String) = tx
-                .query_row(
+                .row(
                     "SELECT instance_id, request_id, state FROM operations WHERE id = ?1",
                     params![op_id],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -428,12 +429,12 @@ impl InstanceStore for SqliteStore {
                     error.as_deref(),
                 )?;
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE operations SET state = ?1, error = ?2, claimed_by = NULL WHERE id = ?3",
                 params![state.as_str(), error, op_id],
             )
             .map_err(backend)?;
-            tx.execute(
+            tx.exec(
                 sql::FINISH_ON_INSTANCE,
                 params![state.as_str(), error, instance, request_id],
             )
@@ -446,7 +447,7 @@ impl InstanceStore for SqliteStore {
     async fn set_instance_state(&self, id: &str, state: InstanceState) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute(sql::SET_STATE, params![state.as_str(), id])
+            c.exec(sql::SET_STATE, params![state.as_str(), id])
                 .map_err(backend)?;
             Ok(())
         })
@@ -457,7 +458,7 @@ impl InstanceStore for SqliteStore {
         let (id, hash) = (id.to_string(), hash.map(str::to_string));
         self.with(move |c| {
             let n = c
-                .execute(sql::SET_PASSWORD_HASH, params![hash, id])
+                .exec(sql::SET_PASSWORD_HASH, params![hash, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
@@ -477,7 +478,7 @@ impl InstanceStore for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             let n = tx
-                .execute(sql::SET_NAME, params![name, id])
+                .exec(sql::SET_NAME, params![name, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
@@ -502,7 +503,7 @@ impl InstanceStore for SqliteStore {
             let generation = match &effective {
                 Some(eff) => write_effective(&tx, &id, eff)?,
                 None => tx
-                    .query_row(
+                    .row(
                         "SELECT desired_generation FROM instances WHERE id = ?1",
                         params![id],
                         |r| r.get(0),
@@ -538,7 +539,7 @@ impl InstanceStore for SqliteStore {
     async fn record_served_generation(&self, id: &str, generation: i64) -> StoreResult<()> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute(sql::RECORD_SERVED, params![generation, id])
+            c.exec(sql::RECORD_SERVED, params![generation, id])
                 .map_err(backend)?;
             Ok(())
         })
@@ -548,7 +549,7 @@ impl InstanceStore for SqliteStore {
     async fn served_generation(&self, id: &str) -> StoreResult<Option<i64>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.query_row(sql::SERVED_GENERATION, params![id], |r| r.get(0))
+            c.row(sql::SERVED_GENERATION, params![id], |r| r.get(0))
                 .optional()
                 .map_err(backend)
         })
@@ -559,7 +560,7 @@ impl InstanceStore for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let n = c
-                .execute(
+                .exec(
                     "UPDATE instances SET applied_generation = MAX(applied_generation, ?1) \
                      WHERE id = ?2 AND ?1 >= 0 AND ?1 <= served_generation",
                     params![generation, id],
@@ -574,9 +575,9 @@ impl InstanceStore for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute(sql::DELETE_INSTANCE_KEYS, params![id])
+            tx.exec(sql::DELETE_INSTANCE_KEYS, params![id])
                 .map_err(backend)?;
-            tx.execute(sql::DELETE_INSTANCE, params![id])
+            tx.exec(sql::DELETE_INSTANCE, params![id])
                 .map_err(backend)?;
             tx.commit().map_err(backend)
         })

@@ -5,6 +5,7 @@
 //! commit fails the whole group. So an acknowledged write is as durable as before, and
 //! concurrent writes share one fsync.
 
+use crate::sqlite_cached::Cached;
 use crate::sqlite::backend;
 use keyplane_core::store::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -123,7 +124,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
     if group.is_empty() {
         return;
     }
-    if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+    if conn.step("BEGIN IMMEDIATE").is_err() {
         // No group transaction: each write runs as its own.
         for job in group {
             run_alone(conn, job);
@@ -132,11 +133,11 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
     }
     let mut done: Vec<(bool, Deliver)> = Vec::with_capacity(group.len());
     for job in group {
-        if conn.is_autocommit() && conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        if conn.is_autocommit() && conn.step("BEGIN IMMEDIATE").is_err() {
             run_alone(conn, job);
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = conn.step("SAVEPOINT job") {
             let _ = attempt(conn, job).map(|(_, d)| d(Some(backend(e))));
             continue;
         }
@@ -149,9 +150,9 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
                 deliver(ok.then(|| backend("the group transaction was rolled back")));
             }
         } else if ok {
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = conn.step("RELEASE job");
         } else {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = conn.step("ROLLBACK TO job").and_then(|()| conn.step("RELEASE job"));
         }
         if let Some((ok, deliver)) = outcome {
             if conn.is_autocommit() && ok {
@@ -164,10 +165,10 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
     let failure = if conn.is_autocommit() {
         None
     } else {
-        match conn.execute_batch("COMMIT") {
+        match conn.step("COMMIT") {
             Ok(()) => None,
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = conn.step("ROLLBACK");
                 Some(e.to_string())
             }
         }
