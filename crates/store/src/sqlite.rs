@@ -1,8 +1,8 @@
 //! The embedded SQLite store: one database file in WAL mode, synchronous=FULL, so an
 //! acknowledged write survives a crash of the process (kill -9) and of the machine.
 
-use crate::sqlite_cached::Cached;
 use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
+use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::audit::AuditEvent;

@@ -1,9 +1,9 @@
 //! [`AuditStore`] on SQLite, and the audit writes the other stores make inside their own
 //! transactions.
 
-use crate::sqlite_cached::Cached;
 use crate::audit_sql::{self as sql, Arg, EventRow};
 use crate::sqlite::{backend, SqliteStore};
+use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
 use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
 use keyplane_core::store::{AuditStore, StoreResult};
@@ -204,9 +204,7 @@ impl AuditStore for SqliteStore {
                     .map_err(backend)?;
             }
             if let Some(cutoff) = by_count {
-                gone += tx
-                    .exec(sql::PRUNE_UPTO, params![cutoff])
-                    .map_err(backend)?;
+                gone += tx.exec(sql::PRUNE_UPTO, params![cutoff]).map_err(backend)?;
             }
             let upto = by_age.max(by_count).unwrap_or(0);
             tx.exec(sql::PRUNE_RESOURCES_UPTO, params![upto])

@@ -52,12 +52,17 @@ mod tests {
         for n in 0..3 {
             c.step("BEGIN IMMEDIATE").unwrap();
             c.step("SAVEPOINT job").unwrap();
-            assert_eq!(c.exec("INSERT INTO t (n) VALUES (?1)", params![n]).unwrap(), 1);
+            assert_eq!(
+                c.exec("INSERT INTO t (n) VALUES (?1)", params![n]).unwrap(),
+                1
+            );
             c.step("RELEASE job").unwrap();
             c.step("COMMIT").unwrap();
         }
         let sum: i64 = c
-            .row("SELECT sum(n) FROM t WHERE n >= ?1", params![0], |r| r.get(0))
+            .row("SELECT sum(n) FROM t WHERE n >= ?1", params![0], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(sum, 3);
         // A failed step leaves the connection usable.

@@ -1,9 +1,9 @@
 //! [`ConsoleStore`] on SQLite: the web console's login and session hashes, and when each
 //! instance's agent was last seen.
 
-use crate::sqlite_cached::Cached;
 use crate::sql;
 use crate::sqlite::{backend, SqliteStore};
+use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
 use keyplane_core::store::{ConsoleAccount, ConsoleStore, ConsoleTokenKind, StoreResult};
 use rusqlite::{params, OptionalExtension};

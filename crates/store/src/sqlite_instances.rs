@@ -1,8 +1,8 @@
 //! [`InstanceStore`] on SQLite: instances, their bound keys, and durable operations.
 
-use crate::sqlite_cached::Cached;
 use crate::sql::{self, INSTANCE_COLS};
 use crate::sqlite::{backend, is_unique_violation, SqliteStore};
+use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
 use keyplane_core::account::Secret;
 use keyplane_core::audit::AuditEvent;
@@ -477,9 +477,7 @@ impl InstanceStore for SqliteStore {
         let (id, name, audit) = (id.to_string(), name.to_string(), audit.cloned());
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            let n = tx
-                .exec(sql::SET_NAME, params![name, id])
-                .map_err(backend)?;
+            let n = tx.exec(sql::SET_NAME, params![name, id]).map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(id));
             }

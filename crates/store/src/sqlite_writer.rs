@@ -5,8 +5,8 @@
 //! commit fails the whole group. So an acknowledged write is as durable as before, and
 //! concurrent writes share one fsync.
 
-use crate::sqlite_cached::Cached;
 use crate::sqlite::backend;
+use crate::sqlite_cached::Cached;
 use keyplane_core::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -152,7 +152,9 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
         } else if ok {
             let _ = conn.step("RELEASE job");
         } else {
-            let _ = conn.step("ROLLBACK TO job").and_then(|()| conn.step("RELEASE job"));
+            let _ = conn
+                .step("ROLLBACK TO job")
+                .and_then(|()| conn.step("RELEASE job"));
         }
         if let Some((ok, deliver)) = outcome {
             if conn.is_autocommit() && ok {

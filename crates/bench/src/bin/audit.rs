@@ -46,6 +46,10 @@ struct Args {
     /// The --no-audit server's process id.
     #[arg(long)]
     off_pid: Option<u32>,
+    /// Run only the scenarios whose name contains this text (for example "refused"), to
+    /// profile one path.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// CPU time a process has used so far (user and system, all threads), in microseconds.
@@ -246,6 +250,11 @@ async fn main() -> Result<()> {
             stores: false,
         },
     ];
+    let chosen = |sc: &Scenario| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| sc.name.contains(o.as_str()))
+    };
     let mut best: Vec<(Option<Stats>, Option<Stats>)> = vec![(None, None); scenarios.len()];
     let pids = args.on_pid.zip(args.off_pid);
     let mut cpu = vec![(Cpu::default(), Cpu::default()); scenarios.len()];
@@ -253,6 +262,9 @@ async fn main() -> Result<()> {
     let mut sent = 0;
     for round in 0..args.rounds {
         for (i, sc) in scenarios.iter().enumerate() {
+            if !chosen(sc) {
+                continue;
+            }
             // Alternate which side goes first, so neither always meets a warmer machine.
             let order = if (round + i) % 2 == 0 {
                 [(&on, true), (&off, false)]
@@ -291,7 +303,7 @@ async fn main() -> Result<()> {
         "p99 ms",
         "cost"
     );
-    for (sc, (a, b)) in scenarios.iter().zip(best) {
+    for (sc, (a, b)) in scenarios.iter().zip(best).filter(|(sc, _)| chosen(sc)) {
         let (a, b) = (a.context("no round ran")?, b.context("no round ran")?);
         println!(
             "{:<36} {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>6.1}%",
@@ -312,7 +324,7 @@ async fn main() -> Result<()> {
             "{:<36} {:>12} {:>12} | {:>7}",
             "server CPU per call (all rounds)", "on us", "off us", "cost"
         );
-        for (sc, (a, b)) in scenarios.iter().zip(cpu) {
+        for (sc, (a, b)) in scenarios.iter().zip(cpu).filter(|(sc, _)| chosen(sc)) {
             println!(
                 "{:<36} {:>12.1} {:>12.1} | {:>6.1}%",
                 sc.name,
