@@ -73,6 +73,9 @@ pub struct LaunchSpec {
     pub client_token: Option<String>,
     /// User data (base64, checked by the dialect), run once at each instance's first boot.
     pub user_data: Option<String>,
+    /// Whether each instance is stopped once created (booted once, which lays out its SSH
+    /// state, then stopped), in the same operation: ECS CreateInstance.
+    pub then_stop: bool,
 }
 
 impl std::fmt::Debug for LaunchSpec {
@@ -286,6 +289,7 @@ impl Core {
                     request_id: req.request_id.clone(),
                     kind: OpKind::Create {
                         user_data: spec.user_data.clone(),
+                        then_stop: spec.then_stop,
                     },
                     new_state: None,
                     created_at: now,

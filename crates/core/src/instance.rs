@@ -317,11 +317,14 @@ impl Instance {
 /// never repeated, by whichever worker claims it next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
-    /// Lay out and start a new instance.
+    /// Lay out and start a new instance, then stop it if `then_stop` is set.
     Create {
         /// User data (base64, as the client sent it, already checked by the dialect), run once
         /// as root at the first boot.
         user_data: Option<String>,
+        /// Whether the instance, once booted (which lays out its SSH state), is stopped (ECS
+        /// CreateInstance leaves it Stopped).
+        then_stop: bool,
     },
     /// Start a stopped instance.
     Start,
