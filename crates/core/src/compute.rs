@@ -357,6 +357,22 @@ impl Core {
             .collect()
     }
 
+    /// The instances with these ids, all in `region` when one is given: the first unknown one
+    /// is `InstanceNotFound`, then the first of another region `InstanceNotInRegion`.
+    pub async fn get_instances_in(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        ids: &[String],
+        region: Option<&str>,
+    ) -> Result<Vec<Instance>, DomainError> {
+        let found = self.get_instances(account, ns, ids).await?;
+        for inst in &found {
+            inst.check_region(region)?;
+        }
+        Ok(found)
+    }
+
     /// Rename one of the account's instances (the dialect has checked the name).
     pub async fn rename_instance(
         &self,

@@ -297,6 +297,18 @@ impl Instance {
         self.password_hash.is_some()
     }
 
+    /// Refuse it unless it is in `region`, when the request names one (instances live in a
+    /// region: one of another is not found from this one).
+    pub fn check_region(&self, region: Option<&str>) -> Result<(), crate::error::DomainError> {
+        match region {
+            Some(r) if r != self.region => Err(crate::error::DomainError::InstanceNotInRegion {
+                id: self.id.clone(),
+                region: r.into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether an operation is still in progress on it.
     pub fn is_busy(&self) -> bool {
         self.latest_operation_state == Some(OpState::Operating)

@@ -76,13 +76,11 @@ async fn bind(
     let instances = ctx.core.instances_by_ids(ctx.account, NS, &ids).await?;
     let mut outcomes: Vec<(String, Result<(), AliError>)> = Vec::with_capacity(ids.len());
     for id in ids {
-        let outcome = match instances
-            .iter()
-            .find(|i| i.id == id && i.region == req.region_id)
-        {
-            // Instances live in a region: one of another region is not found from this one.
+        let found = instances.iter().find(|i| i.id == id);
+        let outcome = match found.map(|i| i.check_region(Some(&req.region_id))) {
             None => Err(DomainError::InstanceNotFound { id: id.clone() }.into()),
-            Some(_) => ctx
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(())) => ctx
                 .core
                 .submit_bind(
                     ctx.account,
