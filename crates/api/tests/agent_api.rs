@@ -418,6 +418,7 @@ async fn an_address_given_to_an_instance_is_refused_on_any_port() {
         ssh_port: 22,
         client_token: None,
         user_data: None,
+        then_stop: false,
     };
     let ids = h
         .core

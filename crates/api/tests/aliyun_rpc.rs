@@ -81,6 +81,12 @@ pub fn spawn_worker(store: Arc<SqliteStore>) -> tokio::task::JoinHandle<()> {
                     .unwrap();
             };
             match &op.kind {
+                OpKind::Create {
+                    then_stop: true, ..
+                } => store
+                    .set_instance_state(&id, InstanceState::Stopped)
+                    .await
+                    .unwrap(),
                 OpKind::Create { .. } | OpKind::Start | OpKind::Reboot { .. } => {
                     boot(store.clone(), id.clone()).await
                 }

@@ -193,6 +193,7 @@ async fn launch(
 ) -> Vec<String> {
     let spec = LaunchSpec {
         user_data: None,
+        then_stop: false,
         namespace: Namespace::Cvm,
         region: "ap-guangzhou".into(),
         zone: "ap-guangzhou-3".into(),

@@ -73,6 +73,9 @@ pub struct LaunchSpec {
     pub client_token: Option<String>,
     /// User data (base64, checked by the dialect), run once at each instance's first boot.
     pub user_data: Option<String>,
+    /// Whether each instance is stopped once created (booted once, which lays out its SSH
+    /// state, then stopped), in the same operation: ECS CreateInstance.
+    pub then_stop: bool,
 }
 
 impl std::fmt::Debug for LaunchSpec {
@@ -286,6 +289,7 @@ impl Core {
                     request_id: req.request_id.clone(),
                     kind: OpKind::Create {
                         user_data: spec.user_data.clone(),
+                        then_stop: spec.then_stop,
                     },
                     new_state: None,
                     created_at: now,
@@ -351,6 +355,22 @@ impl Core {
                     .ok_or_else(|| DomainError::InstanceNotFound { id: id.clone() })
             })
             .collect()
+    }
+
+    /// The instances with these ids, all in `region` when one is given: the first unknown one
+    /// is `InstanceNotFound`, then the first of another region `InstanceNotInRegion`.
+    pub async fn get_instances_in(
+        &self,
+        account: &Account,
+        ns: Namespace,
+        ids: &[String],
+        region: Option<&str>,
+    ) -> Result<Vec<Instance>, DomainError> {
+        let found = self.get_instances(account, ns, ids).await?;
+        for inst in &found {
+            inst.check_region(region)?;
+        }
+        Ok(found)
     }
 
     /// Rename one of the account's instances (the dialect has checked the name).

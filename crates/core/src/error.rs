@@ -133,6 +133,14 @@ pub enum DomainError {
         /// The id as given.
         id: String,
     },
+    /// The instance exists, in another region than the one the request names.
+    #[error("the instance `{id}` does not exist in this region")]
+    InstanceNotInRegion {
+        /// The id as given.
+        id: String,
+        /// The request's region.
+        region: String,
+    },
     /// The instance has an operation in progress.
     #[error(
         "the instance `{id}` is {}, with its {operation} operation still in progress",
@@ -262,6 +270,10 @@ impl DomainError {
             DomainError::FilterLimitExceeded { reason: x() },
             DomainError::InstanceIdMalformed { id: x() },
             DomainError::InstanceNotFound { id: x() },
+            DomainError::InstanceNotInRegion {
+                id: x(),
+                region: x(),
+            },
             DomainError::InstanceBusy {
                 id: x(),
                 state: S::Running,
@@ -333,6 +345,7 @@ impl DomainError {
                 | DomainError::FilterLimitExceeded { .. }
                 | DomainError::InstanceIdMalformed { .. }
                 | DomainError::InstanceNotFound { .. }
+                | DomainError::InstanceNotInRegion { .. }
                 | DomainError::InstanceBusy { .. }
                 | DomainError::InstanceStateInvalid { .. }
                 | DomainError::InstanceNotLinux { .. }

@@ -297,6 +297,18 @@ impl Instance {
         self.password_hash.is_some()
     }
 
+    /// Refuse it unless it is in `region`, when the request names one (instances live in a
+    /// region: one of another is not found from this one).
+    pub fn check_region(&self, region: Option<&str>) -> Result<(), crate::error::DomainError> {
+        match region {
+            Some(r) if r != self.region => Err(crate::error::DomainError::InstanceNotInRegion {
+                id: self.id.clone(),
+                region: r.into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether an operation is still in progress on it.
     pub fn is_busy(&self) -> bool {
         self.latest_operation_state == Some(OpState::Operating)
@@ -317,11 +329,14 @@ impl Instance {
 /// never repeated, by whichever worker claims it next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
-    /// Lay out and start a new instance.
+    /// Lay out and start a new instance, then stop it if `then_stop` is set.
     Create {
         /// User data (base64, as the client sent it, already checked by the dialect), run once
         /// as root at the first boot.
         user_data: Option<String>,
+        /// Whether the instance, once booted (which lays out its SSH state), is stopped (ECS
+        /// CreateInstance leaves it Stopped).
+        then_stop: bool,
     },
     /// Start a stopped instance.
     Start,

@@ -23,6 +23,7 @@ pub mod registration;
 pub mod sealing;
 pub mod service;
 pub mod store;
+pub mod workflow;
 
 pub use audit::RequestMeta;
 pub use error::{DomainError, NameProblem};

@@ -145,6 +145,7 @@ pub struct Core {
     audit: bool,
     credentials: Arc<crate::credentials::CredentialCache>,
     nonces: Arc<crate::nonces::NonceSet>,
+    settled: Arc<crate::workflow::Settled>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -170,6 +171,7 @@ impl Core {
             audit: true,
             credentials: Arc::default(),
             nonces: Arc::default(),
+            settled: Arc::default(),
         }
     }
 
@@ -191,6 +193,11 @@ impl Core {
     /// The request nonces this node recorded (see [`Core::remember_nonce`]).
     pub(crate) fn nonce_set(&self) -> &crate::nonces::NonceSet {
         &self.nonces
+    }
+
+    /// The operations that ended on this node (see [`Core::await_operation`]).
+    pub(crate) fn settled(&self) -> &crate::workflow::Settled {
+        &self.settled
     }
 
     /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).

@@ -248,12 +248,7 @@ impl Worker {
             state.as_str(),
             started.elapsed().as_secs_f64(),
         );
-        if let Err(e) = self
-            .core
-            .store()
-            .finish_operation(op.id, state, error)
-            .await
-        {
+        if let Err(e) = self.core.finish_operation(op.id, state, error).await {
             tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
         }
     }
@@ -269,7 +264,13 @@ impl Worker {
             return self.execute_on_agent_host(op, &inst).await;
         }
         match op.kind.clone() {
-            OpKind::Create { user_data } => self.create(op, &inst, user_data.as_deref()).await,
+            OpKind::Create {
+                user_data,
+                then_stop,
+            } => {
+                self.create(op, &inst, user_data.as_deref(), then_stop)
+                    .await
+            }
             OpKind::Start => self.boot(&inst).await,
             OpKind::Stop { force } => self.halt(&inst, force).await,
             OpKind::Reboot { force } => {
@@ -371,9 +372,15 @@ impl Worker {
         op: &mut Operation,
         inst: &Instance,
         user_data: Option<&str>,
+        then_stop: bool,
     ) -> StepResult {
         if inst.host == HostKind::Record {
-            return self.set_state(&inst.id, InstanceState::Running).await;
+            let state = if then_stop {
+                InstanceState::Stopped
+            } else {
+                InstanceState::Running
+            };
+            return self.set_state(&inst.id, state).await;
         }
         let outcome = async {
             if op.step < 1 {
@@ -412,14 +419,29 @@ impl Worker {
                 op.step = 1;
                 self.save(op).await?;
             }
-            self.boot(inst).await
+            self.first_boot(op, inst, then_stop).await
         }
         .await;
-        if outcome.is_err() {
+        // A failure past the first boot (the stop) leaves a launched instance.
+        if outcome.is_err() && op.step < 2 {
             self.set_state(&inst.id, InstanceState::LaunchFailed)
                 .await?;
         }
         outcome
+    }
+
+    /// The first boot of a new instance (which lays out its SSH state); with `then_stop`, step
+    /// 2 records it booted, and the instance is then stopped (without a grace period).
+    async fn first_boot(&self, op: &mut Operation, inst: &Instance, then_stop: bool) -> StepResult {
+        if !then_stop {
+            return self.boot(inst).await;
+        }
+        if op.step < 2 {
+            self.boot(inst).await?;
+            op.step = 2;
+            self.save(op).await?;
+        }
+        self.halt(inst, true).await
     }
 
     /// Apply the effective SSH state (making bound keys effective first on ECS, where a start

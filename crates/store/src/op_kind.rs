@@ -15,6 +15,9 @@ enum Stored {
     Create {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_data: Option<String>,
+        /// Left out when false, so a create that does not stop is stored as it always was.
+        #[serde(default, skip_serializing_if = "is_false")]
+        then_stop: bool,
     },
     Start,
     Stop {
@@ -48,6 +51,10 @@ enum Stored {
     },
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 /// What a `bind` recorded before `restart` existed did.
 fn restarted() -> bool {
     true
@@ -56,7 +63,13 @@ fn restarted() -> bool {
 /// Encode an operation kind for the `kind` column.
 pub(crate) fn encode(kind: &OpKind) -> String {
     let stored = match kind.clone() {
-        OpKind::Create { user_data } => Stored::Create { user_data },
+        OpKind::Create {
+            user_data,
+            then_stop,
+        } => Stored::Create {
+            user_data,
+            then_stop,
+        },
         OpKind::Start => Stored::Start,
         OpKind::Stop { force } => Stored::Stop { force },
         OpKind::Reboot { force } => Stored::Reboot { force },
@@ -90,7 +103,13 @@ pub(crate) fn encode(kind: &OpKind) -> String {
 /// Decode a stored operation kind; `None` for one this version does not know.
 pub(crate) fn decode(text: &str) -> Option<OpKind> {
     Some(match serde_json::from_str(text).ok()? {
-        Stored::Create { user_data } => OpKind::Create { user_data },
+        Stored::Create {
+            user_data,
+            then_stop,
+        } => OpKind::Create {
+            user_data,
+            then_stop,
+        },
         Stored::Start => OpKind::Start,
         Stored::Stop { force } => OpKind::Stop { force },
         Stored::Reboot { force } => OpKind::Reboot { force },
@@ -139,11 +158,18 @@ mod tests {
     #[test]
     fn rows_already_written_read_back() {
         let rows = [
-            (r#"{"type":"create"}"#, OpKind::Create { user_data: None }),
+            (
+                r#"{"type":"create"}"#,
+                OpKind::Create {
+                    user_data: None,
+                    then_stop: false,
+                },
+            ),
             (
                 r#"{"type":"create","user_data":"IyEvYmluL3NoCg=="}"#,
                 OpKind::Create {
                     user_data: Some("IyEvYmluL3NoCg==".into()),
+                    then_stop: false,
                 },
             ),
             (r#"{"type":"start"}"#, OpKind::Start),
@@ -173,6 +199,23 @@ mod tests {
             assert_eq!(decode(row), Some(kind.clone()), "{row}");
             assert_eq!(decode(&encode(&kind)), Some(kind), "{row}");
         }
+    }
+
+    /// A create that stops the instance says so; one that does not is stored as before the
+    /// flag existed, so older nodes still read it.
+    #[test]
+    fn create_kinds_round_trip() {
+        let plain = OpKind::Create {
+            user_data: None,
+            then_stop: false,
+        };
+        assert_eq!(encode(&plain), r#"{"type":"create"}"#);
+        let stopped = OpKind::Create {
+            user_data: None,
+            then_stop: true,
+        };
+        assert_eq!(encode(&stopped), r#"{"type":"create","then_stop":true}"#);
+        assert_eq!(decode(&encode(&stopped)), Some(stopped));
     }
 
     #[test]

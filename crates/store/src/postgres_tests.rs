@@ -162,7 +162,10 @@ async fn operations_are_claimed_exactly_once_across_nodes() {
                 new_op(
                     i,
                     "RunInstances",
-                    OpKind::Create { user_data: None },
+                    OpKind::Create {
+                        user_data: None,
+                        then_stop: false,
+                    },
                     None,
                     10,
                 )

@@ -291,14 +291,20 @@ async fn instances(store: &dyn Store) {
         new_op(
             &i1,
             "RunInstances",
-            OpKind::Create { user_data: None },
+            OpKind::Create {
+                user_data: None,
+                then_stop: false,
+            },
             None,
             310,
         ),
         new_op(
             &i2,
             "RunInstances",
-            OpKind::Create { user_data: None },
+            OpKind::Create {
+                user_data: None,
+                then_stop: false,
+            },
             None,
             311,
         ),
@@ -401,7 +407,10 @@ async fn operations(store: &dyn Store) {
         new_op(
             i,
             "RunInstances",
-            OpKind::Create { user_data: None },
+            OpKind::Create {
+                user_data: None,
+                then_stop: false,
+            },
             None,
             at,
         )
@@ -648,7 +657,10 @@ async fn sandbox_affinity(store: &dyn Store) {
         new_op(
             i,
             "RunInstances",
-            OpKind::Create { user_data: None },
+            OpKind::Create {
+                user_data: None,
+                then_stop: false,
+            },
             None,
             at,
         )

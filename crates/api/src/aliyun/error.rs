@@ -294,9 +294,9 @@ pub fn domain_code(e: &DomainError) -> (&'static str, u16) {
         DomainError::ConflictingParameters { .. } => ("InvalidParameter.Conflict", 400),
         DomainError::UnknownFilter { .. } => ("InvalidFilterKey.NotFound", 404),
         // ECS answers an id of the wrong shape as one that does not exist.
-        DomainError::InstanceIdMalformed { .. } | DomainError::InstanceNotFound { .. } => {
-            ("InvalidInstanceId.NotFound", 404)
-        }
+        DomainError::InstanceIdMalformed { .. }
+        | DomainError::InstanceNotFound { .. }
+        | DomainError::InstanceNotInRegion { .. } => ("InvalidInstanceId.NotFound", 404),
         DomainError::InstanceBusy { .. } | DomainError::InstanceStateInvalid { .. } => {
             ("IncorrectInstanceStatus", 403)
         }
@@ -346,7 +346,9 @@ fn domain_message(e: &DomainError) -> String {
             "The specified parameter \"KeyPairNames\" attached to instances can not be deleted."
                 .into()
         }
-        DomainError::InstanceIdMalformed { id } | DomainError::InstanceNotFound { id } => {
+        DomainError::InstanceIdMalformed { id }
+        | DomainError::InstanceNotFound { id }
+        | DomainError::InstanceNotInRegion { id, .. } => {
             format!("The specified InstanceId `{id}` does not exist.")
         }
         DomainError::InstanceBusy {

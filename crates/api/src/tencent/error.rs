@@ -56,6 +56,11 @@ pub trait ProductCodes {
 
     /// The product's code for a domain error.
     fn domain_code(e: &DomainError) -> &'static str;
+
+    /// The product's message for a domain error (see [`domain_message`]).
+    fn domain_message(e: &DomainError) -> String {
+        domain_message(e)
+    }
 }
 
 /// The refusals of a request not routed to a product yet (refused while it is read and
@@ -170,7 +175,7 @@ impl<R: ProductCodes> TcError<R> {
                 format!("The request exceeds the limit of {n} bytes.")
             }
             TcError::Refusal(e) => e.message(),
-            TcError::Domain(e) => domain_message(e),
+            TcError::Domain(e) => R::domain_message(e),
         }
     }
 }

@@ -8,7 +8,6 @@ use super::launch::{check_description, check_host_name, check_name, check_passwo
 use super::{decode_params, Ctx, NS};
 use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::password::ResetRule;
-use keyplane_core::DomainError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -68,18 +67,12 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         return Err(AliError::MissingParameter("InstanceId".into()));
     }
     let ids = [req.instance_id.clone()];
+    let region = req.region_id.as_deref().filter(|r| !r.is_empty());
     let inst = ctx
         .core
-        .get_instances(ctx.account, NS, &ids)
+        .get_instances_in(ctx.account, NS, &ids, region)
         .await?
         .remove(0);
-    if req
-        .region_id
-        .as_deref()
-        .is_some_and(|r| !r.is_empty() && r != inst.region)
-    {
-        return Err(DomainError::InstanceNotFound { id: inst.id }.into());
-    }
     if let Some(n) = req.instance_name.as_deref().filter(|n| !n.is_empty()) {
         check_name(n)?;
     }

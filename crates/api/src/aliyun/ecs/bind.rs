@@ -7,17 +7,15 @@ use super::{decode_params, json_list, key_pair_by_name, Ctx, NS};
 use crate::aliyun::ecs::dto::BindKeyPairRequest;
 use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::binding::{BindChange, BindRule};
-use keyplane_core::instance::OpState;
+use keyplane_core::workflow::Awaited;
 use keyplane_core::DomainError;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// At most this many instances in one call.
 pub const MAX_IDS: usize = 50;
 /// How long the answer waits for the operations it started.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often it looks.
-const SETTLE_POLL: Duration = Duration::from_millis(50);
 
 fn check_ids(raw: &str) -> Result<Vec<String>, AliError> {
     let ids = json_list(raw).map_err(EcsRefusal::BindInstanceIds)?;
@@ -36,35 +34,24 @@ fn check_ids(raw: &str) -> Result<Vec<String>, AliError> {
     Ok(ids)
 }
 
-/// Wait until the operation `request_id` started on `id` is no longer in progress; its
+/// Wait until the operation this request started on `id` is no longer in progress; its
 /// failure, if it failed.
 pub(crate) async fn settle(ctx: &Ctx<'_>, id: &str) -> Result<(), AliError> {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        let inst = match ctx.core.instance_by_id(id).await {
-            Ok(i) => i,
-            // Released meanwhile: nothing is bound to it any more.
-            Err(DomainError::InstanceNotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let ours = inst.latest_operation_request_id.as_deref() == Some(ctx.req.request_id.as_str());
-        match inst.latest_operation_state {
-            Some(OpState::Failed) if ours => {
-                let why = inst.latest_operation_error.unwrap_or_default();
-                return Err(DomainError::Internal(why).into());
-            }
-            Some(OpState::Operating) if ours => {}
-            _ => return Ok(()),
-        }
-        if Instant::now() >= deadline {
-            // Why: the operation is durable and already passed every rule; the worker only
-            // records the binding, so it will succeed. Answering success beats holding the
-            // client past its own timeout.
-            tracing::warn!(instance = %id, "binding still in progress when answering");
-            return Ok(());
-        }
-        tokio::time::sleep(SETTLE_POLL).await;
+    let request_id = ctx.req.request_id.as_str();
+    let awaited = ctx
+        .core
+        .await_operation(id, request_id, SETTLE_TIMEOUT)
+        .await?;
+    if let Some(why) = awaited.failure(request_id) {
+        return Err(DomainError::Internal(why).into());
     }
+    if let Awaited::InProgress(_) = awaited {
+        // Why: the operation is durable and already passed every rule; the worker only
+        // records the binding, so it will succeed. Answering success beats holding the
+        // client past its own timeout.
+        tracing::warn!(instance = %id, "binding still in progress when answering");
+    }
+    Ok(())
 }
 
 fn result_entry(id: &str, outcome: &Result<(), AliError>) -> Value {
@@ -89,13 +76,11 @@ async fn bind(
     let instances = ctx.core.instances_by_ids(ctx.account, NS, &ids).await?;
     let mut outcomes: Vec<(String, Result<(), AliError>)> = Vec::with_capacity(ids.len());
     for id in ids {
-        let outcome = match instances
-            .iter()
-            .find(|i| i.id == id && i.region == req.region_id)
-        {
-            // Instances live in a region: one of another region is not found from this one.
+        let found = instances.iter().find(|i| i.id == id);
+        let outcome = match found.map(|i| i.check_region(Some(&req.region_id))) {
             None => Err(DomainError::InstanceNotFound { id: id.clone() }.into()),
-            Some(_) => ctx
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(())) => ctx
                 .core
                 .submit_bind(
                     ctx.account,

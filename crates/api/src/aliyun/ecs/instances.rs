@@ -180,11 +180,7 @@ async fn lifecycle(
 ) -> Result<Value, AliError> {
     let region = req.region_id.clone().filter(|r| !r.is_empty());
     let plan = |inst: &Instance| {
-        if region.as_ref().is_some_and(|r| *r != inst.region) {
-            return Err(DomainError::InstanceNotFound {
-                id: inst.id.clone(),
-            });
-        }
+        inst.check_region(region.as_deref())?;
         // An operation in progress is the reason, whatever state it leaves the instance in
         // meanwhile (ECS answers both with IncorrectInstanceStatus; the message says which).
         if inst.is_busy() {

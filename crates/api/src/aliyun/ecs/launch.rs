@@ -5,8 +5,8 @@ use super::{decode_params, invalid, key_pair_by_name, page, Ctx, NS};
 use crate::aliyun::ecs::dto::{image_out, DescribeImagesRequest, LaunchRequest};
 use crate::aliyun::error::{AliError, EcsRefusal};
 use keyplane_core::compute::LaunchSpec;
-use keyplane_core::instance::{InstanceState, OpKind, OsType};
-use keyplane_core::{Core, DomainError};
+use keyplane_core::instance::OsType;
+use keyplane_core::DomainError;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 const IMAGE_TIME: i64 = 1_704_067_200;
 /// The special characters the ECS password rule counts.
 const PASSWORD_SPECIALS: &str = "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/";
-/// How long CreateInstance waits for the new instance to be laid out before stopping it.
+/// How long CreateInstance waits for the new instance to be laid out and stopped.
 const CREATE_SETTLE: Duration = Duration::from_secs(60);
 
 /// DescribeImages.
@@ -223,6 +223,7 @@ async fn plan(ctx: &Ctx<'_>, req: &LaunchRequest, count: usize) -> Result<Launch
         ssh_port: ctx.core.ssh_port(),
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         user_data: check_user_data(req.user_data.as_deref())?,
+        then_stop: false,
     })
 }
 
@@ -325,38 +326,11 @@ pub async fn run(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, Al
     Ok(json!({ "InstanceIdSets": { "InstanceIdSet": ids } }))
 }
 
-/// Wait for the create operation, then stop the instance: CreateInstance leaves it Stopped.
-async fn stop_when_created(
-    core: Core,
-    account: keyplane_core::account::Account,
-    id: String,
-    req: keyplane_core::RequestMeta,
-    wake: std::sync::Arc<tokio::sync::Notify>,
-) {
-    loop {
-        match core.instance_by_id(&id).await {
-            Ok(i) if i.is_busy() || i.state == InstanceState::Pending => {}
-            Ok(i) if i.state == InstanceState::Running => break,
-            // Launch failed (it reads as Stopped), or released meanwhile.
-            _ => return,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let stop = core
-        .submit(&account, NS, std::slice::from_ref(&id), &req, |_| {
-            Ok((OpKind::Stop { force: true }, Some(InstanceState::Stopping)))
-        })
-        .await;
-    if let Err(e) = stop {
-        tracing::warn!(instance = %id, error = %e, "cannot stop the instance CreateInstance made");
-    }
-    wake.notify_one();
-}
-
 /// CreateInstance: one instance, left Stopped as ECS leaves it (StartInstance starts it).
 pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
     let req: LaunchRequest = decode_params(params)?;
-    let spec = plan(ctx, &req, 1).await?;
+    let mut spec = plan(ctx, &req, 1).await?;
+    spec.then_stop = true;
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
@@ -367,16 +341,13 @@ pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         .remove(0);
     ctx.wake.notify_one();
     // Why: the sandbox is laid out by booting it once (that is how its SSH state is first
-    // applied), then stopped; the answer waits for that so DescribeInstances never shows a
-    // CreateInstance instance Running. Past the bound the stop still happens, later.
-    let task = tokio::spawn(stop_when_created(
-        ctx.core.clone(),
-        ctx.account.clone(),
-        id.clone(),
-        ctx.req.clone(),
-        ctx.wake.clone(),
-    ));
-    let _ = tokio::time::timeout(CREATE_SETTLE, task).await;
+    // applied), then stopped, in the one create operation; the answer waits for it so
+    // DescribeInstances never shows a CreateInstance instance Running. Past the bound the
+    // operation still goes on, durably. A failed launch reads as Stopped, as before.
+    let _ = ctx
+        .core
+        .await_operation(&id, &ctx.req.request_id, CREATE_SETTLE)
+        .await;
     Ok(json!({ "InstanceId": id }))
 }
 

@@ -102,6 +102,7 @@ pub fn cloudaudit_code(e: &DomainError) -> &'static str {
         | DomainError::FilterLimitExceeded { .. } => "InvalidParameter",
         DomainError::KeyPairNotFound { .. }
         | DomainError::InstanceNotFound { .. }
+        | DomainError::InstanceNotInRegion { .. }
         | DomainError::ImageNotFound { .. } => "ResourceNotFound",
         DomainError::KeyPairNameDuplicate { .. }
         | DomainError::PublicKeyDuplicate { .. }

@@ -10,7 +10,6 @@ use crate::tencent::cvm::error::CvmError;
 use crate::tencent::wire::non_empty;
 use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::keypair::Namespace;
-use keyplane_core::DomainError;
 use serde_json::{json, Value};
 
 const NS: Namespace = Namespace::Cvm;
@@ -24,13 +23,9 @@ async fn bind(
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
     let keys = non_empty(req.key_ids, "KeyIds")?;
     ctx.core.check_key_ids(NS, "KeyIds", &keys, MAX_IDS)?;
-    // Instances live in a region: one of another region is not found from this one.
-    let instances = ctx.core.get_instances(ctx.account, NS, &ids).await?;
-    if let Some(other) = instances.iter().find(|i| i.region != ctx.region) {
-        return Err(CvmError::Domain(DomainError::InstanceNotFound {
-            id: other.id.clone(),
-        }));
-    }
+    ctx.core
+        .get_instances_in(ctx.account, NS, &ids, Some(ctx.region))
+        .await?;
     let rule = BindRule::Cvm {
         force_stop: req.force_stop.unwrap_or(false),
     };

@@ -138,6 +138,17 @@ impl ProductCodes for CvmRefusal {
         }
     }
 
+    fn domain_message(e: &DomainError) -> String {
+        match e {
+            DomainError::InstanceNotInRegion { id, .. } => {
+                crate::tencent::error::domain_message(&DomainError::InstanceNotFound {
+                    id: id.clone(),
+                })
+            }
+            other => crate::tencent::error::domain_message(other),
+        }
+    }
+
     fn domain_code(e: &DomainError) -> &'static str {
         cvm_code(e)
     }
@@ -165,7 +176,10 @@ pub fn cvm_code(e: &DomainError) -> &'static str {
         DomainError::UnknownFilter { .. } => "InvalidFilter",
         DomainError::FilterLimitExceeded { .. } => "InvalidFilterValue.LimitExceeded",
         DomainError::InstanceIdMalformed { .. } => "InvalidInstanceId.Malformed",
-        DomainError::InstanceNotFound { .. } => "InvalidInstanceId.NotFound",
+        // Instances live in a region: one of another region is not found from this one.
+        DomainError::InstanceNotFound { .. } | DomainError::InstanceNotInRegion { .. } => {
+            "InvalidInstanceId.NotFound"
+        }
         DomainError::InstanceBusy { .. } => "OperationDenied.InstanceOperationInProgress",
         DomainError::InstanceStateInvalid { state, .. } => match state {
             InstanceState::Pending => "UnsupportedOperation.InstanceStatePending",

@@ -24,12 +24,6 @@ pub fn check_ids(ctx: &Ctx<'_>, ids: Vec<String>, param: &str) -> Result<Vec<Str
     Ok(ids)
 }
 
-fn not_found(inst: &Instance) -> DomainError {
-    DomainError::InstanceNotFound {
-        id: inst.id.clone(),
-    }
-}
-
 /// The account's instances in the request's region, oldest first: those of `ids` when
 /// given (read by id), else all of them.
 async fn selected(ctx: &Ctx<'_>, ids: Option<&[String]>) -> Result<Vec<Instance>, CvmError> {
@@ -178,9 +172,7 @@ async fn lifecycle(
     let region = ctx.region.to_string();
     ctx.core
         .submit(ctx.account, NS, ids, ctx.req, |inst| {
-            if inst.region != region {
-                return Err(not_found(inst));
-            }
+            inst.check_region(Some(&region))?;
             // A transitional state (PENDING, STOPPING, ...) answers with its own code; a
             // settled one with an operation in progress (a key binding, which may have stopped
             // it for now) is "in progress", whether or not its state would allow the call.

@@ -13,7 +13,6 @@ use crate::tencent::wire::required;
 use keyplane_core::instance::OsType;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::password::ResetRule;
-use keyplane_core::DomainError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -47,12 +46,10 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
         }
         .into()
     })?;
-    let instances = ctx.core.get_instances(ctx.account, NS, &ids).await?;
-    if let Some(other) = instances.iter().find(|i| i.region != ctx.region) {
-        return Err(CvmError::Domain(DomainError::InstanceNotFound {
-            id: other.id.clone(),
-        }));
-    }
+    let instances = ctx
+        .core
+        .get_instances_in(ctx.account, NS, &ids, Some(ctx.region))
+        .await?;
     let user = check_user_name(req.user_name.as_deref(), &instances)?;
     let windows = instances.iter().any(|i| i.os == OsType::Windows);
     check_reset_password(&password, windows, &user)?;

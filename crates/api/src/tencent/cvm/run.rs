@@ -338,6 +338,7 @@ pub async fn run(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
         instance_type,
         ssh_port: ctx.core.ssh_port(),
         user_data: req.user_data.clone(),
+        then_stop: false,
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     };
     let ids = ctx

@@ -144,6 +144,7 @@ pub fn domain_code(e: &DomainError) -> i64 {
         | DomainError::InvalidPassword { .. } => 4000,
         DomainError::KeyPairNotFound { .. }
         | DomainError::InstanceNotFound { .. }
+        | DomainError::InstanceNotInRegion { .. }
         | DomainError::ImageNotFound { .. } => 5000,
         DomainError::KeyPairQuotaExceeded { .. }
         | DomainError::KeyPairInUse { .. }
@@ -176,6 +177,9 @@ fn domain_message(e: &DomainError) -> String {
             "The instance `{id}` is {}; keys can only be bound to or unbound from a shut-down instance.",
             state.as_str()
         ),
+        DomainError::InstanceNotInRegion { id, .. } => {
+            domain_message(&DomainError::InstanceNotFound { id: id.clone() })
+        }
         DomainError::Internal(_) => "An internal error occurred; retry later.".into(),
         other => {
             let mut s = other.to_string();

@@ -247,6 +247,7 @@ pub async fn create(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseErr
     }
     let spec = LaunchSpec {
         user_data: None,
+        then_stop: false,
         namespace: NS,
         region: ctx.region().to_string(),
         zone,

@@ -11,8 +11,6 @@ pub type LighthouseError = TcError<LighthouseRefusal>;
 /// Refusals that are rules of the Lighthouse wire contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LighthouseRefusal {
-    /// The instance exists in the account, but in another region than the request's.
-    InstanceNotInRegion(String),
     /// Key pairs were given for a Windows blueprint or instance.
     WindowsNotSupportKeyPair(String),
     /// No bundle has this id.
@@ -70,7 +68,6 @@ impl ProductCodes for LighthouseRefusal {
 
     fn code(&self) -> &'static str {
         match self {
-            LighthouseRefusal::InstanceNotInRegion(_) => "ResourceNotFound.InstanceNotFound",
             LighthouseRefusal::WindowsNotSupportKeyPair(_) => {
                 "UnsupportedOperation.WindowsNotSupportKeyPair"
             }
@@ -102,9 +99,6 @@ impl ProductCodes for LighthouseRefusal {
 
     fn message(&self) -> String {
         match self {
-            LighthouseRefusal::InstanceNotInRegion(id) => {
-                format!("The instance `{id}` does not exist in this region.")
-            }
             LighthouseRefusal::WindowsNotSupportKeyPair(id) => {
                 format!("`{id}` is a Windows blueprint or instance: SSH key pairs are not available for Windows.")
             }
@@ -182,6 +176,7 @@ pub fn lighthouse_code(e: &DomainError) -> &'static str {
         DomainError::FilterLimitExceeded { .. } => "InvalidParameter.FilterValueLimitExceeded",
         DomainError::InstanceIdMalformed { .. } => "InvalidParameterValue.InstanceIdMalformed",
         DomainError::InstanceNotFound { .. } => "ResourceNotFound.InstanceIdNotFound",
+        DomainError::InstanceNotInRegion { .. } => "ResourceNotFound.InstanceNotFound",
         // Why: Lighthouse lists two codes for an instance whose last operation is not over:
         // OperationDenied.InstanceOperationInProgress and UnsupportedOperation.
         // LatestOperationUnfinished. We answer the first while the instance itself is in a
@@ -230,7 +225,6 @@ mod tests {
     fn every_refusal() -> Vec<LighthouseRefusal> {
         let s = String::from("x");
         vec![
-            LighthouseRefusal::InstanceNotInRegion(s.clone()),
             LighthouseRefusal::WindowsNotSupportKeyPair(s.clone()),
             LighthouseRefusal::BundleNotFound(s.clone()),
             LighthouseRefusal::BundleNotForPlatform {

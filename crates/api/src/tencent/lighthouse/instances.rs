@@ -112,9 +112,9 @@ async fn lifecycle(
     to: InstanceState,
 ) -> Result<Value, LighthouseError> {
     let ids = check_ids(ctx, ids, "InstanceIds")?;
-    for inst in ctx.core.get_instances(ctx.account, NS, &ids).await? {
-        ctx.check_region(&inst)?;
-    }
+    ctx.core
+        .get_instances_in(ctx.account, NS, &ids, ctx.region)
+        .await?;
     ctx.core
         .submit(ctx.account, NS, &ids, ctx.req, |inst| {
             let refuse = |state| DomainError::InstanceStateInvalid {

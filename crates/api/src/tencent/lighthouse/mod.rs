@@ -46,16 +46,6 @@ impl Ctx<'_> {
     pub fn region(&self) -> &str {
         self.region.unwrap_or_default()
     }
-
-    /// Refuse an instance of another region than the request's (when it names one).
-    pub fn check_region(&self, inst: &Instance) -> Result<(), LighthouseError> {
-        match self.region {
-            Some(r) if r != inst.region => {
-                Err(LighthouseRefusal::InstanceNotInRegion(inst.id.clone()).into())
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 /// `InvalidParameter.ParameterConflict`.
@@ -102,10 +92,10 @@ pub async fn settled_instances(
     ctx: &Ctx<'_>,
     ids: &[String],
 ) -> Result<Vec<Instance>, LighthouseError> {
-    let instances = ctx.core.get_instances(ctx.account, NS, ids).await?;
-    for inst in &instances {
-        ctx.check_region(inst)?;
-    }
+    let instances = ctx
+        .core
+        .get_instances_in(ctx.account, NS, ids, ctx.region)
+        .await?;
     if let Some(inst) = instances.iter().find(|i| i.state == InstanceState::Pending) {
         return Err(DomainError::InstanceStateInvalid {
             id: inst.id.clone(),
