@@ -5,10 +5,10 @@
 //! what an API does not define), so the request structs do not deny unknown fields; every
 //! declared field is type-checked.
 
-// Why: a request structure accepts every field the vendor documents, so that an SDK request
-// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
-// are read by nobody.
-#![allow(dead_code)]
+// A request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only. Each
+// structure with fields nobody reads says so with its own `#[expect(dead_code)]`, so that
+// anything else in this module that falls out of use is still reported.
 
 use crate::common::params::{lenient_bool, lenient_i64};
 use keyplane_core::instance::{Image, Instance, InstanceState, OsType};
@@ -31,6 +31,10 @@ pub struct TagIn {
 /// CreateKeyPair and ImportKeyPair (`PublicKeyBody` only on import).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct NewKeyPairRequest {
     /// Region.
     pub region_id: String,
@@ -136,6 +140,10 @@ pub struct DescribeImagesRequest {
 /// RunInstances and CreateInstance (`Amount`/`MinAmount` only on RunInstances).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct LaunchRequest {
     /// Region.
     pub region_id: String,

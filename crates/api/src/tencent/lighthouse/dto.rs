@@ -1,10 +1,10 @@
 //! Lighthouse 2020-03-24 request structures, every documented field declared (field names
 //! exactly as the SDK models); unknown fields are refused with `UnknownParameter`.
 
-// Why: a request structure accepts every field the vendor documents, so that an SDK request
-// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
-// are read by nobody.
-#![allow(dead_code)]
+// A request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only. Each
+// structure with fields nobody reads says so with its own `#[expect(dead_code)]`, so that
+// anything else in this module that falls out of use is still reported.
 
 use crate::common::params::{lenient_bool, lenient_i64};
 use crate::tencent::wire::{Filter, Tag};
@@ -151,6 +151,10 @@ pub struct LoginConfiguration {
 /// `ContainerEnv`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct ContainerEnv {
     /// Variable name.
     pub key: String,
@@ -161,6 +165,10 @@ pub struct ContainerEnv {
 /// `DockerContainerPublishPort`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct DockerContainerPublishPort {
     /// Host port.
     #[serde(default, deserialize_with = "lenient_i64")]
@@ -177,6 +185,10 @@ pub struct DockerContainerPublishPort {
 /// `DockerContainerVolume`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct DockerContainerVolume {
     /// Path in the container.
     pub container_path: String,
@@ -188,6 +200,10 @@ pub struct DockerContainerVolume {
 /// (sandbox instances run no Docker).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct DockerContainerConfiguration {
     /// Image.
     pub container_image: String,
@@ -209,6 +225,10 @@ pub struct DockerContainerConfiguration {
 /// (sandbox instances run no automation agent).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct Command {
     /// Base64 command text.
     pub content: String,
@@ -224,6 +244,10 @@ pub struct Command {
 /// CreateInstances request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct CreateInstancesRequest {
     /// A sandbox bundle (DescribeBundles).
     pub bundle_id: String,

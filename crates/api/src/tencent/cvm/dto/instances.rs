@@ -1,9 +1,9 @@
 //! Wire structures of the CVM instance and image actions.
 
-// Why: a request structure accepts every field the vendor documents, so that an SDK request
-// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
-// are read by nobody.
-#![allow(dead_code)]
+// A request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only. Each
+// structure with fields nobody reads says so with its own `#[expect(dead_code)]`, so that
+// anything else in this module that falls out of use is still reported.
 
 use super::{iso8601, Filter, Tag};
 use crate::common::params::{lenient_bool, lenient_i64};
@@ -97,6 +97,10 @@ pub struct RebootInstancesRequest {
 /// TerminateInstances request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct TerminateInstancesRequest {
     /// At most 100.
     pub instance_ids: Vec<String>,

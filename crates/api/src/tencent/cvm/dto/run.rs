@@ -3,10 +3,10 @@
 //! always is. Structures whose meaning the sandbox has no equivalent for (disks, networks,
 //! billing, placement groups, ...) are accepted and ignored; their doc comments say so.
 
-// Why: a request structure accepts every field the vendor documents, so that an SDK request
-// carrying one is not refused as unknown; the sandbox acts on some of them only, and the rest
-// are read by nobody.
-#![allow(dead_code)]
+// A request structure accepts every field the vendor documents, so that an SDK request
+// carrying one is not refused as unknown; the sandbox acts on some of them only. Each
+// structure with fields nobody reads says so with its own `#[expect(dead_code)]`, so that
+// anything else in this module that falls out of use is still reported.
 
 use super::TagSpecification;
 use crate::common::params::{lenient_bool, lenient_i64};
@@ -15,6 +15,10 @@ use serde::Deserialize;
 /// RunInstances request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct RunInstancesRequest {
     /// `POSTPAID_BY_HOUR` (default). The other documented modes are refused.
     pub instance_charge_type: Option<String>,
@@ -95,6 +99,10 @@ pub struct RunInstancesRequest {
 /// `InstanceChargePrepaid`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct InstanceChargePrepaid {
     /// Months.
     #[serde(default, deserialize_with = "lenient_i64")]
@@ -106,6 +114,10 @@ pub struct InstanceChargePrepaid {
 /// `Placement` (as a request field).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct Placement {
     /// Zone, `<region>-<n>`.
     pub zone: Option<String>,
@@ -127,6 +139,10 @@ pub struct Placement {
 /// `SystemDisk` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct SystemDisk {
     /// Disk type.
     pub disk_type: Option<String>,
@@ -149,6 +165,10 @@ pub struct SystemDisk {
 /// `DataDisk` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct DataDisk {
     /// GiB.
     #[serde(default, deserialize_with = "lenient_i64")]
@@ -182,6 +202,10 @@ pub struct DataDisk {
 /// `VirtualPrivateCloud` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct VirtualPrivateCloud {
     /// VPC.
     pub vpc_id: Option<String>,
@@ -200,6 +224,10 @@ pub struct VirtualPrivateCloud {
 /// `InternetAccessible` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct InternetAccessible {
     /// Network billing.
     pub internet_charge_type: Option<String>,
@@ -250,6 +278,10 @@ impl std::fmt::Debug for LoginSettings {
 /// `EnhancedService` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct EnhancedService {
     /// Cloud security agent.
     pub security_service: Option<ServiceEnabled>,
@@ -262,6 +294,10 @@ pub struct EnhancedService {
 /// `RunSecurityServiceEnabled` / `RunMonitorServiceEnabled` / `RunAutomationServiceEnabled`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct ServiceEnabled {
     /// Enabled.
     #[serde(default, deserialize_with = "lenient_bool")]
@@ -271,6 +307,10 @@ pub struct ServiceEnabled {
 /// `ActionTimer` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct ActionTimer {
     /// Timer action.
     pub timer_action: Option<String>,
@@ -289,6 +329,10 @@ pub struct ActionTimer {
 /// `Externals` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct Externals {
     /// Release the EIP.
     #[serde(default, deserialize_with = "lenient_bool")]
@@ -302,6 +346,10 @@ pub struct Externals {
 /// `StorageBlock` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct StorageBlock {
     /// Type.
     pub r#type: Option<String>,
@@ -316,6 +364,10 @@ pub struct StorageBlock {
 /// `InstanceMarketOptionsRequest` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct InstanceMarketOptionsRequest {
     /// Spot options.
     pub spot_options: Option<SpotMarketOptions>,
@@ -326,6 +378,10 @@ pub struct InstanceMarketOptionsRequest {
 /// `SpotMarketOptions` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct SpotMarketOptions {
     /// Bid.
     pub max_price: Option<String>,
@@ -336,6 +392,10 @@ pub struct SpotMarketOptions {
 /// `Metadata` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct Metadata {
     /// Items.
     pub items: Option<Vec<MetadataItem>>,
@@ -344,6 +404,10 @@ pub struct Metadata {
 /// `MetadataItem` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct MetadataItem {
     /// Key.
     pub key: Option<String>,
@@ -354,6 +418,10 @@ pub struct MetadataItem {
 /// `CpuTopology` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct CpuTopology {
     /// Cores.
     #[serde(default, deserialize_with = "lenient_i64")]
@@ -366,6 +434,10 @@ pub struct CpuTopology {
 /// `LaunchTemplate`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct LaunchTemplate {
     /// `lt-xxxxxxxx`.
     pub launch_template_id: Option<String>,
@@ -377,6 +449,10 @@ pub struct LaunchTemplate {
 /// `NetworkInterfaces` (ignored).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[expect(
+    dead_code,
+    reason = "every documented field is accepted; the sandbox reads only some"
+)]
 pub struct NetworkInterfaces {
     /// Interface type.
     pub interface_type: Option<String>,
