@@ -138,16 +138,12 @@ impl Worker {
         let Ok(host) = self.host() else { return };
         // Only the instances this node's sandbox holds: others live on other nodes.
         let here = host.list().unwrap_or_default();
-        let all = match self.core.store().all_instances().await {
+        let all = match self.core.instances_to_restore().await {
             Ok(a) => a,
             Err(e) => return tracing::warn!(error = %e, "cannot list instances to restore"),
         };
         for inst in all {
-            if inst.host == HostKind::Sandbox
-                && inst.state == InstanceState::Running
-                && !inst.is_busy()
-                && here.contains(&inst.id)
-            {
+            if here.contains(&inst.id) {
                 match self.boot(&inst).await {
                     Ok(()) => tracing::info!(instance = %inst.id, "restored"),
                     Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot restore"),
@@ -179,8 +175,7 @@ impl Worker {
             };
             match self
                 .core
-                .store()
-                .claim_operation_scoped(&self.id, now, now + self.cfg.lease_secs, scope)
+                .claim_operation(&self.id, now, now + self.cfg.lease_secs, scope)
                 .await
             {
                 Ok(Some(op)) => {
@@ -219,7 +214,7 @@ impl Worker {
                 loop {
                     tokio::time::sleep(Duration::from_secs((lease / 3).max(1) as u64)).await;
                     let until = core.now() + lease;
-                    if !matches!(core.store().renew_claim(op_id, &id, until).await, Ok(true)) {
+                    if !matches!(core.renew_claim(op_id, &id, until).await, Ok(true)) {
                         tracing::warn!(operation = op_id, "lost the claim on an operation");
                         return;
                     }
@@ -248,12 +243,7 @@ impl Worker {
             state.as_str(),
             started.elapsed().as_secs_f64(),
         );
-        if let Err(e) = self
-            .core
-            .store()
-            .finish_operation(op.id, state, error)
-            .await
-        {
+        if let Err(e) = self.core.finish_operation(op.id, state, error).await {
             tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
         }
     }
@@ -312,7 +302,6 @@ impl Worker {
                     let keys = next_keys(&inst.key_ids, &add, &remove, replace);
                     op.target_generation = self
                         .core
-                        .store()
                         .set_bindings(&inst.id, &keys, Some(&keys))
                         .await
                         .map_err(text)?;
@@ -323,7 +312,7 @@ impl Worker {
                 let _ = self.ssh_changes.send(inst.id.clone());
                 self.wait_applied(&inst.id, op.target_generation).await
             }
-            OpKind::Terminate => self.core.store().delete_instance(&inst.id).await.map_err(text),
+            OpKind::Terminate => self.core.delete_instance(&inst.id).await.map_err(text),
             OpKind::Create { .. } => Ok(()),
             OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => Err(
                 "an agent-managed host is started and stopped on the host itself, not through the API".into(),
@@ -355,15 +344,11 @@ impl Worker {
     }
 
     async fn set_state(&self, id: &str, state: InstanceState) -> StepResult {
-        self.core
-            .store()
-            .set_instance_state(id, state)
-            .await
-            .map_err(text)
+        self.core.set_instance_state(id, state).await.map_err(text)
     }
 
     async fn save(&self, op: &Operation) -> StepResult {
-        self.core.store().save_progress(op).await.map_err(text)
+        self.core.save_progress(op).await.map_err(text)
     }
 
     async fn create(
@@ -438,11 +423,7 @@ impl Worker {
             self.prepare_images().await?;
         }
         if inst.namespace == Namespace::Ecs {
-            self.core
-                .store()
-                .activate_bindings(&inst.id)
-                .await
-                .map_err(text)?;
+            self.core.activate_bindings(&inst.id).await.map_err(text)?;
         }
         let agent_inside = self.agent_inside();
         if apply_ssh_state && !agent_inside {
@@ -476,11 +457,7 @@ impl Worker {
                 host.destroy(&inst.id).await.map_err(text)?;
             }
         }
-        self.core
-            .store()
-            .delete_instance(&inst.id)
-            .await
-            .map_err(text)
+        self.core.delete_instance(&inst.id).await.map_err(text)
     }
 
     /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied (by the start
@@ -498,7 +475,6 @@ impl Worker {
         if how.deferred {
             // ECS: recorded now, in effect from the next start or reboot.
             self.core
-                .store()
                 .set_bindings(&inst.id, &keys, None)
                 .await
                 .map_err(text)?;
@@ -508,7 +484,6 @@ impl Worker {
         if op.step < 3 {
             op.target_generation = self
                 .core
-                .store()
                 .set_bindings(&inst.id, &keys, Some(&keys))
                 .await
                 .map_err(text)?;

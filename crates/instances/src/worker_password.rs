@@ -37,7 +37,6 @@ impl Worker {
                     .map_err(text)?;
             }
             self.core
-                .store()
                 .set_password_hash(&inst.id, Some(hash))
                 .await
                 .map_err(text)?;
