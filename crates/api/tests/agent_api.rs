@@ -4,6 +4,7 @@
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use keyplane_core::keypair::Namespace;
+use keyplane_core::store::InstanceStore;
 use keyplane_core::Core;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -259,11 +260,7 @@ async fn host_and_key(h: &Harness) -> (String, String, keyplane_core::keypair::K
 async fn host_with_a_bound_key(h: &Harness) -> (String, String) {
     let (id, token, key) = host_and_key(h).await;
     let keys = vec![key.id.clone()];
-    h.core
-        .store()
-        .set_bindings(&id, &keys, Some(&keys))
-        .await
-        .unwrap();
+    h.store.set_bindings(&id, &keys, Some(&keys)).await.unwrap();
     (id, token)
 }
 
@@ -384,11 +381,7 @@ async fn a_long_poll_answers_when_the_state_changes() {
         tokio::task::yield_now().await;
     }
     let keys = vec![key.id.clone()];
-    h.core
-        .store()
-        .set_bindings(&id, &keys, Some(&keys))
-        .await
-        .unwrap();
+    h.store.set_bindings(&id, &keys, Some(&keys)).await.unwrap();
     t.state.ssh_changes.send(id.clone()).unwrap();
     let body = tokio::time::timeout(std::time::Duration::from_secs(30), poll)
         .await

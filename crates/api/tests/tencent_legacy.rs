@@ -11,6 +11,7 @@ use keyplane_core::compute::LaunchSpec;
 use keyplane_core::instance::{InstanceState, OpState};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::service::{Clock, NewKeyPair};
+use keyplane_core::store::InstanceStore;
 use keyplane_core::Core;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,8 @@ struct Harness {
     app: axum::Router,
     clock: Arc<TestClock>,
     core: Core,
+    /// The store under `core`, for moving instances between states as the worker would.
+    store: Arc<keyplane_store::SqliteStore>,
     account: Account,
     nonce: AtomicU64,
 }
@@ -40,6 +43,7 @@ async fn harness() -> Harness {
         app: t.app,
         clock: t.clock,
         core: t.core,
+        store: t.store,
         account: t.account,
         nonce: AtomicU64::new(1000),
     }
@@ -174,7 +178,7 @@ async fn import_key(h: &Harness, account: &Account, seed: u8) -> String {
 
 /// Finish every pending operation, as the worker would.
 async fn finish_operations(h: &Harness) {
-    let store = h.core.store();
+    let store = &h.store;
     while let Some(op) = store.claim_operation("test", NOW, NOW + 60).await.unwrap() {
         store
             .finish_operation(op.id, OpState::Success, None)
@@ -213,7 +217,7 @@ async fn launch(
         .unwrap();
     finish_operations(h).await;
     for id in &ids {
-        h.core.store().set_instance_state(id, state).await.unwrap();
+        h.store.set_instance_state(id, state).await.unwrap();
     }
     ids
 }
@@ -244,7 +248,7 @@ async fn bind_on_stopped_instances_answers_success_and_starts_operations() {
         json!({"code": 0, "message": "", "codeDesc": "Success"})
     );
     for id in &ids {
-        let inst = h.core.store().get_instance(id).await.unwrap().unwrap();
+        let inst = h.store.get_instance(id).await.unwrap().unwrap();
         assert_eq!(inst.latest_operation.as_deref(), Some("BindInstanceKey"));
         assert_eq!(inst.latest_operation_state, Some(OpState::Operating));
         assert!(inst.latest_operation_request_id.is_some());
@@ -276,7 +280,7 @@ async fn unbind_accepts_the_lower_case_spelling_and_a_post_form() {
     call.http = "POST";
     let a = run(&h, call).await;
     assert_eq!(a.code(), 0, "{}", a.body);
-    let inst = h.core.store().get_instance(&ids[0]).await.unwrap().unwrap();
+    let inst = h.store.get_instance(&ids[0]).await.unwrap().unwrap();
     assert_eq!(inst.latest_operation.as_deref(), Some("UnBindInstanceKey"));
     assert_eq!(inst.latest_operation_state, Some(OpState::Operating));
 }
@@ -461,13 +465,7 @@ async fn unknown_keys_and_other_accounts_resources_are_not_found() {
         .await;
         assert_eq!((a.code(), a.desc()), (5000, desc), "{}", a.body);
     }
-    let untouched = h
-        .core
-        .store()
-        .get_instance(&theirs[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let untouched = h.store.get_instance(&theirs[0]).await.unwrap().unwrap();
     assert_ne!(
         untouched.latest_operation.as_deref(),
         Some("BindInstanceKey")
@@ -574,8 +572,7 @@ async fn describe_key_pairs_shows_bindings_shared_with_api_3() {
     .await;
     assert_eq!(a.code(), 0);
     // What the worker does once the agent has applied it.
-    h.core
-        .store()
+    h.store
         .set_bindings(&ids[0], std::slice::from_ref(&key), None)
         .await
         .unwrap();
@@ -590,7 +587,7 @@ async fn describe_key_pairs_shows_bindings_shared_with_api_3() {
     assert_eq!(k["pubkey"], public_key(7).as_str());
     assert_eq!(k["status"], 0);
     assert_eq!(k["bindUnInstanceIds"], json!([ids[0]]));
-    let inst = h.core.store().get_instance(&ids[0]).await.unwrap().unwrap();
+    let inst = h.store.get_instance(&ids[0]).await.unwrap().unwrap();
     assert_eq!(k["bindIps"], json!([inst.private_ip]));
     assert_eq!(k["createTime"], "2026-11-24 09:06:35");
 

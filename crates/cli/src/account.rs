@@ -121,7 +121,6 @@ pub fn run(cmd: AccountCommand) -> Result<()> {
             AccountCommand::List { data } => {
                 let core = open(data).await?;
                 let all = core
-                    .store()
                     .list_accounts()
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;

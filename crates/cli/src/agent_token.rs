@@ -48,8 +48,7 @@ pub fn run(cmd: AgentTokenCommand) -> Result<()> {
                 }
                 let core = open(data).await?;
                 let Some(acct) = core
-                    .store()
-                    .account_by_name(&account)
+                    .account_record_by_name(&account)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                 else {

@@ -239,8 +239,7 @@ pub(crate) async fn instances_by_id(
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let found = core
-            .store()
-            .get_instance(id)
+            .find_instance(id)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .filter(|i| i.account_id == a.id);

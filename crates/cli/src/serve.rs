@@ -532,7 +532,6 @@ async fn bootstrap_admin(
     database: Option<&DatabaseUrl>,
 ) -> Result<()> {
     let accounts = core
-        .store()
         .list_accounts()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

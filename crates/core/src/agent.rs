@@ -87,6 +87,14 @@ impl Core {
             .ok_or_else(|| DomainError::InstanceNotFound { id: id.into() })
     }
 
+    /// An instance by id, whatever its account; `None` when there is none (or no longer).
+    pub async fn find_instance(
+        &self,
+        id: &str,
+    ) -> Result<Option<Instance>, crate::store::StoreError> {
+        self.store().get_instance(id).await
+    }
+
     /// The SSH state `instance` should be in now.
     pub async fn desired_ssh_state(
         &self,

@@ -17,6 +17,7 @@ pub mod instance;
 pub mod keypair;
 pub mod metrics;
 mod nonces;
+pub mod operations;
 pub mod password;
 pub mod query;
 pub mod registration;

@@ -218,6 +218,21 @@ impl Core {
         self.opened(stored.map_err(DomainError::internal)?)
     }
 
+    /// Every account, oldest first, with its secrets left sealed: for listing names and ids,
+    /// never for signing.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, crate::store::StoreError> {
+        self.store().list_accounts().await
+    }
+
+    /// The account named `name`, its secrets left sealed: for its id, name and key ids (no
+    /// master key is needed).
+    pub async fn account_record_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Account>, crate::store::StoreError> {
+        self.store().account_by_name(name).await
+    }
+
     /// Check the master key against the database and seal any secret still stored in clear
     /// (from before secrets were sealed), in one transaction. Run at start, before serving.
     pub async fn prepare_secrets(&self) -> Result<SecretsReport, KeyCheckError> {

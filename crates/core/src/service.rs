@@ -289,8 +289,9 @@ impl Core {
         self.ssh_port
     }
 
-    /// The underlying store.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The underlying store: for core's own rules only (dialects, the worker and the CLI reach
+    /// it through the domain methods).
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

@@ -17,6 +17,10 @@ use tokio::sync::{watch, Notify, Semaphore};
 #[path = "worker_password.rs"]
 mod password;
 
+#[path = "worker_error.rs"]
+mod error;
+pub use error::StepError;
+
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -47,7 +51,7 @@ pub struct Worker {
     ssh_changes: tokio::sync::broadcast::Sender<String>,
 }
 
-type StepResult = Result<(), String>;
+type StepResult = Result<(), StepError>;
 
 /// How long a node without a sandbox leaves a new sandbox launch to nodes that have one.
 const ADOPT_GRACE_SECS: i64 = 3;
@@ -58,10 +62,6 @@ struct BindHow {
     replace: bool,
     deferred: bool,
     restart: bool,
-}
-
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 impl Worker {
@@ -98,10 +98,10 @@ impl Worker {
             .is_ok_and(|h| h.config().guest_agent.is_some())
     }
 
-    fn host(&self) -> Result<&Arc<SandboxHost>, String> {
+    fn host(&self) -> Result<&Arc<SandboxHost>, StepError> {
         self.host
             .as_ref()
-            .map_err(|why| format!("sandbox instances are unavailable on this host: {why}"))
+            .map_err(|why| StepError::NoSandbox(why.clone()))
     }
 
     /// Reports the installed default image's OS name and size to the image calls (the first
@@ -125,10 +125,7 @@ impl Worker {
     async fn prepare_images(&self) -> StepResult {
         let host = self.host()?;
         let cache = crate::ImageCache::new(self.cfg.image_cache.clone());
-        let info = host
-            .ensure_image(crate::DEFAULT_IMAGE, &cache)
-            .await
-            .map_err(text)?;
+        let info = host.ensure_image(crate::DEFAULT_IMAGE, &cache).await?;
         self.report_image(info);
         Ok(())
     }
@@ -138,16 +135,12 @@ impl Worker {
         let Ok(host) = self.host() else { return };
         // Only the instances this node's sandbox holds: others live on other nodes.
         let here = host.list().unwrap_or_default();
-        let all = match self.core.store().all_instances().await {
+        let all = match self.core.instances_to_restore().await {
             Ok(a) => a,
             Err(e) => return tracing::warn!(error = %e, "cannot list instances to restore"),
         };
         for inst in all {
-            if inst.host == HostKind::Sandbox
-                && inst.state == InstanceState::Running
-                && !inst.is_busy()
-                && here.contains(&inst.id)
-            {
+            if here.contains(&inst.id) {
                 match self.boot(&inst).await {
                     Ok(()) => tracing::info!(instance = %inst.id, "restored"),
                     Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot restore"),
@@ -179,8 +172,7 @@ impl Worker {
             };
             match self
                 .core
-                .store()
-                .claim_operation_scoped(&self.id, now, now + self.cfg.lease_secs, scope)
+                .claim_operation(&self.id, now, now + self.cfg.lease_secs, scope)
                 .await
             {
                 Ok(Some(op)) => {
@@ -219,7 +211,7 @@ impl Worker {
                 loop {
                     tokio::time::sleep(Duration::from_secs((lease / 3).max(1) as u64)).await;
                     let until = core.now() + lease;
-                    if !matches!(core.store().renew_claim(op_id, &id, until).await, Ok(true)) {
+                    if !matches!(core.renew_claim(op_id, &id, until).await, Ok(true)) {
                         tracing::warn!(operation = op_id, "lost the claim on an operation");
                         return;
                     }
@@ -229,9 +221,10 @@ impl Worker {
         let started = std::time::Instant::now();
         let outcome = self.execute(&mut op).await;
         renew.abort();
-        let (state, error) = match &outcome {
-            Ok(()) => (OpState::Success, None),
-            Err(e) => (OpState::Failed, Some(e.as_str())),
+        let message = outcome.as_ref().err().map(|e| e.to_string());
+        let (state, error) = match &message {
+            None => (OpState::Success, None),
+            Some(e) => (OpState::Failed, Some(e.as_str())),
         };
         tracing::info!(
             operation = op.id,
@@ -258,7 +251,7 @@ impl Worker {
             Ok(i) => i,
             // Terminated meanwhile: nothing left to do.
             Err(DomainError::InstanceNotFound { .. }) => return Ok(()),
-            Err(e) => return Err(text(e)),
+            Err(e) => return Err(e.into()),
         };
         if inst.host == HostKind::Agent {
             return self.execute_on_agent_host(op, &inst).await;
@@ -308,15 +301,16 @@ impl Worker {
     /// and wait for its report. Power operations belong to the host's owner.
     async fn execute_on_agent_host(&self, op: &mut Operation, inst: &Instance) -> StepResult {
         match op.kind.clone() {
-            OpKind::Bind { add, remove, replace, .. } => {
+            OpKind::Bind {
+                add,
+                remove,
+                replace,
+                ..
+            } => {
                 if op.step < 3 {
                     let keys = next_keys(&inst.key_ids, &add, &remove, replace);
-                    op.target_generation = self
-                        .core
-                        .store()
-                        .set_bindings(&inst.id, &keys, Some(&keys))
-                        .await
-                        .map_err(text)?;
+                    op.target_generation =
+                        self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
                     op.step = 3;
                     self.save(op).await?;
                 }
@@ -324,16 +318,18 @@ impl Worker {
                 let _ = self.ssh_changes.send(inst.id.clone());
                 self.wait_applied(&inst.id, op.target_generation).await
             }
-            OpKind::Terminate => self.core.store().delete_instance(&inst.id).await.map_err(text),
+            OpKind::Terminate => self
+                .core
+                .delete_instance(&inst.id)
+                .await
+                .map_err(StepError::from),
             OpKind::Create { .. } => Ok(()),
-            OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => Err(
-                "an agent-managed host is started and stopped on the host itself, not through the API".into(),
-            ),
+            OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => {
+                Err(StepError::AgentHostPower)
+            }
             // Why: the agent keeps only the SSH state the API decides; the host's own accounts
             // and their passwords belong to its owner.
-            OpKind::ResetPassword { .. } => Err(
-                "an agent-managed host's passwords are set on the host itself, not through the API".into(),
-            ),
+            OpKind::ResetPassword { .. } => Err(StepError::AgentHostPassword),
         }
     }
 
@@ -341,15 +337,16 @@ impl Worker {
     async fn wait_applied(&self, id: &str, generation: i64) -> StepResult {
         let deadline = tokio::time::Instant::now() + self.cfg.apply_timeout;
         loop {
-            let inst = self.core.instance_by_id(id).await.map_err(text)?;
+            let inst = self.core.instance_by_id(id).await?;
             if inst.applied_generation >= generation {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "the host's agent did not report the change applied within {:?} (it reported generation {}, {generation} wanted); is `keyplane agent` running there?",
-                    self.cfg.apply_timeout, inst.applied_generation
-                ));
+                return Err(StepError::AgentHostSilent {
+                    timeout: self.cfg.apply_timeout,
+                    reported: inst.applied_generation,
+                    wanted: generation,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -357,14 +354,13 @@ impl Worker {
 
     async fn set_state(&self, id: &str, state: InstanceState) -> StepResult {
         self.core
-            .store()
             .set_instance_state(id, state)
             .await
-            .map_err(text)
+            .map_err(StepError::from)
     }
 
     async fn save(&self, op: &Operation) -> StepResult {
-        self.core.store().save_progress(op).await.map_err(text)
+        self.core.save_progress(op).await.map_err(StepError::from)
     }
 
     async fn create(
@@ -389,7 +385,7 @@ impl Worker {
                     keyplane_core::compute::instance_resources(inst.namespace, &inst.instance_type);
                 let spec = InstanceSpec {
                     id: inst.id.clone(),
-                    address: inst.private_ip.parse().map_err(text)?,
+                    address: inst.private_ip.parse()?,
                     password: None,
                     password_hash: inst.password_hash.as_ref().map(|h| h.expose().to_string()),
                     // What DescribeInstances reports as HostName, when the sandbox can use it.
@@ -413,9 +409,9 @@ impl Worker {
                             base64::engine::general_purpose::STANDARD.decode(d.trim())
                         })
                         .transpose()
-                        .map_err(|e| format!("the user data is not base64: {e}"))?,
+                        .map_err(StepError::UserData)?,
                 };
-                host.create(spec).await.map_err(text)?;
+                host.create(spec).await?;
                 op.step = 1;
                 self.save(op).await?;
             }
@@ -460,21 +456,17 @@ impl Worker {
             self.prepare_images().await?;
         }
         if inst.namespace == Namespace::Ecs {
-            self.core
-                .store()
-                .activate_bindings(&inst.id)
-                .await
-                .map_err(text)?;
+            self.core.activate_bindings(&inst.id).await?;
         }
         let agent_inside = self.agent_inside();
         if apply_ssh_state && !agent_inside {
             self.apply(&inst.id).await?;
         }
-        host.start(&inst.id).await.map_err(text)?;
+        host.start(&inst.id).await?;
         if apply_ssh_state && agent_inside {
             // The instance's own agent applies the state at boot, before its SSH server starts;
             // should it not have, the host applies it (the files are the same either way).
-            let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
+            let now = self.core.instance_by_id(&inst.id).await?;
             if now.applied_generation < now.desired_generation {
                 tracing::warn!(instance = %inst.id, applied = now.applied_generation,
                     desired = now.desired_generation,
@@ -487,7 +479,7 @@ impl Worker {
 
     async fn halt(&self, inst: &Instance, force: bool) -> StepResult {
         if inst.host == HostKind::Sandbox {
-            self.host()?.stop(&inst.id, force).await.map_err(text)?;
+            self.host()?.stop(&inst.id, force).await?;
         }
         self.set_state(&inst.id, InstanceState::Stopped).await
     }
@@ -495,14 +487,13 @@ impl Worker {
     async fn terminate(&self, inst: &Instance) -> StepResult {
         if inst.host == HostKind::Sandbox {
             if let Ok(host) = self.host() {
-                host.destroy(&inst.id).await.map_err(text)?;
+                host.destroy(&inst.id).await?;
             }
         }
         self.core
-            .store()
             .delete_instance(&inst.id)
             .await
-            .map_err(text)
+            .map_err(StepError::from)
     }
 
     /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied (by the start
@@ -519,21 +510,12 @@ impl Worker {
         let keys = next_keys(&inst.key_ids, add, remove, how.replace);
         if how.deferred {
             // ECS: recorded now, in effect from the next start or reboot.
-            self.core
-                .store()
-                .set_bindings(&inst.id, &keys, None)
-                .await
-                .map_err(text)?;
+            self.core.set_bindings(&inst.id, &keys, None).await?;
             return Ok(());
         }
         self.stop_first(op, inst, true).await?;
         if op.step < 3 {
-            op.target_generation = self
-                .core
-                .store()
-                .set_bindings(&inst.id, &keys, Some(&keys))
-                .await
-                .map_err(text)?;
+            op.target_generation = self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
             op.step = 3;
             self.save(op).await?;
         }
@@ -550,7 +532,7 @@ impl Worker {
             self.save(op).await?;
         }
         if restart {
-            let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
+            let now = self.core.instance_by_id(&inst.id).await?;
             self.boot_with(&now, applied_by_boot).await?;
         }
         Ok(())
@@ -583,30 +565,25 @@ impl Worker {
     /// generation applied; a failed run (an agent killed mid-way, say) is retried, which is safe
     /// because applying the same state twice writes the same files.
     async fn apply(&self, id: &str) -> StepResult {
-        let mut last = String::new();
-        for attempt in 1..=3u64 {
-            match self.apply_once(id).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(instance = %id, attempt, error = %e, "guest agent run failed");
-                    last = e;
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
+        let mut attempt = 1u64;
+        loop {
+            let Err(e) = self.apply_once(id).await else {
+                return Ok(());
+            };
+            tracing::warn!(instance = %id, attempt, error = %e, "guest agent run failed");
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            if attempt == 3 {
+                return Err(e);
             }
+            attempt += 1;
         }
-        Err(last)
     }
 
     async fn apply_once(&self, id: &str) -> StepResult {
         let host = self.host()?;
-        let want = self
-            .core
-            .instance_by_id(id)
-            .await
-            .map_err(text)?
-            .desired_generation;
-        let token = self.core.agent_token(id).await.map_err(text)?;
-        let mut cmd = host.guest_command(id, &self.cfg.agent_exe).map_err(text)?;
+        let want = self.core.instance_by_id(id).await?.desired_generation;
+        let token = self.core.agent_token(id).await?;
+        let mut cmd = host.guest_command(id, &self.cfg.agent_exe)?;
         cmd.args([
             "agent",
             "--once",
@@ -622,27 +599,15 @@ impl Worker {
         .kill_on_drop(true);
         let out = tokio::time::timeout(self.cfg.apply_timeout, cmd.output())
             .await
-            .map_err(|_| {
-                format!(
-                    "the guest agent did not finish within {:?}",
-                    self.cfg.apply_timeout
-                )
-            })?
-            .map_err(|e| format!("cannot run the guest agent: {e}"))?;
+            .map_err(|_| StepError::GuestAgentTimeout(self.cfg.apply_timeout))?
+            .map_err(StepError::GuestAgentSpawn)?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("the guest agent failed: {}", err.trim()));
+            return Err(StepError::GuestAgentFailed(err.trim().to_string()));
         }
-        let applied = self
-            .core
-            .instance_by_id(id)
-            .await
-            .map_err(text)?
-            .applied_generation;
+        let applied = self.core.instance_by_id(id).await?.applied_generation;
         if applied < want {
-            return Err(format!(
-                "the guest agent reported generation {applied}, expected {want}"
-            ));
+            return Err(StepError::GuestAgentBehind { applied, want });
         }
         Ok(())
     }

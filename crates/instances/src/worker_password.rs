@@ -1,6 +1,6 @@
 //! The worker's password resets: the steps of `OpKind::ResetPassword` on one instance.
 
-use super::{text, StepResult, Worker};
+use super::{StepResult, Worker};
 use keyplane_core::instance::{HostKind, Instance, Operation};
 
 /// How a password reset takes effect (the flags of `OpKind::ResetPassword`).
@@ -31,21 +31,14 @@ impl Worker {
             // Both writes replace a value with the same one when repeated, so a crash between
             // them is finished, not doubled, by the next claimant.
             if inst.host == HostKind::Sandbox {
-                self.host()?
-                    .set_password_hash(&inst.id, Some(hash))
-                    .await
-                    .map_err(text)?;
+                self.host()?.set_password_hash(&inst.id, Some(hash)).await?;
             }
-            self.core
-                .store()
-                .set_password_hash(&inst.id, Some(hash))
-                .await
-                .map_err(text)?;
+            self.core.set_password_hash(&inst.id, Some(hash)).await?;
             op.step = 3;
             self.save(op).await?;
         }
         if op.was_running && how.restart {
-            let now = self.core.instance_by_id(&inst.id).await.map_err(text)?;
+            let now = self.core.instance_by_id(&inst.id).await?;
             self.boot(&now).await?;
         }
         Ok(())

@@ -12,7 +12,7 @@ const NEW: &str = "Kp-Reset-0rd";
 
 /// Claim and finish every recorded operation; the kinds of the resets among them.
 async fn reset_kinds(h: &Harness) -> Vec<OpKind> {
-    let store = h.core.store();
+    let store = &h.store;
     let mut kinds = Vec::new();
     while let Some(op) = store.claim_operation("test", NOW, NOW + 60).await.unwrap() {
         if matches!(op.kind, OpKind::ResetPassword { .. }) {

@@ -106,8 +106,7 @@ async fn main() -> Result<()> {
     let core = Core::new(Arc::new(store), Arc::new(SystemClock));
     // Only the account's id is needed: no secret is opened.
     let account = core
-        .store()
-        .account_by_name(creds["account"].as_str().context("account")?)
+        .account_record_by_name(creds["account"].as_str().context("account")?)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .context("no such account")?;
