@@ -2,7 +2,7 @@
 //! durable operations, and the instance changes their steps make. Errors are the store's own,
 //! whose text an operation keeps as its error when a step fails.
 
-use crate::instance::{HostKind, Instance, InstanceState, OpState, Operation};
+use crate::instance::{HostKind, Instance, InstanceState, Operation};
 use crate::store::{Claimable, StoreError};
 use crate::Core;
 
@@ -34,16 +34,6 @@ impl Core {
     /// Record the steps of `op` done so far (and what they remembered).
     pub async fn save_progress(&self, op: &Operation) -> Result<(), StoreError> {
         self.store().save_progress(op).await
-    }
-
-    /// End an operation in `state` (with the error clients are shown, when it failed).
-    pub async fn finish_operation(
-        &self,
-        op_id: i64,
-        state: OpState,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.store().finish_operation(op_id, state, error).await
     }
 
     /// The sandbox instances that were running, with no operation in progress: the ones to

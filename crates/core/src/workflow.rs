@@ -6,6 +6,7 @@
 use crate::error::DomainError;
 use crate::instance::{Instance, OpState};
 use crate::service::Core;
+use crate::store::StoreError;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -52,18 +53,19 @@ impl Awaited {
 }
 
 impl Core {
-    /// Record the end of an operation (mirrored on its instance), and wake whoever waits for
-    /// operations on this node.
+    /// End an operation in `state` (with the error clients are shown, when it failed),
+    /// mirrored on its instance, and wake whoever waits for operations on this node. The
+    /// worker's; the store's error is returned as it is, since its text is recorded.
     pub async fn finish_operation(
         &self,
         op_id: i64,
         state: OpState,
         error: Option<&str>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<(), StoreError> {
         let done = self.store().finish_operation(op_id, state, error).await;
         // Woken even when recording failed: the waiters look at the store themselves.
         self.settled().0.send_modify(|n| *n = n.wrapping_add(1));
-        done.map_err(DomainError::internal)
+        done
     }
 
     /// Wait, at most `timeout`, until the operation that request `request_id` started on
