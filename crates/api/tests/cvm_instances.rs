@@ -149,13 +149,13 @@ fn is_instance_id(id: &str) -> bool {
     })
 }
 
-#[path = "tencent_v3_instances/describe.rs"]
+#[path = "cvm_instances/describe.rs"]
 mod describe;
-#[path = "tencent_v3_instances/lifecycle.rs"]
+#[path = "cvm_instances/lifecycle.rs"]
 mod lifecycle;
-#[path = "tencent_v3_instances/password.rs"]
+#[path = "cvm_instances/password.rs"]
 mod password;
-#[path = "tencent_v3_instances/run.rs"]
+#[path = "cvm_instances/run.rs"]
 mod run;
-#[path = "tencent_v3_instances/state_errors.rs"]
+#[path = "cvm_instances/state_errors.rs"]
 mod state_errors;
