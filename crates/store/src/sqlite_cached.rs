@@ -33,10 +33,7 @@ impl Cached for Connection {
     }
 
     fn step(&self, sql: &str) -> rusqlite::Result<()> {
-        let mut st = self.prepare_cached(sql)?;
-        let mut rows = st.raw_query();
-        while rows.next()?.is_some() {}
-        Ok(())
+        self.prepare_cached(sql)?.execute([]).map(drop)
     }
 }
 
