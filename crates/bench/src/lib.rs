@@ -11,6 +11,22 @@ use std::time::Duration;
 pub mod baseline;
 pub mod load;
 
+/// CPU time process `pid` has used so far (user and system, all threads), in microseconds.
+pub fn cpu_us(pid: u32) -> Result<u64> {
+    use anyhow::Context;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')').context("no command name")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
+    };
+    // In clock ticks (USER_HZ) per second.
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Ok((ticks(11)? + ticks(12)?) * 1_000_000 / hz)
+}
+
 /// Tencent credentials.
 #[derive(Clone)]
 pub struct Cred {

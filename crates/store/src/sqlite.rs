@@ -177,6 +177,48 @@ impl Readers {
     }
 }
 
+/// A reader connection taken from the idle ones under a permit, given back (with the permit)
+/// when dropped, also when the read panics.
+struct Lease<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<'a> Lease<'a> {
+    fn take(
+        readers: &'a Readers,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> StoreResult<Lease<'a>> {
+        let conn = readers
+            .idle
+            .lock()
+            .map_err(|_| backend("reader pool poisoned"))?
+            .pop()
+            .ok_or_else(|| backend("no idle reader under a permit"))?;
+        Ok(Lease {
+            readers,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+
+    fn run<T>(self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        match &self.conn {
+            Some(conn) => f(conn),
+            None => Err(backend("reader lease without a connection")),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.readers.idle.lock()) {
+            idle.push(conn);
+        }
+    }
+}
+
 /// `e` as a [`StoreError`]: a [`stored`] error as it was made, anything else by its message.
 pub(crate) fn backend<E: std::fmt::Display + 'static>(e: E) -> StoreError {
     let any: &dyn std::any::Any = &e;
@@ -270,23 +312,29 @@ impl SqliteStore {
             .acquire_owned()
             .await
             .map_err(backend)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let take = || {
-                readers
-                    .idle
-                    .lock()
-                    .map_err(|_| backend("reader pool poisoned"))
-            };
-            let conn = take()?
-                .pop()
-                .ok_or_else(|| backend("no idle reader under a permit"))?;
-            let result = f(&conn);
-            take()?.push(conn);
-            result
-        })
-        .await
-        .map_err(backend)?
+        tokio::task::spawn_blocking(move || Lease::take(&readers, permit)?.run(f))
+            .await
+            .map_err(backend)?
+    }
+
+    /// Run the read-only `f`, which reads a bounded number of rows (a page, or rows by id or
+    /// name, on indexes), on an idle reader connection right on the calling task's thread:
+    /// handing such a read to a blocking thread and back costs more than the read itself.
+    /// When no reader is idle it waits for one on a blocking thread, as [`Self::read`] does.
+    pub(crate) async fn read_bounded<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let idle = self
+            .readers
+            .as_ref()
+            .and_then(|r| Some((r, r.permits.clone().try_acquire_owned().ok()?)));
+        let Some((readers, permit)) = idle else {
+            return self.read(f).await;
+        };
+        let _timer = self.latency.timer("sqlite", CallKind::Read);
+        Lease::take(readers, permit)?.run(f)
     }
 
     /// Run `f` on the write connection, in the writer's next group transaction (under a
@@ -734,8 +782,10 @@ impl Store for SqliteStore {
         query: &KeyPairQuery,
     ) -> StoreResult<KeyPairPage> {
         let (account_id, query) = (account_id.to_string(), query.clone());
-        self.read(move |c| crate::sqlite_query::query_key_pairs(c, &account_id, namespace, &query))
-            .await
+        self.read_bounded(move |c| {
+            crate::sqlite_query::query_key_pairs(c, &account_id, namespace, &query)
+        })
+        .await
     }
 }
 
@@ -754,6 +804,48 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
         assert!(store.readers.is_some());
         crate::suite::run(Arc::new(store)).await;
+    }
+
+    /// A read that panics, on the caller's thread or on a blocking one, gives its reader
+    /// connection back: afterwards every reader is idle and reads on all of them at once work.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_read_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        let (s1, s2) = (store.clone(), store.clone());
+        let inline = tokio::spawn(async move {
+            s1.read_bounded(|_| -> StoreResult<()> { panic!("inline read") })
+                .await
+        });
+        // On the caller's thread it is the caller's panic.
+        assert!(inline.await.is_err());
+        let blocking = tokio::spawn(async move {
+            s2.read(|_| -> StoreResult<()> { panic!("blocking read") })
+                .await
+        });
+        // On a blocking thread the panic is the read's error.
+        assert!(matches!(blocking.await, Ok(Err(_))));
+        let readers = store.readers.as_ref().unwrap();
+        assert_eq!(readers.idle.lock().unwrap().len(), READERS);
+        assert_eq!(readers.permits.available_permits(), READERS);
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..2 * READERS {
+            let s = store.clone();
+            reads.spawn(async move {
+                let one = |c: &Connection| {
+                    c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                        .map_err(backend)
+                };
+                if i % 2 == 0 {
+                    s.read_bounded(one).await
+                } else {
+                    s.read(one).await
+                }
+            });
+        }
+        for r in reads.join_all().await {
+            assert_eq!(r.unwrap(), 1);
+        }
     }
 
     /// A namespace this version does not know reads back as the same error as on PostgreSQL

@@ -610,8 +610,10 @@ impl InstanceStore for SqliteStore {
         query: &InstanceQuery,
     ) -> StoreResult<InstancePage> {
         let (account_id, query) = (account_id.to_string(), query.clone());
-        self.read(move |c| crate::sqlite_query::query_instances(c, &account_id, namespace, &query))
-            .await
+        self.read_bounded(move |c| {
+            crate::sqlite_query::query_instances(c, &account_id, namespace, &query)
+        })
+        .await
     }
 
     async fn count_instances(&self, account_id: &str, namespace: Namespace) -> StoreResult<usize> {

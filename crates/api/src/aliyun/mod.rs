@@ -86,6 +86,7 @@ impl Dialect for AliyunRpc {
     type Claim = RpcClaim;
     type Request = Authenticated;
     type Error = AliError;
+    type Answer = Value;
     const CREDENTIAL_FIELD: &'static str = "access_key_id";
 
     /// Alibaba Cloud request ids are upper-case UUIDs.

@@ -24,6 +24,7 @@ macro_rules! actions {
 }
 pub(crate) use actions;
 
+pub mod answer;
 pub mod audit;
 pub mod audit_lookup;
 pub mod certs;

@@ -8,7 +8,6 @@ use super::request::{new_request_id, RawRequest};
 use super::server::AppState;
 use axum::response::Response;
 use keyplane_core::account::Account;
-use serde_json::Value;
 use tracing::{info, warn, Instrument};
 
 /// What a request says about itself before it is verified (product, action, credential),
@@ -64,6 +63,8 @@ pub(crate) trait Dialect: Sync {
     type Request: Send;
     /// Everything a request can be refused with.
     type Error: WireError + Send;
+    /// An action's answer fields, as the dialect renders them.
+    type Answer: Send;
 
     /// The span field the credential id is logged under (`secret_id`, `access_key_id`).
     const CREDENTIAL_FIELD: &'static str;
@@ -96,14 +97,14 @@ pub(crate) trait Dialect: Sync {
         state: &AppState,
         req: Self::Request,
         trail: &mut Trail,
-    ) -> Result<Value, Self::Error>;
+    ) -> Result<Self::Answer, Self::Error>;
 
     /// The answer in the dialect's envelope.
     fn render(
         &self,
         request_id: &str,
         claim: &Self::Claim,
-        result: Result<Value, Self::Error>,
+        result: Result<Self::Answer, Self::Error>,
     ) -> Response;
 }
 
@@ -170,7 +171,7 @@ async fn process<D: Dialect>(
     raw: &RawRequest,
     claim: &mut D::Claim,
     trail: &mut Trail,
-) -> Result<Value, D::Error> {
+) -> Result<D::Answer, D::Error> {
     if let Some(limit) = raw.oversized {
         return Err(d.too_large(claim, limit));
     }

@@ -23,6 +23,7 @@ pub mod signature;
 pub mod signing_keys;
 pub mod wire;
 
+use crate::common::answer::Answer;
 use crate::common::audit::Trail;
 use crate::common::request::RawRequest;
 use crate::common::serve::{Claim, Dialect, Signer, WireError};
@@ -35,7 +36,7 @@ use cvm::error::CvmError;
 use error::TcError;
 use lighthouse::error::LighthouseError;
 use router::{CvmAction, Product};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The Tencent API 3.0 dialect (CVM, Lighthouse, CloudAudit).
 pub(crate) struct TencentV3;
@@ -131,6 +132,7 @@ impl Dialect for TencentV3 {
     type Claim = V3Claim;
     type Request = Authenticated;
     type Error = V3Error;
+    type Answer = Answer;
     const CREDENTIAL_FIELD: &'static str = "secret_id";
 
     fn parse(&self, raw: &RawRequest) -> V3Claim {
@@ -173,7 +175,7 @@ impl Dialect for TencentV3 {
         state: &AppState,
         auth: Authenticated,
         trail: &mut Trail,
-    ) -> Result<Value, V3Error> {
+    ) -> Result<Answer, V3Error> {
         dispatch(state, auth, &trail.meta).await
     }
 
@@ -181,7 +183,7 @@ impl Dialect for TencentV3 {
         &self,
         request_id: &str,
         _claim: &V3Claim,
-        result: Result<Value, V3Error>,
+        result: Result<Answer, V3Error>,
     ) -> Response {
         render(request_id, result)
     }
@@ -209,7 +211,7 @@ async fn dispatch(
     state: &AppState,
     auth: Authenticated,
     req: &keyplane_core::RequestMeta,
-) -> Result<Value, V3Error> {
+) -> Result<Answer, V3Error> {
     let Authenticated {
         account,
         product,
@@ -223,15 +225,17 @@ async fn dispatch(
             .map_err(V3Error::Cvm),
         Product::Lighthouse => lighthouse::dispatch(state, &account, &action, region, params, req)
             .await
+            .map(Answer::from)
             .map_err(V3Error::Lighthouse),
         Product::CloudAudit => cloudaudit::dispatch(state, &account, &action, region, params)
             .await
+            .map(Answer::from)
             .map_err(V3Error::CloudAudit),
     }
 }
 
-fn json_response(body: Value) -> Response {
-    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+fn json_response(body: String) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -239,21 +243,24 @@ fn json_response(body: Value) -> Response {
     resp
 }
 
-/// Render a result in the Tencent envelope.
-fn render(request_id: &str, result: Result<Value, V3Error>) -> Response {
-    let body = match result {
-        Ok(mut fields) => {
-            if let Value::Object(map) = &mut fields {
-                map.insert("RequestId".into(), Value::String(request_id.into()));
-            }
-            json!({ "Response": fields })
+/// Render a result in the Tencent envelope: `{"Response": {fields..., "RequestId": id}}`.
+fn render(request_id: &str, result: Result<Answer, V3Error>) -> Response {
+    match result {
+        Ok(fields) => {
+            let mut body = String::with_capacity(fields.as_str().len() + 80);
+            body.push_str(r#"{"Response":"#);
+            fields.write_with("RequestId", request_id, &mut body);
+            body.push('}');
+            json_response(body)
         }
-        Err(e) => json!({
-            "Response": {
-                "Error": { "Code": e.code(), "Message": e.message() },
-                "RequestId": request_id,
-            }
-        }),
-    };
-    json_response(body)
+        Err(e) => json_response(
+            json!({
+                "Response": {
+                    "Error": { "Code": e.code(), "Message": e.message() },
+                    "RequestId": request_id,
+                }
+            })
+            .to_string(),
+        ),
+    }
 }

@@ -8,7 +8,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use keyplane_bench::load::{self, Stats, Until};
-use keyplane_bench::{random_ed25519_line, signed_request, Cred};
+use keyplane_bench::{cpu_us, random_ed25519_line, signed_request, Cred};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,20 +50,6 @@ struct Args {
     /// profile one path.
     #[arg(long)]
     only: Option<String>,
-}
-
-/// CPU time a process has used so far (user and system, all threads), in microseconds.
-fn cpu_us(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
-    let rest = stat.rsplit_once(')').context("no command name")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<u64> {
-        Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
-    };
-    // Linux reports these in USER_HZ, 100 per second.
-    Ok((ticks(11)? + ticks(12)?) * 10_000)
 }
 
 /// CPU time spent and calls served, summed over a scenario's rounds on one side.

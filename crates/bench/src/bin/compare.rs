@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use keyplane_bench::load::{self, Stats, Until};
-use keyplane_bench::{baseline, random_ed25519_line, signed_request, Client, Cred};
+use keyplane_bench::{baseline, cpu_us, random_ed25519_line, signed_request, Client, Cred};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +33,14 @@ struct Args {
     /// Serve the baseline on 127.0.0.1 (a port of its own) instead, printing its address.
     #[arg(long)]
     serve_baseline: bool,
+    /// Keyplane's process id: the CPU time each server spends per call is printed too (a
+    /// steadier figure than calls/s on a busy machine).
+    #[arg(long)]
+    kp_pid: Option<u32>,
+    /// Run only the scenarios whose name contains this text (for example "100 of 500"), to
+    /// profile one path. The 500 key pairs the reads need are imported either way.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// Which server a request is signed for.
@@ -92,6 +100,32 @@ struct Row {
     kp: Stats,
     base: Stats,
     goal: &'static str,
+    /// Server CPU time per call, microseconds: Keyplane's and the baseline's.
+    cpu: Option<(f64, f64)>,
+}
+
+/// Which processes serve: Keyplane's (when known) and the baseline's.
+#[derive(Clone, Copy)]
+struct Pids {
+    kp: Option<u32>,
+    base: Option<u32>,
+}
+
+/// Run `requests` on `addr` with `conns` connections, and the CPU time `pid` spent on them.
+async fn measured(
+    addr: SocketAddr,
+    requests: Vec<Vec<u8>>,
+    conns: usize,
+    until: Until,
+    pid: Option<u32>,
+) -> Result<(Stats, Option<u64>)> {
+    let before = pid.map(cpu_us).transpose()?;
+    let stats = load::run(addr, Arc::new(requests), conns, until).await?;
+    let spent = match (pid, before) {
+        (Some(pid), Some(before)) => Some(cpu_us(pid)?.saturating_sub(before)),
+        _ => None,
+    };
+    Ok((stats, spent))
 }
 
 fn ms(us: f64) -> f64 {
@@ -118,6 +152,19 @@ fn print(rows: &[Row]) {
             r.goal
         );
     }
+    if rows.iter().any(|r| r.cpu.is_some()) {
+        println!();
+        println!(
+            "{:<34} {:>12} {:>12} | {:>7}",
+            "server CPU per call", "kp us", "base us", "cpu x"
+        );
+        for r in rows {
+            if let Some((k, b)) = r.cpu {
+                println!("{:<34} {:>12.1} {:>12.1} | {:>6.1}x", r.name, k, b, k / b);
+            }
+        }
+        println!("cpu x: Keyplane's CPU time per call over the baseline's (lower is better)");
+    }
 }
 
 fn checked(name: &str, s: Stats) -> Result<Stats> {
@@ -137,18 +184,24 @@ fn checked(name: &str, s: Stats) -> Result<Stats> {
 async fn both(
     name: &'static str,
     (kp, base): (Target<'_>, Target<'_>),
+    pids: Pids,
     requests: (Vec<Vec<u8>>, Vec<Vec<u8>>),
     conns: usize,
     until: Until,
     goal: &'static str,
 ) -> Result<Row> {
-    let k = load::run(kp.addr, Arc::new(requests.0), conns, until).await?;
-    let b = load::run(base.addr, Arc::new(requests.1), conns, until).await?;
+    let (k, k_cpu) = measured(kp.addr, requests.0, conns, until, pids.kp).await?;
+    let (b, b_cpu) = measured(base.addr, requests.1, conns, until, pids.base).await?;
+    let per_call = |us: u64, s: &Stats| us as f64 / s.calls.max(1) as f64;
+    let cpu = k_cpu
+        .zip(b_cpu)
+        .map(|(k_us, b_us)| (per_call(k_us, &k), per_call(b_us, &b)));
     Ok(Row {
         name,
         kp: checked(name, k)?,
         base: checked(name, b)?,
         goal,
+        cpu,
     })
 }
 
@@ -190,7 +243,11 @@ async fn main() -> Result<()> {
             16 * args.imports_per_conn
         );
     }
-    let (_child, base_addr) = start_baseline().await?;
+    let (child, base_addr) = start_baseline().await?;
+    let pids = Pids {
+        kp: args.kp_pid,
+        base: child.id(),
+    };
     let kp_addr: SocketAddr = args.endpoint.parse().context("--endpoint")?;
     let (kp_host, base_host) = (args.endpoint.clone(), base_addr.to_string());
     let kp = Target {
@@ -204,6 +261,7 @@ async fn main() -> Result<()> {
     let bc = baseline_cred();
     let secs = Until::Elapsed(Duration::from_secs(args.secs));
     let mut rows = Vec::new();
+    let chosen = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
 
     // 500 key pairs in the reading account, one connection: the durable import at 1 conn.
     let seed: Vec<Vec<u8>> = (0..500)
@@ -214,17 +272,19 @@ async fn main() -> Result<()> {
         })
         .collect();
     let base_seed = imports(base, std::slice::from_ref(&bc), 500, "k");
-    rows.push(
-        both(
-            "ImportKeyPair durable, 1 conn",
-            (kp, base),
-            (seed, base_seed),
-            1,
-            Until::Exhausted,
-            "",
-        )
-        .await?,
-    );
+    let seeded = both(
+        "ImportKeyPair durable, 1 conn",
+        (kp, base),
+        pids,
+        (seed, base_seed),
+        1,
+        Until::Exhausted,
+        "",
+    )
+    .await?;
+    if chosen(seeded.name) {
+        rows.push(seeded);
+    }
 
     // Ten Windows records (no sandbox needed) to describe by id.
     let client = Client {
@@ -250,9 +310,13 @@ async fn main() -> Result<()> {
         ("DescribeKeyPairs by name, 1 conn", 1, "p50 <= 3x"),
         ("DescribeKeyPairs by name, 64 conns", 64, ">= 35%"),
     ] {
+        if !chosen(name) {
+            continue;
+        }
         let row = both(
             name,
             (kp, base),
+            pids,
             (by_name(kp, reader), by_name(base, &bc)),
             conns,
             secs,
@@ -264,48 +328,57 @@ async fn main() -> Result<()> {
         let body = json!({"Offset": 100, "Limit": 100}).to_string();
         vec![signed_request(t.host, c, "DescribeKeyPairs", &body, now())]
     };
-    rows.push(
-        both(
-            "DescribeKeyPairs 100 of 500, 64 conns",
-            (kp, base),
-            (page(kp, reader), page(base, &bc)),
-            64,
-            secs,
-            ">= 10%",
-        )
-        .await?,
-    );
+    if chosen("DescribeKeyPairs 100 of 500, 64 conns") {
+        rows.push(
+            both(
+                "DescribeKeyPairs 100 of 500, 64 conns",
+                (kp, base),
+                pids,
+                (page(kp, reader), page(base, &bc)),
+                64,
+                secs,
+                ">= 10%",
+            )
+            .await?,
+        );
+    }
     let by_id = |t: Target<'_>, c: &Cred| {
         let body = json!({"InstanceIds": [instance]}).to_string();
         vec![signed_request(t.host, c, "DescribeInstances", &body, now())]
     };
-    rows.push(
-        both(
-            "DescribeInstances by id, 64 conns",
-            (kp, base),
-            (by_id(kp, reader), by_id(base, &bc)),
-            64,
-            secs,
-            "",
-        )
-        .await?,
-    );
+    if chosen("DescribeInstances by id, 64 conns") {
+        rows.push(
+            both(
+                "DescribeInstances by id, 64 conns",
+                (kp, base),
+                pids,
+                (by_id(kp, reader), by_id(base, &bc)),
+                64,
+                secs,
+                "",
+            )
+            .await?,
+        );
+    }
 
     let n = 16 * args.imports_per_conn;
-    rows.push(
-        both(
-            "ImportKeyPair durable, 16 conns",
-            (kp, base),
-            (
-                imports(kp, writers, n, "w"),
-                imports(base, std::slice::from_ref(&bc), n, "w"),
-            ),
-            16,
-            Until::Exhausted,
-            ">= ~4,500/s",
-        )
-        .await?,
-    );
+    if chosen("ImportKeyPair durable, 16 conns") {
+        rows.push(
+            both(
+                "ImportKeyPair durable, 16 conns",
+                (kp, base),
+                pids,
+                (
+                    imports(kp, writers, n, "w"),
+                    imports(base, std::slice::from_ref(&bc), n, "w"),
+                ),
+                16,
+                Until::Exhausted,
+                ">= ~4,500/s",
+            )
+            .await?,
+        );
+    }
     print(&rows);
     Ok(())
 }

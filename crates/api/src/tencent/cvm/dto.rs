@@ -117,6 +117,16 @@ pub struct KeyPairOut {
     pub tags: Vec<Tag>,
 }
 
+/// The DescribeKeyPairs answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeKeyPairsOut {
+    /// Matches before paging.
+    pub total_count: usize,
+    /// The page.
+    pub key_pair_set: Vec<KeyPairOut>,
+}
+
 impl KeyPairOut {
     /// The wire form of a stored key pair.
     pub fn from_domain(kp: KeyPair, private_key: Option<String>) -> KeyPairOut {

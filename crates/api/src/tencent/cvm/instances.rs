@@ -3,6 +3,7 @@
 //! asynchronous operation per instance (all or none) that a worker carries out later.
 
 use super::Ctx;
+use crate::common::answer::Answer;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::*;
 use crate::tencent::cvm::error::CvmError;
@@ -102,7 +103,7 @@ fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, CvmError> {
 }
 
 /// DescribeInstances: unknown ids are simply not returned.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Answer, CvmError> {
     let req: DescribeInstancesRequest = decode(params)?;
     let ids = req.instance_ids.filter(|v| !v.is_empty());
     let filters = req.filters.filter(|v| !v.is_empty());
@@ -132,12 +133,15 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
         ..InstanceQuery::default()
     };
     let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
-    let set: Vec<InstanceOut> = found
+    let instance_set = found
         .items
         .into_iter()
         .map(InstanceOut::from_domain)
         .collect();
-    Ok(json!({ "TotalCount": found.total, "InstanceSet": set }))
+    Ok(Answer::of(&DescribeInstancesOut {
+        total_count: found.total,
+        instance_set,
+    }))
 }
 
 /// DescribeInstancesStatus.

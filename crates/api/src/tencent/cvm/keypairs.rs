@@ -2,6 +2,7 @@
 //! ModifyKeyPairAttribute.
 
 use super::Ctx;
+use crate::common::answer::Answer;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::*;
 use crate::tencent::cvm::error::CvmError;
@@ -123,7 +124,7 @@ fn filter_of(f: Filter) -> Result<KeyPairFilter, CvmError> {
 }
 
 /// DescribeKeyPairs.
-pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
+pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Answer, CvmError> {
     let req: DescribeKeyPairsRequest = decode(params)?;
     let ids = req.key_ids.filter(|ids| !ids.is_empty());
     let filters = req.filters.filter(|f| !f.is_empty());
@@ -162,12 +163,15 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
         ..KeyPairQuery::default()
     };
     let page = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
-    let set: Vec<KeyPairOut> = page
+    let key_pair_set = page
         .items
         .into_iter()
         .map(|k| KeyPairOut::from_domain(k, None))
         .collect();
-    Ok(json!({ "TotalCount": page.total, "KeyPairSet": set }))
+    Ok(Answer::of(&DescribeKeyPairsOut {
+        total_count: page.total,
+        key_pair_set,
+    }))
 }
 
 /// DeleteKeyPairs: all or none.

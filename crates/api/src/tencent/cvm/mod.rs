@@ -12,6 +12,7 @@ pub mod run;
 
 use super::router::{CvmAction, Product};
 use super::wire::{check_rate, check_region, unknown_action};
+use crate::common::answer::Answer;
 use crate::common::server::AppState;
 use error::CvmError;
 use keyplane_core::account::Account;
@@ -39,7 +40,7 @@ pub async fn dispatch(
     region: Option<String>,
     params: Value,
     req: &keyplane_core::RequestMeta,
-) -> Result<Value, CvmError> {
+) -> Result<Answer, CvmError> {
     let act = CvmAction::parse(action).ok_or_else(|| unknown_action(Product::Cvm, action))?;
     check_region(region.as_deref(), false)?;
     check_rate(state, account, Product::Cvm, act.name())?;
@@ -49,22 +50,22 @@ pub async fn dispatch(
         region: region.as_deref().unwrap_or_default(),
         req,
     };
-    match act {
-        CvmAction::CreateKeyPair => keypairs::create(&ctx, params).await,
-        CvmAction::ImportKeyPair => keypairs::import(&ctx, params).await,
-        CvmAction::DescribeKeyPairs => keypairs::describe(&ctx, params).await,
-        CvmAction::DeleteKeyPairs => keypairs::delete(&ctx, params).await,
-        CvmAction::ModifyKeyPairAttribute => keypairs::modify(&ctx, params).await,
-        CvmAction::AssociateInstancesKeyPairs => bind::associate(&ctx, params).await,
-        CvmAction::DisassociateInstancesKeyPairs => bind::disassociate(&ctx, params).await,
-        CvmAction::DescribeImages => images::describe(&ctx, params).await,
-        CvmAction::RunInstances => run::run(&ctx, params).await,
-        CvmAction::DescribeInstances => instances::describe(&ctx, params).await,
-        CvmAction::DescribeInstancesStatus => instances::status(&ctx, params).await,
-        CvmAction::StartInstances => instances::start(&ctx, params).await,
-        CvmAction::StopInstances => instances::stop(&ctx, params).await,
-        CvmAction::RebootInstances => instances::reboot(&ctx, params).await,
-        CvmAction::TerminateInstances => instances::terminate(&ctx, params).await,
-        CvmAction::ResetInstancesPassword => password::reset(&ctx, params).await,
-    }
+    Ok(match act {
+        CvmAction::CreateKeyPair => keypairs::create(&ctx, params).await?.into(),
+        CvmAction::ImportKeyPair => keypairs::import(&ctx, params).await?.into(),
+        CvmAction::DescribeKeyPairs => keypairs::describe(&ctx, params).await?,
+        CvmAction::DeleteKeyPairs => keypairs::delete(&ctx, params).await?.into(),
+        CvmAction::ModifyKeyPairAttribute => keypairs::modify(&ctx, params).await?.into(),
+        CvmAction::AssociateInstancesKeyPairs => bind::associate(&ctx, params).await?.into(),
+        CvmAction::DisassociateInstancesKeyPairs => bind::disassociate(&ctx, params).await?.into(),
+        CvmAction::DescribeImages => images::describe(&ctx, params).await?.into(),
+        CvmAction::RunInstances => run::run(&ctx, params).await?.into(),
+        CvmAction::DescribeInstances => instances::describe(&ctx, params).await?,
+        CvmAction::DescribeInstancesStatus => instances::status(&ctx, params).await?.into(),
+        CvmAction::StartInstances => instances::start(&ctx, params).await?.into(),
+        CvmAction::StopInstances => instances::stop(&ctx, params).await?.into(),
+        CvmAction::RebootInstances => instances::reboot(&ctx, params).await?.into(),
+        CvmAction::TerminateInstances => instances::terminate(&ctx, params).await?.into(),
+        CvmAction::ResetInstancesPassword => password::reset(&ctx, params).await?.into(),
+    })
 }

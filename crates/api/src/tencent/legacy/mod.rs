@@ -70,6 +70,7 @@ impl Dialect for Legacy {
     type Claim = Claimed;
     type Request = Authenticated;
     type Error = LegacyError;
+    type Answer = Value;
     const CREDENTIAL_FIELD: &'static str = "secret_id";
 
     fn parse(&self, _raw: &RawRequest) -> Claimed {

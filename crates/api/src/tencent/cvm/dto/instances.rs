@@ -261,6 +261,16 @@ pub struct LoginSettingsOut {
     pub keep_image_login: Option<String>,
 }
 
+/// The DescribeInstances answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeInstancesOut {
+    /// Matches before paging.
+    pub total_count: usize,
+    /// The page.
+    pub instance_set: Vec<InstanceOut>,
+}
+
 /// `Instance` as answered by DescribeInstances.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
