@@ -160,3 +160,5 @@ mod password;
 mod run;
 #[path = "cvm_instances/state_errors.rs"]
 mod state_errors;
+#[path = "cvm_instances/worker.rs"]
+mod worker;

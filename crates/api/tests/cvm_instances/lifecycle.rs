@@ -246,7 +246,10 @@ async fn binding_keys_records_the_operation_and_enforces_the_rules() {
     // All or none: the busy instance fails the batch, the stopped one is untouched.
     let both = json!({"InstanceIds": [stopped, run], "KeyIds": [kb], "ForceStop": true});
     assert_eq!(h.code("AssociateInstancesKeyPairs", both).await, busy);
-    assert_eq!(h.instance(stopped).await["LatestOperation"], "StopInstances");
+    assert_eq!(
+        h.instance(stopped).await["LatestOperation"],
+        "StopInstances"
+    );
     let r = h
         .ok(
             "DisassociateInstancesKeyPairs",

@@ -66,7 +66,9 @@ async fn a_bind_that_stopped_the_instance_is_the_reason_not_the_stop() {
     h.t.wait_settled().await;
     worker.stop().await;
     assert_eq!(h.instance(id).await["LatestOperationState"], "SUCCESS");
-    let (code, message) = h.error("StartInstances", json!({"InstanceIds": [id]})).await;
+    let (code, message) = h
+        .error("StartInstances", json!({"InstanceIds": [id]}))
+        .await;
     assert_eq!(code, "UnsupportedOperation.InstanceStateRunning");
     assert!(message.contains("is running, which"), "{message}");
 }
