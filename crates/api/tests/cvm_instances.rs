@@ -1,6 +1,6 @@
 //! In-process tests of the CVM instance, image and key-binding actions on the router: every
-//! action's happy path at the record level (the operation a worker would carry out later),
-//! and every refusal with its exact code.
+//! action's happy path (the operation it records, carried out by the real worker over an
+//! in-memory instance driver), and every refusal with its exact code.
 #![recursion_limit = "256"]
 
 use axum::body::{to_bytes, Body};

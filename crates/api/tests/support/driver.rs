@@ -104,7 +104,8 @@ pub struct Machine {
 struct Inner {
     machines: BTreeMap<String, Machine>,
     calls: Vec<Call>,
-    failures: HashMap<Step, String>,
+    /// Injected failures: of one instance's calls, or (`None`) of every instance's.
+    failures: HashMap<(Step, Option<String>), String>,
 }
 
 /// The in-memory driver.
@@ -143,12 +144,21 @@ impl FakeDriver {
 
     /// Make every later call of `step` fail with `detail` (until [`FakeDriver::heal`]).
     pub fn fail(&self, step: Step, detail: &str) {
-        self.lock().failures.insert(step, detail.to_string());
+        self.lock()
+            .failures
+            .insert((step, None), detail.to_string());
     }
 
-    /// Let `step` succeed again.
+    /// Make every later call of `step` on instance `id` fail with `detail`.
+    pub fn fail_for(&self, step: Step, id: &str, detail: &str) {
+        self.lock()
+            .failures
+            .insert((step, Some(id.to_string())), detail.to_string());
+    }
+
+    /// Let `step` succeed again, on every instance.
     pub fn heal(&self, step: Step) {
-        self.lock().failures.remove(&step);
+        self.lock().failures.retain(|(s, _), _| *s != step);
     }
 
     /// Make every later call of `step` wait (before doing anything) until
@@ -166,11 +176,16 @@ impl FakeDriver {
         });
     }
 
-    /// Wait while `step` is held, then answer its injected failure, if any.
-    async fn enter(&self, step: Step) -> Option<String> {
+    /// Wait while `step` is held, then answer its injected failure on `id`, if any.
+    async fn enter(&self, step: Step, id: &str) -> Option<String> {
         let mut held = self.held.subscribe();
         held.wait_for(|h| !h.contains(&step)).await.unwrap();
-        self.lock().failures.get(&step).cloned()
+        let inner = self.lock();
+        inner
+            .failures
+            .get(&(step, Some(id.to_string())))
+            .or_else(|| inner.failures.get(&(step, None)))
+            .cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -257,7 +272,7 @@ impl InstanceDriver for FakeDriver {
     }
 
     async fn create(&self, spec: InstanceSpec) -> Result<()> {
-        if let Some(detail) = self.enter(Step::Create).await {
+        if let Some(detail) = self.enter(Step::Create, &spec.id).await {
             return Err(injected(Step::Create, &spec.id, detail));
         }
         let mut inner = self.lock();
@@ -273,14 +288,14 @@ impl InstanceDriver for FakeDriver {
     }
 
     async fn start(&self, id: &str) -> Result<()> {
-        if let Some(detail) = self.enter(Step::Start).await {
+        if let Some(detail) = self.enter(Step::Start, id).await {
             return Err(injected(Step::Start, id, detail));
         }
         self.on_machine(id, Call::Start(id.into()), |m| m.running = true)
     }
 
     async fn stop(&self, id: &str, force: bool) -> Result<()> {
-        if let Some(detail) = self.enter(Step::Stop).await {
+        if let Some(detail) = self.enter(Step::Stop, id).await {
             return Err(injected(Step::Stop, id, detail));
         }
         let call = Call::Stop {
@@ -291,7 +306,7 @@ impl InstanceDriver for FakeDriver {
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
-        if let Some(detail) = self.enter(Step::Destroy).await {
+        if let Some(detail) = self.enter(Step::Destroy, id).await {
             return Err(injected(Step::Destroy, id, detail));
         }
         let mut inner = self.lock();
@@ -301,7 +316,7 @@ impl InstanceDriver for FakeDriver {
     }
 
     async fn set_password_hash(&self, id: &str, hash: Option<&str>) -> Result<()> {
-        if let Some(detail) = self.enter(Step::SetPassword).await {
+        if let Some(detail) = self.enter(Step::SetPassword, id).await {
             return Err(injected(Step::SetPassword, id, detail));
         }
         let hash = hash.map(str::to_string);
@@ -316,7 +331,7 @@ impl InstanceDriver for FakeDriver {
         if self.machine(id).is_none() {
             return Err(Error::NotFound(id.to_string()).into());
         }
-        if let Some(detail) = self.enter(Step::Apply).await {
+        if let Some(detail) = self.enter(Step::Apply, id).await {
             return Err(StepError::GuestAgentFailed(detail));
         }
         let desired = self.agent_call(id, run.token, "ssh-state", None).await;
