@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[allow(unused_imports)]
 pub use driver::{Call, FakeDriver, Step};
 
 /// What the test servers' sandbox host can give one instance: 16 CPUs, 64 GiB.
