@@ -1,7 +1,7 @@
-//! ModifyInstanceAttribute with a stand-in worker: `Password` becomes a deferred operation
-//! holding a crypt hash (in effect from the next start or reboot), `InstanceName` renames, the
-//! other documented attributes are checked by their rules and refused by name, and bad input
-//! gets ECS's codes.
+//! ModifyInstanceAttribute, carried out by the real worker: `Password` becomes a deferred
+//! operation holding a crypt hash (in effect from the next start or reboot), `InstanceName`
+//! renames, the other documented attributes are checked by their rules and refused by name,
+//! and bad input gets ECS's codes.
 
 use super::support::Step;
 use super::{harness, rpc, send, spawn_worker, Answer, Harness, REGION};
