@@ -1,7 +1,7 @@
 //! The operation worker: claims durable operations and carries them out on sandbox instances
-//! through the [`InstanceDriver`] (or on records, for Windows). Every operation is a sequence of idempotent steps whose
-//! progress is saved, so a worker that dies mid-way leaves the rest to the next claimant and
-//! nothing is applied twice.
+//! through the [`InstanceDriver`] (or on records, for Windows). Every operation is a sequence
+//! of idempotent steps whose progress is saved, so a worker that dies mid-way leaves the rest
+//! to the next claimant and nothing is applied twice.
 
 use crate::driver::{Driver, GuestAgentRun, InstanceDriver};
 use crate::InstanceSpec;

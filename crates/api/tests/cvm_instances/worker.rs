@@ -17,11 +17,22 @@ async fn a_launch_lays_out_and_boots_the_instance() {
     );
     h.settle(&[(id, InstanceState::Running)]).await;
     let calls = h.t.driver.take_calls();
-    assert!(
-        matches!(&calls[..], [Call::Create { id: c, hostname, .. }, Call::Apply { keys, .. }, Call::Start(s)]
-            if c == id && hostname == "web-1" && keys.is_empty() && s == id),
-        "{calls:?}"
-    );
+    let [Call::Create {
+        id: created,
+        hostname,
+        ..
+    }, apply, start] = &calls[..]
+    else {
+        panic!("{calls:?}")
+    };
+    assert_eq!((created.as_str(), hostname.as_str()), (id, "web-1"));
+    // The SSH state (no key, password login on) is laid out before the first start.
+    let applied = Call::Apply {
+        id: id.into(),
+        keys: vec![],
+        password_authentication: true,
+    };
+    assert_eq!((apply, start), (&applied, &Call::Start(id.into())));
     assert!(h.t.driver.machine(id).unwrap().running);
     let i = h.instance(id).await;
     assert_eq!(i["InstanceState"], "RUNNING");
