@@ -181,3 +181,28 @@ async fn a_bind_whose_keys_cannot_be_written_fails() {
     assert_eq!(h.t.driver.take_calls(), []);
     assert!(h.t.driver.machine(id).unwrap().keys.is_empty());
 }
+
+#[tokio::test]
+async fn a_restarted_server_boots_again_what_was_running() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (running, stopped) = (ids[0].as_str(), ids[1].as_str());
+    h.stopped(&[stopped]).await;
+    h.t.driver.take_calls();
+    h.t.driver.power_loss();
+    h.t.worker.restore().await;
+    // Only the instance that was running starts, its SSH state laid out first.
+    let want = [
+        Call::Apply {
+            id: running.into(),
+            keys: vec![],
+            password_authentication: true,
+        },
+        Call::Start(running.into()),
+    ];
+    assert_eq!(h.t.driver.take_calls(), want);
+    assert!(h.t.driver.machine(running).unwrap().running);
+    assert!(!h.t.driver.machine(stopped).unwrap().running);
+    assert_eq!(h.instance(running).await["InstanceState"], "RUNNING");
+}

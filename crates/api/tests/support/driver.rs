@@ -142,6 +142,14 @@ impl FakeDriver {
         self.lock().machines.get(id).cloned()
     }
 
+    /// Every machine stops at once, without any call (the host lost power); nothing else of
+    /// them is lost.
+    pub fn power_loss(&self) {
+        for m in self.lock().machines.values_mut() {
+            m.running = false;
+        }
+    }
+
     /// Make every later call of `step` fail with `detail` (until [`FakeDriver::heal`]).
     pub fn fail(&self, step: Step, detail: &str) {
         self.lock()
