@@ -1,7 +1,8 @@
 //! In-process tests of the Alibaba Cloud ECS dialect on the router: every captured request of
 //! the official clients replayed byte for byte, the protocol's refusals (changed bytes, reused
 //! nonces, the clock window, STS tokens, unknown keys, versions and actions, throttling), the
-//! error envelope in JSON and XML, and (in the submodules) every action with a stand-in worker.
+//! error envelope in JSON and XML, and (in the submodules) every action, carried out by the
+//! real operation worker over an in-memory instance driver.
 #![recursion_limit = "256"]
 
 #[path = "aliyun_rpc/attribute.rs"]
@@ -22,10 +23,7 @@ use keyplane_api::signature::aliyun::{
     rpc_string_to_sign, sha256_hex,
 };
 use keyplane_core::account::{Account, Secret};
-use keyplane_core::binding::next_keys;
-use keyplane_core::instance::{InstanceState, OpKind, OpState};
 use keyplane_core::service::Clock;
-use keyplane_core::store::InstanceStore;
 use keyplane_store::SqliteStore;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +43,7 @@ pub struct Harness {
     pub app: axum::Router,
     pub clock: Arc<TestClock>,
     pub store: Arc<SqliteStore>,
+    pub t: support::TestServer,
 }
 
 pub async fn harness(rate_limit: u32) -> Harness {
@@ -53,68 +52,16 @@ pub async fn harness(rate_limit: u32) -> Harness {
     a.access_key_secret = Secret::new(SECRET);
     let t = support::server(a, CAPTURE_TIME, rate_limit).await;
     Harness {
-        app: t.app,
-        clock: t.clock,
-        store: t.store,
+        app: t.app.clone(),
+        clock: t.clock.clone(),
+        store: t.store.clone(),
+        t,
     }
 }
 
-/// A stand-in for the operation worker: carries out every operation at the record level (no
-/// sandbox), activating ECS bindings at boot as the real worker does.
-pub fn spawn_worker(store: Arc<SqliteStore>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let op = store
-                .claim_operation("test", CAPTURE_TIME, CAPTURE_TIME + 60)
-                .await
-                .unwrap();
-            let Some(op) = op else {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                continue;
-            };
-            let id = op.instance_id.clone();
-            let inst = store.get_instance(&id).await.unwrap().unwrap();
-            let boot = |s: Arc<SqliteStore>, id: String| async move {
-                s.activate_bindings(&id).await.unwrap();
-                s.set_instance_state(&id, InstanceState::Running)
-                    .await
-                    .unwrap();
-            };
-            match &op.kind {
-                OpKind::Create {
-                    then_stop: true, ..
-                } => store
-                    .set_instance_state(&id, InstanceState::Stopped)
-                    .await
-                    .unwrap(),
-                OpKind::Create { .. } | OpKind::Start | OpKind::Reboot { .. } => {
-                    boot(store.clone(), id.clone()).await
-                }
-                OpKind::Stop { .. } => store
-                    .set_instance_state(&id, InstanceState::Stopped)
-                    .await
-                    .unwrap(),
-                OpKind::Terminate => store.delete_instance(&id).await.unwrap(),
-                OpKind::Bind {
-                    add,
-                    remove,
-                    replace,
-                    deferred,
-                    ..
-                } => {
-                    let keys = next_keys(&inst.key_ids, add, remove, *replace);
-                    let effective = if *deferred { None } else { Some(&keys[..]) };
-                    store.set_bindings(&id, &keys, effective).await.unwrap();
-                }
-                OpKind::ResetPassword { password_hash, .. } => store
-                    .set_password_hash(&id, Some(password_hash.expose()))
-                    .await
-                    .unwrap(),
-            }
-            // A released instance may take its operations with it; that is fine here.
-            let _ = store.finish_operation(op.id, OpState::Success, None).await;
-        }
-    })
+/// The server's operation worker, running until the answer is dropped.
+pub fn spawn_worker(h: &Harness) -> support::WorkerRun {
+    h.t.spawn_worker()
 }
 
 pub struct Answer {

@@ -1,11 +1,11 @@
 //! In-process tests of the CVM instance, image and key-binding actions on the router: every
-//! action's happy path at the record level (the operation a worker would carry out later),
-//! and every refusal with its exact code.
+//! action's happy path (the operation it records, carried out by the real worker over an
+//! in-memory instance driver), and every refusal with its exact code.
 #![recursion_limit = "256"]
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_core::instance::{InstanceState, OpState};
+use keyplane_core::instance::InstanceState;
 use keyplane_core::store::InstanceStore;
 use keyplane_store::SqliteStore;
 use serde_json::{json, Value};
@@ -28,13 +28,15 @@ mod support;
 struct H {
     app: axum::Router,
     store: Arc<SqliteStore>,
+    t: support::TestServer,
 }
 
 async fn harness() -> H {
     let t = support::server(support::account("instances", SECRET_ID, SECRET_KEY), NOW, 0).await;
     H {
-        app: t.app,
-        store: t.store,
+        app: t.app.clone(),
+        store: t.store.clone(),
+        t,
     }
 }
 
@@ -110,22 +112,21 @@ impl H {
         r["InstanceSet"][0].clone()
     }
 
-    /// Finish every recorded operation (as the worker would), then set these states.
+    /// Let the worker carry out every recorded operation, then check that the instances are
+    /// in these states.
     async fn settle(&self, states: &[(&str, InstanceState)]) {
-        while let Some(op) = self
-            .store
-            .claim_operation("test", NOW, NOW + 60)
-            .await
-            .unwrap()
-        {
-            self.store
-                .finish_operation(op.id, OpState::Success, None)
-                .await
-                .unwrap();
-        }
+        self.t.settle().await;
         for (id, state) in states {
-            self.store.set_instance_state(id, *state).await.unwrap();
+            let inst = self.store.get_instance(id).await.unwrap();
+            assert_eq!(inst.map(|i| i.state), Some(*state), "{id}");
         }
+    }
+
+    /// Stop these instances through the API, and settle.
+    async fn stopped(&self, ids: &[&str]) {
+        self.ok("StopInstances", json!({"InstanceIds": ids})).await;
+        let states: Vec<_> = ids.iter().map(|id| (*id, InstanceState::Stopped)).collect();
+        self.settle(&states).await;
     }
 }
 
@@ -159,3 +160,5 @@ mod password;
 mod run;
 #[path = "cvm_instances/state_errors.rs"]
 mod state_errors;
+#[path = "cvm_instances/worker.rs"]
+mod worker;

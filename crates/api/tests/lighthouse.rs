@@ -1,12 +1,12 @@
 //! In-process tests of the Lighthouse 2020-03-24 dialect on the router: the captured requests
 //! of the official clients, the key-pair family, the catalog, CreateInstances and the
-//! instance calls at the record level (the operation a worker would carry out later), and
-//! every refusal with its exact Lighthouse code.
+//! instance calls (the operations they record, carried out by the real worker over an
+//! in-memory instance driver), and every refusal with its exact Lighthouse code.
 #![recursion_limit = "256"]
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
-use keyplane_core::instance::{InstanceState, OpKind, OpState};
+use keyplane_core::instance::InstanceState;
 use keyplane_core::store::InstanceStore;
 use keyplane_store::SqliteStore;
 use serde_json::{json, Value};
@@ -29,12 +29,13 @@ const BUNDLE: &str = "bundle_kp_gen_02";
 const PASSWORD: &str = "Kp-Passw0rd!";
 
 mod support;
-use support::TestClock;
+use support::{Call, Step, TestClock};
 
 struct H {
     app: axum::Router,
     store: Arc<SqliteStore>,
     clock: Arc<TestClock>,
+    t: support::TestServer,
 }
 
 async fn harness_with(rate_limit: u32) -> H {
@@ -45,9 +46,10 @@ async fn harness_with(rate_limit: u32) -> H {
     )
     .await;
     H {
-        app: t.app,
-        store: t.store,
-        clock: t.clock,
+        app: t.app.clone(),
+        store: t.store.clone(),
+        clock: t.clock.clone(),
+        t,
     }
 }
 
@@ -152,35 +154,55 @@ impl H {
         self.clock.advance(secs);
     }
 
-    /// Finish every recorded operation (as the worker would), then set these states; the
-    /// finished operations are returned.
-    async fn settle(&self, states: &[(&str, InstanceState)]) -> Vec<OpKind> {
-        let mut done = Vec::new();
-        while let Some(op) = self
-            .store
-            .claim_operation("test", NOW + 3600, NOW + 7200)
-            .await
-            .unwrap()
-        {
-            self.store
-                .finish_operation(op.id, OpState::Success, None)
-                .await
-                .unwrap();
-            done.push(op.kind);
-        }
+    /// Let the worker carry out every recorded operation, then check that the instances are
+    /// in these states; what the worker asked of the instance driver meanwhile is returned.
+    async fn settle(&self, states: &[(&str, InstanceState)]) -> Vec<Call> {
+        self.t.settle().await;
         for (id, state) in states {
-            self.store.set_instance_state(id, *state).await.unwrap();
+            let inst = self.store.get_instance(id).await.unwrap();
+            assert_eq!(inst.map(|i| i.state), Some(*state), "{id}");
         }
-        done
+        self.t.driver.take_calls()
     }
 
-    /// Bind keys as a finished worker would have.
-    async fn bound(&self, id: &str, keys: &[&str]) {
-        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        self.store
-            .set_bindings(id, &keys, Some(&keys))
-            .await
-            .unwrap();
+    /// Stop these instances through the API, and settle.
+    async fn stopped(&self, ids: &[&str]) {
+        self.ok("StopInstances", json!({"InstanceIds": ids})).await;
+        let states: Vec<_> = ids.iter().map(|id| (*id, InstanceState::Stopped)).collect();
+        self.settle(&states).await;
+    }
+
+    /// Start these instances through the API, and settle.
+    async fn started(&self, ids: &[&str]) {
+        self.ok("StartInstances", json!({"InstanceIds": ids})).await;
+        let states: Vec<_> = ids.iter().map(|id| (*id, InstanceState::Running)).collect();
+        self.settle(&states).await;
+    }
+}
+
+/// What the driver was asked about `id` among `calls`.
+fn calls_of(calls: &[Call], id: &str) -> Vec<Call> {
+    calls
+        .iter()
+        .filter(|c| c.instance() == id)
+        .cloned()
+        .collect()
+}
+
+/// The driver writing `keys` into `id`'s SSH state.
+fn apply(id: &str, keys: &[&str], password_authentication: bool) -> Call {
+    Call::Apply {
+        id: id.into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        password_authentication,
+    }
+}
+
+/// The driver stopping `id`.
+fn stop(id: &str, force: bool) -> Call {
+    Call::Stop {
+        id: id.into(),
+        force,
     }
 }
 

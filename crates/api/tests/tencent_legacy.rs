@@ -1,6 +1,7 @@
 //! In-process tests of the Tencent CVM legacy v2 dialect (`/v2/index.php`) on the router:
-//! requests signed here with the library's v1 functions, instances created through the core
-//! and moved between states through the store.
+//! requests signed here with the library's v1 functions, instances created and stopped
+//! through the core and carried through their operations by the real worker over an
+//! in-memory instance driver.
 
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
@@ -8,7 +9,7 @@ use base64::Engine;
 use keyplane_api::signature::tencent::{v1_signature, v1_string_to_sign, V1Method};
 use keyplane_core::account::Account;
 use keyplane_core::compute::LaunchSpec;
-use keyplane_core::instance::{InstanceState, OpState};
+use keyplane_core::instance::{InstanceState, OpKind, OpState};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::service::{Clock, NewKeyPair};
 use keyplane_core::store::InstanceStore;
@@ -31,21 +32,23 @@ struct Harness {
     app: axum::Router,
     clock: Arc<TestClock>,
     core: Core,
-    /// The store under `core`, for moving instances between states as the worker would.
+    /// The store under `core`.
     store: Arc<keyplane_store::SqliteStore>,
     account: Account,
     nonce: AtomicU64,
+    t: support::TestServer,
 }
 
 async fn harness() -> Harness {
     let t = support::server(support::account("legacy", SECRET_ID, SECRET_KEY), NOW, 10).await;
     Harness {
-        app: t.app,
-        clock: t.clock,
-        core: t.core,
-        store: t.store,
-        account: t.account,
+        app: t.app.clone(),
+        clock: t.clock.clone(),
+        core: t.core.clone(),
+        store: t.store.clone(),
+        account: t.account.clone(),
         nonce: AtomicU64::new(1000),
+        t,
     }
 }
 
@@ -176,18 +179,13 @@ async fn import_key(h: &Harness, account: &Account, seed: u8) -> String {
         .id
 }
 
-/// Finish every pending operation, as the worker would.
+/// Let the worker carry out every pending operation.
 async fn finish_operations(h: &Harness) {
-    let store = &h.store;
-    while let Some(op) = store.claim_operation("test", NOW, NOW + 60).await.unwrap() {
-        store
-            .finish_operation(op.id, OpState::Success, None)
-            .await
-            .unwrap();
-    }
+    h.t.settle().await;
 }
 
-/// Launch `n` instances of `image` for `account`, finish their creation, put them in `state`.
+/// Launch `n` instances of `image` for `account`, let the worker create them, and stop them
+/// (with a stop operation, as StopInstances records it) when `state` is STOPPED.
 async fn launch(
     h: &Harness,
     account: &Account,
@@ -216,8 +214,22 @@ async fn launch(
         .await
         .unwrap();
     finish_operations(h).await;
+    if state == InstanceState::Stopped {
+        let req = keyplane_core::RequestMeta {
+            action: "StopInstances".into(),
+            request_id: format!("stop-{}", ids[0]),
+            ..keyplane_core::RequestMeta::default()
+        };
+        let stop = |_: &_| Ok((OpKind::Stop { force: true }, Some(InstanceState::Stopping)));
+        h.core
+            .submit(account, Namespace::Cvm, &ids, &req, stop)
+            .await
+            .unwrap();
+        finish_operations(h).await;
+    }
     for id in &ids {
-        h.store.set_instance_state(id, state).await.unwrap();
+        let inst = h.store.get_instance(id).await.unwrap().unwrap();
+        assert_eq!(inst.state, state, "{id}");
     }
     ids
 }
@@ -571,12 +583,12 @@ async fn describe_key_pairs_shows_bindings_shared_with_api_3() {
     )
     .await;
     assert_eq!(a.code(), 0);
-    // What the worker does once the agent has applied it.
-    h.store
-        .set_bindings(&ids[0], std::slice::from_ref(&key), None)
-        .await
-        .unwrap();
     finish_operations(&h).await;
+    assert_eq!(
+        h.t.driver.machine(&ids[0]).unwrap().keys,
+        [public_key(7)],
+        "the key is in the instance's SSH state"
+    );
 
     let a = run(&h, h.call("describekeypairs", &[("keyIds.0", &key)])).await;
     assert_eq!((a.code(), a.desc()), (0, "Success"), "{}", a.body);

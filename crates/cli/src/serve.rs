@@ -450,7 +450,8 @@ async fn serve(
     }
     let worker = Worker::new(
         core,
-        host.clone(),
+        host.clone()
+            .map(|h| h as Arc<dyn keyplane_instances::InstanceDriver>),
         worker_cfg,
         state.wake.clone(),
         state.ssh_changes.clone(),

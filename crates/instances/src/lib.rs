@@ -19,8 +19,9 @@
 //! ([`sessions`]), or from outside without it. Because every connection starts a fresh
 //! sshd, a configuration change (the agent's password switch) applies to the next connection.
 //!
-//! Entry points: [`SandboxHost`] (create/start/stop/reboot/destroy, images) and
-//! [`apply_ssh_state`] (what the guest agent calls).
+//! Entry points: [`SandboxHost`] (create/start/stop/reboot/destroy, images), the
+//! [`InstanceDriver`] it implements for the operation [`worker`], and [`apply_ssh_state`]
+//! (what the guest agent calls).
 //!
 //! # Host prerequisites
 //!
@@ -31,6 +32,7 @@
 //! whatever is missing.
 
 mod cgroup;
+pub mod driver;
 mod error;
 mod host;
 pub mod image;
@@ -48,6 +50,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cgroup::Resources;
+pub use driver::{GuestAgentRun, InstanceDriver};
 pub use error::{Error, Missing, PrereqError, Result};
 pub use host::{MetadataService, SandboxHost};
 pub use image::{ImageCache, ImageInfo, DEFAULT_IMAGE};

@@ -1,9 +1,10 @@
 //! The operation worker: claims durable operations and carries them out on sandbox instances
-//! (or on records, for Windows). Every operation is a sequence of idempotent steps whose
-//! progress is saved, so a worker that dies mid-way leaves the rest to the next claimant and
-//! nothing is applied twice.
+//! through the [`InstanceDriver`] (or on records, for Windows). Every operation is a sequence
+//! of idempotent steps whose progress is saved, so a worker that dies mid-way leaves the rest
+//! to the next claimant and nothing is applied twice.
 
-use crate::{InstanceSpec, SandboxHost};
+use crate::driver::{Driver, GuestAgentRun, InstanceDriver};
+use crate::InstanceSpec;
 use keyplane_core::binding::next_keys;
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, OpState, Operation};
 use keyplane_core::keypair::Namespace;
@@ -44,7 +45,7 @@ pub struct WorkerConfig {
 /// The operation worker of one server process.
 pub struct Worker {
     core: Core,
-    host: Result<Arc<SandboxHost>, String>,
+    host: Driver,
     cfg: WorkerConfig,
     id: String,
     wake: Arc<Notify>,
@@ -65,12 +66,12 @@ struct BindHow {
 }
 
 impl Worker {
-    /// A worker over `core`; `host` is the sandbox driver or why there is none. `wake` is
+    /// A worker over `core`; `host` is the instance driver or why there is none. `wake` is
     /// notified by the API when it records an operation; the worker notifies `ssh_changes`
     /// whenever an instance's desired SSH state changes (agents' long polls wait on it).
     pub fn new(
         core: Core,
-        host: Result<Arc<SandboxHost>, String>,
+        host: Driver,
         cfg: WorkerConfig,
         wake: Arc<Notify>,
         ssh_changes: tokio::sync::broadcast::Sender<String>,
@@ -93,12 +94,10 @@ impl Worker {
     /// Whether sandbox instances run the guest agent inside (it applies the SSH state at
     /// every boot).
     fn agent_inside(&self) -> bool {
-        self.host
-            .as_ref()
-            .is_ok_and(|h| h.config().guest_agent.is_some())
+        self.host.as_ref().is_ok_and(|h| h.agent_inside())
     }
 
-    fn host(&self) -> Result<&Arc<SandboxHost>, StepError> {
+    fn host(&self) -> Result<&Arc<dyn InstanceDriver>, StepError> {
         self.host
             .as_ref()
             .map_err(|why| StepError::NoSandbox(why.clone()))
@@ -400,7 +399,7 @@ impl Worker {
                     resources: crate::Resources {
                         cpus,
                         memory_mib,
-                        max_processes: host.config().max_processes,
+                        max_processes: host.max_processes(),
                     },
                     ssh_port: Some(inst.ssh_port),
                     user_data: user_data
@@ -583,28 +582,13 @@ impl Worker {
         let host = self.host()?;
         let want = self.core.instance_by_id(id).await?.desired_generation;
         let token = self.core.agent_token(id).await?;
-        let mut cmd = host.guest_command(id, &self.cfg.agent_exe)?;
-        cmd.args([
-            "agent",
-            "--once",
-            "--server",
-            &self.cfg.server_url,
-            "--instance",
-            id,
-        ])
-        .args(["--ssh-dir", crate::GUEST_SSH_DIR])
-        .env("KEYPLANE_AGENT_TOKEN", token)
-        .env("KEYPLANE_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-        let out = tokio::time::timeout(self.cfg.apply_timeout, cmd.output())
-            .await
-            .map_err(|_| StepError::GuestAgentTimeout(self.cfg.apply_timeout))?
-            .map_err(StepError::GuestAgentSpawn)?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return Err(StepError::GuestAgentFailed(err.trim().to_string()));
-        }
+        let run = GuestAgentRun {
+            exe: &self.cfg.agent_exe,
+            server_url: &self.cfg.server_url,
+            token: &token,
+            timeout: self.cfg.apply_timeout,
+        };
+        host.run_guest_agent(id, run).await?;
         let applied = self.core.instance_by_id(id).await?.applied_generation;
         if applied < want {
             return Err(StepError::GuestAgentBehind { applied, want });

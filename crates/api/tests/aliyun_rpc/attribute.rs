@@ -1,8 +1,9 @@
-//! ModifyInstanceAttribute with a stand-in worker: `Password` becomes a deferred operation
-//! holding a crypt hash (in effect from the next start or reboot), `InstanceName` renames, the
-//! other documented attributes are checked by their rules and refused by name, and bad input
-//! gets ECS's codes.
+//! ModifyInstanceAttribute, carried out by the real worker: `Password` becomes a deferred
+//! operation holding a crypt hash (in effect from the next start or reboot), `InstanceName`
+//! renames, the other documented attributes are checked by their rules and refused by name,
+//! and bad input gets ECS's codes.
 
+use super::support::Step;
 use super::{harness, rpc, send, spawn_worker, Answer, Harness, REGION};
 use keyplane_core::instance::InstanceState;
 use keyplane_core::store::InstanceStore;
@@ -15,15 +16,16 @@ const NEW: &str = "Kp-Reset-0rd";
 /// Parameters, and the code and HTTP status they are refused with.
 type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16);
 
+/// Wait (polling, up to a deadline) until `id` is created and has no operation in progress.
 async fn settle(h: &Harness, id: &str) {
-    for _ in 0..400 {
-        match h.store.get_instance(id).await.unwrap() {
-            Some(i) if i.is_busy() || i.state == InstanceState::Pending => {}
-            _ => return,
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Some(i) = h.store.get_instance(id).await.unwrap() {
+        if !i.is_busy() && i.state != InstanceState::Pending {
+            return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(tokio::time::Instant::now() < deadline, "{id} still busy");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    panic!("{id} still busy");
 }
 
 async fn run(h: &Harness, image: &str) -> String {
@@ -50,6 +52,17 @@ async fn run(h: &Harness, image: &str) -> String {
     id
 }
 
+/// `action` (StartInstance, StopInstance) on `id`, settled.
+async fn power(h: &Harness, action: &str, id: &str) {
+    let a = send(h, rpc(h, action, &[("InstanceId", id)])).await;
+    assert_eq!(a.status, 200, "{action}: {}", a.text);
+    settle(h, id).await;
+}
+
+async fn state(h: &Harness, id: &str) -> InstanceState {
+    h.store.get_instance(id).await.unwrap().unwrap().state
+}
+
 async fn modify(h: &Harness, id: &str, extra: &[(&str, &str)]) -> Answer {
     let mut params = vec![("InstanceId", id)];
     params.extend_from_slice(extra);
@@ -68,7 +81,7 @@ async fn hash(h: &Harness, id: &str) -> String {
 #[tokio::test]
 async fn a_password_is_recorded_as_a_hash_for_the_next_boot() {
     let h = harness(0).await;
-    let _w = spawn_worker(h.store.clone());
+    let _w = spawn_worker(&h);
     let id = run(&h, LINUX).await;
     let before = hash(&h, &id).await;
     let a = modify(&h, &id, &[("Password", NEW), ("RegionId", REGION)]).await;
@@ -122,7 +135,7 @@ async fn a_password_is_recorded_as_a_hash_for_the_next_boot() {
 #[tokio::test]
 async fn modify_refusals_have_their_codes() {
     let h = harness(0).await;
-    let _w = spawn_worker(h.store.clone());
+    let _w = spawn_worker(&h);
     let id = run(&h, LINUX).await;
     let win = run(&h, WINDOWS).await;
     let before = hash(&h, &id).await;
@@ -192,20 +205,23 @@ async fn modify_refusals_have_their_codes() {
         400,
     );
     assert_eq!(hash(&h, &id).await, before, "no refusal changed anything");
-    // While it starts (ECS: "the instance cannot be in the Starting state").
-    h.store
-        .set_instance_state(&id, InstanceState::Starting)
-        .await
-        .unwrap();
+    // While it starts (ECS: "the instance cannot be in the Starting state"): the driver holds
+    // the start back until the refusal is checked.
+    power(&h, "StopInstance", &id).await;
+    h.t.driver.hold(Step::Start);
+    let a = send(&h, rpc(&h, "StartInstance", &[("InstanceId", &id)])).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    h.t.wait_for_state(&id, InstanceState::Starting).await;
     refused(
         &modify(&h, &id, &[("Password", NEW)]).await,
         "IncorrectInstanceStatus",
         403,
     );
-    h.store
-        .set_instance_state(&id, InstanceState::Stopped)
-        .await
-        .unwrap();
+    h.t.driver.release(Step::Start);
+    settle(&h, &id).await;
+    assert_eq!(state(&h, &id).await, InstanceState::Running);
+    power(&h, "StopInstance", &id).await;
+    assert_eq!(state(&h, &id).await, InstanceState::Stopped);
     let a = modify(&h, &id, &[("Password", "/Kp-Reset-0rd")]).await;
     assert_eq!(a.status, 200, "{}", a.text);
 }

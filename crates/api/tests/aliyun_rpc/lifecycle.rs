@@ -1,4 +1,4 @@
-//! Instances and bindings with a stand-in worker: DescribeImages, RunInstances,
+//! Instances and bindings, carried out by the real worker: DescribeImages, RunInstances,
 //! CreateInstance, DescribeInstances, AttachKeyPair/DetachKeyPair (per-instance results, the
 //! Windows rule, deferred until start or reboot), Start/Stop/Reboot/DeleteInstance.
 
@@ -13,15 +13,16 @@ const KEY_A: &str =
 const KEY_B: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPGZAGXx9EOoGbc75pfXOHdHL78Rsj4sB3XUZF0HwvO1 b";
 
+/// Wait (polling, up to a deadline) until `id` has no operation in progress.
 async fn settle(h: &Harness, id: &str) {
-    for _ in 0..400 {
-        match h.store.get_instance(id).await.unwrap() {
-            Some(i) if i.is_busy() => {}
-            _ => return,
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Some(i) = h.store.get_instance(id).await.unwrap() {
+        if !i.is_busy() {
+            return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(tokio::time::Instant::now() < deadline, "{id} still busy");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    panic!("{id} still busy");
 }
 
 async fn run(h: &Harness, image: &str) -> String {
@@ -94,7 +95,7 @@ async fn import(h: &Harness, name: &str, key: &str) {
 #[tokio::test]
 async fn images_and_instances() {
     let h = harness(0).await;
-    let _w = spawn_worker(h.store.clone());
+    let _w = spawn_worker(&h);
     let v = send(
         &h,
         rpc(
@@ -249,7 +250,7 @@ async fn images_and_instances() {
 #[tokio::test]
 async fn attach_is_deferred_to_the_next_reboot_and_windows_fails() {
     let h = harness(0).await;
-    let _w = spawn_worker(h.store.clone());
+    let _w = spawn_worker(&h);
     import(&h, "ops", KEY_A).await;
     import(&h, "ops2", KEY_B).await;
     let linux = run(&h, LINUX).await;
@@ -288,9 +289,10 @@ async fn attach_is_deferred_to_the_next_reboot_and_windows_fails() {
     assert_eq!(results[1]["Code"], "DependencyViolation.WindowsInstance");
     assert_eq!(results[1]["Success"], "false");
 
-    // Recorded at once, in effect only from the next reboot.
+    // Recorded at once, in effect only from the next reboot: the machine has no key yet.
     assert_eq!(instance(&h, &linux).await["KeyPairName"], "ops");
     assert!(effective(&h, &linux).await.is_empty());
+    assert!(h.t.driver.machine(&linux).unwrap().keys.is_empty());
     let a = send(
         &h,
         rpc(
@@ -304,6 +306,12 @@ async fn attach_is_deferred_to_the_next_reboot_and_windows_fails() {
     settle(&h, &linux).await;
     let ops_id = h.store.get_instance(&linux).await.unwrap().unwrap().key_ids;
     assert_eq!(effective(&h, &linux).await, ops_id);
+    // The reboot wrote it into the machine's SSH state before it started again.
+    let machine = h.t.driver.machine(&linux).unwrap();
+    assert_eq!(
+        (machine.keys, machine.running),
+        (vec![KEY_A.to_string()], true)
+    );
 
     // A new key replaces the old one.
     let one = format!("[\"{linux}\"]");
@@ -456,7 +464,7 @@ async fn attach_is_deferred_to_the_next_reboot_and_windows_fails() {
 #[tokio::test]
 async fn lifecycle_rules() {
     let h = harness(0).await;
-    let _w = spawn_worker(h.store.clone());
+    let _w = spawn_worker(&h);
     let id = run(&h, LINUX).await;
     let a = send(&h, rpc(&h, "StartInstance", &[("InstanceId", &id)])).await;
     assert_eq!(

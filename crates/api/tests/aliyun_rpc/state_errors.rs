@@ -84,22 +84,15 @@ async fn calls_during_run_instances_say_its_operation_is_in_progress() {
 #[tokio::test]
 async fn a_failed_launch_is_named_as_such() {
     let h = harness(0).await;
+    // The sandbox cannot be created.
+    h.t.driver.fail(super::support::Step::Create, "no sandbox");
     let id = run_and_import(&h).await;
-    // What the worker records when the sandbox cannot be created.
-    let op = h
-        .store
-        .claim_operation("w", 0, i64::MAX)
-        .await
-        .unwrap()
-        .unwrap();
-    h.store
-        .set_instance_state(&id, InstanceState::LaunchFailed)
-        .await
-        .unwrap();
-    h.store
-        .finish_operation(op.id, OpState::Failed, Some("no sandbox"))
-        .await
-        .unwrap();
+    h.t.settle().await;
+    let inst = h.store.get_instance(&id).await.unwrap().unwrap();
+    assert_eq!(inst.state, InstanceState::LaunchFailed);
+    assert_eq!(inst.latest_operation_state, Some(OpState::Failed));
+    let why = inst.latest_operation_error.unwrap();
+    assert!(why.contains("no sandbox"), "{why}");
     let a = send(&h, attach(&h, &id)).await;
     assert_eq!(
         (a.status, a.code()),

@@ -91,13 +91,15 @@ async fn describe_instances_filters_pages_and_refuses() {
         .run(json!({"InstanceCount": 3, "InstanceName": "db"}))
         .await;
     h.settle(&[(&ids[0], InstanceState::Running)]).await;
+    h.stopped(&[&ids[1], &ids[2]]).await;
     let count = |r: &Value| r["TotalCount"].as_i64().unwrap();
     let filter = |name: &str, v: &str| json!({"Filters": [{"Name": name, "Values": [v]}]});
     let cases = [
         (json!({}), 3),
         (json!({"InstanceIds": [ids[1], "ins-zzzzzzzz"]}), 1),
         (filter("instance-state", "RUNNING"), 1),
-        (filter("instance-state", "PENDING"), 2),
+        (filter("instance-state", "STOPPED"), 2),
+        (filter("instance-state", "PENDING"), 0),
         (filter("zone", "ap-guangzhou-3"), 3),
         (filter("zone", "ap-guangzhou-4"), 0),
         (filter("instance-name", "db2"), 1),

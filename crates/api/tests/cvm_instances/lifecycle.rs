@@ -65,8 +65,10 @@ async fn lifecycle_follows_the_state_rules() {
     )
     .await;
     assert_eq!(h.instance(b).await["InstanceState"], "REBOOTING");
-    h.settle(&[(a, InstanceState::Running), (b, InstanceState::Stopped)])
+    h.settle(&[(a, InstanceState::Running), (b, InstanceState::Running)])
         .await;
+    // A running and a stopped instance terminate alike.
+    h.stopped(&[b]).await;
     let term = h.ok("TerminateInstances", json!({"InstanceIds": [a, b], "ReleaseAddress": true, "ReleasePrepaidDataDisks": false})).await;
     let i = h.instance(b).await;
     assert_eq!(
@@ -87,11 +89,12 @@ async fn lifecycle_refusals_have_their_codes() {
     let (ids, _) = h.run(json!({})).await;
     let (win, _) = h.run(json!({"ImageId": WINDOWS})).await;
     h.settle(&[
-        (&ids[0], InstanceState::Stopped),
+        (&ids[0], InstanceState::Running),
         (&win[0], InstanceState::Running),
     ])
     .await;
     let id = ids[0].as_str();
+    h.stopped(&[id]).await;
     // Windows records start and stop like any instance.
     h.ok(
         "StopInstances",
@@ -193,10 +196,11 @@ async fn binding_keys_records_the_operation_and_enforces_the_rules() {
     let (run, stopped) = (ids[0].as_str(), ids[1].as_str());
     h.settle(&[
         (run, InstanceState::Running),
-        (stopped, InstanceState::Stopped),
-        (&win[0], InstanceState::Stopped),
+        (stopped, InstanceState::Running),
+        (&win[0], InstanceState::Running),
     ])
     .await;
+    h.stopped(&[stopped, &win[0]]).await;
     let assoc = |i: &str, extra: Value| {
         let mut b = json!({"InstanceIds": [i], "KeyIds": [kb]});
         for (k, v) in extra.as_object().unwrap() {
@@ -242,7 +246,10 @@ async fn binding_keys_records_the_operation_and_enforces_the_rules() {
     // All or none: the busy instance fails the batch, the stopped one is untouched.
     let both = json!({"InstanceIds": [stopped, run], "KeyIds": [kb], "ForceStop": true});
     assert_eq!(h.code("AssociateInstancesKeyPairs", both).await, busy);
-    assert_eq!(h.instance(stopped).await["LatestOperation"], "RunInstances");
+    assert_eq!(
+        h.instance(stopped).await["LatestOperation"],
+        "StopInstances"
+    );
     let r = h
         .ok(
             "DisassociateInstancesKeyPairs",

@@ -2,26 +2,15 @@
 //! and every refusal with its CVM code.
 
 use super::*;
-use keyplane_core::instance::OpKind;
+use support::Call;
 
-/// Claim every recorded operation; the reset operations' kinds.
-async fn reset_kinds(h: &H) -> Vec<OpKind> {
-    let mut kinds = Vec::new();
-    while let Some(op) = h
-        .store
-        .claim_operation("test", NOW, NOW + 60)
-        .await
-        .unwrap()
-    {
-        if matches!(op.kind, OpKind::ResetPassword { .. }) {
-            kinds.push(op.kind.clone());
-        }
-        h.store
-            .finish_operation(op.id, OpState::Success, None)
-            .await
-            .unwrap();
-    }
-    kinds
+/// What the driver was asked about `id` since the last look.
+fn calls_of(h: &H, id: &str) -> Vec<Call> {
+    h.t.driver
+        .calls()
+        .into_iter()
+        .filter(|c| c.instance() == id)
+        .collect()
 }
 
 #[tokio::test]
@@ -30,10 +19,12 @@ async fn a_reset_records_an_operation_holding_only_a_hash() {
     let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
     let (stopped, running) = (ids[0].as_str(), ids[1].as_str());
     h.settle(&[
-        (stopped, InstanceState::Stopped),
+        (stopped, InstanceState::Running),
         (running, InstanceState::Running),
     ])
     .await;
+    h.stopped(&[stopped]).await;
+    h.t.driver.take_calls();
     let password = "Kp-Reset-0rd";
     let r = h
         .ok(
@@ -47,20 +38,49 @@ async fn a_reset_records_an_operation_holding_only_a_hash() {
         assert_eq!(i["LatestOperationState"], "OPERATING");
         assert_eq!(i["LatestOperationRequestId"], r["RequestId"]);
     }
-    let kinds = reset_kinds(&h).await;
-    assert_eq!(kinds.len(), 2);
-    for kind in kinds {
-        let OpKind::ResetPassword {
-            password_hash,
-            deferred,
-            restart,
-        } = kind
-        else {
-            unreachable!()
-        };
-        // Stopped, reset and started again; the hash is what /etc/shadow will hold.
-        assert_eq!((deferred, restart), (false, true));
-        let hash = password_hash.expose();
+    h.settle(&[
+        (stopped, InstanceState::Stopped),
+        (running, InstanceState::Running),
+    ])
+    .await;
+    let hash_of = |calls: &[Call]| match calls
+        .iter()
+        .find(|c| matches!(c, Call::SetPasswordHash { .. }))
+    {
+        Some(Call::SetPasswordHash {
+            hash: Some(hash), ..
+        }) => hash.clone(),
+        other => panic!("no password hash set: {other:?} in {calls:?}"),
+    };
+    // Stopped (a normal shutdown), reset and started again; the hash is what /etc/shadow
+    // will hold. The stopped instance is only reset.
+    let calls = calls_of(&h, running);
+    let hash = hash_of(&calls);
+    let want = [
+        Call::Stop {
+            id: running.into(),
+            force: false,
+        },
+        Call::SetPasswordHash {
+            id: running.into(),
+            hash: Some(hash.clone()),
+        },
+    ];
+    assert_eq!(calls[..2], want, "{calls:?}");
+    assert_eq!(
+        calls.last(),
+        Some(&Call::Start(running.into())),
+        "{calls:?}"
+    );
+    let calls = calls_of(&h, stopped);
+    assert_eq!(
+        calls,
+        [Call::SetPasswordHash {
+            id: stopped.into(),
+            hash: Some(hash_of(&calls))
+        }]
+    );
+    for hash in [hash, hash_of(&calls)] {
         assert!(hash.starts_with("$6$"), "{hash}");
         assert!(!hash.contains(password));
     }
@@ -80,10 +100,12 @@ async fn reset_refusals_have_their_codes() {
     let (running, stopped, win) = (ids[0].as_str(), ids[1].as_str(), win[0].as_str());
     h.settle(&[
         (running, InstanceState::Running),
-        (stopped, InstanceState::Stopped),
-        (win, InstanceState::Stopped),
+        (stopped, InstanceState::Running),
+        (win, InstanceState::Running),
     ])
     .await;
+    h.stopped(&[stopped, win]).await;
+    h.t.driver.take_calls();
     let good = "Kp-Reset-0rd";
     let many: Vec<String> = (0..101).map(|i| format!("ins-{i:08}")).collect();
     let cases = [
@@ -160,8 +182,17 @@ async fn reset_refusals_have_their_codes() {
             "{body}"
         );
     }
-    // Nothing was recorded by any of them.
-    assert!(reset_kinds(&h).await.is_empty());
+    // Nothing was recorded by any of them: the worker finds nothing to do.
+    h.settle(&[
+        (running, InstanceState::Running),
+        (stopped, InstanceState::Stopped),
+    ])
+    .await;
+    assert_eq!(h.t.driver.take_calls(), []);
+    assert_eq!(
+        h.instance(stopped).await["LatestOperation"],
+        "StopInstances"
+    );
     // A Windows record takes a Windows password, as Administrator.
     h.ok(
         "ResetInstancesPassword",

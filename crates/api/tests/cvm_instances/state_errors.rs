@@ -46,11 +46,11 @@ async fn a_bind_that_stopped_the_instance_is_the_reason_not_the_stop() {
         json!({"InstanceIds": [id], "KeyIds": [key], "ForceStop": true}),
     )
     .await;
-    // The worker's first steps: the running instance is stopped while the keys go in.
-    h.store
-        .set_instance_state(id, InstanceState::Stopped)
-        .await
-        .unwrap();
+    // The worker's first steps: the running instance is stopped while the keys go in (the
+    // driver holds the keys back until the refusal is checked).
+    h.t.driver.hold(support::Step::Apply);
+    let worker = h.t.spawn_worker();
+    h.t.wait_for_state(id, InstanceState::Stopped).await;
     let (code, message) = h.error("StopInstances", json!({"InstanceIds": [id]})).await;
     assert_eq!(
         code, "OperationDenied.InstanceOperationInProgress",
@@ -60,9 +60,15 @@ async fn a_bind_that_stopped_the_instance_is_the_reason_not_the_stop() {
         message.contains("stopped, with its AssociateInstancesKeyPairs operation"),
         "{message}"
     );
-    // Settled again, the state itself is the reason.
-    h.settle(&[]).await;
-    let (code, message) = h.error("StopInstances", json!({"InstanceIds": [id]})).await;
-    assert_eq!(code, "UnsupportedOperation.InstanceStateStopped");
-    assert!(message.contains("is stopped, which"), "{message}");
+    // Settled again (the bind started the instance again, as it was running), the state
+    // itself is the reason.
+    h.t.driver.release(support::Step::Apply);
+    h.t.wait_settled().await;
+    worker.stop().await;
+    assert_eq!(h.instance(id).await["LatestOperationState"], "SUCCESS");
+    let (code, message) = h
+        .error("StartInstances", json!({"InstanceIds": [id]}))
+        .await;
+    assert_eq!(code, "UnsupportedOperation.InstanceStateRunning");
+    assert!(message.contains("is running, which"), "{message}");
 }

@@ -149,8 +149,8 @@ async fn lifecycle_follows_the_state_rules() {
     let busy = h.code("StopInstances", one(a)).await;
     assert_eq!(busy, "OperationDenied.InstanceOperationInProgress");
     assert_ne!(busy, "UnsupportedOperation.LatestOperationUnfinished");
-    let kinds = h.settle(&[(a, InstanceState::Stopped)]).await;
-    assert_eq!(kinds, vec![OpKind::Stop { force: true }]);
+    let calls = h.settle(&[(a, InstanceState::Stopped)]).await;
+    assert_eq!(calls, [super::stop(a, true)]);
     assert_eq!(h.code("StopInstances", one(a)).await, invalid);
     assert_eq!(h.code("RebootInstances", one(a)).await, invalid);
     // All or none: b is running, a is stopped.
@@ -169,19 +169,27 @@ async fn lifecycle_follows_the_state_rules() {
     )
     .await;
     assert_eq!(h.instance(b).await["InstanceState"], "REBOOTING");
-    let kinds = h
-        .settle(&[
-            (a, InstanceState::Running),
-            (b, InstanceState::LaunchFailed),
-        ])
+    let calls = h
+        .settle(&[(a, InstanceState::Running), (b, InstanceState::Running)])
         .await;
-    assert_eq!(kinds, vec![OpKind::Reboot { force: false }; 2]);
+    // A soft stop first, then a start (which lays out the SSH state first).
+    for id in [a, b] {
+        let want = [
+            super::stop(id, false),
+            apply(id, &[], true),
+            Call::Start(id.to_string()),
+        ];
+        assert_eq!(calls_of(&calls, id), want);
+    }
     // LAUNCH_FAILED instances can only be terminated.
-    assert_eq!(h.code("StartInstances", one(b)).await, invalid);
+    h.t.driver.fail(Step::Create, "disk full");
+    let failed = h.create(json!({})).await.remove(0);
+    h.settle(&[(&failed, InstanceState::LaunchFailed)]).await;
+    assert_eq!(h.code("StartInstances", one(&failed)).await, invalid);
     let term = h
-        .ok("TerminateInstances", json!({"InstanceIds": [a, b]}))
+        .ok("TerminateInstances", json!({"InstanceIds": [a, failed]}))
         .await;
-    let i = h.instance(b).await;
+    let i = h.instance(&failed).await;
     assert_eq!(
         (i["InstanceState"].as_str(), i["LatestOperation"].as_str()),
         (Some("TERMINATING"), Some("TerminateInstances"))

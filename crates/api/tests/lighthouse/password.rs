@@ -13,9 +13,10 @@ async fn a_reset_shuts_a_running_instance_down_and_leaves_it_stopped() {
     let (running, stopped) = (ids[0].as_str(), ids[1].as_str());
     h.settle(&[
         (running, InstanceState::Running),
-        (stopped, InstanceState::Stopped),
+        (stopped, InstanceState::Running),
     ])
     .await;
+    h.stopped(&[stopped]).await;
     let r = h
         .ok(
             RESET,
@@ -32,17 +33,28 @@ async fn a_reset_shuts_a_running_instance_down_and_leaves_it_stopped() {
             .await,
         "UnsupportedOperation.LatestOperationUnfinished"
     );
-    let kinds = h.settle(&[]).await;
-    assert_eq!(kinds.len(), 2);
-    for kind in kinds {
-        match kind {
-            OpKind::ResetPassword {
-                password_hash,
-                deferred: false,
-                restart: false,
-            } => assert!(password_hash.expose().starts_with("$6$")),
-            other => panic!("{other:?}"),
-        }
+    // Both are reset for the next boot; the running one is shut down first (a normal
+    // shutdown) and left stopped.
+    let calls = h
+        .settle(&[
+            (running, InstanceState::Stopped),
+            (stopped, InstanceState::Stopped),
+        ])
+        .await;
+    let hash_of = |calls: &[Call]| match calls.last() {
+        Some(Call::SetPasswordHash {
+            hash: Some(hash), ..
+        }) => hash.clone(),
+        other => panic!("{other:?}"),
+    };
+    let (on_running, on_stopped) = (calls_of(&calls, running), calls_of(&calls, stopped));
+    let hashes = [hash_of(&on_running), hash_of(&on_stopped)];
+    assert_eq!(on_running.len(), 2, "{on_running:?}");
+    assert_eq!(on_running[0], stop(running, false));
+    assert_eq!(on_stopped.len(), 1, "{on_stopped:?}");
+    for hash in hashes {
+        assert!(hash.starts_with("$6$"), "{hash}");
+        assert!(!hash.contains(NEW));
     }
     assert_eq!(h.instance(running).await["LatestOperationState"], "SUCCESS");
 }
@@ -65,9 +77,10 @@ async fn reset_refusals_have_their_codes() {
     );
     h.settle(&[
         (&id, InstanceState::Running),
-        (&win[0], InstanceState::Stopped),
+        (&win[0], InstanceState::Running),
     ])
     .await;
+    h.stopped(&[&win[0]]).await;
     let cases = [
         (
             json!({"InstanceIds": [id], "Password": "abcd1234"}),
@@ -107,7 +120,8 @@ async fn reset_refusals_have_their_codes() {
         let r = h.call_in(Some(REGION), RESET, body.clone()).await;
         assert_eq!(r["Error"]["Code"], code, "{body}: {r}");
     }
-    assert!(h.settle(&[]).await.is_empty(), "nothing was recorded");
+    assert_eq!(h.settle(&[]).await, [], "nothing was recorded");
+    assert_eq!(h.instance(&id).await["LatestOperation"], "CreateInstances");
     // A Windows record takes a 12-character Windows password.
     h.ok(
         RESET,

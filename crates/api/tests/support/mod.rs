@@ -1,6 +1,9 @@
 //! Shared by the in-process API tests: a settable clock, a server on an in-memory store with
-//! one account of known credentials, and a TC3 signer that signs as the official SDK does.
+//! one account of known credentials and the real operation worker over an in-memory instance
+//! driver, and a TC3 signer that signs as the official SDK does.
 #![allow(dead_code)]
+
+pub mod driver;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -9,11 +12,18 @@ use keyplane_api::signature::tencent::{
 };
 use keyplane_api::{router, ApiConfig, AppState};
 use keyplane_core::account::{Account, Secret};
+use keyplane_core::instance::OpState;
 use keyplane_core::service::Clock;
+use keyplane_core::store::InstanceStore;
 use keyplane_core::Core;
+use keyplane_instances::worker::{Worker, WorkerConfig};
 use keyplane_store::SqliteStore;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+#[allow(unused_imports)]
+pub use driver::{Call, FakeDriver, Step};
 
 /// What the test servers' sandbox host can give one instance: 16 CPUs, 64 GiB.
 pub const TEST_HOST: keyplane_core::compute::HostCapacity = keyplane_core::compute::HostCapacity {
@@ -59,6 +69,117 @@ pub struct TestServer {
     pub account: Account,
     /// The router's state.
     pub state: Arc<AppState>,
+    /// The driver of the server's sandbox instances.
+    pub driver: Arc<FakeDriver>,
+    /// The server's operation worker, which runs while a [`WorkerRun`] lasts.
+    pub worker: Arc<Worker>,
+}
+
+/// The worker running in the background; it stops when this is dropped.
+pub struct WorkerRun {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WorkerRun {
+    /// Stop the worker and wait until its loop has ended.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for WorkerRun {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// How long the recorded operations may take to settle before a test fails.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
+
+impl TestServer {
+    /// Run the worker in the background, as the server does, until the answer is dropped.
+    pub fn spawn_worker(&self) -> WorkerRun {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(self.worker.clone().run(stop_rx));
+        WorkerRun {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Run the worker until every recorded operation has finished, then stop it, so that
+    /// what the API records next stays OPERATING until the next settle.
+    pub async fn settle(&self) {
+        let run = self.spawn_worker();
+        self.wait_settled().await;
+        run.stop().await;
+    }
+
+    /// Wait (polling, up to a deadline) until instance `id` is in `state`.
+    pub async fn wait_for_state(&self, id: &str, state: keyplane_core::instance::InstanceState) {
+        let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
+        loop {
+            let now = self.store.get_instance(id).await.unwrap().map(|i| i.state);
+            if now == Some(state) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} is {now:?}, not {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Wait (polling, up to a deadline) until no instance has an operation in progress.
+    pub async fn wait_settled(&self) {
+        let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
+        loop {
+            let busy: Vec<String> = self
+                .store
+                .all_instances()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|i| i.latest_operation_state == Some(OpState::Operating))
+                .map(|i| i.id)
+                .collect();
+            if busy.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "operations of {busy:?} did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// The worker of a test server: its instance driver is `driver`, and it is woken as the
+/// server's is, by the API recording an operation.
+fn worker(core: &Core, state: &AppState, driver: &Arc<FakeDriver>) -> Arc<Worker> {
+    let cfg = WorkerConfig {
+        concurrency: 4,
+        lease_secs: 10,
+        agent_exe: "keyplane".into(),
+        server_url: "http://127.0.0.1:8787".into(),
+        apply_timeout: Duration::from_secs(10),
+        sandbox_owner: Some("test-node".into()),
+        image_cache: "images".into(),
+    };
+    let host: Arc<dyn keyplane_instances::InstanceDriver> = driver.clone();
+    Worker::new(
+        core.clone(),
+        Ok(host),
+        cfg,
+        state.wake.clone(),
+        state.ssh_changes.clone(),
+    )
 }
 
 /// An account named `name` with fixed Tencent credentials (and generated Alibaba ones).
@@ -86,13 +207,19 @@ pub async fn server_with(account: Account, now: i64, config: ApiConfig) -> TestS
     let core = Core::new(store.clone(), clock.clone()).with_host_capacity(TEST_HOST);
     core.add_account(&account).await.unwrap();
     let state = AppState::new(core.clone(), config);
+    let app = router(state.clone());
+    let driver = FakeDriver::new();
+    driver.serve_agents_on(app.clone());
+    let worker = worker(&core, &state, &driver);
     TestServer {
-        app: router(state.clone()),
+        app,
         store,
         clock,
         core,
         account,
         state,
+        driver,
+        worker,
     }
 }
 

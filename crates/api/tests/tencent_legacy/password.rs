@@ -2,7 +2,7 @@
 //! and its refusals in the `{code, message, codeDesc}` envelope.
 
 use super::*;
-use keyplane_core::instance::OpKind;
+use support::Call;
 
 const RESET: &str = "ResetInstancePassword";
 
@@ -10,20 +10,11 @@ const RESET: &str = "ResetInstancePassword";
 type Case<'a> = (Vec<(&'a str, &'a str)>, i64, &'a str);
 const NEW: &str = "Kp-Reset-0rd";
 
-/// Claim and finish every recorded operation; the kinds of the resets among them.
-async fn reset_kinds(h: &Harness) -> Vec<OpKind> {
-    let store = &h.store;
-    let mut kinds = Vec::new();
-    while let Some(op) = store.claim_operation("test", NOW, NOW + 60).await.unwrap() {
-        if matches!(op.kind, OpKind::ResetPassword { .. }) {
-            kinds.push(op.kind.clone());
-        }
-        store
-            .finish_operation(op.id, OpState::Success, None)
-            .await
-            .unwrap();
-    }
-    kinds
+/// Let the worker carry out every recorded operation; what it asked of the driver.
+async fn worker_calls(h: &Harness) -> Vec<Call> {
+    h.t.driver.take_calls();
+    h.t.settle().await;
+    h.t.driver.take_calls()
 }
 
 #[tokio::test]
@@ -47,14 +38,21 @@ async fn a_reset_with_the_power_off_flag_records_the_operation() {
     let inst = h.core.instance_by_id(id).await.unwrap();
     assert_eq!(inst.latest_operation.as_deref(), Some(RESET));
     assert_eq!(inst.latest_operation_state, Some(OpState::Operating));
-    match &reset_kinds(&h).await[..] {
-        [OpKind::ResetPassword {
-            password_hash,
-            deferred: false,
-            restart: true,
-        }] => assert!(password_hash.expose().starts_with("$6$")),
+    // Shut down (a normal shutdown, forced once its grace period is over), reset, and
+    // started again.
+    let calls = worker_calls(&h).await;
+    match &calls[..] {
+        [Call::Stop { force: false, .. }, Call::SetPasswordHash {
+            hash: Some(hash), ..
+        }, Call::Apply { .. }, Call::Start(started)] => {
+            assert!(hash.starts_with("$6$"), "{hash}");
+            assert_eq!(started, id);
+        }
         other => panic!("{other:?}"),
     }
+    let inst = h.core.instance_by_id(id).await.unwrap();
+    assert_eq!(inst.state, InstanceState::Running);
+    assert_eq!(inst.latest_operation_state, Some(OpState::Success));
 }
 
 #[tokio::test]
@@ -123,7 +121,7 @@ async fn reset_refusals_have_their_codes() {
         assert_eq!((a.code(), a.desc()), (code, desc), "{params:?}: {}", a.body);
         assert!(!a.message().is_empty());
     }
-    assert!(reset_kinds(&h).await.is_empty(), "nothing was recorded");
+    assert_eq!(worker_calls(&h).await, [], "nothing was recorded");
     // A stopped instance needs no flag; a second reset during the first is refused.
     let ok = run(
         &h,

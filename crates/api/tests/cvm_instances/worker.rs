@@ -1,0 +1,208 @@
+//! What the operation worker does with CVM operations, seen through the instance driver: a
+//! launch boots the instance, a bind writes the keys into its SSH state, and a failed step ends
+//! the operation FAILED with the reason.
+
+use super::*;
+use support::{Call, Step};
+
+#[tokio::test]
+async fn a_launch_lays_out_and_boots_the_instance() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"HostName": "web-1"})).await;
+    let id = ids[0].as_str();
+    assert_eq!(
+        h.t.driver.calls(),
+        [],
+        "nothing happens before the worker runs"
+    );
+    h.settle(&[(id, InstanceState::Running)]).await;
+    let calls = h.t.driver.take_calls();
+    let [Call::Create {
+        id: created,
+        hostname,
+        ..
+    }, apply, start] = &calls[..]
+    else {
+        panic!("{calls:?}")
+    };
+    assert_eq!((created.as_str(), hostname.as_str()), (id, "web-1"));
+    // The SSH state (no key, password login on) is laid out before the first start.
+    let applied = Call::Apply {
+        id: id.into(),
+        keys: vec![],
+        password_authentication: true,
+    };
+    assert_eq!((apply, start), (&applied, &Call::Start(id.into())));
+    assert!(h.t.driver.machine(id).unwrap().running);
+    let i = h.instance(id).await;
+    assert_eq!(i["InstanceState"], "RUNNING");
+    assert_eq!(i["LatestOperationState"], "SUCCESS");
+    // Terminated, the machine is gone.
+    h.ok("TerminateInstances", json!({"InstanceIds": [id]}))
+        .await;
+    h.settle(&[]).await;
+    assert_eq!(h.t.driver.take_calls(), [Call::Destroy(id.into())]);
+    assert_eq!(h.t.driver.machine(id), None);
+    let r = h
+        .ok("DescribeInstances", json!({"InstanceIds": [id]}))
+        .await;
+    assert_eq!(r["TotalCount"], 0, "{r}");
+}
+
+#[tokio::test]
+async fn a_bind_writes_the_keys_and_turns_password_login_off() {
+    let h = harness().await;
+    let (ka, kb) = (
+        h.import_key("a", KEY_A).await,
+        h.import_key("b", KEY_B).await,
+    );
+    let (ids, _) = h.run(json!({"LoginSettings": {"KeyIds": [ka]}})).await;
+    let id = ids[0].as_str();
+    h.settle(&[(id, InstanceState::Running)]).await;
+    // The key given at launch is in place from the first boot.
+    let machine = h.t.driver.machine(id).unwrap();
+    assert_eq!(machine.keys, [KEY_A]);
+    assert_eq!(machine.password_authentication, Some(false));
+    h.t.driver.take_calls();
+    h.ok(
+        "AssociateInstancesKeyPairs",
+        json!({"InstanceIds": [id], "KeyIds": [kb], "ForceStop": true}),
+    )
+    .await;
+    h.settle(&[(id, InstanceState::Running)]).await;
+    // Force-stopped, the new key written in place of the old one, started again.
+    let calls = h.t.driver.take_calls();
+    let want = [
+        Call::Stop {
+            id: id.into(),
+            force: true,
+        },
+        Call::Apply {
+            id: id.into(),
+            keys: vec![KEY_B.into()],
+            password_authentication: false,
+        },
+        Call::Start(id.into()),
+    ];
+    assert_eq!(calls, want);
+    assert_eq!(h.instance(id).await["LoginSettings"]["KeyIds"], json!([kb]));
+    // Unbinding it gives password login back.
+    h.stopped(&[id]).await;
+    h.t.driver.take_calls();
+    h.ok(
+        "DisassociateInstancesKeyPairs",
+        json!({"InstanceIds": [id], "KeyIds": [kb]}),
+    )
+    .await;
+    h.settle(&[(id, InstanceState::Stopped)]).await;
+    let want = [Call::Apply {
+        id: id.into(),
+        keys: vec![],
+        password_authentication: true,
+    }];
+    assert_eq!(h.t.driver.take_calls(), want);
+    assert!(h.t.driver.machine(id).unwrap().keys.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_step_fails_the_operation_with_its_reason() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    h.stopped(&[&ids[0]]).await;
+    let id = ids[0].as_str();
+    h.t.driver.fail(Step::Start, "no memory left");
+    let start = h.ok("StartInstances", json!({"InstanceIds": [id]})).await;
+    h.settle(&[]).await;
+    let i = h.instance(id).await;
+    assert_eq!(i["LatestOperation"], "StartInstances");
+    assert_eq!(i["LatestOperationRequestId"], start["RequestId"]);
+    assert_eq!(i["LatestOperationState"], "FAILED");
+    let why = i["LatestOperationErrorMsg"].as_str().unwrap();
+    assert!(why.contains("no memory left"), "{why}");
+    assert!(!h.t.driver.machine(id).unwrap().running);
+    // The other instance was not touched.
+    assert_eq!(h.instance(&ids[1]).await["LatestOperationState"], "SUCCESS");
+    assert!(h.t.driver.machine(&ids[1]).unwrap().running);
+}
+
+#[tokio::test]
+async fn a_launch_that_cannot_lay_out_the_instance_ends_launch_failed() {
+    let h = harness().await;
+    h.t.driver.fail(Step::Create, "disk full");
+    let (ids, _) = h.run(json!({})).await;
+    let id = ids[0].as_str();
+    h.settle(&[(id, InstanceState::LaunchFailed)]).await;
+    let i = h.instance(id).await;
+    assert_eq!(i["InstanceState"], "LAUNCH_FAILED");
+    assert_eq!(i["LatestOperation"], "RunInstances");
+    assert_eq!(i["LatestOperationState"], "FAILED");
+    let why = i["LatestOperationErrorMsg"].as_str().unwrap();
+    assert!(why.contains("disk full"), "{why}");
+    // Only termination is left to it.
+    assert_eq!(
+        h.code("StartInstances", json!({"InstanceIds": [id]})).await,
+        "UnsupportedOperation.InstanceStateLaunchFailed"
+    );
+    h.ok("TerminateInstances", json!({"InstanceIds": [id]}))
+        .await;
+    h.settle(&[]).await;
+    let r = h
+        .ok("DescribeInstances", json!({"InstanceIds": [id]}))
+        .await;
+    assert_eq!(r["TotalCount"], 0, "{r}");
+}
+
+#[tokio::test]
+async fn a_bind_whose_keys_cannot_be_written_fails() {
+    let h = harness().await;
+    let key = h.import_key("a", KEY_A).await;
+    let (ids, _) = h.run(json!({})).await;
+    let id = ids[0].as_str();
+    h.settle(&[(id, InstanceState::Running)]).await;
+    h.stopped(&[id]).await;
+    h.t.driver.take_calls();
+    h.t.driver.fail(Step::Apply, "read-only file system");
+    h.ok(
+        "AssociateInstancesKeyPairs",
+        json!({"InstanceIds": [id], "KeyIds": [key]}),
+    )
+    .await;
+    h.settle(&[(id, InstanceState::Stopped)]).await;
+    let i = h.instance(id).await;
+    assert_eq!(i["LatestOperation"], "AssociateInstancesKeyPairs");
+    assert_eq!(i["LatestOperationState"], "FAILED");
+    let why = i["LatestOperationErrorMsg"].as_str().unwrap();
+    assert!(
+        why.contains("the guest agent failed: read-only file system"),
+        "{why}"
+    );
+    // No key reached the machine.
+    assert_eq!(h.t.driver.take_calls(), []);
+    assert!(h.t.driver.machine(id).unwrap().keys.is_empty());
+}
+
+#[tokio::test]
+async fn a_restarted_server_boots_again_what_was_running() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (running, stopped) = (ids[0].as_str(), ids[1].as_str());
+    h.stopped(&[stopped]).await;
+    h.t.driver.take_calls();
+    h.t.driver.power_loss();
+    h.t.worker.restore().await;
+    // Only the instance that was running starts, its SSH state laid out first.
+    let want = [
+        Call::Apply {
+            id: running.into(),
+            keys: vec![],
+            password_authentication: true,
+        },
+        Call::Start(running.into()),
+    ];
+    assert_eq!(h.t.driver.take_calls(), want);
+    assert!(h.t.driver.machine(running).unwrap().running);
+    assert!(!h.t.driver.machine(stopped).unwrap().running);
+    assert_eq!(h.instance(running).await["InstanceState"], "RUNNING");
+}
