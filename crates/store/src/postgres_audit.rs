@@ -111,7 +111,7 @@ fn event_row(r: &Row) -> Result<EventRow, tokio_postgres::Error> {
 }
 
 async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fail> {
-    let l = sql::lookup(q);
+    let l = sql::lookup(q, sql::account_column);
     let page = c.prepare_cached(&l.page).await?;
     let mut events = c
         .query(&page, &values(&l.page_args))

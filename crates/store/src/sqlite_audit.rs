@@ -65,10 +65,16 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     let seq: i64 = match inserted {
         Ok(_) => c.last_insert_rowid(),
         // The request recorded an event before: this one merges into it.
-        Err(err) if crate::sqlite::is_unique_violation(&err).is_some() => c
-            .prepare_cached(sql::MERGE_EVENT)
-            .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
-            .map_err(backend)?,
+        Err(err) if crate::sqlite::is_unique_violation(&err).is_some() => {
+            let seq = c
+                .prepare_cached(sql::MERGE_EVENT)
+                .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
+                .map_err(backend)?;
+            if e.account_id.is_some() {
+                crate::sqlite_audit_index::merged(c, seq)?;
+            }
+            seq
+        }
         Err(err) => return Err(backend(err)),
     };
     let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
@@ -116,8 +122,16 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
+/// An account's events: those indexed and those above the indexer's mark.
+fn account_seqs(p: &str) -> String {
+    format!(
+        "e.seq IN ({})",
+        crate::sqlite_audit_index::seqs_of_account(p)
+    )
+}
+
 fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
-    let l = sql::lookup(q);
+    let l = sql::lookup(q, account_seqs);
     let mut events = c
         .prepare_cached(&l.page)
         .and_then(|mut st| {
@@ -209,6 +223,7 @@ impl AuditStore for SqliteStore {
             let upto = by_age.max(by_count).unwrap_or(0);
             tx.exec(sql::PRUNE_RESOURCES_UPTO, params![upto])
                 .map_err(backend)?;
+            crate::sqlite_audit_index::pruned(&tx, upto)?;
             tx.commit().map_err(backend)?;
             Ok(gone as u64)
         })
