@@ -54,6 +54,30 @@ impl rusqlite::ToSql for Arg {
     }
 }
 
+/// The values of [`sql::INSERT_EVENT`] for `e`, as [`sql::upsert_args`] gives them but borrowed
+/// (an audited write then copies none of the event's text).
+fn insert_values(e: &AuditEvent) -> [&dyn rusqlite::ToSql; 16] {
+    let r = &e.request;
+    [
+        &e.event_id,
+        &r.request_id,
+        &e.account_id,
+        &e.at,
+        &r.dialect,
+        &r.action,
+        &r.credential_id,
+        &r.source_ip,
+        &r.region,
+        &e.read_only,
+        &e.error_code,
+        &e.error_message,
+        &e.ops_total,
+        &e.ops_pending,
+        &e.ops_failed,
+        &e.op_error,
+    ]
+}
+
 /// Record `event` (or merge it into its request's) on `c`, inside the caller's transaction.
 pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreResult<()> {
     let Some(e) = event else {
@@ -61,7 +85,7 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     };
     let inserted = c
         .prepare_cached(sql::INSERT_EVENT)
-        .and_then(|mut st| st.execute(params_from_iter(sql::upsert_args(e))));
+        .and_then(|mut st| st.execute(&insert_values(e)[..]));
     let seq: i64 = match inserted {
         Ok(_) => c.last_insert_rowid(),
         // The request recorded an event before: this one merges into it.
@@ -228,5 +252,50 @@ impl AuditStore for SqliteStore {
             Ok(gone as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyplane_core::audit::RequestMeta;
+    use rusqlite::ToSql;
+
+    #[test]
+    fn borrowed_values_are_the_shared_ones() {
+        let e = AuditEvent {
+            seq: 0,
+            event_id: "ev".into(),
+            account_id: Some("acct".into()),
+            at: 7,
+            request: RequestMeta {
+                dialect: "cvm".into(),
+                action: "ImportKeyPair".into(),
+                request_id: "rq".into(),
+                credential_id: "AKID".into(),
+                source_ip: "127.0.0.1".into(),
+                region: "ap-guangzhou".into(),
+            },
+            read_only: true,
+            resources: vec![],
+            error_code: Some("Code".into()),
+            error_message: None,
+            ops_total: 3,
+            ops_pending: 2,
+            ops_failed: 1,
+            op_error: Some("failed".into()),
+        };
+        let shared = sql::upsert_args(&e);
+        let borrowed = insert_values(&e);
+        assert_eq!(shared.len(), borrowed.len());
+        for (a, b) in shared.iter().zip(borrowed) {
+            let (a, b) = (a.to_sql().unwrap(), b.to_sql().unwrap());
+            let value = |v: ToSqlOutput<'_>| match v {
+                ToSqlOutput::Borrowed(v) => rusqlite::types::Value::from(v),
+                ToSqlOutput::Owned(v) => v,
+                _ => unreachable!(),
+            };
+            assert_eq!(value(a), value(b));
+        }
     }
 }
