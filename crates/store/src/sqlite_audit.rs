@@ -147,7 +147,7 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 /// An account's events: those indexed and those above the indexer's mark.
-fn account_seqs(p: &str) -> String {
+pub(crate) fn account_seqs(p: &str) -> String {
     format!(
         "e.seq IN ({})",
         crate::sqlite_audit_index::seqs_of_account(p)

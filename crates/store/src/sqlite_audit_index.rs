@@ -291,6 +291,44 @@ mod tests {
         assert_eq!(store.query_events(&by_rid).await.unwrap().total, 1);
     }
 
+    /// An account's page walks its index rows (and the events above the mark) newest first,
+    /// without scanning the trail or sorting its events.
+    #[tokio::test]
+    async fn an_account_lookup_is_planned_on_the_index() {
+        let store = SqliteStore::in_memory_indexing_every(std::time::Duration::MAX).unwrap();
+        let q = AuditQuery {
+            account_id: Some("a".into()),
+            attributes: vec![AuditAttribute::EventName("ImportKeyPair".into())],
+            ..AuditQuery::default()
+        };
+        let l = crate::audit_sql::lookup(&q, crate::sqlite_audit::account_seqs);
+        let plan: Vec<String> = store
+            .read(move |c| {
+                let mut st = c
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", l.page))
+                    .map_err(backend)?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(l.page_args.iter()), |r| {
+                        r.get::<_, String>(3)
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("SEARCH e USING INTEGER PRIMARY KEY"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("audit_by_account USING PRIMARY KEY (account_id=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN e"), "{plan}");
+        assert!(!plan.contains("ORDER BY"), "{plan}");
+    }
+
     #[tokio::test]
     async fn the_writer_runs_the_indexer_along_its_groups() {
         let store = SqliteStore::in_memory_indexing_every(std::time::Duration::ZERO).unwrap();
