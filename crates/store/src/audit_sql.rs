@@ -69,19 +69,19 @@ pub(crate) fn merge_args(e: &AuditEvent) -> Vec<Arg> {
     ]
 }
 
-/// Name a resource on an event (once); `$5` is 1 for the row that finds it by name.
+/// Name a resource on an event (once): kind `$2`, id `$3`, name `$4`. One row a resource: a
+/// search by id or name probes the event's rows by the primary key (`seq` first) either way.
+/// (`alias` is 0; rows of 1, which repeated a resource under its name, went in version 11.)
 pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO audit_resources (seq, kind, id, name, \
-     alias) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+     alias) VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING";
 
-/// The rows naming `r` on an event: (id, name, alias). A resource whose name is not its id
-/// has a second row keyed by its name, so that a search by name is an index probe too.
-pub(crate) fn resource_rows(r: &AuditResource) -> Vec<(&str, &str, i64)> {
-    let mut rows = vec![(r.id.as_str(), r.name.as_str(), 0)];
-    if r.name != r.id && !r.name.is_empty() {
-        rows.push((r.name.as_str(), r.id.as_str(), 1));
-    }
-    rows
+/// Schema version 11 on both back ends: resources are no longer repeated under their names.
+macro_rules! drop_alias_rows {
+    () => {
+        "DELETE FROM audit_resources WHERE alias = 1;"
+    };
 }
+pub(crate) use drop_alias_rows;
 
 /// Count one ended operation of request `$3` on its event; `$1` is 1 when it failed, `$2`
 /// its error.
@@ -219,9 +219,9 @@ fn conditions(q: &AuditQuery, cursor: bool, by_account: AccountClause) -> (Strin
             format!("EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND {test})")
         };
         match column {
-            "r.id" => clauses.push(probe(format!("r.id = {p} AND r.alias = 0"))),
-            // By name, or by id: not every resource has a name; names have alias rows.
-            "r.name" => clauses.push(probe(format!("r.id = {p}"))),
+            "r.id" => clauses.push(probe(format!("r.id = {p}"))),
+            // By name, or by id: not every resource has a name.
+            "r.name" => clauses.push(probe(format!("(r.name = {p} OR r.id = {p})"))),
             "r.kind" => clauses.push(probe(format!("r.kind = {p}"))),
             _ => clauses.push(format!("{column} = {p}")),
         }

@@ -67,10 +67,8 @@ pub(crate) async fn write_event(
     let seq: i64 = tx.query_one(&upsert, &values(&args)).await?.try_get(0)?;
     let insert = tx.prepare_cached(sql::INSERT_RESOURCE).await?;
     for r in &e.resources {
-        for (id, name, alias) in sql::resource_rows(r) {
-            tx.execute(&insert, &[&seq, &r.kind, &id, &name, &alias])
-                .await?;
-        }
+        tx.execute(&insert, &[&seq, &r.kind, &r.id, &r.name])
+            .await?;
     }
     Ok(())
 }

@@ -103,10 +103,8 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     };
     let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
     for r in &e.resources {
-        for (id, name, alias) in sql::resource_rows(r) {
-            st.execute(params![seq, r.kind, id, name, alias])
-                .map_err(backend)?;
-        }
+        st.execute(params![seq, r.kind, r.id, r.name])
+            .map_err(backend)?;
     }
     Ok(())
 }

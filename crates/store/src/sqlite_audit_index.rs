@@ -23,8 +23,11 @@ use keyplane_core::store::StoreResult;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::time::Duration;
 
-/// Schema version 11: the index by account as a table, filled from the events already there.
-pub(crate) const MIGRATION: &str = r#"
+/// Schema version 11: the index by account as a table, filled from the events already there
+/// (and, as on PostgreSQL, the resources' alias rows go: see [`crate::audit_sql`]).
+pub(crate) const MIGRATION: &str = concat!(
+    crate::audit_sql::drop_alias_rows!(),
+    r#"
 DROP INDEX audit_events_by_account;
 CREATE TABLE audit_by_account (
     account_id TEXT NOT NULL,
@@ -38,7 +41,8 @@ CREATE TABLE audit_indexed (
 INSERT INTO audit_by_account (account_id, seq)
     SELECT account_id, seq FROM audit_events WHERE account_id IS NOT NULL;
 INSERT INTO audit_indexed (id, upto) VALUES (1, (SELECT COALESCE(MAX(seq), 0) FROM audit_events));
-"#;
+"#
+);
 
 /// How often at most the indexer runs (while there are writes to ride along).
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
@@ -327,6 +331,56 @@ mod tests {
         );
         assert!(!plan.contains("SCAN e"), "{plan}");
         assert!(!plan.contains("ORDER BY"), "{plan}");
+    }
+
+    /// A file of version 10 (events under the plain index, resources with alias rows) reads
+    /// the same after the upgrade: found by account, by resource id and by name.
+    #[tokio::test]
+    async fn version_10_files_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let a = Account::generate("upgrade", false, 1);
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            for (i, sql) in crate::sqlite::MIGRATIONS[..10].iter().enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+            c.execute_batch(&format!(
+                "INSERT INTO audit_events (seq, event_id, request_id, account_id, at, dialect, \
+                 action, credential_id, source_ip, region, read_only, ops_total, ops_pending, \
+                 ops_failed) VALUES (1, 'ev', 'old', '{id}', 5, 'cvm', 'ImportKeyPair', '', '', \
+                 '', 0, 0, 0, 0); \
+                 INSERT INTO audit_resources VALUES (1, 'keypair', 'skey-1', 'mine', 0); \
+                 INSERT INTO audit_resources VALUES (1, 'keypair', 'mine', 'skey-1', 1);",
+                id = a.id
+            ))
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_account(&a).await.unwrap();
+        assert_eq!(shape(&store).await, (1, 1));
+        assert_eq!(ids(&store, &a).await, vec!["old"]);
+        for attr in [
+            AuditAttribute::ResourceId("skey-1".into()),
+            AuditAttribute::ResourceName("mine".into()),
+            AuditAttribute::ResourceName("skey-1".into()),
+        ] {
+            let q = AuditQuery {
+                account_id: Some(a.id.clone()),
+                attributes: vec![attr.clone()],
+                ..AuditQuery::default()
+            };
+            let page = store.query_events(&q).await.unwrap();
+            assert_eq!(page.total, 1, "{attr:?}");
+            assert_eq!(page.events[0].resources.len(), 1, "{attr:?}");
+        }
+        let by_alias = AuditQuery {
+            attributes: vec![AuditAttribute::ResourceId("mine".into())],
+            ..AuditQuery::default()
+        };
+        assert_eq!(store.query_events(&by_alias).await.unwrap().total, 0);
     }
 
     #[tokio::test]
