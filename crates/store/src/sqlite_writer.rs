@@ -246,3 +246,62 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
         deliver(failure.as_ref().filter(|_| ok).cloned().map(backend));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a row, then fails: its row must not stay.
+    fn failing_chore(c: &Connection) -> StoreResult<()> {
+        c.step("INSERT INTO t (n) VALUES (-1)").map_err(backend)?;
+        Err(backend("the chore failed"))
+    }
+
+    fn counting_chore(c: &Connection) -> StoreResult<()> {
+        c.step("UPDATE runs SET n = n + 1").map_err(backend)
+    }
+
+    fn writer(chore: fn(&Connection) -> StoreResult<()>) -> Writer {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (n INTEGER); CREATE TABLE runs (n INTEGER); INSERT INTO runs VALUES (0);")
+            .unwrap();
+        let chore = Chore {
+            every: Duration::ZERO,
+            run: chore,
+        };
+        Writer::start(c, Some(chore)).unwrap()
+    }
+
+    async fn count(w: &Writer, sql: &'static str) -> i64 {
+        w.run(true, move |c| c.row(sql, [], |r| r.get(0)).map_err(backend))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_chore_leaves_its_group_alone() {
+        let w = writer(failing_chore);
+        for n in 0..3 {
+            w.run(false, move |c| {
+                c.step(&format!("INSERT INTO t (n) VALUES ({n})"))
+                    .map_err(backend)
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM t").await, 3);
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM t WHERE n < 0").await, 0);
+    }
+
+    #[tokio::test]
+    async fn chores_ride_along_groups_only() {
+        let w = writer(counting_chore);
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 0);
+        w.run(false, |c| {
+            c.step("INSERT INTO t (n) VALUES (1)").map_err(backend)
+        })
+        .await
+        .unwrap();
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 1);
+    }
+}
