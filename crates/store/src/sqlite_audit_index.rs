@@ -4,8 +4,8 @@
 //! events of concurrent requests of different accounts land on different leaves, one for each
 //! account in a group commit. So SQLite keeps that index as a table of its own,
 //! `audit_by_account`, filled in bulk by an indexer that rides along a group commit about once
-//! a second (see [`crate::sqlite_writer::Chore`]): one pass appends each account's new events
-//! in order, a page per account per second instead of a page per account per commit.
+//! a second (see [`crate::sqlite_writer::Chore`]): one pass appends each account's new
+//! events, a page per account per second instead of a page per account per commit.
 //! `audit_indexed.upto` is the highest `seq` indexed: a lookup by account reads the index for
 //! the events at or below it and scans the events above it (at most about a second of
 //! writes), so it sees every event written before it, indexed or not.
@@ -57,11 +57,12 @@ pub(crate) fn seqs_of_account(p: &str) -> String {
     )
 }
 
-/// Index the events above the mark, in account order, and raise the mark to the newest.
+/// Index the events above the mark, and raise the mark to the newest. (In `seq` order: sorting
+/// them by account first took half as long again as the inserts it spared seeking, which touch
+/// the same leaves either way.)
 const INDEX_TAIL: &str = "INSERT OR IGNORE INTO audit_by_account (account_id, seq) \
      SELECT account_id, seq FROM audit_events \
-     WHERE seq > (SELECT upto FROM audit_indexed) AND account_id IS NOT NULL \
-     ORDER BY account_id, seq";
+     WHERE seq > (SELECT upto FROM audit_indexed) AND account_id IS NOT NULL";
 const RAISE_MARK: &str = "UPDATE audit_indexed SET \
      upto = (SELECT COALESCE(MAX(seq), 0) FROM audit_events) \
      WHERE upto < (SELECT COALESCE(MAX(seq), 0) FROM audit_events)";
