@@ -230,15 +230,17 @@ impl Default for Retention {
 
 /// A public event id: 32 random hexadecimal digits in the 8-4-4-4-12 shape.
 fn new_event_id() -> String {
-    let hex = format!("{:032x}", rand::random::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = rand::random::<u128>();
+    let mut id = String::with_capacity(36);
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            id.push('-');
+        }
+        let digit = (bits >> (124 - 4 * i)) & 0xf;
+        id.push(char::from(HEX[digit as usize]));
+    }
+    id
 }
 
 impl Core {
@@ -394,6 +396,8 @@ mod tests {
         let id = new_event_id();
         assert_eq!(id.len(), 36);
         assert_eq!(id.matches('-').count(), 4);
+        let dashes: Vec<usize> = id.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!(dashes, vec![8, 13, 18, 23]);
         assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()));
         assert_ne!(id, new_event_id());
     }

@@ -4,8 +4,9 @@
 
 use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, AuditResource, RequestMeta};
 
-/// Indexes of the audit tables (the same on both back ends): an account's events newest
-/// first. Each index is a page more that every change writes (and one at a random place for
+/// Indexes of the audit tables (schema version 10 on both back ends; SQLite replaces this one
+/// by a table filled apart from the changes, see [`crate::sqlite_audit_index`]): an account's
+/// events newest first. Each index is a page more that every change writes (and one at a random place for
 /// a random key such as a resource id), so there is no other: retention walks events in
 /// `seq` order, and a lookup walks the account's events in the time range newest first,
 /// probing each one's resources by their primary key (`seq` first) until the page is full.
@@ -68,19 +69,19 @@ pub(crate) fn merge_args(e: &AuditEvent) -> Vec<Arg> {
     ]
 }
 
-/// Name a resource on an event (once); `$5` is 1 for the row that finds it by name.
+/// Name a resource on an event (once): kind `$2`, id `$3`, name `$4`. One row a resource: a
+/// search by id or name probes the event's rows by the primary key (`seq` first) either way.
+/// (`alias` is 0; rows of 1, which repeated a resource under its name, went in version 11.)
 pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO audit_resources (seq, kind, id, name, \
-     alias) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+     alias) VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING";
 
-/// The rows naming `r` on an event: (id, name, alias). A resource whose name is not its id
-/// has a second row keyed by its name, so that a search by name is an index probe too.
-pub(crate) fn resource_rows(r: &AuditResource) -> Vec<(&str, &str, i64)> {
-    let mut rows = vec![(r.id.as_str(), r.name.as_str(), 0)];
-    if r.name != r.id && !r.name.is_empty() {
-        rows.push((r.name.as_str(), r.id.as_str(), 1));
-    }
-    rows
+/// Schema version 11 on both back ends: resources are no longer repeated under their names.
+macro_rules! drop_alias_rows {
+    () => {
+        "DELETE FROM audit_resources WHERE alias = 1;"
+    };
 }
+pub(crate) use drop_alias_rows;
 
 /// Count one ended operation of request `$3` on its event; `$1` is 1 when it failed, `$2`
 /// its error.
@@ -165,8 +166,17 @@ fn dialect_clause(args: &mut Vec<Arg>, dialects: &[String]) -> String {
     format!("e.dialect IN ({})", list.join(", "))
 }
 
+/// How a back end finds an account's events: the condition on `e` for the account in
+/// parameter `p` (which it may name more than once).
+pub(crate) type AccountClause = fn(p: &str) -> String;
+
+/// [`AccountClause`] over the index `audit_events_by_account` (PostgreSQL's).
+pub(crate) fn account_column(p: &str) -> String {
+    format!("e.account_id = {p}")
+}
+
 /// The conditions of `q` (with the cursor when `cursor`), numbering values from `$1`.
-fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
+fn conditions(q: &AuditQuery, cursor: bool, by_account: AccountClause) -> (String, Vec<Arg>) {
     let mut args: Vec<Arg> = Vec::new();
     let mut clauses: Vec<String> = Vec::new();
     let next = |args: &mut Vec<Arg>, a: Arg| {
@@ -175,7 +185,7 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
     };
     if let Some(account) = &q.account_id {
         let p = next(&mut args, Arg::Text(account.clone()));
-        clauses.push(format!("e.account_id = {p}"));
+        clauses.push(by_account(&p));
     }
     let p = next(&mut args, Arg::Int(q.start));
     clauses.push(format!("e.at >= {p}"));
@@ -209,9 +219,9 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
             format!("EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND {test})")
         };
         match column {
-            "r.id" => clauses.push(probe(format!("r.id = {p} AND r.alias = 0"))),
-            // By name, or by id: not every resource has a name; names have alias rows.
-            "r.name" => clauses.push(probe(format!("r.id = {p}"))),
+            "r.id" => clauses.push(probe(format!("r.id = {p}"))),
+            // By name, or by id: not every resource has a name.
+            "r.name" => clauses.push(probe(format!("(r.name = {p} OR r.id = {p})"))),
             "r.kind" => clauses.push(probe(format!("r.kind = {p}"))),
             _ => clauses.push(format!("{column} = {p}")),
         }
@@ -226,16 +236,16 @@ fn conditions(q: &AuditQuery, cursor: bool) -> (String, Vec<Arg>) {
     (clauses.join(" AND "), args)
 }
 
-/// The statements answering `q`.
-pub(crate) fn lookup(q: &AuditQuery) -> Lookup {
-    let (page_where, mut page_args) = conditions(q, true);
+/// The statements answering `q`, finding an account's events by `by_account`.
+pub(crate) fn lookup(q: &AuditQuery, by_account: AccountClause) -> Lookup {
+    let (page_where, mut page_args) = conditions(q, true, by_account);
     let order = if q.ascending { "ASC" } else { "DESC" };
     page_args.push(Arg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX - 1) + 1));
     let page = format!(
         "SELECT {EVENT_COLS} FROM audit_events e WHERE {page_where} ORDER BY e.seq {order} LIMIT ${}",
         page_args.len()
     );
-    let (count_where, count_args) = conditions(q, false);
+    let (count_where, count_args) = conditions(q, false, by_account);
     Lookup {
         page,
         page_args,
@@ -374,7 +384,7 @@ mod tests {
             after_seq: Some(9),
             ..AuditQuery::default()
         };
-        let l = lookup(&q);
+        let l = lookup(&q, account_column);
         for (text, n) in [(&l.page, l.page_args.len()), (&l.count, l.count_args.len())] {
             let mut last = 0;
             for part in text.split('$').skip(1) {
@@ -396,6 +406,6 @@ mod tests {
             attributes: vec![AuditAttribute::Dialects(vec![])],
             ..AuditQuery::default()
         };
-        assert!(lookup(&none).page.contains("1 = 0"));
+        assert!(lookup(&none, account_column).page.contains("1 = 0"));
     }
 }

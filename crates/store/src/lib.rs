@@ -20,6 +20,7 @@ pub mod sealing_suite;
 mod sql;
 pub mod sqlite;
 mod sqlite_audit;
+mod sqlite_audit_index;
 mod sqlite_cached;
 mod sqlite_console;
 mod sqlite_instances;

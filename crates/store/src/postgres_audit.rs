@@ -67,10 +67,8 @@ pub(crate) async fn write_event(
     let seq: i64 = tx.query_one(&upsert, &values(&args)).await?.try_get(0)?;
     let insert = tx.prepare_cached(sql::INSERT_RESOURCE).await?;
     for r in &e.resources {
-        for (id, name, alias) in sql::resource_rows(r) {
-            tx.execute(&insert, &[&seq, &r.kind, &id, &name, &alias])
-                .await?;
-        }
+        tx.execute(&insert, &[&seq, &r.kind, &r.id, &r.name])
+            .await?;
     }
     Ok(())
 }
@@ -111,7 +109,7 @@ fn event_row(r: &Row) -> Result<EventRow, tokio_postgres::Error> {
 }
 
 async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fail> {
-    let l = sql::lookup(q);
+    let l = sql::lookup(q, sql::account_column);
     let page = c.prepare_cached(&l.page).await?;
     let mut events = c
         .query(&page, &values(&l.page_args))

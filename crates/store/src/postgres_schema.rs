@@ -126,6 +126,11 @@ UPDATE instances SET served_generation = desired_generation;
     crate::postgres_console::MIGRATION,
     crate::READ_INDEXES,
     crate::postgres_audit::MIGRATION,
+    // Version 11 also moves SQLite's index of the audit trail by account out of the changes'
+    // transactions (`sqlite_audit_index`). PostgreSQL keeps `audit_events_by_account`: its
+    // identities are not committed in order, so a mark of what is indexed could pass an event
+    // still to be committed.
+    crate::audit_sql::drop_alias_rows!(),
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

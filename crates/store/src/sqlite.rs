@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file is.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE accounts (
     id TEXT PRIMARY KEY,
@@ -135,6 +135,7 @@ UPDATE instances SET served_generation = desired_generation;
     crate::sqlite_console::MIGRATION,
     crate::READ_INDEXES,
     crate::sqlite_audit::MIGRATION,
+    crate::sqlite_audit_index::MIGRATION,
 ];
 
 /// Read-only connections a file-backed store reads on (WAL lets them read while the writer
@@ -248,17 +249,22 @@ impl SqliteStore {
     /// Open (creating if needed) the database file at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let conn = Connection::open(path).map_err(backend)?;
-        let mut store = Self::init(conn)?;
+        let mut store = Self::init(conn, crate::sqlite_audit_index::EVERY)?;
         store.readers = Some(Arc::new(Readers::open(path)?));
         Ok(store)
     }
 
     /// A private in-memory database, for tests.
     pub fn in_memory() -> StoreResult<SqliteStore> {
-        Self::init(Connection::open_in_memory().map_err(backend)?)
+        Self::in_memory_indexing_every(crate::sqlite_audit_index::EVERY)
     }
 
-    fn init(mut conn: Connection) -> StoreResult<SqliteStore> {
+    /// A private in-memory database whose audit indexer runs at most once per `every`.
+    pub(crate) fn in_memory_indexing_every(every: std::time::Duration) -> StoreResult<SqliteStore> {
+        Self::init(Connection::open_in_memory().map_err(backend)?, every)
+    }
+
+    fn init(mut conn: Connection, index_every: std::time::Duration) -> StoreResult<SqliteStore> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(128);
@@ -288,7 +294,13 @@ impl SqliteStore {
             tx.commit().map_err(backend)?;
         }
         Ok(SqliteStore {
-            writer: Arc::new(crate::sqlite_writer::Writer::start(conn)?),
+            writer: Arc::new(crate::sqlite_writer::Writer::start(
+                conn,
+                Some(crate::sqlite_writer::Chore {
+                    every: index_every,
+                    run: crate::sqlite_audit_index::index_tail,
+                }),
+            )?),
             readers: None,
             latency: crate::Latency::default(),
         })

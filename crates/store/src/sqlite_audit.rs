@@ -54,6 +54,30 @@ impl rusqlite::ToSql for Arg {
     }
 }
 
+/// The values of [`sql::INSERT_EVENT`] for `e`, as [`sql::upsert_args`] gives them but borrowed
+/// (an audited write then copies none of the event's text).
+fn insert_values(e: &AuditEvent) -> [&dyn rusqlite::ToSql; 16] {
+    let r = &e.request;
+    [
+        &e.event_id,
+        &r.request_id,
+        &e.account_id,
+        &e.at,
+        &r.dialect,
+        &r.action,
+        &r.credential_id,
+        &r.source_ip,
+        &r.region,
+        &e.read_only,
+        &e.error_code,
+        &e.error_message,
+        &e.ops_total,
+        &e.ops_pending,
+        &e.ops_failed,
+        &e.op_error,
+    ]
+}
+
 /// Record `event` (or merge it into its request's) on `c`, inside the caller's transaction.
 pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreResult<()> {
     let Some(e) = event else {
@@ -61,22 +85,26 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     };
     let inserted = c
         .prepare_cached(sql::INSERT_EVENT)
-        .and_then(|mut st| st.execute(params_from_iter(sql::upsert_args(e))));
+        .and_then(|mut st| st.execute(&insert_values(e)[..]));
     let seq: i64 = match inserted {
         Ok(_) => c.last_insert_rowid(),
         // The request recorded an event before: this one merges into it.
-        Err(err) if crate::sqlite::is_unique_violation(&err).is_some() => c
-            .prepare_cached(sql::MERGE_EVENT)
-            .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
-            .map_err(backend)?,
+        Err(err) if crate::sqlite::is_unique_violation(&err).is_some() => {
+            let seq = c
+                .prepare_cached(sql::MERGE_EVENT)
+                .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
+                .map_err(backend)?;
+            if e.account_id.is_some() {
+                crate::sqlite_audit_index::merged(c, seq)?;
+            }
+            seq
+        }
         Err(err) => return Err(backend(err)),
     };
     let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
     for r in &e.resources {
-        for (id, name, alias) in sql::resource_rows(r) {
-            st.execute(params![seq, r.kind, id, name, alias])
-                .map_err(backend)?;
-        }
+        st.execute(params![seq, r.kind, r.id, r.name])
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -116,8 +144,16 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
+/// An account's events: those indexed and those above the indexer's mark.
+pub(crate) fn account_seqs(p: &str) -> String {
+    format!(
+        "e.seq IN ({})",
+        crate::sqlite_audit_index::seqs_of_account(p)
+    )
+}
+
 fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
-    let l = sql::lookup(q);
+    let l = sql::lookup(q, account_seqs);
     let mut events = c
         .prepare_cached(&l.page)
         .and_then(|mut st| {
@@ -209,9 +245,55 @@ impl AuditStore for SqliteStore {
             let upto = by_age.max(by_count).unwrap_or(0);
             tx.exec(sql::PRUNE_RESOURCES_UPTO, params![upto])
                 .map_err(backend)?;
+            crate::sqlite_audit_index::pruned(&tx, upto)?;
             tx.commit().map_err(backend)?;
             Ok(gone as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyplane_core::audit::RequestMeta;
+    use rusqlite::ToSql;
+
+    #[test]
+    fn borrowed_values_are_the_shared_ones() {
+        let e = AuditEvent {
+            seq: 0,
+            event_id: "ev".into(),
+            account_id: Some("acct".into()),
+            at: 7,
+            request: RequestMeta {
+                dialect: "cvm".into(),
+                action: "ImportKeyPair".into(),
+                request_id: "rq".into(),
+                credential_id: "AKID".into(),
+                source_ip: "127.0.0.1".into(),
+                region: "ap-guangzhou".into(),
+            },
+            read_only: true,
+            resources: vec![],
+            error_code: Some("Code".into()),
+            error_message: None,
+            ops_total: 3,
+            ops_pending: 2,
+            ops_failed: 1,
+            op_error: Some("failed".into()),
+        };
+        let shared = sql::upsert_args(&e);
+        let borrowed = insert_values(&e);
+        assert_eq!(shared.len(), borrowed.len());
+        for (a, b) in shared.iter().zip(borrowed) {
+            let (a, b) = (a.to_sql().unwrap(), b.to_sql().unwrap());
+            let value = |v: ToSqlOutput<'_>| match v {
+                ToSqlOutput::Borrowed(v) => rusqlite::types::Value::from(v),
+                ToSqlOutput::Owned(v) => v,
+                _ => unreachable!(),
+            };
+            assert_eq!(value(a), value(b));
+        }
     }
 }

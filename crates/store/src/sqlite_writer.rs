@@ -4,6 +4,10 @@
 //! that fails rolls back to its savepoint and leaves the others of its group alone; a failed
 //! commit fails the whole group. So an acknowledged write is as durable as before, and
 //! concurrent writes share one fsync.
+//!
+//! A [`Chore`] (upkeep the writes leave for later, such as indexing the audit trail by account)
+//! rides along at the end of a group at most once per its period: it shares that group's
+//! commit, so it costs no fsync of its own, and an idle store runs none.
 
 use crate::sqlite::backend;
 use crate::sqlite_cached::Cached;
@@ -12,6 +16,7 @@ use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// At most this many writes share one transaction.
 const MAX_GROUP: usize = 256;
@@ -31,6 +36,55 @@ struct Job {
     run: Body,
 }
 
+/// Upkeep run inside a group transaction, under a savepoint of its own, once `every` has passed
+/// since it last ran. A failure undoes only the chore's work (it is logged and tried again in a
+/// later group).
+#[derive(Clone, Copy)]
+pub(crate) struct Chore {
+    /// How long at least between two runs.
+    pub every: Duration,
+    /// The work.
+    pub run: fn(&Connection) -> StoreResult<()>,
+}
+
+/// A chore and when it last ran.
+struct Due {
+    chore: Chore,
+    last: Instant,
+}
+
+impl Due {
+    /// Run the chore inside the open transaction on `conn` if it is due. Returns false when
+    /// SQLite rolled that whole transaction back meanwhile (an I/O error, say).
+    fn run_if_due(&mut self, conn: &mut Connection) -> bool {
+        if conn.is_autocommit() || self.last.elapsed() < self.chore.every {
+            return true;
+        }
+        self.last = Instant::now();
+        if conn.step("SAVEPOINT chore").is_err() {
+            return !conn.is_autocommit();
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| (self.chore.run)(conn)));
+        if conn.is_autocommit() {
+            return false;
+        }
+        match ran {
+            Ok(Ok(())) => {
+                let _ = conn.step("RELEASE chore");
+            }
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tracing::warn!(error = %e, "SQLite upkeep failed; it is tried again later");
+                }
+                let _ = conn
+                    .step("ROLLBACK TO chore")
+                    .and_then(|()| conn.step("RELEASE chore"));
+            }
+        }
+        !conn.is_autocommit()
+    }
+}
+
 /// The writer thread and the queue to it; dropping it lets the thread finish the queue, close
 /// the connection and end, and waits for that.
 pub(crate) struct Writer {
@@ -39,12 +93,16 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Start the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection) -> StoreResult<Writer> {
+    /// Start the writer thread on `conn`, with `chore` riding along its groups.
+    pub(crate) fn start(conn: Connection, chore: Option<Chore>) -> StoreResult<Writer> {
         let (queue, jobs) = mpsc::channel();
+        let due = chore.map(|chore| Due {
+            chore,
+            last: Instant::now(),
+        });
         let thread = std::thread::Builder::new()
             .name("keyplane-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, jobs))
+            .spawn(move || writer_loop(conn, jobs, due))
             .map_err(backend)?;
         Ok(Writer {
             queue: Some(queue),
@@ -90,13 +148,13 @@ impl Drop for Writer {
     }
 }
 
-fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut due: Option<Due>) {
     while let Ok(first) = jobs.recv() {
         let mut group = Vec::new();
         let mut next = Some(first);
         while let Some(job) = next.take() {
             if job.solo {
-                commit_group(&mut conn, std::mem::take(&mut group));
+                commit_group(&mut conn, std::mem::take(&mut group), due.as_mut());
                 run_alone(&mut conn, job);
             } else {
                 group.push(job);
@@ -105,7 +163,7 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
                 next = jobs.try_recv().ok();
             }
         }
-        commit_group(&mut conn, group);
+        commit_group(&mut conn, group, due.as_mut());
     }
 }
 
@@ -120,7 +178,7 @@ fn run_alone(conn: &mut Connection, job: Job) {
     }
 }
 
-fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
     if group.is_empty() {
         return;
     }
@@ -164,6 +222,14 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
             }
         }
     }
+    if let Some(due) = due {
+        if !due.run_if_due(conn) {
+            for (ok, deliver) in done {
+                deliver(ok.then(|| backend("the group transaction was rolled back")));
+            }
+            return;
+        }
+    }
     let failure = if conn.is_autocommit() {
         None
     } else {
@@ -178,5 +244,64 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
     for (ok, deliver) in done {
         // A write that failed keeps its own error; the others share the commit's fate.
         deliver(failure.as_ref().filter(|_| ok).cloned().map(backend));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a row, then fails: its row must not stay.
+    fn failing_chore(c: &Connection) -> StoreResult<()> {
+        c.step("INSERT INTO t (n) VALUES (-1)").map_err(backend)?;
+        Err(backend("the chore failed"))
+    }
+
+    fn counting_chore(c: &Connection) -> StoreResult<()> {
+        c.step("UPDATE runs SET n = n + 1").map_err(backend)
+    }
+
+    fn writer(chore: fn(&Connection) -> StoreResult<()>) -> Writer {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (n INTEGER); CREATE TABLE runs (n INTEGER); INSERT INTO runs VALUES (0);")
+            .unwrap();
+        let chore = Chore {
+            every: Duration::ZERO,
+            run: chore,
+        };
+        Writer::start(c, Some(chore)).unwrap()
+    }
+
+    async fn count(w: &Writer, sql: &'static str) -> i64 {
+        w.run(true, move |c| c.row(sql, [], |r| r.get(0)).map_err(backend))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_chore_leaves_its_group_alone() {
+        let w = writer(failing_chore);
+        for n in 0..3 {
+            w.run(false, move |c| {
+                c.step(&format!("INSERT INTO t (n) VALUES ({n})"))
+                    .map_err(backend)
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM t").await, 3);
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM t WHERE n < 0").await, 0);
+    }
+
+    #[tokio::test]
+    async fn chores_ride_along_groups_only() {
+        let w = writer(counting_chore);
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 0);
+        w.run(false, |c| {
+            c.step("INSERT INTO t (n) VALUES (1)").map_err(backend)
+        })
+        .await
+        .unwrap();
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 1);
     }
 }
