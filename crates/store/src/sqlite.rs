@@ -204,17 +204,38 @@ impl<'a> Lease<'a> {
         })
     }
 
+    /// Run `f` in one read transaction: its statements see one snapshot (a page and its
+    /// count agree), and the WAL read lock is taken and released once, not per statement
+    /// (each costs a pair of `fcntl` calls on the shared-memory file).
     fn run<T>(self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        match &self.conn {
-            Some(conn) => f(conn),
-            None => Err(backend("reader lease without a connection")),
+        use crate::sqlite_cached::Cached;
+        let Some(conn) = &self.conn else {
+            return Err(backend("reader lease without a connection"));
+        };
+        if conn.is_autocommit() {
+            conn.step("BEGIN").map_err(backend)?;
         }
+        let result = f(conn);
+        // Ending a read transaction cannot lose anything; it only fails when a statement of
+        // `f` is still running, which `f` returning rules out.
+        if !conn.is_autocommit() {
+            conn.step("COMMIT").map_err(backend)?;
+        }
+        result
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.readers.idle.lock()) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        // A read that panicked left its transaction open: a connection going back idle must
+        // not hold on to an old snapshot.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if let (true, Ok(mut idle)) = (conn.is_autocommit(), self.readers.idle.lock()) {
             idle.push(conn);
         }
     }
@@ -826,19 +847,51 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
         let (s1, s2) = (store.clone(), store.clone());
         let inline = tokio::spawn(async move {
-            s1.read_bounded(|_| -> StoreResult<()> { panic!("inline read") })
-                .await
+            s1.read_bounded(|c| -> StoreResult<()> {
+                // A snapshot is taken, then the read panics.
+                c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(backend)?;
+                panic!("inline read")
+            })
+            .await
         });
         // On the caller's thread it is the caller's panic.
         assert!(inline.await.is_err());
         let blocking = tokio::spawn(async move {
-            s2.read(|_| -> StoreResult<()> { panic!("blocking read") })
-                .await
+            s2.read(|c| -> StoreResult<()> {
+                c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(backend)?;
+                panic!("blocking read")
+            })
+            .await
         });
         // On a blocking thread the panic is the read's error.
         assert!(matches!(blocking.await, Ok(Err(_))));
         let readers = store.readers.as_ref().unwrap();
         assert_eq!(readers.idle.lock().unwrap().len(), READERS);
+        // None of them holds the snapshot the panicking read began: a write made now is seen
+        // by a read on every reader.
+        store
+            .with(|c| {
+                c.execute_batch("CREATE TABLE seen (n INTEGER); INSERT INTO seen VALUES (7)")
+                    .map_err(backend)
+            })
+            .await
+            .unwrap();
+        for _ in 0..READERS {
+            let n = store
+                .read_bounded(|c| {
+                    c.query_row("SELECT n FROM seen", [], |r| r.get::<_, i64>(0))
+                        .map_err(backend)
+                })
+                .await
+                .unwrap();
+            assert_eq!(n, 7);
+        }
         assert_eq!(readers.permits.available_permits(), READERS);
         let mut reads = tokio::task::JoinSet::new();
         for i in 0..2 * READERS {
