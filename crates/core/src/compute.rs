@@ -315,7 +315,12 @@ impl Core {
                     .map(|()| instances.iter().map(|i| i.id.clone()).collect()),
             };
             match inserted {
-                Ok(ids) => return Ok(ids),
+                Ok(ids) => {
+                    if !ops.is_empty() {
+                        self.recorded_operations();
+                    }
+                    return Ok(ids);
+                }
                 Err(StoreError::Conflict(Conflict::Address | Conflict::Id)) => continue,
                 Err(e) => return Err(store_err(e)),
             }
@@ -464,7 +469,10 @@ impl Core {
         resources.extend(also);
         let event = self.change_event(req, account, resources, ops.len());
         match self.store().submit_operations(&ops, event.as_ref()).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.recorded_operations();
+                Ok(())
+            }
             Err(StoreError::Conflict(Conflict::InstanceBusy)) => {
                 // Another request got in between our check and the write.
                 let busy = self.get_instances(account, ns, ids).await?;

@@ -146,6 +146,7 @@ pub struct Core {
     credentials: Arc<crate::credentials::CredentialCache>,
     nonces: Arc<crate::nonces::NonceSet>,
     settled: Arc<crate::workflow::Settled>,
+    recorded: Arc<crate::workflow::Recorded>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -172,6 +173,7 @@ impl Core {
             credentials: Arc::default(),
             nonces: Arc::default(),
             settled: Arc::default(),
+            recorded: Arc::default(),
         }
     }
 
@@ -198,6 +200,11 @@ impl Core {
     /// The operations that ended on this node (see [`Core::await_operation`]).
     pub(crate) fn settled(&self) -> &crate::workflow::Settled {
         &self.settled
+    }
+
+    /// What is notified when this node records operations (see [`Core::operations_recorded`]).
+    pub(crate) fn recorded(&self) -> &crate::workflow::Recorded {
+        &self.recorded
     }
 
     /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).

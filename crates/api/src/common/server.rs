@@ -55,7 +55,8 @@ pub struct AppState {
     pub config: ApiConfig,
     /// Rate limiter.
     pub limiter: Limiter,
-    /// Notified after every API request, so the operation worker looks for new work at once.
+    /// Notified whenever this node records operations ([`Core::operations_recorded`]), so the
+    /// operation worker takes new work at once.
     pub wake: Arc<tokio::sync::Notify>,
     /// Carries the id of every instance whose desired SSH state changes on this node, so the
     /// agents' long polls answer at once.
@@ -73,12 +74,13 @@ impl AppState {
             config.rate_limit_per_second,
             crate::common::ratelimit::DOCUMENTED_RATES,
         );
+        let wake = core.operations_recorded();
         Arc::new(AppState {
             refusals: crate::common::audit::RefusalLog::start(core.clone()),
             core,
             config,
             limiter,
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake,
             ssh_changes: tokio::sync::broadcast::channel(4096).0,
             tc3_keys: Default::default(),
         })
@@ -186,9 +188,7 @@ async fn entry(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
         let secure = parts.extensions.get::<ServedOverTls>().is_some();
         return crate::console::handle(&state, &raw, secure).await;
     }
-    let response = serve_dialect(&state, &raw).await;
-    state.wake.notify_one();
-    response
+    serve_dialect(&state, &raw).await
 }
 
 /// Hand `raw` to the dialect it says it is in ([`classify`]).

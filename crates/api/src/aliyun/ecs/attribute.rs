@@ -104,7 +104,6 @@ pub async fn modify(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
     ctx.core
         .submit_password_reset(ctx.account, NS, &ids, ResetRule::Ecs, &password, ctx.req)
         .await?;
-    ctx.wake.notify_one();
     // The operation only records the hash: wait for it, so a RebootInstance right after the
     // answer is not refused as "in progress".
     super::bind::settle(ctx, &inst.id).await?;

@@ -95,7 +95,6 @@ async fn bind(
         };
         outcomes.push((id, outcome));
     }
-    ctx.wake.notify_one();
     for (id, outcome) in &mut outcomes {
         if outcome.is_ok() {
             *outcome = settle(ctx, id).await;

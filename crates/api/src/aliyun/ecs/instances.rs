@@ -207,7 +207,6 @@ async fn lifecycle(
     ctx.core
         .submit(ctx.account, NS, &ids, ctx.req, plan)
         .await?;
-    ctx.wake.notify_one();
     Ok(json!({}))
 }
 

@@ -322,7 +322,6 @@ pub async fn run(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, Al
         .core
         .launch_instances(ctx.account, spec, ctx.req)
         .await?;
-    ctx.wake.notify_one();
     Ok(json!({ "InstanceIdSets": { "InstanceIdSet": ids } }))
 }
 
@@ -339,7 +338,6 @@ pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value,
         .launch_instances(ctx.account, spec, ctx.req)
         .await?
         .remove(0);
-    ctx.wake.notify_one();
     // Why: the sandbox is laid out by booting it once (that is how its SSH state is first
     // applied), then stopped, in the one create operation; the answer waits for it so
     // DescribeInstances never shows a CreateInstance instance Running. Past the bound the

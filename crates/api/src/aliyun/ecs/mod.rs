@@ -33,8 +33,6 @@ pub struct Ctx<'a> {
     /// Who sent the request and how, with its RequestId (recorded on the operations it
     /// starts and in the audit trail).
     pub req: &'a keyplane_core::RequestMeta,
-    /// Wakes the operation worker once operations are recorded.
-    pub wake: &'a std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Decode business parameters (`Tag.1.Key` style, 1-based) into a request struct.
@@ -177,7 +175,6 @@ pub async fn dispatch(
         core: &state.core,
         account: &auth.account,
         req,
-        wake: &state.wake,
     };
     let p = &auth.params;
     match action {
