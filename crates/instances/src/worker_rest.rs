@@ -116,44 +116,27 @@ mod tests {
 
     #[test]
     fn the_state_before_is_the_one_the_call_accepts() {
+        use HostKind::{Agent, Record};
+        use InstanceState::{Running, Stopped};
+        let bind = OpKind::Bind {
+            add: vec![],
+            remove: vec![],
+            replace: false,
+            deferred: false,
+            restart: true,
+        };
         let cases = [
-            (
-                OpKind::Start,
-                false,
-                HostKind::Record,
-                InstanceState::Stopped,
-            ),
-            (
-                OpKind::Stop { force: true },
-                false,
-                HostKind::Record,
-                InstanceState::Running,
-            ),
-            (
-                OpKind::Reboot { force: false },
-                false,
-                HostKind::Agent,
-                InstanceState::Running,
-            ),
-            (
-                OpKind::Terminate,
-                false,
-                HostKind::Record,
-                InstanceState::Stopped,
-            ),
-            (
-                OpKind::Terminate,
-                false,
-                HostKind::Agent,
-                InstanceState::Running,
-            ),
+            (OpKind::Start, false, Record, Stopped),
+            (OpKind::Stop { force: true }, false, Record, Running),
+            (OpKind::Reboot { force: false }, false, Agent, Running),
+            (OpKind::Terminate, false, Record, Stopped),
+            (OpKind::Terminate, false, Agent, Running),
+            (bind.clone(), true, Record, Running),
+            (bind, false, Record, Stopped),
         ];
         for (kind, was_running, host, want) in cases {
-            assert_eq!(
-                state_before(&op(kind.clone(), was_running), host),
-                want,
-                "{kind:?}"
-            );
+            let got = state_before(&op(kind.clone(), was_running), host);
+            assert_eq!(got, want, "{kind:?}");
         }
     }
 }

@@ -354,3 +354,39 @@ async fn a_restarted_server_boots_again_what_was_running() {
     assert!(!h.t.driver.machine(stopped).unwrap().running);
     assert_eq!(h.instance(running).await["InstanceState"], "RUNNING");
 }
+
+#[tokio::test]
+async fn a_power_call_on_an_agent_managed_host_fails_and_leaves_it_running() {
+    let h = harness().await;
+    let token =
+        h.t.core
+            .issue_registration_token(
+                &h.t.account,
+                keyplane_core::keypair::Namespace::Cvm,
+                REGION,
+                60,
+            )
+            .await
+            .unwrap();
+    let body = json!({"token": token, "hostname": "h1", "address": "10.0.0.1", "ssh_port": 22});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/keyplane/agent/v1/register")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let registered: Value = serde_json::from_slice(&bytes).unwrap();
+    let id = registered["instance_id"].as_str().unwrap();
+    for action in ["StopInstances", "RebootInstances"] {
+        h.ok(action, json!({"InstanceIds": [id]})).await;
+        h.settle(&[(id, InstanceState::Running)]).await;
+        let i = h.instance(id).await;
+        assert_eq!(i["LatestOperationState"], "FAILED", "{action}");
+        let why = i["LatestOperationErrorMsg"].as_str().unwrap();
+        assert!(why.contains("on the host itself"), "{why}");
+    }
+    assert_eq!(h.t.driver.calls(), []);
+}
