@@ -49,6 +49,8 @@ pub trait InstanceDriver: Send + Sync + 'static {
     async fn ensure_image(&self, name: &str, cache: &ImageCache) -> Result<ImageInfo>;
     /// Ids of the instances this driver holds.
     fn list(&self) -> Result<Vec<String>>;
+    /// Whether the instance runs now; `None` when the driver holds no such instance.
+    async fn running(&self, id: &str) -> Result<Option<bool>>;
     /// Creates an instance, or brings an existing one in line with `spec`.
     async fn create(&self, spec: InstanceSpec) -> Result<()>;
     /// Starts the instance (a running one stays running).
@@ -83,6 +85,13 @@ impl InstanceDriver for SandboxHost {
 
     fn list(&self) -> Result<Vec<String>> {
         SandboxHost::list(self)
+    }
+
+    async fn running(&self, id: &str) -> Result<Option<bool>> {
+        if !SandboxHost::list(self)?.iter().any(|held| held == id) {
+            return Ok(None);
+        }
+        Ok(Some(SandboxHost::is_running(self, id).await))
     }
 
     async fn create(&self, spec: InstanceSpec) -> Result<()> {

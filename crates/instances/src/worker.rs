@@ -18,6 +18,9 @@ use tokio::sync::{watch, Notify, Semaphore};
 #[path = "worker_password.rs"]
 mod password;
 
+#[path = "worker_rest.rs"]
+mod rest;
+
 #[path = "worker_error.rs"]
 mod error;
 pub use error::StepError;
@@ -220,6 +223,9 @@ impl Worker {
         let started = std::time::Instant::now();
         let outcome = self.execute(&mut op).await;
         renew.abort();
+        if outcome.is_err() {
+            self.come_to_rest(&op).await;
+        }
         let message = outcome.as_ref().err().map(|e| e.to_string());
         let (state, error) = match &message {
             None => (OpState::Success, None),

@@ -527,3 +527,37 @@ async fn lifecycle_rules() {
         .json();
     assert_eq!(v["TotalCount"], 0);
 }
+
+#[tokio::test]
+async fn a_failed_start_or_stop_leaves_the_instance_as_it_is() {
+    use super::support::Step;
+    let h = harness(0).await;
+    let _w = spawn_worker(&h);
+    let id = run(&h, LINUX).await;
+    let call = |action: &'static str| {
+        let (h, id) = (&h, id.clone());
+        async move {
+            let a = send(h, rpc(h, action, &[("InstanceId", &id)])).await;
+            assert_eq!(a.status, 200, "{action}: {}", a.text);
+            settle(h, &id).await;
+            instance(h, &id).await
+        }
+    };
+    h.t.driver.fail(Step::Stop, "the init does not answer");
+    let i = call("StopInstance").await;
+    assert_eq!(i["Status"], "Running", "{i}");
+    h.t.driver.heal(Step::Stop);
+    assert_eq!(call("StopInstance").await["Status"], "Stopped");
+    h.t.driver.fail(Step::Start, "no memory left");
+    assert_eq!(call("StartInstance").await["Status"], "Stopped");
+    h.t.driver.heal(Step::Start);
+    assert_eq!(call("StartInstance").await["Status"], "Running");
+    assert!(h.t.driver.machine(&id).unwrap().running);
+    // A reboot that stops it but cannot start it again leaves it stopped, which a delete takes.
+    h.t.driver.fail(Step::Start, "no memory left");
+    assert_eq!(call("RebootInstance").await["Status"], "Stopped");
+    let a = send(&h, rpc(&h, "DeleteInstance", &[("InstanceId", &id)])).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    settle(&h, &id).await;
+    assert_eq!(h.t.driver.machine(&id), None);
+}

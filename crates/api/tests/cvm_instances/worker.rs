@@ -1,6 +1,6 @@
 //! What the operation worker does with CVM operations, seen through the instance driver: a
 //! launch boots the instance, a bind writes the keys into its SSH state, and a failed step ends
-//! the operation FAILED with the reason.
+//! the operation FAILED with the reason, the instance at rest in the state it really is in.
 
 use super::*;
 use support::{Call, Step};
@@ -127,6 +127,154 @@ async fn a_failed_step_fails_the_operation_with_its_reason() {
 }
 
 #[tokio::test]
+async fn a_failed_start_leaves_the_instance_stopped_and_it_starts_again() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({})).await;
+    let id = ids[0].as_str();
+    h.settle(&[(id, InstanceState::Running)]).await;
+    h.stopped(&[id]).await;
+    h.t.driver.fail(Step::Start, "no memory left");
+    h.ok("StartInstances", json!({"InstanceIds": [id]})).await;
+    h.settle(&[(id, InstanceState::Stopped)]).await;
+    let i = h.instance(id).await;
+    assert_eq!(i["InstanceState"], "STOPPED");
+    assert_eq!(i["LatestOperationState"], "FAILED");
+    assert!(i["LatestOperationErrorMsg"]
+        .as_str()
+        .unwrap()
+        .contains("no memory left"));
+    // Once the driver can start it again, a second start succeeds.
+    h.t.driver.heal(Step::Start);
+    h.ok("StartInstances", json!({"InstanceIds": [id]})).await;
+    h.settle(&[(id, InstanceState::Running)]).await;
+    assert_eq!(h.instance(id).await["LatestOperationState"], "SUCCESS");
+    assert!(h.t.driver.machine(id).unwrap().running);
+}
+
+#[tokio::test]
+async fn a_failed_stop_leaves_the_instance_running() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (id, other) = (ids[0].as_str(), ids[1].as_str());
+    h.t.driver
+        .fail_for(Step::Stop, id, "the init does not answer");
+    h.ok("StopInstances", json!({"InstanceIds": [id, other]}))
+        .await;
+    h.settle(&[
+        (id, InstanceState::Running),
+        (other, InstanceState::Stopped),
+    ])
+    .await;
+    let i = h.instance(id).await;
+    assert_eq!(i["LatestOperation"], "StopInstances");
+    assert_eq!(i["LatestOperationState"], "FAILED");
+    assert!(h.t.driver.machine(id).unwrap().running);
+    // The calls a running instance accepts are accepted again.
+    h.t.driver.heal(Step::Stop);
+    h.stopped(&[id]).await;
+}
+
+#[tokio::test]
+async fn a_failed_reboot_rests_in_the_state_the_driver_reports() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (halted, unstoppable) = (ids[0].as_str(), ids[1].as_str());
+    // One stops but cannot start again; the other cannot even stop.
+    h.t.driver.fail_for(Step::Start, halted, "no memory left");
+    h.t.driver
+        .fail_for(Step::Stop, unstoppable, "the init does not answer");
+    h.ok(
+        "RebootInstances",
+        json!({"InstanceIds": [halted, unstoppable]}),
+    )
+    .await;
+    h.settle(&[
+        (halted, InstanceState::Stopped),
+        (unstoppable, InstanceState::Running),
+    ])
+    .await;
+    assert!(!h.t.driver.machine(halted).unwrap().running);
+    assert!(h.t.driver.machine(unstoppable).unwrap().running);
+    for id in [halted, unstoppable] {
+        assert_eq!(h.instance(id).await["LatestOperationState"], "FAILED");
+    }
+    // A machine that stopped by itself meanwhile is seen as it is, not as it was.
+    h.t.driver.power_loss();
+    h.ok("RebootInstances", json!({"InstanceIds": [unstoppable]}))
+        .await;
+    h.settle(&[(unstoppable, InstanceState::Stopped)]).await;
+}
+
+#[tokio::test]
+async fn an_instance_whose_operation_failed_can_be_terminated() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (id, other) = (ids[0].as_str(), ids[1].as_str());
+    h.stopped(&[id]).await;
+    h.t.driver.fail(Step::Start, "no memory left");
+    h.ok("StartInstances", json!({"InstanceIds": [id]})).await;
+    h.settle(&[(id, InstanceState::Stopped)]).await;
+    // A terminate that fails leaves it where it was, to be terminated again.
+    h.t.driver.fail_for(Step::Destroy, other, "device busy");
+    h.ok("TerminateInstances", json!({"InstanceIds": [id, other]}))
+        .await;
+    h.settle(&[(other, InstanceState::Running)]).await;
+    assert_eq!(h.instance(other).await["LatestOperationState"], "FAILED");
+    h.t.driver.heal(Step::Destroy);
+    h.ok("TerminateInstances", json!({"InstanceIds": [other]}))
+        .await;
+    h.settle(&[]).await;
+    let r = h
+        .ok("DescribeInstances", json!({"InstanceIds": [id, other]}))
+        .await;
+    assert_eq!(r["TotalCount"], 0, "{r}");
+    assert_eq!(
+        (h.t.driver.machine(id), h.t.driver.machine(other)),
+        (None, None)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_restart_after_a_bind_or_a_password_reset_leaves_it_stopped() {
+    let h = harness().await;
+    let key = h.import_key("a", KEY_A).await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (bound, reset) = (ids[0].as_str(), ids[1].as_str());
+    h.t.driver.fail(Step::Start, "no memory left");
+    h.ok(
+        "AssociateInstancesKeyPairs",
+        json!({"InstanceIds": [bound], "KeyIds": [key], "ForceStop": true}),
+    )
+    .await;
+    h.ok(
+        "ResetInstancesPassword",
+        json!({"InstanceIds": [reset], "Password": "Keyplane-Test-9", "ForceStop": true}),
+    )
+    .await;
+    h.settle(&[
+        (bound, InstanceState::Stopped),
+        (reset, InstanceState::Stopped),
+    ])
+    .await;
+    for id in [bound, reset] {
+        assert_eq!(h.instance(id).await["LatestOperationState"], "FAILED");
+        assert!(!h.t.driver.machine(id).unwrap().running);
+    }
+    h.t.driver.heal(Step::Start);
+    h.ok("StartInstances", json!({"InstanceIds": [bound, reset]}))
+        .await;
+    h.settle(&[
+        (bound, InstanceState::Running),
+        (reset, InstanceState::Running),
+    ])
+    .await;
+}
+
+#[tokio::test]
 async fn a_launch_that_cannot_lay_out_the_instance_ends_launch_failed() {
     let h = harness().await;
     h.t.driver.fail(Step::Create, "disk full");
@@ -205,4 +353,40 @@ async fn a_restarted_server_boots_again_what_was_running() {
     assert!(h.t.driver.machine(running).unwrap().running);
     assert!(!h.t.driver.machine(stopped).unwrap().running);
     assert_eq!(h.instance(running).await["InstanceState"], "RUNNING");
+}
+
+#[tokio::test]
+async fn a_power_call_on_an_agent_managed_host_fails_and_leaves_it_running() {
+    let h = harness().await;
+    let token =
+        h.t.core
+            .issue_registration_token(
+                &h.t.account,
+                keyplane_core::keypair::Namespace::Cvm,
+                REGION,
+                60,
+            )
+            .await
+            .unwrap();
+    let body = json!({"token": token, "hostname": "h1", "address": "10.0.0.1", "ssh_port": 22});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/keyplane/agent/v1/register")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let registered: Value = serde_json::from_slice(&bytes).unwrap();
+    let id = registered["instance_id"].as_str().unwrap();
+    for action in ["StopInstances", "RebootInstances"] {
+        h.ok(action, json!({"InstanceIds": [id]})).await;
+        h.settle(&[(id, InstanceState::Running)]).await;
+        let i = h.instance(id).await;
+        assert_eq!(i["LatestOperationState"], "FAILED", "{action}");
+        let why = i["LatestOperationErrorMsg"].as_str().unwrap();
+        assert!(why.contains("on the host itself"), "{why}");
+    }
+    assert_eq!(h.t.driver.calls(), []);
 }

@@ -268,3 +268,30 @@ async fn lifecycle_refusals_have_their_codes() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_step_leaves_the_instance_in_the_state_it_is_in() {
+    let h = harness().await;
+    let ids = h.create(json!({"InstanceCount": 2})).await;
+    let (a, b) = (ids[0].as_str(), ids[1].as_str());
+    h.settle(&[(a, InstanceState::Running), (b, InstanceState::Running)])
+        .await;
+    h.stopped(&[a]).await;
+    h.t.driver.fail(Step::Start, "no memory left");
+    h.ok("StartInstances", json!({"InstanceIds": [a]})).await;
+    h.settle(&[(a, InstanceState::Stopped)]).await;
+    let i = h.instance(a).await;
+    assert_eq!(i["InstanceState"], "STOPPED");
+    assert_eq!(i["LatestOperationState"], "FAILED");
+    h.t.driver.heal(Step::Start);
+    h.started(&[a]).await;
+    h.t.driver
+        .fail_for(Step::Stop, b, "the init does not answer");
+    h.ok("StopInstances", json!({"InstanceIds": [b]})).await;
+    h.settle(&[(b, InstanceState::Running)]).await;
+    assert_eq!(h.instance(b).await["LatestOperationState"], "FAILED");
+    h.ok("RebootInstances", json!({"InstanceIds": [b]})).await;
+    h.settle(&[(b, InstanceState::Running)]).await;
+    h.t.driver.heal(Step::Stop);
+    h.stopped(&[b]).await;
+}

@@ -279,6 +279,10 @@ impl InstanceDriver for FakeDriver {
         Ok(self.lock().machines.keys().cloned().collect())
     }
 
+    async fn running(&self, id: &str) -> Result<Option<bool>> {
+        Ok(self.machine(id).map(|m| m.running))
+    }
+
     async fn create(&self, spec: InstanceSpec) -> Result<()> {
         if let Some(detail) = self.enter(Step::Create, &spec.id).await {
             return Err(injected(Step::Create, &spec.id, detail));
