@@ -390,3 +390,35 @@ async fn a_power_call_on_an_agent_managed_host_fails_and_leaves_it_running() {
     }
     assert_eq!(h.t.driver.calls(), []);
 }
+
+/// The worker is woken when operations are recorded, not by every request: a read or a
+/// refused call leaves nothing for it to look at, a launch and a stop wake it at once.
+#[tokio::test]
+async fn only_recorded_operations_wake_the_worker() {
+    use std::time::Duration;
+    let h = harness().await;
+    let wake = h.t.state.wake.clone();
+    let woken = |within: Duration| {
+        let wake = wake.clone();
+        async move { tokio::time::timeout(within, wake.notified()).await.is_ok() }
+    };
+    h.ok("DescribeInstances", json!({})).await;
+    h.ok("DescribeKeyPairs", json!({})).await;
+    assert_eq!(
+        h.code("StopInstances", json!({"InstanceIds": ["ins-00000000"]}))
+            .await,
+        "InvalidInstanceId.NotFound"
+    );
+    assert!(
+        !woken(Duration::from_millis(100)).await,
+        "nothing was recorded"
+    );
+    let (ids, _) = h.run(json!({})).await;
+    assert!(woken(Duration::from_secs(10)).await, "a launch wakes it");
+    h.settle(&[(ids[0].as_str(), InstanceState::Running)]).await;
+    // The settling worker may have taken a wake-up of its own; none is left over.
+    while woken(Duration::from_millis(10)).await {}
+    h.ok("StopInstances", json!({"InstanceIds": [ids[0]]}))
+        .await;
+    assert!(woken(Duration::from_secs(10)).await, "a stop wakes it");
+}
