@@ -120,27 +120,15 @@ mod tests {
     use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, RequestMeta};
     use keyplane_core::store::{AuditStore, Store};
 
+    /// An ImportKeyPair event of `account`, or of no account (a refusal before signing).
     fn event(account: Option<&Account>, request_id: &str, at: i64) -> AuditEvent {
-        AuditEvent {
-            seq: 0,
-            event_id: format!("ev-{request_id}"),
-            account_id: account.map(|a| a.id.clone()),
-            at,
-            request: RequestMeta {
-                dialect: "cvm".into(),
-                action: "ImportKeyPair".into(),
-                request_id: request_id.into(),
-                ..RequestMeta::default()
-            },
-            read_only: false,
-            resources: vec![],
-            error_code: None,
-            error_message: None,
-            ops_total: 0,
-            ops_pending: 0,
-            ops_failed: 0,
-            op_error: None,
+        let nobody = Account::generate("nobody", false, 0);
+        let mut e =
+            crate::suite_audit::event(account.unwrap_or(&nobody), request_id, "ImportKeyPair", at);
+        if account.is_none() {
+            e.account_id = None;
         }
+        e
     }
 
     async fn ids(store: &SqliteStore, a: &Account) -> Vec<String> {

@@ -25,7 +25,8 @@ pub(crate) async fn run(store: &dyn Store) {
     retention(store).await;
 }
 
-fn event(account: &Account, request_id: &str, action: &str, at: i64) -> AuditEvent {
+/// An event of `account`, request `request_id`, `action` at `at`, with no resources.
+pub(crate) fn event(account: &Account, request_id: &str, action: &str, at: i64) -> AuditEvent {
     AuditEvent {
         seq: 0,
         event_id: format!("ev-{request_id}"),
