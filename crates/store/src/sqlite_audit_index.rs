@@ -117,7 +117,7 @@ mod tests {
     use crate::sqlite::{backend, SqliteStore};
     use crate::sqlite_cached::Cached;
     use keyplane_core::account::Account;
-    use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, RequestMeta};
+    use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery};
     use keyplane_core::store::{AuditStore, Store};
 
     /// An ImportKeyPair event of `account`, or of no account (a refusal before signing).
