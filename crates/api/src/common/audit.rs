@@ -13,7 +13,8 @@ use keyplane_core::audit::AuditEvent;
 use keyplane_core::audit::AuditResource;
 use keyplane_core::{Core, RequestMeta};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// At most this many refusals are written in one transaction.
 const BATCH: usize = 512;
@@ -30,6 +31,8 @@ enum Entry {
 #[derive(Debug, Clone)]
 pub struct RefusalLog {
     queue: mpsc::UnboundedSender<Entry>,
+    /// Cuts the gathering short: a flush waits.
+    flush_now: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -42,30 +45,36 @@ impl RefusalLog {
     /// Start the writer task over `core` (on the current tokio runtime).
     pub fn start(core: Core) -> RefusalLog {
         let (queue, mut entries) = mpsc::unbounded_channel::<Entry>();
+        let flush_now = Arc::new(Notify::new());
+        let flushing = flush_now.clone();
         tokio::spawn(async move {
             while let Some(first) = entries.recv().await {
                 let deadline = tokio::time::Instant::now() + GATHER;
                 let (mut batch, mut waiting) = (Vec::new(), Vec::new());
                 let mut next = Some(first);
-                while let Some(entry) = next.take() {
-                    match entry {
-                        Entry::Event(e) => batch.push(*e),
-                        Entry::Flushed(done) => waiting.push(done),
-                    }
-                    next = match entries.try_recv() {
-                        Ok(entry) => Some(entry),
-                        // Nothing more queued: gather until the deadline unless a flush waits.
-                        Err(_) if waiting.is_empty() => {
-                            tokio::time::timeout_at(deadline, entries.recv())
-                                .await
-                                .ok()
-                                .flatten()
+                loop {
+                    while let Some(entry) = next.take() {
+                        match entry {
+                            Entry::Event(e) => batch.push(*e),
+                            Entry::Flushed(done) => waiting.push(done),
                         }
-                        Err(_) => None,
-                    };
-                    if batch.len() >= BATCH {
+                        if batch.len() >= BATCH {
+                            break;
+                        }
+                        next = entries.try_recv().ok();
+                    }
+                    let full = batch.len() >= BATCH;
+                    if full || !waiting.is_empty() || tokio::time::Instant::now() >= deadline {
                         break;
                     }
+                    // Why sleep rather than wait on the queue: refusals queued meanwhile then
+                    // wake nothing (one wake-up per refusal, at tens of thousands a second,
+                    // cost more than writing them). A flush cuts the sleep short.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => {}
+                        _ = flushing.notified() => {}
+                    }
+                    next = entries.try_recv().ok();
                 }
                 if let Err(e) = core.record_events(&batch).await {
                     tracing::warn!(error = %e, events = batch.len(),
@@ -76,7 +85,7 @@ impl RefusalLog {
                 }
             }
         });
-        RefusalLog { queue }
+        RefusalLog { queue, flush_now }
     }
 
     /// Queue a refusal's event.
@@ -88,6 +97,7 @@ impl RefusalLog {
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
         if self.queue.send(Entry::Flushed(done)).is_ok() {
+            self.flush_now.notify_one();
             let _ = written.await;
         }
     }
@@ -396,6 +406,64 @@ mod tests {
         assert!(is_read_only("DescribeKeyPairs"));
         assert!(is_read_only("LookUpEvents"));
         assert!(!is_read_only("AssociateInstancesKeyPairs"));
+    }
+
+    fn refusal(n: usize) -> AuditEvent {
+        AuditEvent {
+            seq: 0,
+            event_id: format!("ev-{n}"),
+            account_id: None,
+            at: 1_700_000_000,
+            request: RequestMeta {
+                dialect: "cvm".into(),
+                action: "ImportKeyPair".into(),
+                request_id: format!("r-{n}"),
+                ..RequestMeta::default()
+            },
+            read_only: false,
+            resources: vec![],
+            error_code: Some("AuthFailure.SignatureFailure".into()),
+            error_message: Some("no".into()),
+            ops_total: 0,
+            ops_pending: 0,
+            ops_failed: 0,
+            op_error: None,
+        }
+    }
+
+    async fn recorded(core: &Core) -> u64 {
+        let q = keyplane_core::audit::AuditQuery {
+            limit: 1,
+            ..Default::default()
+        };
+        core.lookup_events(&q).await.unwrap().total
+    }
+
+    /// Refusals are written without a flush once their gathering window ends, more than a
+    /// batch of them in several transactions, and a flush writes what was queued before it.
+    #[tokio::test]
+    async fn refusals_are_written_in_batches_with_or_without_a_flush() {
+        let store = keyplane_store::SqliteStore::in_memory().unwrap();
+        let core = Core::new(
+            std::sync::Arc::new(store),
+            std::sync::Arc::new(keyplane_core::service::SystemClock),
+        );
+        let log = RefusalLog::start(core.clone());
+        log.push(refusal(0));
+        log.push(refusal(1));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while recorded(&core).await < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "refusals were never written without a flush"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for n in 2..2 + 2 * BATCH + 3 {
+            log.push(refusal(n));
+        }
+        log.flush().await;
+        assert_eq!(recorded(&core).await, 2 * BATCH as u64 + 5);
     }
 
     #[test]
