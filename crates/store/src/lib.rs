@@ -17,6 +17,7 @@ mod postgres_instances;
 mod postgres_query;
 mod postgres_schema;
 mod query_sql;
+mod rows;
 pub mod sealing_suite;
 mod sql;
 pub mod sqlite;
