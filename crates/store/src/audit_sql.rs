@@ -2,6 +2,7 @@
 //! and each first appears in increasing order, which SQLite binds by position as PostgreSQL
 //! does. Only the table definitions differ (see each back end's migration).
 
+use crate::sql::Arg;
 use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, AuditResource, RequestMeta};
 
 /// Indexes of the audit tables (schema version 10 on both back ends; SQLite replaces this one
@@ -106,14 +107,6 @@ pub(crate) const PRUNE_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1";
 /// Delete the resources at or below `seq` `$1` whose event is gone.
 pub(crate) const PRUNE_RESOURCES_UPTO: &str = "DELETE FROM audit_resources WHERE seq <= $1 \
      AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.seq = audit_resources.seq)";
-
-/// A bound value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-}
 
 /// The values of [`UPSERT_EVENT`] and [`INSERT_EVENT`] for `e`.
 pub(crate) fn upsert_args(e: &AuditEvent) -> Vec<Arg> {

@@ -1,8 +1,9 @@
 //! [`AuditStore`] on PostgreSQL, and the audit writes the other stores make inside their
 //! own transactions. The statements are [`crate::audit_sql`]'s, shared with SQLite.
 
-use crate::audit_sql::{self as sql, Arg, EventRow};
+use crate::audit_sql::{self as sql, EventRow};
 use crate::postgres::{in_transaction, Fail, PostgresStore};
+use crate::postgres_query::params;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
@@ -44,16 +45,6 @@ CREATE TABLE audit_resources (
     crate::audit_sql::audit_indexes!()
 );
 
-fn values(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
-    args.iter()
-        .map(|a| match a {
-            Arg::Text(s) => s as &(dyn ToSql + Sync),
-            Arg::OptText(s) => s as &(dyn ToSql + Sync),
-            Arg::Int(i) => i as &(dyn ToSql + Sync),
-        })
-        .collect()
-}
-
 /// Record `event` (or merge it into its request's) inside the caller's transaction.
 pub(crate) async fn write_event(
     tx: &Transaction<'_>,
@@ -64,7 +55,7 @@ pub(crate) async fn write_event(
     };
     let upsert = tx.prepare_cached(sql::UPSERT_EVENT).await?;
     let args = sql::upsert_args(e);
-    let seq: i64 = tx.query_one(&upsert, &values(&args)).await?.try_get(0)?;
+    let seq: i64 = tx.query_one(&upsert, &params(&args)).await?.try_get(0)?;
     let insert = tx.prepare_cached(sql::INSERT_RESOURCE).await?;
     for r in &e.resources {
         tx.execute(&insert, &[&seq, &r.kind, &r.id, &r.name])
@@ -112,7 +103,7 @@ async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fai
     let l = sql::lookup(q, sql::account_column);
     let page = c.prepare_cached(&l.page).await?;
     let mut events = c
-        .query(&page, &values(&l.page_args))
+        .query(&page, &params(&l.page_args))
         .await?
         .iter()
         .map(|r| event_row(r).map(EventRow::into_event))
@@ -121,7 +112,7 @@ async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fai
     events.truncate(q.limit);
     let count = c.prepare_cached(&l.count).await?;
     let total: i64 = c
-        .query_one(&count, &values(&l.count_args))
+        .query_one(&count, &params(&l.count_args))
         .await?
         .try_get(0)?;
     if !events.is_empty() {

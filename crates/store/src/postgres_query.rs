@@ -5,8 +5,8 @@
 
 use crate::postgres::{key_pair_from_row, Fail};
 use crate::postgres_instances::{fill_keys, instance_from_row};
-use crate::query_sql::{self, Arg, Dialect, Page};
-use crate::sql;
+use crate::query_sql::{self, Dialect, Page};
+use crate::sql::{self, Arg};
 use deadpool_postgres::GenericClient;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::query::{InstancePage, InstanceQuery};
@@ -14,10 +14,11 @@ use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use tokio_postgres::types::ToSql;
 
 /// The arguments as PostgreSQL parameters (a list is an array).
-fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
+pub(crate) fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter()
         .map(|a| match a {
             Arg::Text(s) => s as &(dyn ToSql + Sync),
+            Arg::OptText(s) => s,
             Arg::Int(i) => i,
             Arg::Texts(v) => v,
             Arg::Ints(v) => v,

@@ -17,7 +17,7 @@
 //! - planner steering, on SQLite only: the `+` on columns ([`Dialect::steer`]) and `LIMIT
 //!   (? + 0)` ([`Dialect::page`]).
 
-use crate::sql::{INSTANCE_COLS, KEY_COLS};
+use crate::sql::{Arg, INSTANCE_COLS, KEY_COLS};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstanceFilter, InstanceOrder, InstanceQuery};
 use keyplane_core::service::{KeyPairFilter, KeyPairOrder, KeyPairQuery};
@@ -38,16 +38,6 @@ const INSTANCE_UUID: &str =
 pub(crate) enum Dialect {
     Sqlite,
     Postgres,
-}
-
-/// A statement argument: each back end binds it in its own types (a list is one JSON text on
-/// SQLite, an array on PostgreSQL).
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub(crate) enum Arg {
-    Text(String),
-    Int(i64),
-    Texts(Vec<String>),
-    Ints(Vec<i64>),
 }
 
 impl Dialect {

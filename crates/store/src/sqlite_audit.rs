@@ -1,13 +1,12 @@
 //! [`AuditStore`] on SQLite, and the audit writes the other stores make inside their own
 //! transactions.
 
-use crate::audit_sql::{self as sql, Arg, EventRow};
+use crate::audit_sql::{self as sql, EventRow};
 use crate::sqlite::{backend, SqliteStore};
 use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
 use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
 use keyplane_core::store::{AuditStore, StoreResult};
-use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 /// The audit tables (schema version 10).
@@ -43,16 +42,6 @@ CREATE TABLE audit_resources (
 "#,
     crate::audit_sql::audit_indexes!()
 );
-
-impl rusqlite::ToSql for Arg {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        match self {
-            Arg::Text(s) => s.to_sql(),
-            Arg::OptText(s) => s.to_sql(),
-            Arg::Int(i) => i.to_sql(),
-        }
-    }
-}
 
 /// The values of [`sql::INSERT_EVENT`] for `e`, as [`sql::upsert_args`] gives them but borrowed
 /// (an audited write then copies none of the event's text).
@@ -257,6 +246,7 @@ impl AuditStore for SqliteStore {
 mod tests {
     use super::*;
     use keyplane_core::audit::RequestMeta;
+    use rusqlite::types::ToSqlOutput;
     use rusqlite::ToSql;
 
     #[test]

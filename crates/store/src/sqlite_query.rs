@@ -4,8 +4,8 @@
 //! parameter, so each query shape has one statement text and stays in the prepared-statement
 //! cache.
 
-use crate::query_sql::{self, Arg, Dialect, Page, UUID_FUNCTION};
-use crate::sql;
+use crate::query_sql::{self, Dialect, Page, UUID_FUNCTION};
+use crate::sql::{self, Arg};
 use crate::sqlite::{backend, key_pair_from_row};
 use crate::sqlite_instances::{fill_keys, instance_from_row};
 use keyplane_core::keypair::{KeyPair, Namespace};
@@ -13,7 +13,7 @@ use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::StoreResult;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, params_from_iter, Connection, ToSql};
 
 /// Register the functions the queries use on `conn` (every connection, reader or writer).
@@ -38,8 +38,9 @@ impl ToSql for Arg {
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
         };
         match self {
-            Arg::Text(s) => Ok(ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))),
-            Arg::Int(i) => Ok(ToSqlOutput::Owned(Value::Integer(*i))),
+            Arg::Text(s) => s.to_sql(),
+            Arg::OptText(s) => s.to_sql(),
+            Arg::Int(i) => i.to_sql(),
             Arg::Texts(v) => json(serde_json::to_string(v)),
             Arg::Ints(v) => json(serde_json::to_string(v)),
         }
