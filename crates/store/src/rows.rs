@@ -1,7 +1,8 @@
 //! Row mapping, the same on both back ends: accounts, key pairs, instances and operations are
 //! built from the columns of [`crate::sql::ACCOUNT_COLS`], [`crate::sql::KEY_COLS`],
 //! [`crate::sql::INSTANCE_COLS`] and the operation columns, read through [`Cells`], which a
-//! `rusqlite::Row` and a `tokio_postgres::Row` each implement.
+//! `rusqlite::Row` and a `tokio_postgres::Row` each implement. The audit trail's rows are
+//! read through it too ([`crate::audit_sql::EventRow::read`]).
 
 use crate::postgres::Fail;
 use keyplane_core::account::{Account, Secret};
