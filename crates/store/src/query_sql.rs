@@ -369,6 +369,8 @@ pub(crate) fn key_pairs(
     namespace: Namespace,
     query: &KeyPairQuery,
 ) -> Page {
+    // Ids, names and fingerprints select a few rows (see `Dialect::steer`): the order is kept
+    // off the account index for any of them, the account terms only when ids are given.
     let selective = query.ids.is_some()
         || query.filters.iter().any(|f| match f {
             KeyPairFilter::KeyName(_) | KeyPairFilter::Fingerprint(_) => true,
