@@ -2,6 +2,8 @@
 //! and each first appears in increasing order, which SQLite binds by position as PostgreSQL
 //! does. Only the table definitions differ (see each back end's migration).
 
+use crate::rows::Cells;
+use crate::sql::Arg;
 use keyplane_core::audit::{AuditAttribute, AuditEvent, AuditQuery, AuditResource, RequestMeta};
 
 /// Indexes of the audit tables (schema version 10 on both back ends; SQLite replaces this one
@@ -106,14 +108,6 @@ pub(crate) const PRUNE_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1";
 /// Delete the resources at or below `seq` `$1` whose event is gone.
 pub(crate) const PRUNE_RESOURCES_UPTO: &str = "DELETE FROM audit_resources WHERE seq <= $1 \
      AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.seq = audit_resources.seq)";
-
-/// A bound value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-}
 
 /// The values of [`UPSERT_EVENT`] and [`INSERT_EVENT`] for `e`.
 pub(crate) fn upsert_args(e: &AuditEvent) -> Vec<Arg> {
@@ -286,6 +280,29 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
+    /// The event row in [`EVENT_COLS`].
+    pub(crate) fn read<R: Cells>(r: &R) -> Result<EventRow, R::Error> {
+        Ok(EventRow {
+            seq: r.int(0)?,
+            event_id: r.text(1)?,
+            account_id: r.text_or_null(2)?,
+            at: r.int(3)?,
+            dialect: r.text(4)?,
+            action: r.text(5)?,
+            request_id: r.text(6)?,
+            credential_id: r.text(7)?,
+            source_ip: r.text(8)?,
+            region: r.text(9)?,
+            read_only: r.int(10)?,
+            error_code: r.text_or_null(11)?,
+            error_message: r.text_or_null(12)?,
+            ops_total: r.int(13)?,
+            ops_pending: r.int(14)?,
+            ops_failed: r.int(15)?,
+            op_error: r.text_or_null(16)?,
+        })
+    }
+
     /// The event, with no resources yet.
     pub(crate) fn into_event(self) -> AuditEvent {
         let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
@@ -312,6 +329,18 @@ impl EventRow {
             op_error: self.op_error,
         }
     }
+}
+
+/// A row of [`resources_of`]: the event's `seq` and the resource.
+pub(crate) fn resource_row<R: Cells>(r: &R) -> Result<(i64, AuditResource), R::Error> {
+    Ok((
+        r.int(0)?,
+        AuditResource {
+            kind: r.text(1)?,
+            id: r.text(2)?,
+            name: r.text(3)?,
+        },
+    ))
 }
 
 /// Hand each event its resources (`rows` ordered by seq).

@@ -16,6 +16,8 @@ mod postgres_console;
 mod postgres_instances;
 mod postgres_query;
 mod postgres_schema;
+mod query_sql;
+mod rows;
 pub mod sealing_suite;
 mod sql;
 pub mod sqlite;

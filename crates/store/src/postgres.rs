@@ -15,7 +15,7 @@ use crate::postgres_schema::{MIGRATIONS, MIGRATION_LOCK};
 use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use keyplane_core::account::{Account, Secret};
+use keyplane_core::account::Account;
 use keyplane_core::audit::AuditEvent;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
@@ -270,36 +270,11 @@ impl PostgresStore {
 }
 
 fn account_from_row(r: &Row) -> Result<Account, Fail> {
-    Ok(Account {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        is_admin: r.try_get(2)?,
-        secret_id: r.try_get(3)?,
-        secret_key: Secret::new(r.try_get::<_, String>(4)?),
-        access_key_id: r.try_get(5)?,
-        access_key_secret: Secret::new(r.try_get::<_, String>(6)?),
-        created_at: r.try_get(7)?,
-    })
+    crate::rows::account(r)
 }
 
 pub(crate) fn key_pair_from_row(r: &Row) -> Result<KeyPair, Fail> {
-    let ns: String = r.try_get(2)?;
-    let tags: String = r.try_get(10)?;
-    Ok(KeyPair {
-        id: r.try_get(0)?,
-        account_id: r.try_get(1)?,
-        namespace: crate::stored::namespace(&ns)?,
-        region: r.try_get(3)?,
-        name: r.try_get(4)?,
-        description: r.try_get(5)?,
-        project_id: r.try_get(6)?,
-        public_key: r.try_get(7)?,
-        fingerprint_sha256: r.try_get(8)?,
-        fingerprint_md5: r.try_get(9)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        created_at: r.try_get(11)?,
-        associated_instance_ids: Vec::new(),
-    })
+    crate::rows::key_pair(r)
 }
 
 impl PostgresStore {

@@ -1,14 +1,14 @@
 //! [`AuditStore`] on PostgreSQL, and the audit writes the other stores make inside their
 //! own transactions. The statements are [`crate::audit_sql`]'s, shared with SQLite.
 
-use crate::audit_sql::{self as sql, Arg, EventRow};
+use crate::audit_sql::{self as sql, EventRow};
 use crate::postgres::{in_transaction, Fail, PostgresStore};
+use crate::postgres_query::params;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
-use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
+use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery};
 use keyplane_core::store::{AuditStore, StoreResult};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
 /// The audit tables (schema version 10), as [`crate::sqlite_audit::MIGRATION`].
 pub(crate) const MIGRATION: &str = concat!(
@@ -44,16 +44,6 @@ CREATE TABLE audit_resources (
     crate::audit_sql::audit_indexes!()
 );
 
-fn values(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
-    args.iter()
-        .map(|a| match a {
-            Arg::Text(s) => s as &(dyn ToSql + Sync),
-            Arg::OptText(s) => s as &(dyn ToSql + Sync),
-            Arg::Int(i) => i as &(dyn ToSql + Sync),
-        })
-        .collect()
-}
-
 /// Record `event` (or merge it into its request's) inside the caller's transaction.
 pub(crate) async fn write_event(
     tx: &Transaction<'_>,
@@ -64,7 +54,7 @@ pub(crate) async fn write_event(
     };
     let upsert = tx.prepare_cached(sql::UPSERT_EVENT).await?;
     let args = sql::upsert_args(e);
-    let seq: i64 = tx.query_one(&upsert, &values(&args)).await?.try_get(0)?;
+    let seq: i64 = tx.query_one(&upsert, &params(&args)).await?.try_get(0)?;
     let insert = tx.prepare_cached(sql::INSERT_RESOURCE).await?;
     for r in &e.resources {
         tx.execute(&insert, &[&seq, &r.kind, &r.id, &r.name])
@@ -86,42 +76,20 @@ pub(crate) async fn operation_ended(
     Ok(())
 }
 
-fn event_row(r: &Row) -> Result<EventRow, tokio_postgres::Error> {
-    Ok(EventRow {
-        seq: r.try_get(0)?,
-        event_id: r.try_get(1)?,
-        account_id: r.try_get(2)?,
-        at: r.try_get(3)?,
-        dialect: r.try_get(4)?,
-        action: r.try_get(5)?,
-        request_id: r.try_get(6)?,
-        credential_id: r.try_get(7)?,
-        source_ip: r.try_get(8)?,
-        region: r.try_get(9)?,
-        read_only: r.try_get(10)?,
-        error_code: r.try_get(11)?,
-        error_message: r.try_get(12)?,
-        ops_total: r.try_get(13)?,
-        ops_pending: r.try_get(14)?,
-        ops_failed: r.try_get(15)?,
-        op_error: r.try_get(16)?,
-    })
-}
-
 async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fail> {
     let l = sql::lookup(q, sql::account_column);
     let page = c.prepare_cached(&l.page).await?;
     let mut events = c
-        .query(&page, &values(&l.page_args))
+        .query(&page, &params(&l.page_args))
         .await?
         .iter()
-        .map(|r| event_row(r).map(EventRow::into_event))
+        .map(|r| EventRow::read(r).map(EventRow::into_event))
         .collect::<Result<Vec<_>, _>>()?;
     let more = events.len() > q.limit;
     events.truncate(q.limit);
     let count = c.prepare_cached(&l.count).await?;
     let total: i64 = c
-        .query_one(&count, &values(&l.count_args))
+        .query_one(&count, &params(&l.count_args))
         .await?
         .try_get(0)?;
     if !events.is_empty() {
@@ -130,14 +98,7 @@ async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fai
             seqs.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
         let mut rows = Vec::new();
         for r in c.query(&sql::resources_of(&seqs), &args).await? {
-            rows.push((
-                r.try_get::<_, i64>(0)?,
-                AuditResource {
-                    kind: r.try_get(1)?,
-                    id: r.try_get(2)?,
-                    name: r.try_get(3)?,
-                },
-            ));
+            rows.push(sql::resource_row(&r)?);
         }
         sql::attach(&mut events, rows);
     }

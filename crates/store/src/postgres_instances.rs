@@ -5,11 +5,8 @@ use crate::postgres::{conflict_or, corrupt, in_transaction, Fail, PostgresStore}
 use crate::sql::{self, INSTANCE_COLS};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
-use keyplane_core::account::Secret;
 use keyplane_core::audit::AuditEvent;
-use keyplane_core::instance::{
-    HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
-};
+use keyplane_core::instance::{Instance, InstanceState, NewOperation, OpState, Operation};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
@@ -24,58 +21,11 @@ const OPERATION_COLS: &str = "id, account_id, instance_id, action, request_id, k
      was_running, target_generation, state, created_at";
 
 pub(crate) fn instance_from_row(r: &Row) -> Result<Instance, Fail> {
-    let text = |i: usize| r.try_get::<_, String>(i);
-    let (ns, os, state, host) = (text(2)?, text(7)?, text(10)?, text(11)?);
-    let effective = text(15)?;
-    let latest_state: Option<String> = r.try_get(19)?;
-    Ok(Instance {
-        id: text(0)?,
-        account_id: text(1)?,
-        namespace: crate::stored::namespace(&ns)?,
-        region: text(3)?,
-        zone: text(4)?,
-        name: text(5)?,
-        image_id: text(6)?,
-        os: OsType::parse(&os).ok_or_else(|| corrupt("os", &os))?,
-        os_name: text(8)?,
-        instance_type: text(9)?,
-        state: InstanceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
-        host: HostKind::parse(&host).ok_or_else(|| corrupt("host", &host))?,
-        private_ip: text(12)?,
-        ssh_port: r.try_get::<_, i64>(13)? as u16,
-        password_hash: r.try_get::<_, Option<String>>(14)?.map(Secret::new),
-        key_ids: Vec::new(),
-        effective_key_ids: serde_json::from_str(&effective).unwrap_or_default(),
-        desired_generation: r.try_get(16)?,
-        applied_generation: r.try_get(17)?,
-        latest_operation: r.try_get(18)?,
-        latest_operation_state: latest_state.and_then(|s| OpState::parse(&s)),
-        latest_operation_request_id: r.try_get(20)?,
-        latest_operation_error: r.try_get(21)?,
-        created_at: r.try_get(22)?,
-        host_name: match r.try_get::<_, String>(23)? {
-            h if h.is_empty() => r.try_get(0)?,
-            h => h,
-        },
-    })
+    crate::rows::instance(r)
 }
 
 fn operation_from_row(r: &Row) -> Result<Operation, Fail> {
-    let kind: String = r.try_get(5)?;
-    let state: String = r.try_get(9)?;
-    Ok(Operation {
-        id: r.try_get(0)?,
-        account_id: r.try_get(1)?,
-        instance_id: r.try_get(2)?,
-        action: r.try_get(3)?,
-        request_id: r.try_get(4)?,
-        kind: crate::op_kind::decode(&kind).ok_or_else(|| corrupt("operation kind", &kind))?,
-        step: r.try_get::<_, i64>(6)? as i32,
-        was_running: r.try_get(7)?,
-        target_generation: r.try_get(8)?,
-        state: OpState::parse(&state).ok_or_else(|| corrupt("operation state", &state))?,
-        created_at: r.try_get(10)?,
-    })
+    crate::rows::operation(r)
 }
 
 /// Instances matching `where_sql`, oldest first, with their bound keys.

@@ -421,11 +421,32 @@ async fn serialization_failures_are_retried() {
     .await;
 }
 
-/// Tables, their columns and their named indexes: `table -> columns`, `indexes`.
+/// A column's declared type in SQLite's words (`TEXT`, `INTEGER`, and `BOOLEAN` for a
+/// [`FLAGS`] column) and whether it is NOT NULL (a primary key's column counts as NOT NULL, as
+/// PostgreSQL makes it).
+type Column = (String, bool);
+
+/// Tables, their columns and their named indexes: `table -> column -> type`, `indexes`.
 type Shape = (
-    std::collections::BTreeMap<String, BTreeSet<String>>,
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, Column>>,
     BTreeSet<String>,
 );
+
+/// The columns SQLite keeps as INTEGER 0 or 1 and PostgreSQL as BOOLEAN (each reads them with
+/// [`crate::rows::Cells::flag`]).
+const FLAGS: &[(&str, &str)] = &[("accounts", "is_admin"), ("operations", "was_running")];
+
+/// A PostgreSQL column type (`information_schema.columns.data_type`) in SQLite's words: its
+/// integers are all BIGINT (each back end reads them as i64); any other type stays as it is
+/// and shows as a difference.
+fn sqlite_type(postgres: &str) -> String {
+    match postgres {
+        "text" => "TEXT".into(),
+        "bigint" => "INTEGER".into(),
+        "boolean" => "BOOLEAN".into(),
+        other => other.into(),
+    }
+}
 
 /// The tables that only one back end has, each for its bookkeeping of the migrations: SQLite
 /// counts them in `PRAGMA user_version`, PostgreSQL in a table.
@@ -449,8 +470,14 @@ fn sqlite_shape(c: &rusqlite::Connection) -> rusqlite::Result<Shape> {
         .collect::<rusqlite::Result<_>>()?;
     for t in names {
         let columns = c
-            .prepare("SELECT name FROM pragma_table_info(?1)")?
-            .query_map([&t], |r| r.get(0))?
+            .prepare("SELECT name, upper(type), \"notnull\" OR pk > 0 FROM pragma_table_info(?1)")?
+            .query_map([&t], |r| {
+                let (name, mut ty): (String, String) = (r.get(0)?, r.get(1)?);
+                if ty == "INTEGER" && FLAGS.contains(&(t.as_str(), name.as_str())) {
+                    ty = "BOOLEAN".into();
+                }
+                Ok((name, (ty, r.get(2)?)))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         tables.insert(t, columns);
     }
@@ -467,10 +494,11 @@ fn sqlite_shape(c: &rusqlite::Connection) -> rusqlite::Result<Shape> {
 }
 
 async fn postgres_shape(client: &tokio_postgres::Client) -> Shape {
-    let mut tables = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    let mut tables = Shape::default().0;
     for r in client
         .query(
-            "SELECT c.table_name::text, c.column_name::text FROM information_schema.columns c \
+            "SELECT c.table_name::text, c.column_name::text, c.data_type::text, \
+             c.is_nullable = 'NO' FROM information_schema.columns c \
              JOIN information_schema.tables t USING (table_schema, table_name) \
              WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'",
             &[],
@@ -478,7 +506,11 @@ async fn postgres_shape(client: &tokio_postgres::Client) -> Shape {
         .await
         .unwrap()
     {
-        tables.entry(r.get(0)).or_default().insert(r.get(1));
+        let ty: String = r.get(2);
+        tables
+            .entry(r.get(0))
+            .or_default()
+            .insert(r.get(1), (sqlite_type(&ty), r.get(3)));
     }
     // The indexes that back a constraint (primary keys, UNIQUE) are named by the constraint.
     let indexes = client
@@ -497,9 +529,9 @@ async fn postgres_shape(client: &tokio_postgres::Client) -> Shape {
     (tables, indexes)
 }
 
-/// After every migration the two back ends have the same tables, columns and indexes, but for
-/// each one's own bookkeeping ([`POSTGRES_ONLY_TABLES`], [`POSTGRES_ONLY_INDEXES`],
-/// [`SQLITE_ONLY_TABLES`]).
+/// After every migration the two back ends have the same tables, columns (their types, mapped
+/// by [`sqlite_type`], and nullability) and indexes, but for each one's own bookkeeping
+/// ([`POSTGRES_ONLY_TABLES`], [`POSTGRES_ONLY_INDEXES`], [`SQLITE_ONLY_TABLES`]).
 #[tokio::test]
 async fn schemas_match() {
     with_schema("schemas_match", |config| async move {
@@ -536,6 +568,22 @@ async fn schemas_match() {
         }
         for i in ["key_pairs_by_name", "key_pairs_public_key"] {
             assert!(lite_indexes.contains(i), "SQLite has no index {i}");
+        }
+        // Types and nullability are read: a nullable text, an integer, a flag.
+        let column = |table: &str, column: &str| lite_tables[table][column].clone();
+        assert_eq!(column("instances", "password_hash"), ("TEXT".into(), false));
+        assert_eq!(column("instances", "ssh_port"), ("INTEGER".into(), true));
+        assert_eq!(column("accounts", "is_admin"), ("BOOLEAN".into(), true));
+        assert_eq!(column("accounts", "id"), ("TEXT".into(), true));
+        for (table, columns) in &lite_tables {
+            for (name, lite) in columns {
+                let pg = pg_tables.get(table).and_then(|t| t.get(name));
+                assert_eq!(
+                    Some(lite),
+                    pg,
+                    "{table}.{name}: SQLite's, then PostgreSQL's"
+                );
+            }
         }
         assert_eq!(lite_tables, pg_tables);
         assert_eq!(lite_indexes, pg_indexes);

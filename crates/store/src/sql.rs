@@ -4,6 +4,17 @@
 //! by position as PostgreSQL does. What differs stays with each back end: locking (`FOR
 //! UPDATE`, `SKIP LOCKED`, advisory locks), upserts in each one's types, SQLite's group commit.
 
+/// A bound value, in neither back end's types: each binds it in its own (a list is one JSON
+/// array text on SQLite, an array on PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Texts(Vec<String>),
+    Ints(Vec<i64>),
+}
+
 /// The columns of an account, in the order of each back end's `account_from_row`.
 macro_rules! account_cols {
     () => {

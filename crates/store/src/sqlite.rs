@@ -4,7 +4,7 @@
 use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
 use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
-use keyplane_core::account::{Account, Secret};
+use keyplane_core::account::Account;
 use keyplane_core::audit::AuditEvent;
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairPage, KeyPairQuery};
@@ -394,36 +394,11 @@ impl SqliteStore {
 }
 
 fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        is_admin: r.get::<_, i64>(2)? != 0,
-        secret_id: r.get(3)?,
-        secret_key: Secret::new(r.get::<_, String>(4)?),
-        access_key_id: r.get(5)?,
-        access_key_secret: Secret::new(r.get::<_, String>(6)?),
-        created_at: r.get(7)?,
-    })
+    crate::rows::account(r)
 }
 
 pub(crate) fn key_pair_from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
-    let ns: String = r.get(2)?;
-    let tags: String = r.get(10)?;
-    Ok(KeyPair {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        namespace: crate::stored::namespace(&ns).map_err(stored)?,
-        region: r.get(3)?,
-        name: r.get(4)?,
-        description: r.get(5)?,
-        project_id: r.get(6)?,
-        public_key: r.get(7)?,
-        fingerprint_sha256: r.get(8)?,
-        fingerprint_md5: r.get(9)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        created_at: r.get(11)?,
-        associated_instance_ids: Vec::new(),
-    })
+    crate::rows::key_pair(r)
 }
 
 /// The rules an insert could break, in the order callers see them: the name, the public key,

@@ -1,14 +1,13 @@
 //! [`AuditStore`] on SQLite, and the audit writes the other stores make inside their own
 //! transactions.
 
-use crate::audit_sql::{self as sql, Arg, EventRow};
+use crate::audit_sql::{self as sql, EventRow};
 use crate::sqlite::{backend, SqliteStore};
 use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
-use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
+use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery};
 use keyplane_core::store::{AuditStore, StoreResult};
-use rusqlite::types::ToSqlOutput;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 /// The audit tables (schema version 10).
 pub(crate) const MIGRATION: &str = concat!(
@@ -43,16 +42,6 @@ CREATE TABLE audit_resources (
 "#,
     crate::audit_sql::audit_indexes!()
 );
-
-impl rusqlite::ToSql for Arg {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        match self {
-            Arg::Text(s) => s.to_sql(),
-            Arg::OptText(s) => s.to_sql(),
-            Arg::Int(i) => i.to_sql(),
-        }
-    }
-}
 
 /// The values of [`sql::INSERT_EVENT`] for `e`, as [`sql::upsert_args`] gives them but borrowed
 /// (an audited write then copies none of the event's text).
@@ -122,28 +111,6 @@ pub(crate) fn operation_ended(
     Ok(())
 }
 
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        seq: r.get(0)?,
-        event_id: r.get(1)?,
-        account_id: r.get(2)?,
-        at: r.get(3)?,
-        dialect: r.get(4)?,
-        action: r.get(5)?,
-        request_id: r.get(6)?,
-        credential_id: r.get(7)?,
-        source_ip: r.get(8)?,
-        region: r.get(9)?,
-        read_only: r.get(10)?,
-        error_code: r.get(11)?,
-        error_message: r.get(12)?,
-        ops_total: r.get(13)?,
-        ops_pending: r.get(14)?,
-        ops_failed: r.get(15)?,
-        op_error: r.get(16)?,
-    })
-}
-
 /// An account's events: those indexed and those above the indexer's mark.
 pub(crate) fn account_seqs(p: &str) -> String {
     format!(
@@ -157,7 +124,7 @@ fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
     let mut events = c
         .prepare_cached(&l.page)
         .and_then(|mut st| {
-            st.query_map(params_from_iter(l.page_args.iter()), event_row)?
+            st.query_map(params_from_iter(l.page_args.iter()), |r| EventRow::read(r))?
                 .map(|r| r.map(EventRow::into_event))
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -172,16 +139,7 @@ fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let mut st = c.prepare(&sql::resources_of(&seqs)).map_err(backend)?;
         let rows = st
-            .query_map(params_from_iter(seqs.iter()), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    AuditResource {
-                        kind: r.get(1)?,
-                        id: r.get(2)?,
-                        name: r.get(3)?,
-                    },
-                ))
-            })
+            .query_map(params_from_iter(seqs.iter()), |r| sql::resource_row(r))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(backend)?;
         sql::attach(&mut events, rows);
@@ -257,6 +215,7 @@ impl AuditStore for SqliteStore {
 mod tests {
     use super::*;
     use keyplane_core::audit::RequestMeta;
+    use rusqlite::types::ToSqlOutput;
     use rusqlite::ToSql;
 
     #[test]

@@ -4,11 +4,8 @@ use crate::sql::{self, INSTANCE_COLS};
 use crate::sqlite::{backend, is_unique_violation, SqliteStore};
 use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
-use keyplane_core::account::Secret;
 use keyplane_core::audit::AuditEvent;
-use keyplane_core::instance::{
-    HostKind, Instance, InstanceState, NewOperation, OpState, Operation, OsType,
-};
+use keyplane_core::instance::{Instance, InstanceState, NewOperation, OpState, Operation};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstancePage, InstanceQuery};
 use keyplane_core::store::{Claimable, Conflict, InstanceStore, StoreError, StoreResult};
@@ -19,44 +16,7 @@ fn bad(what: &str, v: &str) -> rusqlite::Error {
 }
 
 pub(crate) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
-    let text = |i: usize| r.get::<_, String>(i);
-    let ns = text(2)?;
-    let os = text(7)?;
-    let state = text(10)?;
-    let host = text(11)?;
-    let effective: String = text(15)?;
-    Ok(Instance {
-        id: text(0)?,
-        account_id: text(1)?,
-        namespace: crate::stored::namespace(&ns).map_err(crate::sqlite::stored)?,
-        region: text(3)?,
-        zone: text(4)?,
-        name: text(5)?,
-        image_id: text(6)?,
-        os: OsType::parse(&os).ok_or_else(|| bad("os", &os))?,
-        os_name: text(8)?,
-        instance_type: text(9)?,
-        state: InstanceState::parse(&state).ok_or_else(|| bad("state", &state))?,
-        host: HostKind::parse(&host).ok_or_else(|| bad("host", &host))?,
-        private_ip: text(12)?,
-        ssh_port: r.get::<_, i64>(13)? as u16,
-        password_hash: r.get::<_, Option<String>>(14)?.map(Secret::new),
-        key_ids: Vec::new(),
-        effective_key_ids: serde_json::from_str(&effective).unwrap_or_default(),
-        desired_generation: r.get(16)?,
-        applied_generation: r.get(17)?,
-        latest_operation: r.get(18)?,
-        latest_operation_state: r
-            .get::<_, Option<String>>(19)?
-            .and_then(|s| OpState::parse(&s)),
-        latest_operation_request_id: r.get(20)?,
-        latest_operation_error: r.get(21)?,
-        created_at: r.get(22)?,
-        host_name: match r.get::<_, String>(23)? {
-            h if h.is_empty() => r.get(0)?,
-            h => h,
-        },
-    })
+    crate::rows::instance(r)
 }
 
 pub(crate) fn fill_keys(c: &Connection, instances: &mut [Instance]) -> StoreResult<()> {
@@ -132,21 +92,7 @@ fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
 }
 
 fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
-    let kind: String = r.get(5)?;
-    let state: String = r.get(9)?;
-    Ok(Operation {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        instance_id: r.get(2)?,
-        action: r.get(3)?,
-        request_id: r.get(4)?,
-        kind: crate::op_kind::decode(&kind).ok_or_else(|| bad("operation kind", &kind))?,
-        step: r.get(6)?,
-        was_running: r.get::<_, i64>(7)? != 0,
-        target_generation: r.get(8)?,
-        state: OpState::parse(&state).ok_or_else(|| bad("operation state", &state))?,
-        created_at: r.get(10)?,
-    })
+    crate::rows::operation(r)
 }
 
 fn write_keys(tx: &Connection, id: &str, key_ids: &[String]) -> StoreResult<()> {
