@@ -453,7 +453,6 @@ async fn serve(
         host.clone()
             .map(|h| h as Arc<dyn keyplane_instances::InstanceDriver>),
         worker_cfg,
-        state.wake.clone(),
         state.ssh_changes.clone(),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

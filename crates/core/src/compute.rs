@@ -317,7 +317,7 @@ impl Core {
             match inserted {
                 Ok(ids) => {
                     if !ops.is_empty() {
-                        self.recorded_operations();
+                        self.wake_worker();
                     }
                     return Ok(ids);
                 }
@@ -470,7 +470,7 @@ impl Core {
         let event = self.change_event(req, account, resources, ops.len());
         match self.store().submit_operations(&ops, event.as_ref()).await {
             Ok(()) => {
-                self.recorded_operations();
+                self.wake_worker();
                 Ok(())
             }
             Err(StoreError::Conflict(Conflict::InstanceBusy)) => {

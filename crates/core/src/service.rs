@@ -146,7 +146,10 @@ pub struct Core {
     credentials: Arc<crate::credentials::CredentialCache>,
     nonces: Arc<crate::nonces::NonceSet>,
     settled: Arc<crate::workflow::Settled>,
-    recorded: Arc<crate::workflow::Recorded>,
+    /// Notified whenever this node records operations: the worker waits on it between
+    /// claims, so a new operation is taken at once and a request that records none wakes
+    /// nothing.
+    recorded: Arc<tokio::sync::Notify>,
 }
 
 fn store_err(e: StoreError) -> DomainError {
@@ -202,9 +205,14 @@ impl Core {
         &self.settled
     }
 
-    /// What is notified when this node records operations (see [`Core::operations_recorded`]).
-    pub(crate) fn recorded(&self) -> &crate::workflow::Recorded {
-        &self.recorded
+    /// What this node notifies whenever it records operations (the worker waits on it).
+    pub fn operations_recorded(&self) -> Arc<tokio::sync::Notify> {
+        self.recorded.clone()
+    }
+
+    /// Wake the worker: operations were recorded.
+    pub(crate) fn wake_worker(&self) {
+        self.recorded.notify_one();
     }
 
     /// When this node last recorded each agent as seen (see [`Core::note_agent_seen`]).

@@ -25,11 +25,6 @@ impl Default for Settled {
     }
 }
 
-/// Notified whenever this node records operations: the worker waits on it between claims,
-/// so a new operation is taken at once and a request that records none wakes nothing.
-#[derive(Debug, Default)]
-pub(crate) struct Recorded(std::sync::Arc<tokio::sync::Notify>);
-
 /// Where a wait for an instance's operation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaited {
@@ -58,16 +53,6 @@ impl Awaited {
 }
 
 impl Core {
-    /// What this node notifies whenever it records operations (the worker waits on it).
-    pub fn operations_recorded(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.recorded().0.clone()
-    }
-
-    /// Wake the worker: operations were recorded.
-    pub(crate) fn recorded_operations(&self) {
-        self.recorded().0.notify_one();
-    }
-
     /// End an operation in `state` (with the error clients are shown, when it failed),
     /// mirrored on its instance, and wake whoever waits for operations on this node. The
     /// worker's; the store's error is returned as it is, since its text is recorded.

@@ -69,14 +69,13 @@ struct BindHow {
 }
 
 impl Worker {
-    /// A worker over `core`; `host` is the instance driver or why there is none. `wake` is
-    /// notified by the API when it records an operation; the worker notifies `ssh_changes`
-    /// whenever an instance's desired SSH state changes (agents' long polls wait on it).
+    /// A worker over `core`; `host` is the instance driver or why there is none. It waits for
+    /// new work on [`Core::operations_recorded`]; it notifies `ssh_changes` whenever an
+    /// instance's desired SSH state changes (agents' long polls wait on it).
     pub fn new(
         core: Core,
         host: Driver,
         cfg: WorkerConfig,
-        wake: Arc<Notify>,
         ssh_changes: tokio::sync::broadcast::Sender<String>,
     ) -> Arc<Worker> {
         let id = format!(
@@ -85,11 +84,11 @@ impl Worker {
             keyplane_core::ids::random_token(8)
         );
         Arc::new(Worker {
+            wake: core.operations_recorded(),
             core,
             host,
             cfg,
             id,
-            wake,
             ssh_changes,
         })
     }

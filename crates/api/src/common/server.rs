@@ -55,9 +55,6 @@ pub struct AppState {
     pub config: ApiConfig,
     /// Rate limiter.
     pub limiter: Limiter,
-    /// Notified whenever this node records operations ([`Core::operations_recorded`]), so the
-    /// operation worker takes new work at once.
-    pub wake: Arc<tokio::sync::Notify>,
     /// Carries the id of every instance whose desired SSH state changes on this node, so the
     /// agents' long polls answer at once.
     pub ssh_changes: tokio::sync::broadcast::Sender<String>,
@@ -74,13 +71,11 @@ impl AppState {
             config.rate_limit_per_second,
             crate::common::ratelimit::DOCUMENTED_RATES,
         );
-        let wake = core.operations_recorded();
         Arc::new(AppState {
             refusals: crate::common::audit::RefusalLog::start(core.clone()),
             core,
             config,
             limiter,
-            wake,
             ssh_changes: tokio::sync::broadcast::channel(4096).0,
             tc3_keys: Default::default(),
         })

@@ -397,7 +397,7 @@ async fn a_power_call_on_an_agent_managed_host_fails_and_leaves_it_running() {
 async fn only_recorded_operations_wake_the_worker() {
     use std::time::Duration;
     let h = harness().await;
-    let wake = h.t.state.wake.clone();
+    let wake = h.t.core.operations_recorded();
     let woken = |within: Duration| {
         let wake = wake.clone();
         async move { tokio::time::timeout(within, wake.notified()).await.is_ok() }

@@ -173,13 +173,7 @@ fn worker(core: &Core, state: &AppState, driver: &Arc<FakeDriver>) -> Arc<Worker
         image_cache: "images".into(),
     };
     let host: Arc<dyn keyplane_instances::InstanceDriver> = driver.clone();
-    Worker::new(
-        core.clone(),
-        Ok(host),
-        cfg,
-        state.wake.clone(),
-        state.ssh_changes.clone(),
-    )
+    Worker::new(core.clone(), Ok(host), cfg, state.ssh_changes.clone())
 }
 
 /// An account named `name` with fixed Tencent credentials (and generated Alibaba ones).
