@@ -27,6 +27,69 @@ pub fn cpu_us(pid: u32) -> Result<u64> {
     Ok((ticks(11)? + ticks(12)?) * 1_000_000 / hz)
 }
 
+/// A server running under callgrind (`valgrind --tool=callgrind --instr-atstart=no
+/// --callgrind-out-file=OUT`), whose executed instructions are counted over chosen spans: a
+/// figure that, unlike time, does not move with what else the machine is doing.
+#[derive(Debug, Clone)]
+pub struct Callgrind {
+    /// The server's process id.
+    pub pid: u32,
+    /// The `--callgrind-out-file` it was started with.
+    pub out: std::path::PathBuf,
+}
+
+impl Callgrind {
+    fn control(&self, args: &[&str]) -> Result<()> {
+        use anyhow::Context;
+        let done = std::process::Command::new("callgrind_control")
+            .args(args)
+            .arg(self.pid.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running callgrind_control (Debian package valgrind)")?;
+        anyhow::ensure!(done.success(), "callgrind_control {args:?} failed");
+        Ok(())
+    }
+
+    /// Start counting.
+    pub fn start(&self) -> Result<()> {
+        self.control(&["--instr=on"])
+    }
+
+    /// Stop counting, and the instructions executed since [`Callgrind::start`].
+    pub fn stop(&self) -> Result<u64> {
+        use anyhow::Context;
+        self.control(&["--instr=off"])?;
+        self.control(&["--dump"])?;
+        // Each dump is OUT.N, N counting up; it holds what ran since the dump before.
+        let name = self.out.file_name().context("--callgrind-out-file")?;
+        let dir = match self.out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let newest = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_prefix(&prefix)?
+                    .parse::<u64>()
+                    .ok()?;
+                Some((n, e.path()))
+            })
+            .max()
+            .context("callgrind wrote no dump")?;
+        let text = std::fs::read_to_string(&newest.1)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("totals:"))
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no totals in {}", newest.1.display()))
+    }
+}
+
 /// Tencent credentials.
 #[derive(Clone)]
 pub struct Cred {

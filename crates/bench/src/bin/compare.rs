@@ -7,7 +7,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use keyplane_bench::load::{self, Stats, Until};
-use keyplane_bench::{baseline, cpu_us, random_ed25519_line, signed_request, Client, Cred};
+use keyplane_bench::{
+    baseline, cpu_us, random_ed25519_line, signed_request, Callgrind, Client, Cred,
+};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +43,12 @@ struct Args {
     /// profile one path. The 500 key pairs the reads need are imported either way.
     #[arg(long)]
     only: Option<String>,
+    /// Keyplane runs under `valgrind --tool=callgrind --instr-atstart=no
+    /// --callgrind-out-file=FILE` (what `scripts/bench-compare --instructions` starts): print
+    /// the instructions it executes per call, which do not move with the machine's load.
+    /// Needs --kp-pid.
+    #[arg(long, value_name = "FILE")]
+    callgrind_out: Option<std::path::PathBuf>,
 }
 
 /// Which server a request is signed for.
@@ -102,30 +110,41 @@ struct Row {
     goal: &'static str,
     /// Server CPU time per call, microseconds: Keyplane's and the baseline's.
     cpu: Option<(f64, f64)>,
+    /// Instructions Keyplane executed per call, under callgrind.
+    instructions: Option<f64>,
 }
 
-/// Which processes serve: Keyplane's (when known) and the baseline's.
+/// Which processes serve: Keyplane's (when known) and the baseline's, and Keyplane's
+/// instruction counter when it runs under callgrind.
 #[derive(Clone, Copy)]
-struct Pids {
+struct Pids<'a> {
     kp: Option<u32>,
     base: Option<u32>,
+    callgrind: Option<&'a Callgrind>,
 }
 
-/// Run `requests` on `addr` with `conns` connections, and the CPU time `pid` spent on them.
+/// What a server spent on a load: CPU microseconds, and instructions when counted.
+type Spent = (Option<u64>, Option<u64>);
+
+/// Run `requests` on `addr` with `conns` connections, and what `pid` spent on them (and
+/// `counter` counted).
 async fn measured(
     addr: SocketAddr,
     requests: Vec<Vec<u8>>,
     conns: usize,
     until: Until,
     pid: Option<u32>,
-) -> Result<(Stats, Option<u64>)> {
+    counter: Option<&Callgrind>,
+) -> Result<(Stats, Spent)> {
     let before = pid.map(cpu_us).transpose()?;
+    counter.map(Callgrind::start).transpose()?;
     let stats = load::run(addr, Arc::new(requests), conns, until).await?;
+    let instructions = counter.map(Callgrind::stop).transpose()?;
     let spent = match (pid, before) {
         (Some(pid), Some(before)) => Some(cpu_us(pid)?.saturating_sub(before)),
         _ => None,
     };
-    Ok((stats, spent))
+    Ok((stats, (spent, instructions)))
 }
 
 fn ms(us: f64) -> f64 {
@@ -165,6 +184,15 @@ fn print(rows: &[Row]) {
         }
         println!("cpu x: Keyplane's CPU time per call over the baseline's (lower is better)");
     }
+    if rows.iter().any(|r| r.instructions.is_some()) {
+        println!();
+        println!("{:<34} {:>12}", "instructions per call (callgrind)", "kp");
+        for r in rows {
+            if let Some(n) = r.instructions {
+                println!("{:<34} {:>12.0}", r.name, n);
+            }
+        }
+    }
 }
 
 fn checked(name: &str, s: Stats) -> Result<Stats> {
@@ -184,20 +212,22 @@ fn checked(name: &str, s: Stats) -> Result<Stats> {
 async fn both(
     name: &'static str,
     (kp, base): (Target<'_>, Target<'_>),
-    pids: Pids,
+    pids: Pids<'_>,
     requests: (Vec<Vec<u8>>, Vec<Vec<u8>>),
     conns: usize,
     until: Until,
     goal: &'static str,
 ) -> Result<Row> {
-    let (k, k_cpu) = measured(kp.addr, requests.0, conns, until, pids.kp).await?;
-    let (b, b_cpu) = measured(base.addr, requests.1, conns, until, pids.base).await?;
-    let per_call = |us: u64, s: &Stats| us as f64 / s.calls.max(1) as f64;
+    let (k, (k_cpu, k_instr)) =
+        measured(kp.addr, requests.0, conns, until, pids.kp, pids.callgrind).await?;
+    let (b, (b_cpu, _)) = measured(base.addr, requests.1, conns, until, pids.base, None).await?;
+    let per_call = |n: u64, s: &Stats| n as f64 / s.calls.max(1) as f64;
     let cpu = k_cpu
         .zip(b_cpu)
         .map(|(k_us, b_us)| (per_call(k_us, &k), per_call(b_us, &b)));
     Ok(Row {
         name,
+        instructions: k_instr.map(|n| per_call(n, &k)),
         kp: checked(name, k)?,
         base: checked(name, b)?,
         goal,
@@ -244,9 +274,18 @@ async fn main() -> Result<()> {
         );
     }
     let (child, base_addr) = start_baseline().await?;
+    let callgrind = match (&args.callgrind_out, args.kp_pid) {
+        (Some(out), Some(pid)) => Some(Callgrind {
+            pid,
+            out: out.clone(),
+        }),
+        (Some(_), None) => bail!("--callgrind-out needs --kp-pid"),
+        (None, _) => None,
+    };
     let pids = Pids {
         kp: args.kp_pid,
         base: child.id(),
+        callgrind: callgrind.as_ref(),
     };
     let kp_addr: SocketAddr = args.endpoint.parse().context("--endpoint")?;
     let (kp_host, base_host) = (args.endpoint.clone(), base_addr.to_string());
