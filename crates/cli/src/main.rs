@@ -16,6 +16,11 @@ mod tls;
 
 use clap::{Parser, Subcommand};
 
+// Why: the server allocates a String per column of every row it reads and answers; mimalloc's
+// thread-local free lists make that markedly cheaper than glibc's malloc under many connections.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keyplane: a self-hosted control plane for SSH key pairs and the Linux instances they are
 /// bound to, speaking the Tencent Cloud and Alibaba Cloud APIs.
 #[derive(Debug, Parser)]
