@@ -350,6 +350,11 @@ impl Page {
         format!("SELECT COUNT(*) FROM {} WHERE {}", self.table, self.filter)
     }
 
+    /// Room for the rows a page is likely to hold: its limit, up to the 100 of a full page.
+    pub(crate) fn capacity(&self) -> usize {
+        self.limit.min(100)
+    }
+
     /// The arguments of [`Page::count`].
     pub(crate) fn count_args(&self) -> &[Arg] {
         &self.args[..self.args.len() - 2]

@@ -16,6 +16,9 @@ pub(crate) trait Cells {
 
     fn text(&self, i: usize) -> Result<String, Self::Error>;
 
+    /// A text cell, borrowed: for one that is parsed, not kept.
+    fn str(&self, i: usize) -> Result<&str, Self::Error>;
+
     fn text_or_null(&self, i: usize) -> Result<Option<String>, Self::Error>;
 
     fn int(&self, i: usize) -> Result<i64, Self::Error>;
@@ -32,6 +35,13 @@ impl Cells for rusqlite::Row<'_> {
 
     fn text(&self, i: usize) -> rusqlite::Result<String> {
         self.get(i)
+    }
+
+    fn str(&self, i: usize) -> rusqlite::Result<&str> {
+        let cell = self.get_ref(i)?;
+        cell.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, cell.data_type(), Box::new(e))
+        })
     }
 
     fn text_or_null(&self, i: usize) -> rusqlite::Result<Option<String>> {
@@ -58,6 +68,10 @@ impl Cells for tokio_postgres::Row {
         Ok(self.try_get(i)?)
     }
 
+    fn str(&self, i: usize) -> Result<&str, Fail> {
+        Ok(self.try_get(i)?)
+    }
+
     fn text_or_null(&self, i: usize) -> Result<Option<String>, Fail> {
         Ok(self.try_get(i)?)
     }
@@ -80,6 +94,14 @@ fn known<T, R: Cells>(parsed: Option<T>, what: &str, value: &str) -> Result<T, R
     parsed.ok_or_else(|| R::invalid(crate::stored::invalid(what, value)))
 }
 
+/// A stored JSON array (tags, key ids): most are empty, and need no parser.
+fn json_list<T: serde::de::DeserializeOwned>(text: &str) -> Vec<T> {
+    match text {
+        "[]" => Vec::new(),
+        _ => serde_json::from_str(text).unwrap_or_default(),
+    }
+}
+
 /// The account in the columns of [`crate::sql::ACCOUNT_COLS`].
 pub(crate) fn account<R: Cells>(r: &R) -> Result<Account, R::Error> {
     Ok(Account {
@@ -96,12 +118,10 @@ pub(crate) fn account<R: Cells>(r: &R) -> Result<Account, R::Error> {
 
 /// The key pair in the columns of [`crate::sql::KEY_COLS`], with no associations yet.
 pub(crate) fn key_pair<R: Cells>(r: &R) -> Result<KeyPair, R::Error> {
-    let ns = r.text(2)?;
-    let tags = r.text(10)?;
     Ok(KeyPair {
         id: r.text(0)?,
         account_id: r.text(1)?,
-        namespace: crate::stored::namespace(&ns).map_err(R::invalid)?,
+        namespace: crate::stored::namespace(r.str(2)?).map_err(R::invalid)?,
         region: r.text(3)?,
         name: r.text(4)?,
         description: r.text(5)?,
@@ -109,7 +129,7 @@ pub(crate) fn key_pair<R: Cells>(r: &R) -> Result<KeyPair, R::Error> {
         public_key: r.text(7)?,
         fingerprint_sha256: r.text(8)?,
         fingerprint_md5: r.text(9)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        tags: json_list(r.str(10)?),
         created_at: r.int(11)?,
         associated_instance_ids: Vec::new(),
     })
@@ -117,26 +137,25 @@ pub(crate) fn key_pair<R: Cells>(r: &R) -> Result<KeyPair, R::Error> {
 
 /// The instance in the columns of [`crate::sql::INSTANCE_COLS`], with no bound keys yet.
 pub(crate) fn instance<R: Cells>(r: &R) -> Result<Instance, R::Error> {
-    let (ns, os, state, host) = (r.text(2)?, r.text(7)?, r.text(10)?, r.text(11)?);
-    let effective = r.text(15)?;
+    let (os, state, host) = (r.str(7)?, r.str(10)?, r.str(11)?);
     Ok(Instance {
         id: r.text(0)?,
         account_id: r.text(1)?,
-        namespace: crate::stored::namespace(&ns).map_err(R::invalid)?,
+        namespace: crate::stored::namespace(r.str(2)?).map_err(R::invalid)?,
         region: r.text(3)?,
         zone: r.text(4)?,
         name: r.text(5)?,
         image_id: r.text(6)?,
-        os: known::<_, R>(OsType::parse(&os), "os", &os)?,
+        os: known::<_, R>(OsType::parse(os), "os", os)?,
         os_name: r.text(8)?,
         instance_type: r.text(9)?,
-        state: known::<_, R>(InstanceState::parse(&state), "state", &state)?,
-        host: known::<_, R>(HostKind::parse(&host), "host", &host)?,
+        state: known::<_, R>(InstanceState::parse(state), "state", state)?,
+        host: known::<_, R>(HostKind::parse(host), "host", host)?,
         private_ip: r.text(12)?,
         ssh_port: r.int(13)? as u16,
         password_hash: r.text_or_null(14)?.map(Secret::new),
         key_ids: Vec::new(),
-        effective_key_ids: serde_json::from_str(&effective).unwrap_or_default(),
+        effective_key_ids: json_list(r.str(15)?),
         desired_generation: r.int(16)?,
         applied_generation: r.int(17)?,
         latest_operation: r.text_or_null(18)?,

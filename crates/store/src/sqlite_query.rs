@@ -67,11 +67,13 @@ fn paged<T>(
     row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> StoreResult<(Vec<T>, usize)> {
     let mut st = c.prepare_cached(&page.rows).map_err(backend)?;
-    let items = st
+    let mut items = Vec::with_capacity(page.capacity());
+    for item in st
         .query_map(params_from_iter(page.args.iter()), row)
         .map_err(backend)?
-        .collect::<Result<Vec<T>, _>>()
-        .map_err(backend)?;
+    {
+        items.push(item.map_err(backend)?);
+    }
     if let Some(total) = page.total(items.len()) {
         return Ok((items, total));
     }

@@ -38,4 +38,5 @@ pub mod server;
 pub mod sniff;
 #[cfg(test)]
 pub mod testing;
+pub mod times;
 pub mod tls;

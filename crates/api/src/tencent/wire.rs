@@ -31,12 +31,7 @@ pub struct Tag {
 
 /// ISO 8601 UTC with seconds, `Z`-terminated, as the service formats times.
 pub fn iso8601(ts: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(ts).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    ))
-    .unwrap_or_default()
+    crate::common::times::TimeFormat::ISO_SECONDS.format(ts)
 }
 
 /// `InvalidAction`: `action` is none of `product`'s.

@@ -282,12 +282,7 @@ pub fn fingerprint(md5_hex: &str) -> String {
 
 /// ECS times: UTC to the minute, `2024-01-01T00:00Z`.
 pub fn minute_time(ts: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(ts).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]Z"
-    ))
-    .unwrap_or_default()
+    crate::common::times::TimeFormat::ISO_MINUTES.format(ts)
 }
 
 /// ECS's word for an instance state.

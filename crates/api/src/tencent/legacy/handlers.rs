@@ -3,6 +3,7 @@
 
 use super::error::LegacyError;
 use crate::common::params::{decode, lenient_i64, unflatten};
+use crate::common::times::TimeFormat;
 use keyplane_core::account::Account;
 use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::keypair::{KeyPair, Namespace};
@@ -100,14 +101,13 @@ pub async fn bind(
 
 /// `createTime` as the legacy API prints it: `2015-11-05 17:26:21`, Beijing time.
 pub fn legacy_time(ts: i64) -> String {
-    let beijing = time::UtcOffset::from_hms(8, 0, 0).expect("a valid offset");
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(beijing)
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute]:[second]"
-        ))
-        .unwrap_or_default()
+    const BEIJING: TimeFormat = TimeFormat {
+        offset: time::macros::offset!(+8),
+        separator: ' ',
+        seconds: true,
+        suffix: "",
+    };
+    BEIJING.format(ts)
 }
 
 fn key_out(kp: KeyPair, ips: &HashMap<String, String>) -> Value {
