@@ -41,6 +41,11 @@ impl Worker {
                 return Some(InstanceState::LaunchFailed);
             }
         }
+        let before = state_before(op, inst.host);
+        // An instance that never launched (a terminate of it failed) has no machine to ask.
+        if before == InstanceState::LaunchFailed {
+            return Some(before);
+        }
         if inst.host == HostKind::Sandbox {
             if let Some(running) = self.driver_says_running(&inst.id).await {
                 return Some(if running {
@@ -53,7 +58,7 @@ impl Worker {
         if inst.state.is_settled() {
             return None;
         }
-        Some(state_before(op, inst.host))
+        Some(before)
     }
 
     /// Whether the driver reports the machine running; `None` when it cannot tell (no driver
@@ -70,18 +75,28 @@ impl Worker {
     }
 }
 
-/// The settled state an instance was in before `op`, as far as the operation's kind tells: the
-/// only state its call accepts, or the likelier one where it accepts several.
+/// The settled state an instance was in before `op`: the one recorded with the operation,
+/// else (operations recorded before it was kept) as far as the operation's kind tells.
 fn state_before(op: &Operation, host: HostKind) -> InstanceState {
+    match op.state_before {
+        Some(state) if state.is_settled() => state,
+        _ => guessed_before(op, host),
+    }
+}
+
+/// The state an operation of `op`'s kind most likely began in: the only state its call
+/// accepts, or the likelier one where it accepts several.
+fn guessed_before(op: &Operation, host: HostKind) -> InstanceState {
     match op.kind {
         OpKind::Create { .. } => InstanceState::LaunchFailed,
         OpKind::Start => InstanceState::Stopped,
         OpKind::Stop { .. } | OpKind::Reboot { .. } => InstanceState::Running,
         // An agent-managed host is a machine that runs: it registered itself.
         OpKind::Terminate if host == HostKind::Agent => InstanceState::Running,
-        // Why: a terminate accepts RUNNING, STOPPED and LAUNCH_FAILED, and which one it left is
-        // not kept; STOPPED is what a machine that cannot be seen running is, and a terminate
-        // (or a start) is accepted from it.
+        // Why: a terminate accepts RUNNING, STOPPED and LAUNCH_FAILED, and an operation
+        // recorded before the state before it was kept does not say which; STOPPED is what a
+        // machine that cannot be seen running is, and a terminate (or a start) is accepted
+        // from it.
         OpKind::Terminate => InstanceState::Stopped,
         OpKind::Bind { .. } | OpKind::ResetPassword { .. } => {
             if op.was_running {
@@ -100,6 +115,7 @@ mod tests {
 
     fn op(kind: OpKind, was_running: bool) -> Operation {
         Operation {
+            state_before: None,
             id: 1,
             account_id: "acc".into(),
             instance_id: "ins-00000001".into(),
@@ -137,6 +153,29 @@ mod tests {
         for (kind, was_running, host, want) in cases {
             let got = state_before(&op(kind.clone(), was_running), host);
             assert_eq!(got, want, "{kind:?}");
+        }
+    }
+
+    /// The state recorded with the operation wins over the guess, when it is one an
+    /// instance rests in.
+    #[test]
+    fn the_recorded_state_before_wins() {
+        use InstanceState::{LaunchFailed, Running, Starting, Stopped};
+        let cases = [
+            (Some(Running), Running),
+            (Some(LaunchFailed), LaunchFailed),
+            (Some(Stopped), Stopped),
+            (Some(Starting), Stopped),
+            (None, Stopped),
+        ];
+        for (recorded, want) in cases {
+            let mut terminate = op(OpKind::Terminate, false);
+            terminate.state_before = recorded;
+            assert_eq!(
+                state_before(&terminate, HostKind::Sandbox),
+                want,
+                "{recorded:?}"
+            );
         }
     }
 }

@@ -237,6 +237,53 @@ async fn an_instance_whose_operation_failed_can_be_terminated() {
     );
 }
 
+/// A terminate that fails where the driver cannot tell whether the machine runs leaves the
+/// instance in the state it was in before: running, stopped, or never launched.
+#[tokio::test]
+async fn a_failed_terminate_the_driver_cannot_see_rests_where_it_was() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (running, stopped) = (ids[0].as_str(), ids[1].as_str());
+    h.stopped(&[stopped]).await;
+    h.t.driver.fail(Step::Create, "disk full");
+    let (failed, _) = h.run(json!({})).await;
+    let failed = failed[0].as_str();
+    h.settle(&[(failed, InstanceState::LaunchFailed)]).await;
+    h.t.driver.heal(Step::Create);
+    h.t.driver.fail(Step::Destroy, "device busy");
+    h.t.driver.fail(Step::Running, "the init does not answer");
+    h.ok(
+        "TerminateInstances",
+        json!({"InstanceIds": [running, stopped, failed]}),
+    )
+    .await;
+    h.settle(&[
+        (running, InstanceState::Running),
+        (stopped, InstanceState::Stopped),
+        (failed, InstanceState::LaunchFailed),
+    ])
+    .await;
+    for id in [running, stopped, failed] {
+        assert_eq!(h.instance(id).await["LatestOperationState"], "FAILED");
+    }
+    // Each can be terminated again.
+    h.t.driver.heal(Step::Destroy);
+    h.ok(
+        "TerminateInstances",
+        json!({"InstanceIds": [running, stopped, failed]}),
+    )
+    .await;
+    h.settle(&[]).await;
+    let r = h
+        .ok(
+            "DescribeInstances",
+            json!({"InstanceIds": [running, stopped, failed]}),
+        )
+        .await;
+    assert_eq!(r["TotalCount"], 0, "{r}");
+}
+
 #[tokio::test]
 async fn a_failed_restart_after_a_bind_or_a_password_reset_leaves_it_stopped() {
     let h = harness().await;
