@@ -143,8 +143,11 @@ impl Worker {
         for inst in all {
             if here.contains(&inst.id) {
                 match self.boot(&inst).await {
-                    Ok(()) => tracing::info!(instance = %inst.id, "restored"),
-                    Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot restore"),
+                    Ok(()) => {
+                        tracing::info!(instance = %inst.id, "restored");
+                        self.core.metrics().restore("started");
+                    }
+                    Err(e) => self.rest_after_failed_restore(&inst.id, &e).await,
                 }
             }
         }

@@ -1,8 +1,9 @@
 //! Where an instance comes to rest when a step of its operation failed: the state it really is
 //! in, so that the calls its state allows (a start again, a terminate) are not refused for good
-//! by a transitional state (STARTING, STOPPING, ...) that nothing would end.
+//! by a transitional state (STARTING, STOPPING, ...) that nothing would end; and where an
+//! instance that was running rests when it cannot be booted again at server start.
 
-use super::Worker;
+use super::{StepError, Worker};
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, Operation};
 
 impl Worker {
@@ -26,6 +27,33 @@ impl Worker {
             to = state.as_str(), "instance at rest after a failed operation");
         if let Err(e) = self.core.set_instance_state(&inst.id, state).await {
             tracing::warn!(instance = %inst.id, error = %e, "cannot set the state of an instance whose operation failed");
+        }
+    }
+
+    /// After the boot at server start of an instance that was running (see
+    /// [`Worker::restore`]) failed: it rests in what the driver reports, else STOPPED (it was
+    /// not started), and the failure is logged and counted. An instance an operation took
+    /// meanwhile is left to it.
+    pub(super) async fn rest_after_failed_restore(&self, id: &str, error: &StepError) {
+        tracing::warn!(instance = %id, error = %error, "cannot restore an instance that was running");
+        self.core.metrics().restore("failed");
+        let inst = match self.core.instance_by_id(id).await {
+            Ok(i) if !i.is_busy() => i,
+            _ => return,
+        };
+        let running = self.driver_says_running(id).await.unwrap_or(false);
+        let state = if running {
+            InstanceState::Running
+        } else {
+            InstanceState::Stopped
+        };
+        if state == inst.state {
+            return;
+        }
+        tracing::info!(instance = %id, from = inst.state.as_str(), to = state.as_str(),
+            "instance at rest after a failed restore");
+        if let Err(e) = self.core.set_instance_state(id, state).await {
+            tracing::warn!(instance = %id, error = %e, "cannot set the state of an instance that was not restored");
         }
     }
 

@@ -402,6 +402,44 @@ async fn a_restarted_server_boots_again_what_was_running() {
     assert_eq!(h.instance(running).await["InstanceState"], "RUNNING");
 }
 
+/// An instance that was running but cannot be booted again at server start rests in what the
+/// driver reports (else STOPPED), not RUNNING, and the failure is counted; it starts again
+/// once the driver can.
+#[tokio::test]
+async fn a_restore_that_cannot_boot_rests_stopped_and_is_counted() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 3})).await;
+    h.settle(&[]).await;
+    let (fine, broken, unseen) = (ids[0].as_str(), ids[1].as_str(), ids[2].as_str());
+    h.t.driver.power_loss();
+    for id in [broken, unseen] {
+        h.t.driver.fail_for(Step::Start, id, "no memory left");
+    }
+    h.t.driver
+        .fail_for(Step::Running, unseen, "the init does not answer");
+    h.t.worker.restore().await;
+    assert_eq!(h.instance(fine).await["InstanceState"], "RUNNING");
+    for id in [broken, unseen] {
+        assert_eq!(h.instance(id).await["InstanceState"], "STOPPED", "{id}");
+        assert!(!h.t.driver.machine(id).unwrap().running);
+    }
+    let metrics = h.t.core.metrics().encode();
+    for line in [
+        r#"keyplane_restores_total{outcome="started"} 1"#,
+        r#"keyplane_restores_total{outcome="failed"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    h.t.driver.heal(Step::Start);
+    h.ok("StartInstances", json!({"InstanceIds": [broken, unseen]}))
+        .await;
+    h.settle(&[
+        (broken, InstanceState::Running),
+        (unseen, InstanceState::Running),
+    ])
+    .await;
+}
+
 #[tokio::test]
 async fn a_power_call_on_an_agent_managed_host_fails_and_leaves_it_running() {
     let h = harness().await;
