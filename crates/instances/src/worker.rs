@@ -248,7 +248,7 @@ impl Worker {
             state.as_str(),
             started.elapsed().as_secs_f64(),
         );
-        if let Err(e) = self.core.finish_operation(op.id, state, error).await {
+        if let Err(e) = self.core.finish_operation(&op, state, error).await {
             tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
         }
     }

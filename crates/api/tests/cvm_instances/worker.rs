@@ -507,3 +507,51 @@ async fn only_recorded_operations_wake_the_worker() {
         .await;
     assert!(woken(Duration::from_secs(10)).await, "a stop wakes it");
 }
+
+/// A wait for an operation ends with it, and leaves nothing registered behind: when it
+/// returns, when its own bound is up, and when its caller gives up on it.
+#[tokio::test]
+async fn a_wait_for_an_operation_ends_with_it_and_leaves_nothing_behind() {
+    use keyplane_core::workflow::Awaited;
+    use std::time::Duration;
+    let h = harness().await;
+    let (ids, _) = h.run(json!({})).await;
+    let id = ids[0].clone();
+    h.settle(&[(id.as_str(), InstanceState::Running)]).await;
+    h.t.driver.hold(Step::Stop);
+    let _worker = h.t.spawn_worker();
+    let stop = h.ok("StopInstances", json!({"InstanceIds": [id]})).await;
+    let request_id = stop["RequestId"].as_str().unwrap().to_string();
+    let core = h.t.core.clone();
+    let long = Duration::from_secs(30);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        core.await_operation(&id, &request_id, long),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the stop is held");
+    assert_eq!(
+        core.awaited_instances(),
+        0,
+        "a cancelled wait leaves no entry"
+    );
+    let bounded = core
+        .await_operation(&id, &request_id, Duration::from_millis(20))
+        .await
+        .unwrap();
+    assert!(matches!(bounded, Awaited::InProgress(_)), "{bounded:?}");
+    assert_eq!(core.awaited_instances(), 0);
+    let waiting = tokio::spawn({
+        let (core, id, request_id) = (core.clone(), id.clone(), request_id.clone());
+        async move { core.await_operation(&id, &request_id, long).await }
+    });
+    while core.awaited_instances() == 0 {
+        tokio::task::yield_now().await;
+    }
+    h.t.driver.release(Step::Stop);
+    let Awaited::Settled(inst) = waiting.await.unwrap().unwrap() else {
+        panic!("the stop ended")
+    };
+    assert_eq!(inst.state, InstanceState::Stopped);
+    assert_eq!(core.awaited_instances(), 0);
+}
