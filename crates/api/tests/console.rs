@@ -361,6 +361,7 @@ async fn the_live_endpoint_follows_operations() {
         request_id: "req-console-2".into(),
         kind: keyplane_core::instance::OpKind::Stop { force: false },
         new_state: Some(InstanceState::Stopping),
+        state_before: Some(inst.state),
         created_at: NOW,
     };
     t.store.submit_operations(&[op], None).await.unwrap();

@@ -292,6 +292,7 @@ impl Core {
                         then_stop: spec.then_stop,
                     },
                     new_state: None,
+                    state_before: None,
                     created_at: now,
                 });
                 instances.push(inst);
@@ -459,6 +460,7 @@ impl Core {
                 request_id: req.request_id.clone(),
                 kind,
                 new_state,
+                state_before: Some(inst.state),
                 created_at: now,
             });
         }

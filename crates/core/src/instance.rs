@@ -415,6 +415,10 @@ pub struct Operation {
     pub step: i32,
     /// Whether the instance was running when the operation began (restart it after).
     pub was_running: bool,
+    /// The settled state the instance was in when the operation was recorded, where it comes
+    /// to rest should a step fail and the driver cannot tell; `None` for a launch, and for
+    /// operations recorded before it was kept.
+    pub state_before: Option<InstanceState>,
     /// The desired generation this operation waits for, once set.
     pub target_generation: i64,
     /// State.
@@ -438,6 +442,8 @@ pub struct NewOperation {
     pub kind: OpKind,
     /// The state the instance enters now (`STOPPING` for a stop, ...), if it changes.
     pub new_state: Option<InstanceState>,
+    /// The state the instance is in before it (see [`Operation::state_before`]).
+    pub state_before: Option<InstanceState>,
     /// Creation time, unix seconds.
     pub created_at: i64,
 }

@@ -1,6 +1,7 @@
 //! What the server counts and times, in Prometheus' text format (`GET /metrics`): requests by
 //! dialect, action and code, their latency, operations by kind and final state, their
-//! duration, instances by state, connected agents, and store calls' latency.
+//! duration, instances booted again at server start, instances by state, connected agents,
+//! and store calls' latency.
 //!
 //! No label ever holds an id or a secret: labels are dialect and action names, error codes,
 //! operation kinds and states, each from a fixed set.
@@ -40,6 +41,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
     namespace: String,
     state: String,
@@ -60,6 +66,7 @@ pub struct Metrics {
     request_seconds: Histograms<ActionLabels>,
     operations: Family<OperationLabels, Counter>,
     operation_seconds: Histograms<KindLabels>,
+    restores: Family<OutcomeLabels, Counter>,
     instances: Family<InstanceLabels, Gauge<i64, AtomicI64>>,
     agents_connected: Gauge<i64, AtomicI64>,
     store_seconds: Histograms<StoreLabels>,
@@ -120,6 +127,13 @@ impl Metrics {
             "Time a worker took to carry out an operation, by kind",
             operation_seconds.clone(),
         );
+        let restores = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "restores",
+            "Instances that were running when the server stopped, booted again at its start, \
+             by outcome (started, failed)",
+            restores.clone(),
+        );
         let instances = Family::<InstanceLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "instances",
@@ -146,6 +160,7 @@ impl Metrics {
             request_seconds,
             operations,
             operation_seconds,
+            restores,
             instances,
             agents_connected,
         }
@@ -180,6 +195,16 @@ impl Metrics {
         self.operation_seconds
             .get_or_create(&KindLabels { kind: kind.into() })
             .observe(seconds);
+    }
+
+    /// An instance that was running when the server stopped was booted again at its start
+    /// (`started`), or its boot failed (`failed`).
+    pub fn restore(&self, outcome: &str) {
+        self.restores
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// An agent's long poll begins; the guard ends it when dropped.

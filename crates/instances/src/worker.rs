@@ -3,9 +3,7 @@
 //! of idempotent steps whose progress is saved, so a worker that dies mid-way leaves the rest
 //! to the next claimant and nothing is applied twice.
 
-use crate::driver::{Driver, GuestAgentRun, InstanceDriver};
-use crate::InstanceSpec;
-use keyplane_core::binding::next_keys;
+use crate::driver::{Driver, InstanceDriver};
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, OpState, Operation};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::store::Claimable;
@@ -20,6 +18,16 @@ mod password;
 
 #[path = "worker_rest.rs"]
 mod rest;
+
+#[path = "worker_launch.rs"]
+mod launch;
+
+#[path = "worker_keys.rs"]
+mod keys;
+use keys::BindHow;
+
+#[path = "worker_agent_host.rs"]
+mod agent_host;
 
 #[path = "worker_error.rs"]
 mod error;
@@ -59,14 +67,6 @@ type StepResult = Result<(), StepError>;
 
 /// How long a node without a sandbox leaves a new sandbox launch to nodes that have one.
 const ADOPT_GRACE_SECS: i64 = 3;
-
-/// How a bind operation changes the keys (the flags of `OpKind::Bind`).
-#[derive(Debug, Clone, Copy)]
-struct BindHow {
-    replace: bool,
-    deferred: bool,
-    restart: bool,
-}
 
 impl Worker {
     /// A worker over `core`; `host` is the instance driver or why there is none. It waits for
@@ -143,8 +143,11 @@ impl Worker {
         for inst in all {
             if here.contains(&inst.id) {
                 match self.boot(&inst).await {
-                    Ok(()) => tracing::info!(instance = %inst.id, "restored"),
-                    Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot restore"),
+                    Ok(()) => {
+                        tracing::info!(instance = %inst.id, "restored");
+                        self.core.metrics().restore("started");
+                    }
+                    Err(e) => self.rest_after_failed_restore(&inst.id, &e).await,
                 }
             }
         }
@@ -245,7 +248,7 @@ impl Worker {
             state.as_str(),
             started.elapsed().as_secs_f64(),
         );
-        if let Err(e) = self.core.finish_operation(op.id, state, error).await {
+        if let Err(e) = self.core.finish_operation(&op, state, error).await {
             tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
         }
     }
@@ -301,61 +304,6 @@ impl Worker {
         }
     }
 
-    /// A real host's own agent applies changes live: record the keys, wake its long poll,
-    /// and wait for its report. Power operations belong to the host's owner.
-    async fn execute_on_agent_host(&self, op: &mut Operation, inst: &Instance) -> StepResult {
-        match op.kind.clone() {
-            OpKind::Bind {
-                add,
-                remove,
-                replace,
-                ..
-            } => {
-                if op.step < 3 {
-                    let keys = next_keys(&inst.key_ids, &add, &remove, replace);
-                    op.target_generation =
-                        self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
-                    op.step = 3;
-                    self.save(op).await?;
-                }
-                // No receiver (no agent polling this node) is fine: agents poll every second.
-                let _ = self.ssh_changes.send(inst.id.clone());
-                self.wait_applied(&inst.id, op.target_generation).await
-            }
-            OpKind::Terminate => self
-                .core
-                .delete_instance(&inst.id)
-                .await
-                .map_err(StepError::from),
-            OpKind::Create { .. } => Ok(()),
-            OpKind::Start | OpKind::Stop { .. } | OpKind::Reboot { .. } => {
-                Err(StepError::AgentHostPower)
-            }
-            // Why: the agent keeps only the SSH state the API decides; the host's own accounts
-            // and their passwords belong to its owner.
-            OpKind::ResetPassword { .. } => Err(StepError::AgentHostPassword),
-        }
-    }
-
-    /// Wait until the instance's agent reports `generation` applied.
-    async fn wait_applied(&self, id: &str, generation: i64) -> StepResult {
-        let deadline = tokio::time::Instant::now() + self.cfg.apply_timeout;
-        loop {
-            let inst = self.core.instance_by_id(id).await?;
-            if inst.applied_generation >= generation {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StepError::AgentHostSilent {
-                    timeout: self.cfg.apply_timeout,
-                    reported: inst.applied_generation,
-                    wanted: generation,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     async fn set_state(&self, id: &str, state: InstanceState) -> StepResult {
         self.core
             .set_instance_state(id, state)
@@ -365,83 +313,6 @@ impl Worker {
 
     async fn save(&self, op: &Operation) -> StepResult {
         self.core.save_progress(op).await.map_err(StepError::from)
-    }
-
-    async fn create(
-        &self,
-        op: &mut Operation,
-        inst: &Instance,
-        user_data: Option<&str>,
-        then_stop: bool,
-    ) -> StepResult {
-        if inst.host == HostKind::Record {
-            let state = if then_stop {
-                InstanceState::Stopped
-            } else {
-                InstanceState::Running
-            };
-            return self.set_state(&inst.id, state).await;
-        }
-        let outcome = async {
-            if op.step < 1 {
-                let host = self.host()?;
-                let (cpus, memory_mib) =
-                    keyplane_core::compute::instance_resources(inst.namespace, &inst.instance_type);
-                let spec = InstanceSpec {
-                    id: inst.id.clone(),
-                    address: inst.private_ip.parse()?,
-                    password: None,
-                    password_hash: inst.password_hash.as_ref().map(|h| h.expose().to_string()),
-                    // What DescribeInstances reports as HostName, when the sandbox can use it.
-                    hostname: if crate::valid_hostname(&inst.host_name) {
-                        inst.host_name.clone()
-                    } else {
-                        inst.id.clone()
-                    },
-                    image: crate::DEFAULT_IMAGE.into(),
-                    // One VPC per account and region, as on the clouds' default networks.
-                    vpc: format!("{}/{}", inst.account_id, inst.region),
-                    resources: crate::Resources {
-                        cpus,
-                        memory_mib,
-                        max_processes: host.max_processes(),
-                    },
-                    ssh_port: Some(inst.ssh_port),
-                    user_data: user_data
-                        .map(|d| {
-                            use base64::Engine;
-                            base64::engine::general_purpose::STANDARD.decode(d.trim())
-                        })
-                        .transpose()
-                        .map_err(StepError::UserData)?,
-                };
-                host.create(spec).await?;
-                op.step = 1;
-                self.save(op).await?;
-            }
-            self.first_boot(op, inst, then_stop).await
-        }
-        .await;
-        // A failure past the first boot (the stop) leaves a launched instance.
-        if outcome.is_err() && op.step < 2 {
-            self.set_state(&inst.id, InstanceState::LaunchFailed)
-                .await?;
-        }
-        outcome
-    }
-
-    /// The first boot of a new instance (which lays out its SSH state); with `then_stop`, step
-    /// 2 records it booted, and the instance is then stopped (without a grace period).
-    async fn first_boot(&self, op: &mut Operation, inst: &Instance, then_stop: bool) -> StepResult {
-        if !then_stop {
-            return self.boot(inst).await;
-        }
-        if op.step < 2 {
-            self.boot(inst).await?;
-            op.step = 2;
-            self.save(op).await?;
-        }
-        self.halt(inst, true).await
     }
 
     /// Apply the effective SSH state (making bound keys effective first on ECS, where a start
@@ -500,48 +371,6 @@ impl Worker {
             .map_err(StepError::from)
     }
 
-    /// Steps: 1 remember whether it ran, 2 stopped, 3 keys recorded, 4 applied (by the start
-    /// that follows, when the instance's own agent applies it at boot), then start again if it
-    /// was running and the operation says to restart it.
-    async fn bind(
-        &self,
-        op: &mut Operation,
-        inst: &Instance,
-        add: &[String],
-        remove: &[String],
-        how: BindHow,
-    ) -> StepResult {
-        let keys = next_keys(&inst.key_ids, add, remove, how.replace);
-        if how.deferred {
-            // ECS: recorded now, in effect from the next start or reboot.
-            self.core.set_bindings(&inst.id, &keys, None).await?;
-            return Ok(());
-        }
-        self.stop_first(op, inst, true).await?;
-        if op.step < 3 {
-            op.target_generation = self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
-            op.step = 3;
-            self.save(op).await?;
-        }
-        let restart = op.was_running && how.restart;
-        // Why: an instance that starts again applies the state itself (its agent runs before
-        // its SSH server), and the start checks that it did, applying it from the host if not;
-        // a run of the agent from the host first would only write the same files again.
-        let applied_by_boot = restart && self.agent_inside();
-        if op.step < 4 {
-            if inst.host == HostKind::Sandbox && !applied_by_boot {
-                self.apply(&inst.id).await?;
-            }
-            op.step = 4;
-            self.save(op).await?;
-        }
-        if restart {
-            let now = self.core.instance_by_id(&inst.id).await?;
-            self.boot_with(&now, applied_by_boot).await?;
-        }
-        Ok(())
-    }
-
     /// Steps 1 and 2 of an operation that works on a stopped instance: remember whether it
     /// ran, then stop it (`force`: without a grace period) if it did.
     pub(crate) async fn stop_first(
@@ -561,42 +390,6 @@ impl Worker {
             }
             op.step = 2;
             self.save(op).await?;
-        }
-        Ok(())
-    }
-
-    /// Run the guest agent once on the instance's files and check it reported the desired
-    /// generation applied; a failed run (an agent killed mid-way, say) is retried, which is safe
-    /// because applying the same state twice writes the same files.
-    async fn apply(&self, id: &str) -> StepResult {
-        let mut attempt = 1u64;
-        loop {
-            let Err(e) = self.apply_once(id).await else {
-                return Ok(());
-            };
-            tracing::warn!(instance = %id, attempt, error = %e, "guest agent run failed");
-            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            if attempt == 3 {
-                return Err(e);
-            }
-            attempt += 1;
-        }
-    }
-
-    async fn apply_once(&self, id: &str) -> StepResult {
-        let host = self.host()?;
-        let want = self.core.instance_by_id(id).await?.desired_generation;
-        let token = self.core.agent_token(id).await?;
-        let run = GuestAgentRun {
-            exe: &self.cfg.agent_exe,
-            server_url: &self.cfg.server_url,
-            token: &token,
-            timeout: self.cfg.apply_timeout,
-        };
-        host.run_guest_agent(id, run).await?;
-        let applied = self.core.instance_by_id(id).await?.applied_generation;
-        if applied < want {
-            return Err(StepError::GuestAgentBehind { applied, want });
         }
         Ok(())
     }

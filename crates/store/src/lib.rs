@@ -35,6 +35,8 @@ mod suite_audit;
 mod suite_console;
 pub mod suite_credentials;
 mod suite_queries;
+#[cfg(test)]
+mod suite_workflow;
 
 #[cfg(test)]
 mod postgres_tests;

@@ -1,10 +1,22 @@
 //! How an operation's kind is stored, the same on both back ends: one JSON object in the
-//! `kind` column, tagged by `type`, with the kind's fields under their own names. Rows written
-//! before a field existed read back with that field's default (see [`Stored`]).
+//! `kind` column, tagged by `type`, with the kind's fields under their own names, and beside
+//! them `before`, the state the instance was in when the operation was recorded. Rows written
+//! before a field existed read back with that field's default (see [`Stored`], [`Row`]).
 
 use keyplane_core::account::Secret;
-use keyplane_core::instance::OpKind;
+use keyplane_core::instance::{InstanceState, OpKind};
 use serde::{Deserialize, Serialize};
+
+/// The `kind` column: the kind, and the instance's state before the operation (`None` for a
+/// launch, and in rows written before it was kept; a state this version does not know reads
+/// as `None` too, since it only guides where a failed operation comes to rest).
+#[derive(Serialize, Deserialize)]
+struct Row {
+    #[serde(flatten)]
+    kind: Stored,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    before: Option<String>,
+}
 
 /// [`OpKind`] as stored. A flag or a list missing from a row reads as `false` or empty; a
 /// `bind` without `restart` was recorded before the flag existed, when it restarted what it
@@ -60,9 +72,18 @@ fn restarted() -> bool {
     true
 }
 
-/// Encode an operation kind for the `kind` column.
-pub(crate) fn encode(kind: &OpKind) -> String {
-    let stored = match kind.clone() {
+/// Encode an operation kind, and the state its instance was in before, for the `kind`
+/// column.
+pub(crate) fn encode(kind: &OpKind, before: Option<InstanceState>) -> String {
+    let row = Row {
+        kind: stored(kind),
+        before: before.map(|s| s.as_str().to_string()),
+    };
+    serde_json::to_string(&row).expect("an operation kind encodes")
+}
+
+fn stored(kind: &OpKind) -> Stored {
+    match kind.clone() {
         OpKind::Create {
             user_data,
             then_stop,
@@ -96,13 +117,19 @@ pub(crate) fn encode(kind: &OpKind) -> String {
             deferred,
             restart,
         },
-    };
-    serde_json::to_string(&stored).expect("an operation kind encodes")
+    }
 }
 
-/// Decode a stored operation kind; `None` for one this version does not know.
-pub(crate) fn decode(text: &str) -> Option<OpKind> {
-    Some(match serde_json::from_str(text).ok()? {
+/// Decode a stored operation kind and the state before it; `None` for a kind this version
+/// does not know.
+pub(crate) fn decode(text: &str) -> Option<(OpKind, Option<InstanceState>)> {
+    let row: Row = serde_json::from_str(text).ok()?;
+    let before = row.before.as_deref().and_then(InstanceState::parse);
+    Some((kind(row.kind), before))
+}
+
+fn kind(stored: Stored) -> OpKind {
+    match stored {
         Stored::Create {
             user_data,
             then_stop,
@@ -136,12 +163,50 @@ pub(crate) fn decode(text: &str) -> Option<OpKind> {
             deferred,
             restart,
         },
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind a row holds, whatever state it says the instance was in before.
+    fn kind_of(text: &str) -> Option<OpKind> {
+        decode(text).map(|(kind, _)| kind)
+    }
+
+    /// A kind encoded without a state before (a launch's).
+    fn enc(kind: &OpKind) -> String {
+        encode(kind, None)
+    }
+
+    /// The state before an operation is kept beside its kind; rows written before it was kept,
+    /// and states this version does not know, read as `None`.
+    #[test]
+    fn the_state_before_is_kept_beside_the_kind() {
+        let row = encode(&OpKind::Terminate, Some(InstanceState::Running));
+        assert_eq!(row, r#"{"type":"terminate","before":"RUNNING"}"#);
+        assert_eq!(
+            decode(&row),
+            Some((OpKind::Terminate, Some(InstanceState::Running)))
+        );
+        let stop = OpKind::Stop { force: true };
+        let row = encode(&stop, Some(InstanceState::LaunchFailed));
+        assert_eq!(
+            decode(&row),
+            Some((stop.clone(), Some(InstanceState::LaunchFailed)))
+        );
+        assert_eq!(
+            decode(r#"{"type":"terminate"}"#),
+            Some((OpKind::Terminate, None))
+        );
+        assert_eq!(
+            decode(r#"{"type":"terminate","before":"HIBERNATED"}"#),
+            Some((OpKind::Terminate, None))
+        );
+        // Without a type there is no kind, whatever else the row says.
+        assert_eq!(decode(r#"{"before":"RUNNING"}"#), None);
+    }
 
     fn bind(restart: bool) -> OpKind {
         OpKind::Bind {
@@ -196,8 +261,8 @@ mod tests {
             ),
         ];
         for (row, kind) in rows {
-            assert_eq!(decode(row), Some(kind.clone()), "{row}");
-            assert_eq!(decode(&encode(&kind)), Some(kind), "{row}");
+            assert_eq!(kind_of(row), Some(kind.clone()), "{row}");
+            assert_eq!(kind_of(&enc(&kind)), Some(kind), "{row}");
         }
     }
 
@@ -209,13 +274,13 @@ mod tests {
             user_data: None,
             then_stop: false,
         };
-        assert_eq!(encode(&plain), r#"{"type":"create"}"#);
+        assert_eq!(enc(&plain), r#"{"type":"create"}"#);
         let stopped = OpKind::Create {
             user_data: None,
             then_stop: true,
         };
-        assert_eq!(encode(&stopped), r#"{"type":"create","then_stop":true}"#);
-        assert_eq!(decode(&encode(&stopped)), Some(stopped));
+        assert_eq!(enc(&stopped), r#"{"type":"create","then_stop":true}"#);
+        assert_eq!(kind_of(&enc(&stopped)), Some(stopped));
     }
 
     #[test]
@@ -228,11 +293,11 @@ mod tests {
                 deferred: false,
                 restart,
             };
-            assert_eq!(decode(&encode(&kind)), Some(kind));
+            assert_eq!(kind_of(&enc(&kind)), Some(kind));
         }
         let old = r#"{"type":"bind","add":["skey-aaaaaaaa"],"remove":[],"replace":true,"deferred":false}"#;
         assert!(matches!(
-            decode(old),
+            kind_of(old),
             Some(OpKind::Bind { restart: true, .. })
         ));
     }
@@ -245,15 +310,15 @@ mod tests {
                 deferred,
                 restart,
             };
-            assert_eq!(decode(&encode(&kind)), Some(kind));
+            assert_eq!(kind_of(&enc(&kind)), Some(kind));
         }
-        assert_eq!(decode(r#"{"type":"reset_password"}"#), None);
+        assert_eq!(kind_of(r#"{"type":"reset_password"}"#), None);
     }
 
     #[test]
     fn unknown_kinds_are_not_read() {
         for row in [r#"{"type":"resize"}"#, r#"{"force":true}"#, "", "[]"] {
-            assert_eq!(decode(row), None, "{row}");
+            assert_eq!(kind_of(row), None, "{row}");
         }
     }
 }

@@ -88,7 +88,7 @@ async fn insert_op(tx: &Transaction<'_>, op: &NewOperation) -> Result<(), Fail> 
             &op.instance_id,
             &op.action,
             &op.request_id,
-            &crate::op_kind::encode(&op.kind),
+            &crate::op_kind::encode(&op.kind, op.state_before),
             &op.created_at,
         ],
     )

@@ -78,6 +78,18 @@ async fn credentials_on_two_nodes() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_sees_an_operation_another_node_ended() {
+    with_schema(
+        "a_wait_sees_an_operation_another_node_ended",
+        |config| async move {
+            let (a, b) = (node(&config).await, node(&config).await);
+            crate::suite_workflow::two_nodes(a, b).await;
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_starting_together_migrate_once() {
     with_schema(

@@ -176,19 +176,22 @@ pub(crate) fn operation<R: Cells>(r: &R) -> Result<Operation, R::Error> {
     let kind = r.text(5)?;
     let step = r.int(6)?;
     let state = r.text(9)?;
+    let (kind, state_before) =
+        known::<_, R>(crate::op_kind::decode(&kind), "operation kind", &kind)?;
     Ok(Operation {
         id: r.int(0)?,
         account_id: r.text(1)?,
         instance_id: r.text(2)?,
         action: r.text(3)?,
         request_id: r.text(4)?,
-        kind: known::<_, R>(crate::op_kind::decode(&kind), "operation kind", &kind)?,
+        kind,
         step: known::<_, R>(
             i32::try_from(step).ok(),
             "operation step",
             &step.to_string(),
         )?,
         was_running: r.flag(7)?,
+        state_before,
         target_generation: r.int(8)?,
         state: known::<_, R>(OpState::parse(&state), "operation state", &state)?,
         created_at: r.int(10)?,

@@ -257,6 +257,19 @@ pub(crate) fn stored(e: StoreError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
+/// Whether `e` is the violation of the UNIQUE constraint on `column` (`table.column`, as
+/// SQLite names it in its message), and no other constraint.
+pub(crate) fn violates_unique(e: &rusqlite::Error, column: &str) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            msg.strip_prefix("UNIQUE constraint failed: ") == Some(column)
+        }
+        _ => false,
+    }
+}
+
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> Option<String> {
     match e {
         rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::ConstraintViolation => {

@@ -78,7 +78,7 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     let seq: i64 = match inserted {
         Ok(_) => c.last_insert_rowid(),
         // The request recorded an event before: this one merges into it.
-        Err(err) if crate::sqlite::is_unique_violation(&err).is_some() => {
+        Err(err) if crate::sqlite::violates_unique(&err, "audit_events.request_id") => {
             let seq = c
                 .prepare_cached(sql::MERGE_EVENT)
                 .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
@@ -217,6 +217,55 @@ mod tests {
     use keyplane_core::audit::RequestMeta;
     use rusqlite::types::ToSqlOutput;
     use rusqlite::ToSql;
+
+    fn event(request_id: &str, region: &str) -> AuditEvent {
+        AuditEvent {
+            seq: 0,
+            event_id: format!("ev-{request_id}-{region}"),
+            account_id: None,
+            at: 7,
+            request: RequestMeta {
+                dialect: "cvm".into(),
+                action: "ImportKeyPair".into(),
+                request_id: request_id.into(),
+                credential_id: "AKID".into(),
+                source_ip: "127.0.0.1".into(),
+                region: region.into(),
+            },
+            read_only: false,
+            resources: vec![],
+            error_code: None,
+            error_message: None,
+            ops_total: 1,
+            ops_pending: 1,
+            ops_failed: 0,
+            op_error: None,
+        }
+    }
+
+    /// Only the request's own event already being there merges into it: another constraint
+    /// that refuses the event is an error, with its own reason.
+    #[test]
+    fn only_the_request_id_constraint_merges() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATION).unwrap();
+        c.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events WHEN NEW.region = 'nowhere' \
+             BEGIN SELECT RAISE(ABORT, 'region refused'); END;",
+        )
+        .unwrap();
+        write_event(&c, Some(&event("rq-1", "ap-guangzhou"))).unwrap();
+        write_event(&c, Some(&event("rq-1", "ap-guangzhou"))).unwrap();
+        let total: i64 = c
+            .query_row("SELECT ops_total FROM audit_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(total, 2, "the second event of rq-1 merged into the first");
+        for request_id in ["rq-1", "rq-2"] {
+            let refused = write_event(&c, Some(&event(request_id, "nowhere")));
+            let why = refused.expect_err(request_id).to_string();
+            assert!(why.contains("region refused"), "{request_id}: {why}");
+        }
+    }
 
     #[test]
     fn borrowed_values_are_the_shared_ones() {

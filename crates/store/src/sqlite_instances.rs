@@ -69,7 +69,7 @@ fn insert_op(tx: &Connection, op: &NewOperation) -> StoreResult<()> {
             op.instance_id,
             op.action,
             op.request_id,
-            crate::op_kind::encode(&op.kind),
+            crate::op_kind::encode(&op.kind, op.state_before),
             op.created_at
         ],
     )

@@ -270,6 +270,7 @@ pub(crate) fn new_op(
         request_id: format!("req-{action}-{}-{at}", inst.id),
         kind,
         new_state,
+        state_before: Some(inst.state),
         created_at: at,
     }
 }
@@ -475,6 +476,8 @@ async fn operations(store: &dyn Store) {
         (i1.id.as_str(), &stop)
     );
     assert_eq!((op1.step, op1.state), (0, OpState::Operating));
+    // The state the instance was in before the operation comes back with it.
+    assert_eq!(op1.state_before, Some(i1.state));
     let op2 = store
         .claim_operation("w2", 2_000, 2_010)
         .await

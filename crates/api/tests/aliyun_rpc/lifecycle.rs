@@ -561,3 +561,49 @@ async fn a_failed_start_or_stop_leaves_the_instance_as_it_is() {
     settle(&h, &id).await;
     assert_eq!(h.t.driver.machine(&id), None);
 }
+
+/// A forced delete of a running instance that fails where the driver cannot tell whether the
+/// machine runs leaves it Running, as it was; a delete of a stopped one leaves it Stopped.
+#[tokio::test]
+async fn a_failed_delete_the_driver_cannot_see_rests_where_it_was() {
+    use super::support::Step;
+    let h = harness(0).await;
+    let _w = spawn_worker(&h);
+    let (running, stopped) = (run(&h, LINUX).await, run(&h, LINUX).await);
+    let a = send(&h, rpc(&h, "StopInstance", &[("InstanceId", &stopped)])).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    settle(&h, &stopped).await;
+    h.t.driver.fail(Step::Destroy, "device busy");
+    h.t.driver.fail(Step::Running, "the init does not answer");
+    for (id, force) in [(&running, "true"), (&stopped, "false")] {
+        let a = send(
+            &h,
+            rpc(
+                &h,
+                "DeleteInstance",
+                &[("InstanceId", id), ("Force", force)],
+            ),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        settle(&h, id).await;
+    }
+    assert_eq!(instance(&h, &running).await["Status"], "Running");
+    assert_eq!(instance(&h, &stopped).await["Status"], "Stopped");
+    // Once the machines can be destroyed, a delete takes each.
+    h.t.driver.heal(Step::Destroy);
+    for id in [&running, &stopped] {
+        let a = send(
+            &h,
+            rpc(
+                &h,
+                "DeleteInstance",
+                &[("InstanceId", id), ("Force", "true")],
+            ),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        settle(&h, id).await;
+        assert_eq!(h.t.driver.machine(id), None);
+    }
+}

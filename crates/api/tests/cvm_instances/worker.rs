@@ -237,6 +237,53 @@ async fn an_instance_whose_operation_failed_can_be_terminated() {
     );
 }
 
+/// A terminate that fails where the driver cannot tell whether the machine runs leaves the
+/// instance in the state it was in before: running, stopped, or never launched.
+#[tokio::test]
+async fn a_failed_terminate_the_driver_cannot_see_rests_where_it_was() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 2})).await;
+    h.settle(&[]).await;
+    let (running, stopped) = (ids[0].as_str(), ids[1].as_str());
+    h.stopped(&[stopped]).await;
+    h.t.driver.fail(Step::Create, "disk full");
+    let (failed, _) = h.run(json!({})).await;
+    let failed = failed[0].as_str();
+    h.settle(&[(failed, InstanceState::LaunchFailed)]).await;
+    h.t.driver.heal(Step::Create);
+    h.t.driver.fail(Step::Destroy, "device busy");
+    h.t.driver.fail(Step::Running, "the init does not answer");
+    h.ok(
+        "TerminateInstances",
+        json!({"InstanceIds": [running, stopped, failed]}),
+    )
+    .await;
+    h.settle(&[
+        (running, InstanceState::Running),
+        (stopped, InstanceState::Stopped),
+        (failed, InstanceState::LaunchFailed),
+    ])
+    .await;
+    for id in [running, stopped, failed] {
+        assert_eq!(h.instance(id).await["LatestOperationState"], "FAILED");
+    }
+    // Each can be terminated again.
+    h.t.driver.heal(Step::Destroy);
+    h.ok(
+        "TerminateInstances",
+        json!({"InstanceIds": [running, stopped, failed]}),
+    )
+    .await;
+    h.settle(&[]).await;
+    let r = h
+        .ok(
+            "DescribeInstances",
+            json!({"InstanceIds": [running, stopped, failed]}),
+        )
+        .await;
+    assert_eq!(r["TotalCount"], 0, "{r}");
+}
+
 #[tokio::test]
 async fn a_failed_restart_after_a_bind_or_a_password_reset_leaves_it_stopped() {
     let h = harness().await;
@@ -355,6 +402,44 @@ async fn a_restarted_server_boots_again_what_was_running() {
     assert_eq!(h.instance(running).await["InstanceState"], "RUNNING");
 }
 
+/// An instance that was running but cannot be booted again at server start rests in what the
+/// driver reports (else STOPPED), not RUNNING, and the failure is counted; it starts again
+/// once the driver can.
+#[tokio::test]
+async fn a_restore_that_cannot_boot_rests_stopped_and_is_counted() {
+    let h = harness().await;
+    let (ids, _) = h.run(json!({"InstanceCount": 3})).await;
+    h.settle(&[]).await;
+    let (fine, broken, unseen) = (ids[0].as_str(), ids[1].as_str(), ids[2].as_str());
+    h.t.driver.power_loss();
+    for id in [broken, unseen] {
+        h.t.driver.fail_for(Step::Start, id, "no memory left");
+    }
+    h.t.driver
+        .fail_for(Step::Running, unseen, "the init does not answer");
+    h.t.worker.restore().await;
+    assert_eq!(h.instance(fine).await["InstanceState"], "RUNNING");
+    for id in [broken, unseen] {
+        assert_eq!(h.instance(id).await["InstanceState"], "STOPPED", "{id}");
+        assert!(!h.t.driver.machine(id).unwrap().running);
+    }
+    let metrics = h.t.core.metrics().encode();
+    for line in [
+        r#"keyplane_restores_total{outcome="started"} 1"#,
+        r#"keyplane_restores_total{outcome="failed"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    h.t.driver.heal(Step::Start);
+    h.ok("StartInstances", json!({"InstanceIds": [broken, unseen]}))
+        .await;
+    h.settle(&[
+        (broken, InstanceState::Running),
+        (unseen, InstanceState::Running),
+    ])
+    .await;
+}
+
 #[tokio::test]
 async fn a_power_call_on_an_agent_managed_host_fails_and_leaves_it_running() {
     let h = harness().await;
@@ -421,4 +506,52 @@ async fn only_recorded_operations_wake_the_worker() {
     h.ok("StopInstances", json!({"InstanceIds": [ids[0]]}))
         .await;
     assert!(woken(Duration::from_secs(10)).await, "a stop wakes it");
+}
+
+/// A wait for an operation ends with it, and leaves nothing registered behind: when it
+/// returns, when its own bound is up, and when its caller gives up on it.
+#[tokio::test]
+async fn a_wait_for_an_operation_ends_with_it_and_leaves_nothing_behind() {
+    use keyplane_core::workflow::Awaited;
+    use std::time::Duration;
+    let h = harness().await;
+    let (ids, _) = h.run(json!({})).await;
+    let id = ids[0].clone();
+    h.settle(&[(id.as_str(), InstanceState::Running)]).await;
+    h.t.driver.hold(Step::Stop);
+    let _worker = h.t.spawn_worker();
+    let stop = h.ok("StopInstances", json!({"InstanceIds": [id]})).await;
+    let request_id = stop["RequestId"].as_str().unwrap().to_string();
+    let core = h.t.core.clone();
+    let long = Duration::from_secs(30);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        core.await_operation(&id, &request_id, long),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the stop is held");
+    assert_eq!(
+        core.awaited_instances(),
+        0,
+        "a cancelled wait leaves no entry"
+    );
+    let bounded = core
+        .await_operation(&id, &request_id, Duration::from_millis(20))
+        .await
+        .unwrap();
+    assert!(matches!(bounded, Awaited::InProgress(_)), "{bounded:?}");
+    assert_eq!(core.awaited_instances(), 0);
+    let waiting = tokio::spawn({
+        let (core, id, request_id) = (core.clone(), id.clone(), request_id.clone());
+        async move { core.await_operation(&id, &request_id, long).await }
+    });
+    while core.awaited_instances() == 0 {
+        tokio::task::yield_now().await;
+    }
+    h.t.driver.release(Step::Stop);
+    let Awaited::Settled(inst) = waiting.await.unwrap().unwrap() else {
+        panic!("the stop ended")
+    };
+    assert_eq!(inst.state, InstanceState::Stopped);
+    assert_eq!(core.awaited_instances(), 0);
 }

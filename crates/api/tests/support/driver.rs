@@ -85,6 +85,9 @@ pub enum Step {
     SetPassword,
     /// [`Call::Apply`].
     Apply,
+    /// Telling whether a machine runs (no call is recorded for it): failed, the driver cannot
+    /// tell.
+    Running,
 }
 
 /// One machine the driver holds.
@@ -280,6 +283,9 @@ impl InstanceDriver for FakeDriver {
     }
 
     async fn running(&self, id: &str) -> Result<Option<bool>> {
+        if let Some(detail) = self.enter(Step::Running, id).await {
+            return Err(injected(Step::Running, id, detail));
+        }
         Ok(self.machine(id).map(|m| m.running))
     }
 

@@ -188,8 +188,22 @@ pub(crate) fn check_description(d: &str) -> Result<(), AliError> {
     Ok(())
 }
 
-/// Everything RunInstances and CreateInstance check, in one place; the launch spec.
-async fn plan(ctx: &Ctx<'_>, req: &LaunchRequest, count: usize) -> Result<LaunchSpec, AliError> {
+/// How a launch leaves its instances: RunInstances starts them, CreateInstance leaves them
+/// stopped (booted once, which lays out their SSH state, then stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeftAs {
+    Running,
+    Stopped,
+}
+
+/// Everything RunInstances and CreateInstance check, in one place; the launch spec of `count`
+/// instances, left as `left`.
+async fn plan(
+    ctx: &Ctx<'_>,
+    req: &LaunchRequest,
+    count: usize,
+    left: LeftAs,
+) -> Result<LaunchSpec, AliError> {
     let image_id = req
         .image_id
         .clone()
@@ -223,7 +237,7 @@ async fn plan(ctx: &Ctx<'_>, req: &LaunchRequest, count: usize) -> Result<Launch
         ssh_port: ctx.core.ssh_port(),
         client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         user_data: check_user_data(req.user_data.as_deref())?,
-        then_stop: false,
+        then_stop: left == LeftAs::Stopped,
     })
 }
 
@@ -314,7 +328,7 @@ pub async fn run(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, Al
             return Err(invalid("MinAmount", "it must be between 1 and Amount"));
         }
     }
-    let spec = plan(ctx, &req, amount as usize).await?;
+    let spec = plan(ctx, &req, amount as usize, LeftAs::Running).await?;
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
@@ -328,8 +342,7 @@ pub async fn run(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, Al
 /// CreateInstance: one instance, left Stopped as ECS leaves it (StartInstance starts it).
 pub async fn create(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, AliError> {
     let req: LaunchRequest = decode_params(params)?;
-    let mut spec = plan(ctx, &req, 1).await?;
-    spec.then_stop = true;
+    let spec = plan(ctx, &req, 1, LeftAs::Stopped).await?;
     if req.dry_run == Some(true) {
         return Err(EcsRefusal::DryRun.into());
     }
