@@ -1,10 +1,11 @@
 //! Operations as workflows a caller can wait for: the worker records an operation's end
-//! through [`Core::finish_operation`], which wakes every [`Core::await_operation`] on this
+//! through [`WorkerCore::finish_operation`], which wakes every [`Core::await_operation`] on this
 //! node; operations that end on another node (PostgreSQL, several nodes) are seen by a
 //! bounded re-check.
 
 use crate::error::DomainError;
 use crate::instance::{Instance, OpState};
+use crate::operations::WorkerCore;
 use crate::service::Core;
 use crate::store::StoreError;
 use std::time::Duration;
@@ -52,22 +53,31 @@ impl Awaited {
     }
 }
 
-impl Core {
+impl WorkerCore {
     /// End an operation in `state` (with the error clients are shown, when it failed),
     /// mirrored on its instance, and wake whoever waits for operations on this node. The
-    /// worker's; the store's error is returned as it is, since its text is recorded.
+    /// store's error is returned as it is, since its text is recorded.
     pub async fn finish_operation(
         &self,
         op_id: i64,
         state: OpState,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let done = self.store().finish_operation(op_id, state, error).await;
+        let done = self
+            .core
+            .store()
+            .finish_operation(op_id, state, error)
+            .await;
         // Woken even when recording failed: the waiters look at the store themselves.
-        self.settled().0.send_modify(|n| *n = n.wrapping_add(1));
+        self.core
+            .settled()
+            .0
+            .send_modify(|n| *n = n.wrapping_add(1));
         done
     }
+}
 
+impl Core {
     /// Wait, at most `timeout`, until the operation that request `request_id` started on
     /// instance `id` is no longer in progress.
     pub async fn await_operation(

@@ -8,6 +8,7 @@ use crate::InstanceSpec;
 use keyplane_core::binding::next_keys;
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, OpState, Operation};
 use keyplane_core::keypair::Namespace;
+use keyplane_core::operations::WorkerCore;
 use keyplane_core::store::Claimable;
 use keyplane_core::{Core, DomainError};
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ pub struct WorkerConfig {
 /// The operation worker of one server process.
 pub struct Worker {
     core: Core,
+    ops: WorkerCore,
     host: Driver,
     cfg: WorkerConfig,
     id: String,
@@ -85,6 +87,7 @@ impl Worker {
         );
         Arc::new(Worker {
             wake: core.operations_recorded(),
+            ops: core.worker_handle(),
             core,
             host,
             cfg,
@@ -136,7 +139,7 @@ impl Worker {
         let Ok(host) = self.host() else { return };
         // Only the instances this node's sandbox holds: others live on other nodes.
         let here = host.list().unwrap_or_default();
-        let all = match self.core.instances_to_restore().await {
+        let all = match self.ops.instances_to_restore().await {
             Ok(a) => a,
             Err(e) => return tracing::warn!(error = %e, "cannot list instances to restore"),
         };
@@ -172,7 +175,7 @@ impl Worker {
                     .then(|| now - ADOPT_GRACE_SECS),
             };
             match self
-                .core
+                .ops
                 .claim_operation(&self.id, now, now + self.cfg.lease_secs, scope)
                 .await
             {
@@ -202,8 +205,9 @@ impl Worker {
 
     async fn carry_out(&self, mut op: Operation) {
         let renew = {
-            let (core, id, op_id, lease) = (
+            let (core, ops, id, op_id, lease) = (
                 self.core.clone(),
+                self.ops.clone(),
                 self.id.clone(),
                 op.id,
                 self.cfg.lease_secs,
@@ -212,7 +216,7 @@ impl Worker {
                 loop {
                     tokio::time::sleep(Duration::from_secs((lease / 3).max(1) as u64)).await;
                     let until = core.now() + lease;
-                    if !matches!(core.renew_claim(op_id, &id, until).await, Ok(true)) {
+                    if !matches!(ops.renew_claim(op_id, &id, until).await, Ok(true)) {
                         tracing::warn!(operation = op_id, "lost the claim on an operation");
                         return;
                     }
@@ -245,7 +249,7 @@ impl Worker {
             state.as_str(),
             started.elapsed().as_secs_f64(),
         );
-        if let Err(e) = self.core.finish_operation(op.id, state, error).await {
+        if let Err(e) = self.ops.finish_operation(op.id, state, error).await {
             tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
         }
     }
@@ -314,7 +318,7 @@ impl Worker {
                 if op.step < 3 {
                     let keys = next_keys(&inst.key_ids, &add, &remove, replace);
                     op.target_generation =
-                        self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
+                        self.ops.set_bindings(&inst.id, &keys, Some(&keys)).await?;
                     op.step = 3;
                     self.save(op).await?;
                 }
@@ -323,7 +327,7 @@ impl Worker {
                 self.wait_applied(&inst.id, op.target_generation).await
             }
             OpKind::Terminate => self
-                .core
+                .ops
                 .delete_instance(&inst.id)
                 .await
                 .map_err(StepError::from),
@@ -357,14 +361,14 @@ impl Worker {
     }
 
     async fn set_state(&self, id: &str, state: InstanceState) -> StepResult {
-        self.core
+        self.ops
             .set_instance_state(id, state)
             .await
             .map_err(StepError::from)
     }
 
     async fn save(&self, op: &Operation) -> StepResult {
-        self.core.save_progress(op).await.map_err(StepError::from)
+        self.ops.save_progress(op).await.map_err(StepError::from)
     }
 
     async fn create(
@@ -460,7 +464,7 @@ impl Worker {
             self.prepare_images().await?;
         }
         if inst.namespace == Namespace::Ecs {
-            self.core.activate_bindings(&inst.id).await?;
+            self.ops.activate_bindings(&inst.id).await?;
         }
         let agent_inside = self.agent_inside();
         if apply_ssh_state && !agent_inside {
@@ -494,7 +498,7 @@ impl Worker {
                 host.destroy(&inst.id).await?;
             }
         }
-        self.core
+        self.ops
             .delete_instance(&inst.id)
             .await
             .map_err(StepError::from)
@@ -514,12 +518,12 @@ impl Worker {
         let keys = next_keys(&inst.key_ids, add, remove, how.replace);
         if how.deferred {
             // ECS: recorded now, in effect from the next start or reboot.
-            self.core.set_bindings(&inst.id, &keys, None).await?;
+            self.ops.set_bindings(&inst.id, &keys, None).await?;
             return Ok(());
         }
         self.stop_first(op, inst, true).await?;
         if op.step < 3 {
-            op.target_generation = self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
+            op.target_generation = self.ops.set_bindings(&inst.id, &keys, Some(&keys)).await?;
             op.step = 3;
             self.save(op).await?;
         }
