@@ -37,6 +37,8 @@ pub mod certs {
 
 /// The signature schemes as pure functions: what a client signs and the server verifies.
 pub mod signature {
+    pub use crate::common::digest::{sha256_hex, signatures_match};
+
     /// Tencent Cloud: TC3-HMAC-SHA256 and v1 HmacSHA1/HmacSHA256.
     pub mod tencent {
         pub use crate::tencent::signature::*;

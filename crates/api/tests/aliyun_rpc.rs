@@ -20,8 +20,9 @@ use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use keyplane_api::signature::aliyun::{
     acs3_canonical_request, acs3_signature, acs3_string_to_sign, pct, rpc_signature,
-    rpc_string_to_sign, sha256_hex,
+    rpc_string_to_sign,
 };
+use keyplane_api::signature::sha256_hex;
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::service::Clock;
 use keyplane_store::SqliteStore;

@@ -279,6 +279,46 @@ async fn protocol_errors_have_their_codes() {
     assert_eq!(a.code(), Some("InvalidParameterValue.LimitExceeded"));
 }
 
+/// DescribeKeyPairs checks the filter count, then the page, then each filter's values and name
+/// in turn (DescribeInstances checks every filter's values before the page).
+#[tokio::test]
+async fn describe_key_pairs_checks_the_page_before_filter_values() {
+    let h = harness(0).await;
+    let call = |body: &str| {
+        tc3_post(
+            SECRET_ID,
+            SECRET_KEY,
+            CAPTURE_TIME,
+            "DescribeKeyPairs",
+            body,
+        )
+    };
+    let six = r#"{"Name": "key-name", "Values": ["a", "b", "c", "d", "e", "f"]}"#;
+    let cases = [
+        (
+            format!(r#"{{"Filters": [{six}], "Limit": 101}}"#),
+            "InvalidParameterValue",
+        ),
+        (
+            format!(r#"{{"Filters": [{six}]}}"#),
+            "InvalidFilterValue.LimitExceeded",
+        ),
+        (
+            format!(r#"{{"Filters": [{{"Name": "nope", "Values": ["x"]}}, {six}]}}"#),
+            "InvalidFilter",
+        ),
+        (
+            r#"{"KeyIds": ["skey-12345678"], "Filters": [{"Name": "key-name", "Values": ["x"]}]}"#
+                .to_string(),
+            "InvalidParameterConflict",
+        ),
+    ];
+    for (body, code) in cases {
+        let a = send(&h, call(&body)).await;
+        assert_eq!(a.code(), Some(code), "{body}: {}", a.body);
+    }
+}
+
 #[tokio::test]
 async fn rate_limit_is_per_account_and_action() {
     let h = harness(10).await;

@@ -6,9 +6,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyplane_api::signature::tencent::{
-    parse_tc3_authorization, sha256_hex, signatures_match, tc3_canonical_request, tc3_signature,
-    tc3_string_to_sign,
+    parse_tc3_authorization, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
 };
+use keyplane_api::signature::{sha256_hex, signatures_match};
 
 /// The baseline's SecretId.
 pub const SECRET_ID: &str = "AKIDbaselinebaselinebaseline0000";

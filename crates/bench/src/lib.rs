@@ -2,9 +2,8 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Result};
-use keyplane_api::signature::tencent::{
-    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
-};
+use keyplane_api::signature::sha256_hex;
+use keyplane_api::signature::tencent::{tc3_canonical_request, tc3_signature, tc3_string_to_sign};
 use serde_json::Value;
 use std::time::Duration;
 

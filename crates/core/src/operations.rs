@@ -1,12 +1,35 @@
-//! The operation worker's way into the store: claiming, renewing, progressing and finishing
-//! durable operations, and the instance changes their steps make. Errors are the store's own,
-//! whose text an operation keeps as its error when a step fails.
+//! The operation worker's way into the store, [`WorkerCore`]: claiming, renewing, progressing
+//! and finishing durable operations, and the instance changes their steps make. Errors are the
+//! store's own, whose text an operation keeps as its error when a step fails.
+//!
+//! These calls skip the rules the dialects go through (they carry out what the rules already
+//! allowed), so they are not on [`Core`]: only the holder of a [`WorkerCore`] makes them.
 
 use crate::instance::{HostKind, Instance, InstanceState, Operation};
-use crate::store::{Claimable, StoreError};
+use crate::store::{Claimable, Store, StoreError};
 use crate::Core;
+use std::sync::Arc;
+
+/// The operation worker's handle on the core ([`Core::worker_handle`]): the store calls that
+/// carry operations out, which no dialect makes.
+#[derive(Clone)]
+pub struct WorkerCore {
+    pub(crate) core: Core,
+}
 
 impl Core {
+    /// The handle the operation worker carries operations out through. Only the worker takes
+    /// it; dialects translate requests into [`Core`]'s rule-checked calls instead.
+    pub fn worker_handle(&self) -> WorkerCore {
+        WorkerCore { core: self.clone() }
+    }
+}
+
+impl WorkerCore {
+    fn store(&self) -> &Arc<dyn Store> {
+        self.core.store()
+    }
+
     /// Claim the next operation `scope` allows for `worker`, until `lease_until`; `None` when
     /// there is none to claim now.
     pub async fn claim_operation(

@@ -1,10 +1,11 @@
 //! Operations as workflows a caller can wait for: the worker records an operation's end
-//! through [`Core::finish_operation`], which wakes the [`Core::await_operation`]s on this node
-//! that wait for that operation's instance, and no other; operations that end on another node
-//! (PostgreSQL, several nodes) are seen by a bounded re-check.
+//! through [`WorkerCore::finish_operation`], which wakes the [`Core::await_operation`]s on
+//! this node that wait for that operation's instance, and no other; operations that end on
+//! another node (PostgreSQL, several nodes) are seen by a bounded re-check.
 
 use crate::error::DomainError;
 use crate::instance::{Instance, OpState, Operation};
+use crate::operations::WorkerCore;
 use crate::service::Core;
 use crate::store::StoreError;
 use std::collections::hash_map::{Entry, HashMap};
@@ -119,22 +120,28 @@ impl Awaited {
     }
 }
 
-impl Core {
+impl WorkerCore {
     /// End `op` in `state` (with the error clients are shown, when it failed), mirrored on
     /// its instance, and wake whoever waits on this node for an operation of that instance.
-    /// The worker's; the store's error is returned as it is, since its text is recorded.
+    /// The store's error is returned as it is, since its text is recorded.
     pub async fn finish_operation(
         &self,
         op: &Operation,
         state: OpState,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let done = self.store().finish_operation(op.id, state, error).await;
+        let done = self
+            .core
+            .store()
+            .finish_operation(op.id, state, error)
+            .await;
         // Woken even when recording failed: the waiters look at the store themselves.
-        self.settled().ended(&op.instance_id);
+        self.core.settled().ended(&op.instance_id);
         done
     }
+}
 
+impl Core {
     /// How many instances someone on this node waits for an operation of, in
     /// [`Core::await_operation`] (each counts once, however many wait for it).
     pub fn awaited_instances(&self) -> usize {

@@ -6,6 +6,7 @@
 use crate::driver::{Driver, InstanceDriver};
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OpKind, OpState, Operation};
 use keyplane_core::keypair::Namespace;
+use keyplane_core::operations::WorkerCore;
 use keyplane_core::store::Claimable;
 use keyplane_core::{Core, DomainError};
 use std::path::PathBuf;
@@ -56,6 +57,7 @@ pub struct WorkerConfig {
 /// The operation worker of one server process.
 pub struct Worker {
     core: Core,
+    ops: WorkerCore,
     host: Driver,
     cfg: WorkerConfig,
     id: String,
@@ -85,6 +87,7 @@ impl Worker {
         );
         Arc::new(Worker {
             wake: core.operations_recorded(),
+            ops: core.worker_handle(),
             core,
             host,
             cfg,
@@ -136,7 +139,7 @@ impl Worker {
         let Ok(host) = self.host() else { return };
         // Only the instances this node's sandbox holds: others live on other nodes.
         let here = host.list().unwrap_or_default();
-        let all = match self.core.instances_to_restore().await {
+        let all = match self.ops.instances_to_restore().await {
             Ok(a) => a,
             Err(e) => return tracing::warn!(error = %e, "cannot list instances to restore"),
         };
@@ -175,7 +178,7 @@ impl Worker {
                     .then(|| now - ADOPT_GRACE_SECS),
             };
             match self
-                .core
+                .ops
                 .claim_operation(&self.id, now, now + self.cfg.lease_secs, scope)
                 .await
             {
@@ -205,8 +208,9 @@ impl Worker {
 
     async fn carry_out(&self, mut op: Operation) {
         let renew = {
-            let (core, id, op_id, lease) = (
+            let (core, ops, id, op_id, lease) = (
                 self.core.clone(),
+                self.ops.clone(),
                 self.id.clone(),
                 op.id,
                 self.cfg.lease_secs,
@@ -215,7 +219,7 @@ impl Worker {
                 loop {
                     tokio::time::sleep(Duration::from_secs((lease / 3).max(1) as u64)).await;
                     let until = core.now() + lease;
-                    if !matches!(core.renew_claim(op_id, &id, until).await, Ok(true)) {
+                    if !matches!(ops.renew_claim(op_id, &id, until).await, Ok(true)) {
                         tracing::warn!(operation = op_id, "lost the claim on an operation");
                         return;
                     }
@@ -248,7 +252,7 @@ impl Worker {
             state.as_str(),
             started.elapsed().as_secs_f64(),
         );
-        if let Err(e) = self.core.finish_operation(&op, state, error).await {
+        if let Err(e) = self.ops.finish_operation(&op, state, error).await {
             tracing::warn!(operation = op.id, error = %e, "cannot record the end of an operation");
         }
     }
@@ -305,14 +309,14 @@ impl Worker {
     }
 
     async fn set_state(&self, id: &str, state: InstanceState) -> StepResult {
-        self.core
+        self.ops
             .set_instance_state(id, state)
             .await
             .map_err(StepError::from)
     }
 
     async fn save(&self, op: &Operation) -> StepResult {
-        self.core.save_progress(op).await.map_err(StepError::from)
+        self.ops.save_progress(op).await.map_err(StepError::from)
     }
 
     /// Apply the effective SSH state (making bound keys effective first on ECS, where a start
@@ -331,7 +335,7 @@ impl Worker {
             self.prepare_images().await?;
         }
         if inst.namespace == Namespace::Ecs {
-            self.core.activate_bindings(&inst.id).await?;
+            self.ops.activate_bindings(&inst.id).await?;
         }
         let agent_inside = self.agent_inside();
         if apply_ssh_state && !agent_inside {
@@ -365,7 +369,7 @@ impl Worker {
                 host.destroy(&inst.id).await?;
             }
         }
-        self.core
+        self.ops
             .delete_instance(&inst.id)
             .await
             .map_err(StepError::from)

@@ -24,7 +24,7 @@ impl Worker {
                 if op.step < 3 {
                     let keys = next_keys(&inst.key_ids, &add, &remove, replace);
                     op.target_generation =
-                        self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
+                        self.ops.set_bindings(&inst.id, &keys, Some(&keys)).await?;
                     op.step = 3;
                     self.save(op).await?;
                 }
@@ -33,7 +33,7 @@ impl Worker {
                 self.wait_applied(&inst.id, op.target_generation).await
             }
             OpKind::Terminate => self
-                .core
+                .ops
                 .delete_instance(&inst.id)
                 .await
                 .map_err(StepError::from),

@@ -33,12 +33,12 @@ impl Worker {
         let keys = next_keys(&inst.key_ids, add, remove, how.replace);
         if how.deferred {
             // ECS: recorded now, in effect from the next start or reboot.
-            self.core.set_bindings(&inst.id, &keys, None).await?;
+            self.ops.set_bindings(&inst.id, &keys, None).await?;
             return Ok(());
         }
         self.stop_first(op, inst, true).await?;
         if op.step < 3 {
-            op.target_generation = self.core.set_bindings(&inst.id, &keys, Some(&keys)).await?;
+            op.target_generation = self.ops.set_bindings(&inst.id, &keys, Some(&keys)).await?;
             op.step = 3;
             self.save(op).await?;
         }

@@ -33,7 +33,7 @@ impl Worker {
             if inst.host == HostKind::Sandbox {
                 self.host()?.set_password_hash(&inst.id, Some(hash)).await?;
             }
-            self.core.set_password_hash(&inst.id, Some(hash)).await?;
+            self.ops.set_password_hash(&inst.id, Some(hash)).await?;
             op.step = 3;
             self.save(op).await?;
         }

@@ -25,7 +25,7 @@ impl Worker {
         }
         tracing::info!(instance = %inst.id, operation = op.id, from = inst.state.as_str(),
             to = state.as_str(), "instance at rest after a failed operation");
-        if let Err(e) = self.core.set_instance_state(&inst.id, state).await {
+        if let Err(e) = self.ops.set_instance_state(&inst.id, state).await {
             tracing::warn!(instance = %inst.id, error = %e, "cannot set the state of an instance whose operation failed");
         }
     }
@@ -52,7 +52,7 @@ impl Worker {
         }
         tracing::info!(instance = %id, from = inst.state.as_str(), to = state.as_str(),
             "instance at rest after a failed restore");
-        if let Err(e) = self.core.set_instance_state(id, state).await {
+        if let Err(e) = self.ops.set_instance_state(id, state).await {
             tracing::warn!(instance = %id, error = %e, "cannot set the state of an instance that was not restored");
         }
     }

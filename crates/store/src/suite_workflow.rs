@@ -47,16 +47,17 @@ pub(crate) async fn two_nodes(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     }
     let now = node_b.now();
     let scope = keyplane_core::store::Claimable::Any;
-    let op = node_b
+    let worker_b = node_b.worker_handle();
+    let op = worker_b
         .claim_operation("worker-b", now, now + 10, scope)
         .await
         .unwrap()
         .expect("the stop is there to claim");
-    node_b
+    worker_b
         .set_instance_state(&inst.id, InstanceState::Stopped)
         .await
         .unwrap();
-    node_b
+    worker_b
         .finish_operation(&op, OpState::Success, None)
         .await
         .unwrap();

@@ -6,8 +6,9 @@ use super::error::AliError;
 use super::render::Format;
 use super::signature::{
     acs3_canonical_request, acs3_signature, acs3_string_to_sign, parse_acs3_authorization,
-    rpc_signature, rpc_string_to_sign, sha256_hex, signatures_match,
+    rpc_signature, rpc_string_to_sign,
 };
+use crate::common::digest::{sha256_hex, signatures_match};
 use crate::common::request::RawRequest;
 use crate::common::server::AppState;
 use keyplane_core::account::Account;

@@ -5,12 +5,9 @@
 //! Both are verified byte for byte against requests captured from `aliyun-python-sdk-core` and
 //! `alibabacloud-ecs20140526` (`tests/fixtures/captures/alicore-*` and `teasdk-*`).
 
+use crate::common::digest::{hmac_sha1, hmac_sha256, sha256_hex};
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// The ACS3 algorithm name, first word of the `Authorization` header.
 pub const ACS3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
@@ -48,9 +45,8 @@ pub fn rpc_string_to_sign(method: &str, params: &[(String, String)]) -> String {
 /// The RPC signature (base64 HMAC-SHA1 keyed with `secret&`).
 pub fn rpc_signature(access_key_secret: &str, string_to_sign: &str) -> String {
     let key = format!("{access_key_secret}&");
-    let mut mac = Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("any key length");
-    mac.update(string_to_sign.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    let mac = hmac_sha1(key.as_bytes(), string_to_sign.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac)
 }
 
 /// The parsed `Authorization: ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..`.
@@ -99,11 +95,6 @@ pub fn parse_acs3_authorization(value: &str) -> Option<Acs3Authorization> {
     })
 }
 
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
 /// The ACS3 canonical request. `query` is the form-decoded query (re-encoded here with `%20`);
 /// `header_values` returns every raw value of a header by lower-case name (repeated headers are
 /// joined sorted with `,`); `hashed_payload` is the `x-acs-content-sha256` value.
@@ -145,20 +136,16 @@ pub fn acs3_string_to_sign(canonical_request: &str) -> String {
 
 /// The ACS3 signature (hex HMAC-SHA256 keyed with the secret itself).
 pub fn acs3_signature(access_key_secret: &str, string_to_sign: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(access_key_secret.as_bytes()).expect("any key length");
-    mac.update(string_to_sign.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Compare two signatures in constant time.
-pub fn signatures_match(expected: &str, given: &str) -> bool {
-    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+    hex::encode(hmac_sha256(
+        access_key_secret.as_bytes(),
+        string_to_sign.as_bytes(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::digest::signatures_match;
     use crate::common::testing::{capture_names, load_capture, Capture};
 
     const SECRET: &str = "EXAMPLEaccessKeySecret0123456789";

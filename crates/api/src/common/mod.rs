@@ -28,6 +28,7 @@ pub mod answer;
 pub mod audit;
 pub mod audit_lookup;
 pub mod certs;
+pub mod digest;
 pub mod envelope;
 pub mod listener;
 pub mod params;

@@ -4,10 +4,10 @@
 use super::error::TcError;
 use super::router::Product;
 use super::signature::{
-    parse_tc3_authorization, sha256_hex, signatures_match, tc3_canonical_request,
-    tc3_signature_with_key, tc3_string_to_sign, v1_signature, v1_string_to_sign, Tc3Authorization,
-    V1Method, UNSIGNED_PAYLOAD,
+    parse_tc3_authorization, tc3_canonical_request, tc3_signature_with_key, tc3_string_to_sign,
+    v1_signature, v1_string_to_sign, Tc3Authorization, V1Method, UNSIGNED_PAYLOAD,
 };
+use crate::common::digest::{sha256_hex, signatures_match};
 use crate::common::params::unflatten;
 use crate::common::request::RawRequest;
 use crate::common::server::AppState;

@@ -84,6 +84,19 @@ pub fn check_user_name(user: Option<&str>, instances: &[Instance]) -> Result<Str
     Ok(user.to_string())
 }
 
+/// The reset of `instances` to `password` for `user` (when named): the user must be their
+/// administrator ([`check_user_name`]), and the password pass the reset rule
+/// ([`check_reset_password`]), Windows' when any of them runs Windows.
+pub fn check_reset(
+    password: &str,
+    user: Option<&str>,
+    instances: &[Instance],
+) -> Result<(), DomainError> {
+    let user = check_user_name(user, instances)?;
+    let windows = instances.iter().any(|i| i.os == OsType::Windows);
+    check_reset_password(password, windows, &user)
+}
+
 /// A `UserName`, when given, is 1 to [`MAX_USER_NAME`] characters; `too_long` makes the
 /// product's own error for a longer one (given its length).
 pub(crate) fn check_user_name_shape<R>(

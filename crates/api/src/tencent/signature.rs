@@ -4,11 +4,8 @@
 //! Both are verified byte for byte against requests captured from the official clients
 //! (`tests/fixtures/captures`).
 
+use crate::common::digest::{hmac_sha1, hmac_sha256, sha256_hex};
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 // ---- Constants used in TC3 signatures ----
 /// The TC3 algorithm name, first word of the `Authorization` header.
@@ -70,17 +67,6 @@ pub fn parse_tc3_authorization(value: &str) -> Option<Tc3Authorization> {
     })
 }
 
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn hmac256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(msg);
-    mac.finalize().into_bytes().to_vec()
-}
-
 /// The TC3 canonical request. `canonical_query` is `""` for POST and the raw query string,
 /// exactly as received, for GET. `header` returns the raw value of a header by lower-case name.
 pub fn tc3_canonical_request(
@@ -114,16 +100,14 @@ pub fn tc3_string_to_sign(timestamp: &str, date: &str, service: &str, canonical:
 
 /// The TC3 signing key of a secret for one UTC date (`YYYY-MM-DD`) and service.
 pub fn tc3_signing_key(secret_key: &str, date: &str, service: &str) -> [u8; 32] {
-    let k_date = hmac256(format!("TC3{secret_key}").as_bytes(), date.as_bytes());
-    let k_service = hmac256(&k_date, service.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&hmac256(&k_service, b"tc3_request"));
-    key
+    let k_date = hmac_sha256(format!("TC3{secret_key}").as_bytes(), date.as_bytes());
+    let k_service = hmac_sha256(&k_date, service.as_bytes());
+    hmac_sha256(&k_service, b"tc3_request")
 }
 
 /// The TC3 signature (hex) of `string_to_sign` with a signing key ([`tc3_signing_key`]).
 pub fn tc3_signature_with_key(signing_key: &[u8; 32], string_to_sign: &str) -> String {
-    hex::encode(hmac256(signing_key, string_to_sign.as_bytes()))
+    hex::encode(hmac_sha256(signing_key, string_to_sign.as_bytes()))
 }
 
 /// The TC3 signature (hex) of `string_to_sign`.
@@ -171,26 +155,18 @@ pub fn v1_string_to_sign(
 
 /// The v1 signature (base64) of `plaintext`.
 pub fn v1_signature(secret_key: &str, method: V1Method, plaintext: &str) -> String {
-    let raw = match method {
-        V1Method::HmacSha1 => {
-            let mut mac =
-                Hmac::<Sha1>::new_from_slice(secret_key.as_bytes()).expect("any key length");
-            mac.update(plaintext.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
-        V1Method::HmacSha256 => hmac256(secret_key.as_bytes(), plaintext.as_bytes()),
-    };
-    base64::engine::general_purpose::STANDARD.encode(raw)
-}
-
-/// Compare two signatures in constant time.
-pub fn signatures_match(expected: &str, given: &str) -> bool {
-    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+    let (key, msg) = (secret_key.as_bytes(), plaintext.as_bytes());
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    match method {
+        V1Method::HmacSha1 => b64.encode(hmac_sha1(key, msg)),
+        V1Method::HmacSha256 => b64.encode(hmac_sha256(key, msg)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::digest::signatures_match;
     use crate::common::testing::{capture_names, load_capture, Capture};
 
     const SECRET: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";

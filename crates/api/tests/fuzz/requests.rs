@@ -204,7 +204,7 @@ pub fn ecs_acs3_request(rng: &mut StdRng, product: AliProduct) -> Request<Body> 
         Vec::new()
     };
     let query = decoded(&params);
-    let hashed = ali::sha256_hex(&body);
+    let hashed = keyplane_api::signature::sha256_hex(&body);
     let date = time::OffsetDateTime::from_unix_timestamp(NOW)
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)

@@ -7,9 +7,8 @@ pub mod driver;
 
 use axum::body::Body;
 use axum::http::Request;
-use keyplane_api::signature::tencent::{
-    sha256_hex, tc3_canonical_request, tc3_signature, tc3_string_to_sign,
-};
+use keyplane_api::signature::sha256_hex;
+use keyplane_api::signature::tencent::{tc3_canonical_request, tc3_signature, tc3_string_to_sign};
 use keyplane_api::{router, ApiConfig, AppState};
 use keyplane_core::account::{Account, Secret};
 use keyplane_core::instance::OpState;

@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::{parse_instance_type, DescribeImagesRequest, Filter, ImageOut};
 use crate::tencent::cvm::error::{CvmError, CvmRefusal};
-use crate::tencent::wire::{check_filters, invalid, page};
+use crate::tencent::wire::{check_filters, filter_page, invalid, page};
 use keyplane_core::ids::is_well_formed;
 use keyplane_core::instance::Image;
 use keyplane_core::keypair::Namespace;
@@ -82,26 +82,14 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
         }
     }
     let (offset, limit) = page(req.offset, req.limit)?;
-    let mut matching = Vec::new();
-    for image in ctx.core.images(Namespace::Cvm) {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&image.id)) {
-            continue;
-        }
-        let mut keep = true;
+    let images = ctx.core.images(Namespace::Cvm);
+    let (total, matching) = filter_page(images, offset, limit, |image| {
+        let mut keep = ids.as_ref().is_none_or(|ids| ids.contains(&image.id));
         for f in &filters {
-            // Evaluate every filter so an unknown name is refused even after a miss.
-            keep &= matches(f, &image)?;
+            keep &= matches(f, image)?;
         }
-        if keep {
-            matching.push(image);
-        }
-    }
-    let total = matching.len();
-    let set: Vec<ImageOut> = matching
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(ImageOut::from_domain)
-        .collect();
+        Ok::<_, CvmError>(keep)
+    })?;
+    let set: Vec<ImageOut> = matching.into_iter().map(ImageOut::from_domain).collect();
     Ok(json!({ "ImageSet": set, "TotalCount": total }))
 }

@@ -7,7 +7,7 @@ use crate::common::answer::Answer;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::*;
 use crate::tencent::cvm::error::CvmError;
-use crate::tencent::wire::{check_filters, invalid, non_empty, page};
+use crate::tencent::wire::{hard_stop, invalid, non_empty, page, selection};
 use keyplane_core::instance::{Instance, InstanceState, OpKind};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::query::{InstanceFilter, InstanceQuery};
@@ -105,31 +105,24 @@ fn filter_of(f: &Filter) -> Result<Option<InstanceFilter>, CvmError> {
 /// DescribeInstances: unknown ids are simply not returned.
 pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Answer, CvmError> {
     let req: DescribeInstancesRequest = decode(params)?;
-    let ids = req.instance_ids.filter(|v| !v.is_empty());
-    let filters = req.filters.filter(|v| !v.is_empty());
-    if ids.is_some() && filters.is_some() {
-        return Err(CvmError::Domain(DomainError::ConflictingParameters {
-            first: "InstanceIds".into(),
-            second: "Filters".into(),
-        }));
-    }
-    if let Some(ids) = &ids {
-        ctx.core
-            .check_instance_ids(NS, "InstanceIds", ids, MAX_IDS)?;
-    }
-    let filters = filters.unwrap_or_default();
-    check_filters(&filters, 5)?;
-    let (offset, limit) = page(req.offset, req.limit)?;
-    let mut pushed = Vec::with_capacity(filters.len());
-    for f in &filters {
+    let sel = selection(
+        req.instance_ids,
+        "InstanceIds",
+        req.filters,
+        5,
+        (req.offset, req.limit),
+        |ids| ctx.core.check_instance_ids(NS, "InstanceIds", ids, MAX_IDS),
+    )?;
+    let mut pushed = Vec::with_capacity(sel.filters.len());
+    for f in &sel.filters {
         pushed.extend(filter_of(f)?);
     }
     let query = InstanceQuery {
-        ids,
+        ids: sel.ids,
         region: Some(ctx.region.to_string()),
         filters: pushed,
-        offset,
-        limit,
+        offset: sel.offset,
+        limit: sel.limit,
         ..InstanceQuery::default()
     };
     let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
@@ -200,26 +193,14 @@ async fn lifecycle(
 
 /// Whether a stop is hard, from `StopType` and the deprecated flag (`ForceStop` /
 /// `ForceReboot`), which cannot be combined.
-fn hard_stop(
-    flag_name: &str,
-    flag: Option<bool>,
-    stop_type: Option<&str>,
-) -> Result<bool, CvmError> {
+fn hard(flag_name: &str, flag: Option<bool>, stop_type: Option<&str>) -> Result<bool, CvmError> {
     if flag.is_some() && stop_type.is_some() {
         return Err(CvmError::InvalidParameter(format!(
             "The parameters `{flag_name}` and `StopType` cannot be given together; `{flag_name}` is deprecated, use `StopType`."
         )));
     }
-    // Why: SOFT and SOFT_FIRST (and the deprecated flag, which means "soft first") are one
-    // operation here: the sandbox's soft stop ends with a kill once its grace period is over.
-    match stop_type {
-        None | Some("SOFT") | Some("SOFT_FIRST") => Ok(false),
-        Some("HARD") => Ok(true),
-        Some(other) => Err(invalid(
-            "StopType",
-            format!("`{other}` is not one of SOFT, HARD, SOFT_FIRST"),
-        )),
-    }
+    // The deprecated flag means "soft first", which is a soft stop here (see `hard_stop`).
+    hard_stop(stop_type)
 }
 
 /// StartInstances: STOPPED instances only.
@@ -240,7 +221,7 @@ pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
 pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: StopInstancesRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
-    let force = hard_stop("ForceStop", req.force_stop, req.stop_type.as_deref())?;
+    let force = hard("ForceStop", req.force_stop, req.stop_type.as_deref())?;
     match req.stopped_mode.as_deref() {
         None | Some("KEEP_CHARGING") | Some("STOP_CHARGING") => {}
         Some(other) => {
@@ -264,7 +245,7 @@ pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
 pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
     let req: RebootInstancesRequest = decode(params)?;
     let ids = check_ids(ctx, req.instance_ids, "InstanceIds")?;
-    let force = hard_stop("ForceReboot", req.force_reboot, req.stop_type.as_deref())?;
+    let force = hard("ForceReboot", req.force_reboot, req.stop_type.as_deref())?;
     lifecycle(
         ctx,
         &ids,

@@ -6,7 +6,9 @@ use crate::common::answer::Answer;
 use crate::common::params::decode;
 use crate::tencent::cvm::dto::*;
 use crate::tencent::cvm::error::CvmError;
-use crate::tencent::wire::required;
+use crate::tencent::wire::{
+    check_filter, check_filter_count, ids_or_filters, invalid, page, required,
+};
 use keyplane_core::keypair::Namespace;
 use keyplane_core::service::{KeyPairFilter, KeyPairQuery, NewKeyPair};
 use keyplane_core::DomainError;
@@ -17,13 +19,6 @@ const NS: Namespace = Namespace::Cvm;
 const MAX_IDS: usize = 100;
 /// Descriptions are at most this long.
 const MAX_DESCRIPTION: usize = 60;
-
-fn invalid(param: &str, reason: impl Into<String>) -> CvmError {
-    CvmError::Domain(DomainError::InvalidParameterValue {
-        param: param.into(),
-        reason: reason.into(),
-    })
-}
 
 fn tags_of(specs: Vec<TagSpecification>) -> Result<Vec<(String, String)>, CvmError> {
     let mut tags = Vec::new();
@@ -81,21 +76,7 @@ pub async fn import(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
 }
 
 fn filter_of(f: Filter) -> Result<KeyPairFilter, CvmError> {
-    if f.values.is_empty() {
-        return Err(invalid(
-            &format!("Filters.{}.Values", f.name),
-            "must not be empty",
-        ));
-    }
-    if f.values.len() > 5 {
-        return Err(CvmError::Domain(DomainError::FilterLimitExceeded {
-            reason: format!(
-                "filter `{}` has {} values; at most 5",
-                f.name,
-                f.values.len()
-            ),
-        }));
-    }
+    check_filter(&f, 5)?;
     Ok(match f.name.as_str() {
         "project-id" => KeyPairFilter::ProjectId(
             f.values
@@ -126,31 +107,13 @@ fn filter_of(f: Filter) -> Result<KeyPairFilter, CvmError> {
 /// DescribeKeyPairs.
 pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Answer, CvmError> {
     let req: DescribeKeyPairsRequest = decode(params)?;
-    let ids = req.key_ids.filter(|ids| !ids.is_empty());
-    let filters = req.filters.filter(|f| !f.is_empty());
-    if ids.is_some() && filters.is_some() {
-        return Err(CvmError::Domain(DomainError::ConflictingParameters {
-            first: "KeyIds".into(),
-            second: "Filters".into(),
-        }));
-    }
+    let (ids, filters) = ids_or_filters(req.key_ids, "KeyIds", req.filters)?;
     if let Some(ids) = &ids {
         ctx.core.check_key_ids(NS, "KeyIds", ids, MAX_IDS)?;
     }
-    let filters = filters.unwrap_or_default();
-    if filters.len() > 10 {
-        return Err(CvmError::Domain(DomainError::FilterLimitExceeded {
-            reason: format!("{} filters given; at most 10", filters.len()),
-        }));
-    }
-    let offset = req.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(invalid("Offset", "must not be negative"));
-    }
-    let limit = req.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(invalid("Limit", "must be between 1 and 100"));
-    }
+    // Why not `selection`: CVM checks each filter's values after the page, with its name.
+    check_filter_count(&filters)?;
+    let (offset, limit) = page(req.offset, req.limit)?;
     let query = KeyPairQuery {
         ids,
         filters: filters
@@ -158,8 +121,8 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Answer, CvmError> 
             .map(filter_of)
             .collect::<Result<_, _>>()?,
         region: None,
-        offset: offset as usize,
-        limit: limit as usize,
+        offset,
+        limit,
         ..KeyPairQuery::default()
     };
     let page = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;

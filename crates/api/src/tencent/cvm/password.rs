@@ -6,11 +6,8 @@ use super::instances::check_ids;
 use super::Ctx;
 use crate::common::params::{decode, lenient_bool};
 use crate::tencent::cvm::error::{CvmError, CvmRefusal};
-use crate::tencent::password::{
-    check_reset_password, check_user_name, check_user_name_shape, MAX_USER_NAME,
-};
+use crate::tencent::password::{check_reset, check_user_name_shape, MAX_USER_NAME};
 use crate::tencent::wire::required;
-use keyplane_core::instance::OsType;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::password::ResetRule;
 use serde::Deserialize;
@@ -50,9 +47,7 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, CvmError> {
         .core
         .get_instances_in(ctx.account, NS, &ids, Some(ctx.region))
         .await?;
-    let user = check_user_name(req.user_name.as_deref(), &instances)?;
-    let windows = instances.iter().any(|i| i.os == OsType::Windows);
-    check_reset_password(&password, windows, &user)?;
+    check_reset(&password, req.user_name.as_deref(), &instances)?;
     let rule = ResetRule::Cvm {
         force_stop: req.force_stop.unwrap_or(false),
     };

@@ -9,7 +9,7 @@ use crate::tencent::cvm::dto::{
     parse_instance_type, LaunchTemplate, LoginSettings, RunInstancesRequest,
 };
 use crate::tencent::cvm::error::{CvmError, CvmRefusal};
-use crate::tencent::wire::{invalid, required};
+use crate::tencent::wire::{invalid, required, zone_of_region};
 use base64::Engine;
 use keyplane_core::compute::{LaunchSpec, INSTANCE_QUOTA};
 use keyplane_core::ids::is_well_formed;
@@ -30,13 +30,7 @@ const PASSWORD_SPECIALS: &str = "()`~!@#$%^&*-+=|{}[]:;',.?/";
 
 /// The zone must be `<region>-<n>` of the request's region.
 fn check_zone(zone: &str, region: &str) -> Result<(), CvmError> {
-    // Why: regions have zones -1 up to -8 today; any single digit 1-9 is accepted rather
-    // than keeping a per-region zone list.
-    let ok = zone
-        .strip_prefix(region)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|n| n.len() == 1 && matches!(n.as_bytes()[0], b'1'..=b'9'));
-    if ok {
+    if zone_of_region(zone, region) {
         Ok(())
     } else {
         Err(CvmRefusal::ZoneMismatchRegion {

@@ -2,9 +2,10 @@
 //! over `METHOD + Host + /v2/index.php + ? + sorted params`, the clock window, and the nonce.
 
 use super::error::LegacyError;
+use crate::common::digest::signatures_match;
 use crate::common::request::RawRequest;
 use crate::common::server::AppState;
-use crate::tencent::signature::{signatures_match, v1_signature, v1_string_to_sign, V1Method};
+use crate::tencent::signature::{v1_signature, v1_string_to_sign, V1Method};
 use keyplane_core::account::Account;
 
 /// Common parameters; everything else is a business parameter of the action.

@@ -6,8 +6,7 @@
 
 use super::error::LegacyError;
 use super::handlers::{request, Ctx, MAX_IDS};
-use crate::tencent::password::{check_reset_password, check_user_name};
-use keyplane_core::instance::OsType;
+use crate::tencent::password::check_reset;
 use keyplane_core::keypair::Namespace;
 use keyplane_core::password::ResetRule;
 use serde::{Deserialize, Deserializer};
@@ -61,9 +60,7 @@ pub async fn reset(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, 
         .await?;
     // Why: the legacy pages do not state the rule; the resources are API 3.0's, and its
     // ResetInstancesPassword rule is the one applied, so both dialects accept the same passwords.
-    let user = check_user_name(None, &instances)?;
-    let windows = instances.iter().any(|i| i.os == OsType::Windows);
-    check_reset_password(&password, windows, &user)?;
+    check_reset(&password, None, &instances)?;
     let rule = ResetRule::Cvm {
         force_stop: req.hard_power_off.unwrap_or(false),
     };

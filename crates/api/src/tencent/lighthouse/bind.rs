@@ -6,9 +6,10 @@
 use super::dto::{AssociateInstancesKeyPairsRequest, DisassociateInstancesKeyPairsRequest};
 use super::error::LighthouseRefusal;
 use super::out::LOGIN_USER;
-use super::{check_ids, conflict, settled_instances, Ctx, MAX_IDS, NS};
+use super::{check_ids, settled_instances, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
+use crate::tencent::wire::conflict;
 use crate::tencent::wire::{invalid, non_empty};
 use keyplane_core::binding::{BindChange, BindRule};
 use keyplane_core::DomainError;

@@ -3,11 +3,10 @@
 //! rules act on) and a few bundles; nothing is billed, so every price is 0.
 
 use super::dto::{DescribeBlueprintsRequest, DescribeBundlesRequest};
-use super::{check_zone, conflict, Ctx, NS};
+use super::{check_zone, Ctx, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
-use crate::tencent::wire::check_filters;
-use crate::tencent::wire::{invalid, page};
+use crate::tencent::wire::{check_filters, filter_page, ids_or_filters, invalid, page};
 use crate::tencent::wire::{iso8601, Filter, Tag};
 use keyplane_core::ids::is_well_formed;
 use keyplane_core::instance::{Image, OsType};
@@ -228,56 +227,36 @@ fn blueprint_matches(f: &Filter, image: &Image) -> Result<bool, LighthouseError>
     })
 }
 
-/// Apply `keep` to every item, then page; `keep` sees every filter so unknown names are
-/// refused even after a miss.
-fn select<T>(
-    items: Vec<T>,
-    offset: usize,
-    limit: usize,
-    mut keep: impl FnMut(&T) -> Result<bool, LighthouseError>,
-) -> Result<(usize, Vec<T>), LighthouseError> {
-    let mut matching = Vec::new();
-    for item in items {
-        if keep(&item)? {
-            matching.push(item);
-        }
+/// At most 100 catalog ids in one call.
+fn check_count(param: &str, ids: &[String]) -> Result<(), LighthouseError> {
+    if ids.len() > 100 {
+        return Err(LighthouseError::Domain(DomainError::TooManyValues {
+            param: param.into(),
+            max: 100,
+            given: ids.len(),
+        }));
     }
-    let total = matching.len();
-    Ok((
-        total,
-        matching.into_iter().skip(offset).take(limit).collect(),
-    ))
+    Ok(())
 }
 
 /// DescribeBlueprints.
 pub async fn describe_blueprints(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeBlueprintsRequest = decode(params)?;
-    let ids = req.blueprint_ids.filter(|v| !v.is_empty());
-    let filters = req.filters.filter(|v| !v.is_empty());
-    if ids.is_some() && filters.is_some() {
-        return Err(conflict("BlueprintIds", "Filters"));
-    }
+    let (ids, filters) = ids_or_filters(req.blueprint_ids, "BlueprintIds", req.filters)?;
     if let Some(ids) = &ids {
-        if ids.len() > 100 {
-            return Err(LighthouseError::Domain(DomainError::TooManyValues {
-                param: "BlueprintIds".into(),
-                max: 100,
-                given: ids.len(),
-            }));
-        }
+        check_count("BlueprintIds", ids)?;
         if let Some(bad) = ids.iter().find(|id| !is_blueprint_id(id)) {
             return Err(DomainError::ImageIdMalformed { id: bad.clone() }.into());
         }
     }
-    let filters = filters.unwrap_or_default();
     check_filters(&filters, 100)?;
     let (offset, limit) = page(req.offset, req.limit)?;
-    let (total, set) = select(ctx.core.images(NS), offset, limit, |image| {
+    let (total, set) = filter_page(ctx.core.images(NS), offset, limit, |image| {
         let mut keep = ids.as_ref().is_none_or(|ids| ids.contains(&image.id));
         for f in &filters {
             keep &= blueprint_matches(f, image)?;
         }
-        Ok(keep)
+        Ok::<_, LighthouseError>(keep)
     })?;
     let set: Vec<BlueprintOut> = set.into_iter().map(blueprint_out).collect();
     Ok(json!({ "TotalCount": total, "BlueprintSet": set }))
@@ -335,19 +314,9 @@ fn bundle_matches(f: &Filter, b: &SandboxBundle) -> Result<bool, LighthouseError
 /// DescribeBundles.
 pub async fn describe_bundles(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeBundlesRequest = decode(params)?;
-    let ids = req.bundle_ids.filter(|v| !v.is_empty());
-    let filters = req.filters.filter(|v| !v.is_empty());
-    if ids.is_some() && filters.is_some() {
-        return Err(conflict("BundleIds", "Filters"));
-    }
+    let (ids, filters) = ids_or_filters(req.bundle_ids, "BundleIds", req.filters)?;
     if let Some(ids) = &ids {
-        if ids.len() > 100 {
-            return Err(LighthouseError::Domain(DomainError::TooManyValues {
-                param: "BundleIds".into(),
-                max: 100,
-                given: ids.len(),
-            }));
-        }
+        check_count("BundleIds", ids)?;
     }
     for zone in req.zones.iter().flatten() {
         check_zone(zone, ctx.region())?;
@@ -359,16 +328,15 @@ pub async fn describe_bundles(ctx: &Ctx<'_>, params: Value) -> Result<Value, Lig
         Some(id) => Some(ctx.core.image(NS, id)?.os),
         None => None,
     };
-    let filters = filters.unwrap_or_default();
     check_filters(&filters, 5)?;
     let (offset, limit) = page(req.offset, req.limit)?;
-    let (total, set) = select(BUNDLES.iter().collect(), offset, limit, |b| {
+    let (total, set) = filter_page(BUNDLES.iter(), offset, limit, |b| {
         let mut keep = ids.as_ref().is_none_or(|ids| ids.iter().any(|i| i == b.id))
             && os.is_none_or(|os| runs(b, os));
         for f in &filters {
             keep &= bundle_matches(f, b)?;
         }
-        Ok(keep)
+        Ok::<_, LighthouseError>(keep)
     })?;
     let set: Vec<Value> = set.into_iter().map(bundle_out).collect();
     Ok(json!({ "BundleSet": set, "TotalCount": total }))

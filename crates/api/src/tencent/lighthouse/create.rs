@@ -6,9 +6,10 @@ use super::catalog::{bundle, is_blueprint_id, platform_type, runs, SandboxBundle
 use super::dto::{CreateInstancesRequest, InstanceChargePrepaid, LoginConfiguration};
 use super::error::LighthouseRefusal;
 use super::keypairs::tags_of;
-use super::{check_zone, conflict, Ctx, NS};
+use super::{check_zone, Ctx, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
+use crate::tencent::wire::conflict;
 use crate::tencent::wire::{invalid, required};
 use keyplane_core::compute::{LaunchSpec, INSTANCE_QUOTA};
 use keyplane_core::ids::{is_well_formed, new_id};

@@ -5,12 +5,10 @@
 use super::dto::{DescribeInstancesRequest, InstanceIdsRequest, StopInstancesRequest};
 use super::error::LighthouseRefusal;
 use super::out::InstanceOut;
-use super::{check_ids, conflict, Ctx, MAX_IDS, NS};
+use super::{check_ids, Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
-use crate::tencent::wire::check_filters;
-use crate::tencent::wire::Filter;
-use crate::tencent::wire::{invalid, page};
+use crate::tencent::wire::{hard_stop, invalid, selection, Filter};
 use keyplane_core::instance::{InstanceState, OpKind};
 use keyplane_core::query::{InstanceFilter, InstanceOrder, InstanceQuery};
 use keyplane_core::DomainError;
@@ -70,26 +68,26 @@ fn order(field: Option<&str>, order: Option<&str>) -> Result<InstanceOrder, Ligh
 /// DescribeInstances: ids not found are simply not returned.
 pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeInstancesRequest = decode(params)?;
-    let ids = req.instance_ids.filter(|v| !v.is_empty());
-    let filters = req.filters.filter(|v| !v.is_empty());
-    if ids.is_some() && filters.is_some() {
-        return Err(conflict("InstanceIds", "Filters"));
-    }
-    if let Some(ids) = &ids {
-        ctx.core
-            .check_instance_ids(NS, "InstanceIds", ids, MAX_IDS)?;
-    }
-    let filters = filters.unwrap_or_default();
-    check_filters(&filters, 100)?;
-    let (offset, limit) = page(req.offset, req.limit)?;
-    let filters = filters.iter().map(filter_of).collect::<Result<_, _>>()?;
+    let sel = selection(
+        req.instance_ids,
+        "InstanceIds",
+        req.filters,
+        100,
+        (req.offset, req.limit),
+        |ids| ctx.core.check_instance_ids(NS, "InstanceIds", ids, MAX_IDS),
+    )?;
+    let filters = sel
+        .filters
+        .iter()
+        .map(filter_of)
+        .collect::<Result<_, _>>()?;
     let query = InstanceQuery {
-        ids,
+        ids: sel.ids,
         region: Some(ctx.region().to_string()),
         filters,
         order: order(req.order_field.as_deref(), req.order.as_deref())?,
-        offset,
-        limit,
+        offset: sel.offset,
+        limit: sel.limit,
     };
     let found = ctx.core.describe_instances(ctx.account, NS, &query).await?;
     let set: Vec<InstanceOut> = found
@@ -136,20 +134,6 @@ async fn lifecycle(
     Ok(json!({}))
 }
 
-/// Whether a stop is hard: `HARD`; `SOFT` and `SOFT_FIRST` (the default) are soft.
-fn hard(stop_type: Option<&str>) -> Result<bool, LighthouseError> {
-    // Why: SOFT and SOFT_FIRST are one operation here: the sandbox's soft stop ends with a
-    // kill once its grace period is over, which is SOFT_FIRST's "soft, then hard".
-    match stop_type {
-        None | Some("SOFT") | Some("SOFT_FIRST") => Ok(false),
-        Some("HARD") => Ok(true),
-        Some(other) => Err(invalid(
-            "StopType",
-            format!("`{other}` is not one of SOFT, HARD, SOFT_FIRST"),
-        )),
-    }
-}
-
 /// StartInstances: STOPPED instances only; they go STARTING, then RUNNING.
 pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: InstanceIdsRequest = decode(params)?;
@@ -166,7 +150,7 @@ pub async fn start(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseErro
 /// StopInstances: RUNNING instances only; they go STOPPING, then STOPPED.
 pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: StopInstancesRequest = decode(params)?;
-    let force = hard(req.stop_type.as_deref())?;
+    let force = hard_stop(req.stop_type.as_deref())?;
     lifecycle(
         ctx,
         req.instance_ids,
@@ -180,7 +164,7 @@ pub async fn stop(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError
 /// RebootInstances: RUNNING instances only; they go REBOOTING, then RUNNING.
 pub async fn reboot(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: StopInstancesRequest = decode(params)?;
-    let force = hard(req.stop_type.as_deref())?;
+    let force = hard_stop(req.stop_type.as_deref())?;
     lifecycle(
         ctx,
         req.instance_ids,

@@ -5,12 +5,10 @@ use super::dto::{
     CreateKeyPairRequest, DeleteKeyPairsRequest, DescribeKeyPairsRequest, ImportKeyPairRequest,
 };
 use super::out::KeyPairOut;
-use super::{conflict, Ctx, MAX_IDS, NS};
+use super::{Ctx, MAX_IDS, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
-use crate::tencent::wire::check_filters;
-use crate::tencent::wire::page;
-use crate::tencent::wire::{Filter, Tag};
+use crate::tencent::wire::{filter_page, selection, Filter, Tag};
 use keyplane_core::keypair::KeyPair;
 use keyplane_core::service::{KeyPairQuery, NewKeyPair};
 use keyplane_core::DomainError;
@@ -92,21 +90,18 @@ fn matches(f: &Filter, kp: &KeyPair) -> Result<bool, LighthouseError> {
 /// DescribeKeyPairs: ids not found are simply not returned.
 pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseError> {
     let req: DescribeKeyPairsRequest = decode(params)?;
-    let ids = req.key_ids.filter(|ids| !ids.is_empty());
-    let filters = req.filters.filter(|f| !f.is_empty());
-    if ids.is_some() && filters.is_some() {
-        return Err(conflict("KeyIds", "Filters"));
-    }
-    if let Some(ids) = &ids {
-        ctx.core.check_key_ids(NS, "KeyIds", ids, MAX_IDS)?;
-    }
-    let filters = filters.unwrap_or_default();
-    check_filters(&filters, 5)?;
-    let (offset, limit) = page(req.offset, req.limit)?;
+    let sel = selection(
+        req.key_ids,
+        "KeyIds",
+        req.filters,
+        5,
+        (req.offset, req.limit),
+        |ids| ctx.core.check_key_ids(NS, "KeyIds", ids, MAX_IDS),
+    )?;
     // The fuzzy name match is Lighthouse's own: the domain gives every key pair of the
     // account (ids applied), this dialect filters and pages.
     let query = KeyPairQuery {
-        ids,
+        ids: sel.ids,
         filters: vec![],
         region: None,
         offset: 0,
@@ -114,21 +109,15 @@ pub async fn describe(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseE
         ..KeyPairQuery::default()
     };
     let all = ctx.core.describe_key_pairs(ctx.account, NS, &query).await?;
-    let mut matching = Vec::new();
-    for kp in all.items {
+    let (total, matching) = filter_page(all.items, sel.offset, sel.limit, |kp| {
         let mut keep = true;
-        for f in &filters {
-            keep &= matches(f, &kp)?;
+        for f in &sel.filters {
+            keep &= matches(f, kp)?;
         }
-        if keep {
-            matching.push(kp);
-        }
-    }
-    let total = matching.len();
+        Ok::<_, LighthouseError>(keep)
+    })?;
     let set: Vec<KeyPairOut> = matching
         .into_iter()
-        .skip(offset)
-        .take(limit)
         .map(|k| KeyPairOut::from_domain(k, None))
         .collect();
     Ok(json!({ "TotalCount": total, "KeyPairSet": set }))

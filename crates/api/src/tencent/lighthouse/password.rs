@@ -7,11 +7,8 @@ use super::error::LighthouseRefusal;
 use super::{check_ids, settled_instances, Ctx, NS};
 use crate::common::params::decode;
 use crate::tencent::lighthouse::error::LighthouseError;
-use crate::tencent::password::{
-    check_reset_password, check_user_name, check_user_name_shape, MAX_USER_NAME,
-};
+use crate::tencent::password::{check_reset, check_user_name_shape, MAX_USER_NAME};
 use crate::tencent::wire::required;
-use keyplane_core::instance::OsType;
 use keyplane_core::password::ResetRule;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -45,9 +42,7 @@ pub async fn reset(ctx: &Ctx<'_>, params: Value) -> Result<Value, LighthouseErro
         .into()
     })?;
     let instances = settled_instances(ctx, &ids).await?;
-    let user = check_user_name(req.user_name.as_deref(), &instances)?;
-    let windows = instances.iter().any(|i| i.os == OsType::Windows);
-    check_reset_password(&password, windows, &user)?;
+    check_reset(&password, req.user_name.as_deref(), &instances)?;
     ctx.core
         .submit_password_reset(
             ctx.account,
