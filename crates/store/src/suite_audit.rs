@@ -205,10 +205,7 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     refused.event_id = "ev-other".into();
     refused.error_code = Some("InternalError".into());
     refused.error_message = Some("stop failed".into());
-    store
-        .record_events(std::slice::from_ref(&refused))
-        .await
-        .unwrap();
+    store.record_events(vec![refused]).await.unwrap();
     let q = of(a, vec![AuditAttribute::RequestId("req-audit-mixed".into())]);
     let e = one(store, q).await.unwrap();
     assert_eq!(e.event_id, "ev-req-audit-mixed");
@@ -222,10 +219,7 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     anonymous.request.credential_id = "AKIDunknown".into();
     anonymous.request.source_ip = "127.0.0.99".into();
     anonymous.error_code = Some("AuthFailure.SecretIdNotFound".into());
-    store
-        .record_events(std::slice::from_ref(&anonymous))
-        .await
-        .unwrap();
+    store.record_events(vec![anonymous]).await.unwrap();
     let mine = of(a, vec![AuditAttribute::CredentialId("AKIDunknown".into())]);
     assert_eq!(one(store, mine).await, None);
     let everyone = |attributes| AuditQuery {
@@ -273,10 +267,7 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     // The dialects bound what is found: one of those named, none when none are.
     let mut legacy = event(a, "req-audit-legacy", "BindInstanceKey", 2_022);
     legacy.request.dialect = "legacy".into();
-    store
-        .record_events(std::slice::from_ref(&legacy))
-        .await
-        .unwrap();
+    store.record_events(vec![legacy]).await.unwrap();
     let in_dialects = |names: &[&str]| {
         let names = names.iter().map(|n| n.to_string()).collect();
         of(

@@ -76,9 +76,9 @@ impl RefusalLog {
                     }
                     next = entries.try_recv().ok();
                 }
-                if let Err(e) = core.record_events(&batch).await {
-                    tracing::warn!(error = %e, events = batch.len(),
-                        "cannot record refusals in the audit trail");
+                let events = batch.len();
+                if let Err(e) = core.record_events(batch).await {
+                    tracing::warn!(error = %e, events, "cannot record refusals in the audit trail");
                 }
                 for done in waiting {
                     let _ = done.send(());
