@@ -50,7 +50,8 @@ impl RefusalLog {
         tokio::spawn(async move {
             while let Some(first) = entries.recv().await {
                 let deadline = tokio::time::Instant::now() + GATHER;
-                let (mut batch, mut waiting) = (Vec::new(), Vec::new());
+                // Room for a whole batch at once: growing to it copied the batch nine times.
+                let (mut batch, mut waiting) = (Vec::with_capacity(BATCH), Vec::new());
                 let mut next = Some(first);
                 loop {
                     while let Some(entry) = next.take() {
