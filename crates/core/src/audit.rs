@@ -323,7 +323,7 @@ impl Core {
     }
 
     /// Record events of refused requests, in one transaction.
-    pub async fn record_events(&self, events: &[AuditEvent]) -> Result<(), DomainError> {
+    pub async fn record_events(&self, events: Vec<AuditEvent>) -> Result<(), DomainError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -348,7 +348,7 @@ impl Core {
             .refusal_event(req, account_id, read_only, resources, code, message)
             .await;
         match event {
-            Some(e) => self.record_events(std::slice::from_ref(&e)).await,
+            Some(e) => self.record_events(vec![e]).await,
             None => Ok(()),
         }
     }

@@ -420,8 +420,9 @@ pub trait ConsoleStore: Send + Sync + 'static {
 pub trait AuditStore: Send + Sync + 'static {
     /// Record events on their own (refused requests), in one transaction. When an event of
     /// the same request is already recorded, the two become one: the refusal's code and
-    /// message are set and the resources added.
-    async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
+    /// message are set and the resources added. The events are handed over (a batch of
+    /// refusals is written without a copy of its own).
+    async fn record_events(&self, events: Vec<AuditEvent>) -> StoreResult<()>;
     /// The events `query` selects, on indexes, with the number matching before paging.
     async fn query_events(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
     /// Delete events older than `before` (unix seconds) and all but the newest `keep`;

@@ -111,9 +111,9 @@ async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fai
 
 #[async_trait]
 impl AuditStore for PostgresStore {
-    async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+    async fn record_events(&self, events: Vec<AuditEvent>) -> StoreResult<()> {
         in_transaction!(self, |tx| {
-            for e in events {
+            for e in &events {
                 write_event(&tx, Some(e)).await?;
             }
         })

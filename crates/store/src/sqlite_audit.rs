@@ -72,10 +72,20 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
     let Some(e) = event else {
         return Ok(());
     };
-    let inserted = c
-        .prepare_cached(sql::INSERT_EVENT)
-        .and_then(|mut st| st.execute(&insert_values(e)[..]));
-    let seq: i64 = match inserted {
+    let mut insert = c.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
+    let mut resource = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
+    write_prepared(c, &mut insert, &mut resource, e)
+}
+
+/// [`write_event`] with its statements prepared: [`sql::INSERT_EVENT`] as `insert` and
+/// [`sql::INSERT_RESOURCE`] as `resource` (a batch prepares them once).
+fn write_prepared(
+    c: &Connection,
+    insert: &mut rusqlite::Statement<'_>,
+    resource: &mut rusqlite::Statement<'_>,
+    e: &AuditEvent,
+) -> StoreResult<()> {
+    let seq: i64 = match insert.execute(&insert_values(e)[..]) {
         Ok(_) => c.last_insert_rowid(),
         // The request recorded an event before: this one merges into it.
         Err(err) if crate::sqlite::violates_unique(&err, "audit_events.request_id") => {
@@ -90,9 +100,9 @@ pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreRe
         }
         Err(err) => return Err(backend(err)),
     };
-    let mut st = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
     for r in &e.resources {
-        st.execute(params![seq, r.kind, r.id, r.name])
+        resource
+            .execute(params![seq, r.kind, r.id, r.name])
             .map_err(backend)?;
     }
     Ok(())
@@ -153,16 +163,26 @@ fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        let events = events.to_vec();
-        self.with(move |c| {
-            let tx = c.savepoint().map_err(backend)?;
-            for e in &events {
-                write_event(&tx, Some(e))?;
-            }
-            tx.commit().map_err(backend)
-        })
-        .await
+    async fn record_events(&self, events: Vec<AuditEvent>) -> StoreResult<()> {
+        let written = self
+            .with(move |c| {
+                let tx = c.savepoint().map_err(backend)?;
+                {
+                    let mut insert = tx.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
+                    let mut resource = tx.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
+                    for e in &events {
+                        write_prepared(&tx, &mut insert, &mut resource, e)?;
+                    }
+                }
+                tx.commit().map_err(backend)?;
+                Ok(events)
+            })
+            .await?;
+        // Why hand the events back: freed here, on the threads that allocated them, their
+        // memory goes back to those threads' allocator arenas; freed by the writer thread,
+        // each of a batch's thousands of strings took a lock on another thread's arena.
+        drop(written);
+        Ok(())
     }
 
     async fn query_events(&self, query: &AuditQuery) -> StoreResult<AuditPage> {

@@ -177,7 +177,7 @@ mod tests {
         let store = SqliteStore::in_memory_indexing_every(std::time::Duration::MAX).unwrap();
         let (a, b) = accounts(&store).await;
         store
-            .record_events(&[event(Some(&a), "r1", 10), event(Some(&b), "r2", 11)])
+            .record_events(vec![event(Some(&a), "r1", 10), event(Some(&b), "r2", 11)])
             .await
             .unwrap();
         // Written just now, not indexed yet: found by the scan above the mark.
@@ -186,7 +186,7 @@ mod tests {
         index_now(&store).await;
         assert_eq!(shape(&store).await, (2, 2));
         store
-            .record_events(&[event(Some(&a), "r3", 12), event(None, "r4", 13)])
+            .record_events(vec![event(Some(&a), "r3", 12), event(None, "r4", 13)])
             .await
             .unwrap();
         // Half indexed, half not: both halves, newest first, each once.
@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(ids(&store, &a).await, vec!["r3", "r1"]);
         // Paging across the mark, oldest first.
         store
-            .record_events(&[event(Some(&a), "r5", 14)])
+            .record_events(vec![event(Some(&a), "r5", 14)])
             .await
             .unwrap();
         let mut q = AuditQuery {
@@ -224,7 +224,7 @@ mod tests {
         let store = SqliteStore::in_memory_indexing_every(std::time::Duration::MAX).unwrap();
         let (a, _) = accounts(&store).await;
         store
-            .record_events(&[event(None, "late", 10), event(None, "later", 11)])
+            .record_events(vec![event(None, "late", 10), event(None, "later", 11)])
             .await
             .unwrap();
         index_now(&store).await;
@@ -232,14 +232,14 @@ mod tests {
         // "late" is below the mark when its account is set; "later" is set before indexing.
         let mut refused = event(Some(&a), "late", 12);
         refused.error_code = Some("InternalError".into());
-        store.record_events(&[refused]).await.unwrap();
+        store.record_events(vec![refused]).await.unwrap();
         assert_eq!(ids(&store, &a).await, vec!["late"]);
         store
-            .record_events(&[event(None, "new", 13)])
+            .record_events(vec![event(None, "new", 13)])
             .await
             .unwrap();
         store
-            .record_events(&[event(Some(&a), "new", 14)])
+            .record_events(vec![event(Some(&a), "new", 14)])
             .await
             .unwrap();
         assert_eq!(ids(&store, &a).await, vec!["new", "late"]);
@@ -258,7 +258,7 @@ mod tests {
                 event(Some(who), &format!("p{n}"), 100 + n)
             })
             .collect();
-        store.record_events(&events).await.unwrap();
+        store.record_events(events).await.unwrap();
         index_now(&store).await;
         assert_eq!(shape(&store).await, (6, 6));
         // By age, then by count: index rows go with their events.
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(store.prune_events(1_000, u64::MAX).await.unwrap(), 1);
         assert_eq!(shape(&store).await, (0, 0));
         store
-            .record_events(&[event(Some(&a), "after", 200)])
+            .record_events(vec![event(Some(&a), "after", 200)])
             .await
             .unwrap();
         assert_eq!(ids(&store, &a).await, vec!["after"]);
@@ -377,7 +377,7 @@ mod tests {
         let store = SqliteStore::in_memory_indexing_every(std::time::Duration::ZERO).unwrap();
         let (a, _) = accounts(&store).await;
         store
-            .record_events(&[event(Some(&a), "x1", 10), event(None, "x2", 11)])
+            .record_events(vec![event(Some(&a), "x1", 10), event(None, "x2", 11)])
             .await
             .unwrap();
         assert_eq!(shape(&store).await, (1, 2));

@@ -1,7 +1,7 @@
 //! The audit trail on a real back end: an event is written with its change or not at all,
 //! operations' ends are counted on their request's event, a refusal merges into its
-//! request's event, lookups filter on indexes and page, accounts see only their own events,
-//! and retention deletes by age and by count.
+//! request's event (in a batch of refusals too), lookups filter on indexes and page,
+//! accounts see only their own events, and retention deletes by age and by count.
 
 use crate::suite::{instance, key, new_op};
 use keyplane_core::account::Account;
@@ -21,6 +21,7 @@ pub(crate) async fn run(store: &dyn Store) {
     changes_carry_their_events(store, &a, &b).await;
     operations_settle_their_events(store, &a).await;
     refusals_merge_and_filter(store, &a).await;
+    batches_of_refusals(store, &a).await;
     paging(store, &b).await;
     retention(store).await;
 }
@@ -205,10 +206,7 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     refused.event_id = "ev-other".into();
     refused.error_code = Some("InternalError".into());
     refused.error_message = Some("stop failed".into());
-    store
-        .record_events(std::slice::from_ref(&refused))
-        .await
-        .unwrap();
+    store.record_events(vec![refused]).await.unwrap();
     let q = of(a, vec![AuditAttribute::RequestId("req-audit-mixed".into())]);
     let e = one(store, q).await.unwrap();
     assert_eq!(e.event_id, "ev-req-audit-mixed");
@@ -222,10 +220,7 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     anonymous.request.credential_id = "AKIDunknown".into();
     anonymous.request.source_ip = "127.0.0.99".into();
     anonymous.error_code = Some("AuthFailure.SecretIdNotFound".into());
-    store
-        .record_events(std::slice::from_ref(&anonymous))
-        .await
-        .unwrap();
+    store.record_events(vec![anonymous]).await.unwrap();
     let mine = of(a, vec![AuditAttribute::CredentialId("AKIDunknown".into())]);
     assert_eq!(one(store, mine).await, None);
     let everyone = |attributes| AuditQuery {
@@ -273,10 +268,7 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     // The dialects bound what is found: one of those named, none when none are.
     let mut legacy = event(a, "req-audit-legacy", "BindInstanceKey", 2_022);
     legacy.request.dialect = "legacy".into();
-    store
-        .record_events(std::slice::from_ref(&legacy))
-        .await
-        .unwrap();
+    store.record_events(vec![legacy]).await.unwrap();
     let in_dialects = |names: &[&str]| {
         let names = names.iter().map(|n| n.to_string()).collect();
         of(
@@ -299,6 +291,63 @@ async fn refusals_merge_and_filter(store: &dyn Store, a: &Account) {
     };
     let found = store.query_events(&late).await.unwrap();
     assert!(found.events.iter().all(|e| e.at == 2_022), "{found:?}");
+}
+
+/// A batch of refusals (as a node's refusal log writes them), one of which, in the middle, is
+/// of a request that changed something: each other refusal is an event of its own with its
+/// own resources, and that one merges into the change's event.
+async fn batches_of_refusals(store: &dyn Store, a: &Account) {
+    let k = key(a, Namespace::Cvm, "batched", 2_500);
+    let mut change = event(a, "req-batch-change", "ImportKeyPair", 2_500);
+    change.resources = vec![AuditResource::key_pair(&k.id, &k.name)];
+    store.insert_key_pair(&k, 100, Some(&change)).await.unwrap();
+    let mut batch: Vec<AuditEvent> = (0..69)
+        .map(|n| {
+            let mut e = event(a, &format!("req-batch-{n}"), "BatchRefused", 2_501 + n);
+            e.error_code = Some("InvalidPublicKey.Malformed".into());
+            if n % 3 == 0 {
+                e.resources = vec![AuditResource::instance(&format!("ins-batch-{n}"))];
+            }
+            e
+        })
+        .collect();
+    let mut late = event(a, "req-batch-change", "ImportKeyPair", 2_600);
+    late.event_id = "ev-late".into();
+    late.error_code = Some("LimitExceeded".into());
+    late.resources = vec![AuditResource::instance("ins-merged")];
+    batch[40] = late;
+    store.record_events(batch).await.unwrap();
+    let q = AuditQuery {
+        limit: 100,
+        ascending: true,
+        ..of(a, vec![AuditAttribute::EventName("BatchRefused".into())])
+    };
+    let page = store.query_events(&q).await.unwrap();
+    assert_eq!(page.total, 68);
+    for e in &page.events {
+        let n: i64 = e.request.request_id["req-batch-".len()..].parse().unwrap();
+        assert_eq!(e.at, 2_501 + n);
+        assert_eq!(e.event_id, format!("ev-req-batch-{n}"));
+        let named: Vec<&str> = e.resources.iter().map(|r| r.id.as_str()).collect();
+        let expected = format!("ins-batch-{n}");
+        assert_eq!(
+            named,
+            if n % 3 == 0 {
+                vec![expected.as_str()]
+            } else {
+                vec![]
+            }
+        );
+    }
+    let q = of(
+        a,
+        vec![AuditAttribute::RequestId("req-batch-change".into())],
+    );
+    let merged = one(store, q).await.expect("the change's event");
+    assert_eq!(merged.event_id, "ev-req-batch-change");
+    assert_eq!(merged.outcome(), Outcome::Refused("LimitExceeded".into()));
+    let ids: Vec<&str> = merged.resources.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["ins-merged", k.id.as_str()]);
 }
 
 async fn paging(store: &dyn Store, b: &Account) {
