@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_sql;
+mod key_pair_counts;
 mod op_kind;
 pub mod postgres;
 mod postgres_audit;

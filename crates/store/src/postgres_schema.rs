@@ -131,6 +131,7 @@ UPDATE instances SET served_generation = desired_generation;
     // identities are not committed in order, so a mark of what is indexed could pass an event
     // still to be committed.
     crate::audit_sql::drop_alias_rows!(),
+    crate::key_pair_counts::POSTGRES_MIGRATION,
 ];
 
 /// Advisory lock key held while migrating (any constant; "kplnmigr" in ASCII).

@@ -326,6 +326,7 @@ impl Where {
             args: self.args,
             offset,
             limit,
+            kept_count: None,
         }
     }
 }
@@ -342,11 +343,17 @@ pub(crate) struct Page {
     pub(crate) args: Vec<Arg>,
     offset: usize,
     limit: usize,
+    /// The statement of the total when a count kept by the database is it (every key pair of
+    /// the account and namespace matches: `key_pair_counts`), bound to the same arguments.
+    kept_count: Option<String>,
 }
 
 impl Page {
     /// The statement counting every match, bound to [`Page::count_args`].
     pub(crate) fn count(&self) -> String {
+        if let Some(kept) = &self.kept_count {
+            return kept.clone();
+        }
         format!("SELECT COUNT(*) FROM {} WHERE {}", self.table, self.filter)
     }
 
@@ -397,7 +404,18 @@ pub(crate) fn key_pairs(
     for f in &query.filters {
         w.filter(f);
     }
-    w.page(KEY_COLS, "key_pairs", &order, (query.offset, query.limit))
+    let everything = query.region.is_none() && query.ids.is_none() && query.filters.is_empty();
+    let mut page = w.page(KEY_COLS, "key_pairs", &order, (query.offset, query.limit));
+    if everything {
+        // The account and namespace are the first two arguments (`Where::new`).
+        page.kept_count = Some(format!(
+            "SELECT COALESCE((SELECT n FROM key_pair_counts WHERE account_id = {} \
+             AND namespace = {}), 0)",
+            dialect.placeholder(1),
+            dialect.placeholder(2)
+        ));
+    }
+    page
 }
 
 /// The page of instances `query` asks for ([`INSTANCE_COLS`]).

@@ -136,6 +136,7 @@ UPDATE instances SET served_generation = desired_generation;
     crate::READ_INDEXES,
     crate::sqlite_audit::MIGRATION,
     crate::sqlite_audit_index::MIGRATION,
+    crate::key_pair_counts::SQLITE_MIGRATION,
 ];
 
 /// Read-only connections a file-backed store reads on (WAL lets them read while the writer

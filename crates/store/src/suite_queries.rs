@@ -136,6 +136,59 @@ pub(crate) async fn run(store: &dyn Store) {
     for i in &all {
         store.delete_instance(&i.id).await.unwrap();
     }
+    kept_totals(store, &a, &b).await;
+}
+
+/// The total of an unfiltered page (a count the database keeps) follows inserts and
+/// deletes, per account and namespace, as a count of the rows does.
+async fn kept_totals(store: &dyn Store, a: &Account, b: &Account) {
+    // Past the first row, so the total cannot come from the page itself.
+    async fn total(store: &dyn Store, acc: &Account, ns: Namespace, filtered: bool) -> usize {
+        let q = KeyPairQuery {
+            filters: match filtered {
+                true => vec![KeyPairFilter::NameLike("*".into())],
+                false => Vec::new(),
+            },
+            offset: 1,
+            limit: 1,
+            ..KeyPairQuery::default()
+        };
+        store.query_key_pairs(&acc.id, ns, &q).await.unwrap().total
+    }
+    async fn kept(store: &dyn Store, acc: &Account, ns: Namespace) -> usize {
+        let kept = total(store, acc, ns, false).await;
+        assert_eq!(kept, total(store, acc, ns, true).await, "{ns:?}");
+        kept
+    }
+    let check = |acc, ns| kept(store, acc, ns);
+    let before = check(a, Namespace::Cvm).await;
+    assert_eq!(check(b, Namespace::Cvm).await, 0);
+    assert_eq!(check(b, Namespace::Lighthouse).await, 0);
+    let mut added = Vec::new();
+    for n in 0..3 {
+        let mut k = crate::suite::key(b, Namespace::Lighthouse, &format!("kept{n}"), 800 + n);
+        k.fingerprint_sha256 = format!("SHA256:kept-{n}");
+        store.insert_key_pair(&k, 100, None).await.unwrap();
+        added.push(k.id);
+    }
+    assert_eq!(check(b, Namespace::Lighthouse).await, 3);
+    assert_eq!(check(b, Namespace::Cvm).await, 0);
+    assert_eq!(check(a, Namespace::Cvm).await, before);
+    store
+        .delete_key_pairs(&b.id, Namespace::Lighthouse, &added[..2], None)
+        .await
+        .unwrap();
+    assert_eq!(check(b, Namespace::Lighthouse).await, 1);
+    // A refused insert (the name is taken) counts nothing.
+    let mut again = crate::suite::key(b, Namespace::Lighthouse, "kept2", 900);
+    again.fingerprint_sha256 = "SHA256:kept-again".into();
+    assert!(store.insert_key_pair(&again, 100, None).await.is_err());
+    assert_eq!(check(b, Namespace::Lighthouse).await, 1);
+    store
+        .delete_key_pairs(&b.id, Namespace::Lighthouse, &added[2..], None)
+        .await
+        .unwrap();
+    assert_eq!(check(b, Namespace::Lighthouse).await, 0);
 }
 
 /// Four key pairs of `a`, plus ECS ones in two regions with names that tie in time.
