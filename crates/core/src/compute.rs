@@ -1,10 +1,11 @@
-//! Instances and their operations: launch, describe, and the generic submission of
+//! Instances and their operations: what a launch is held to (image, capacity, quota,
+//! addresses; the launch itself is in `launch`), describe, and the generic submission of
 //! asynchronous operations that every dialect's start/stop/bind calls go through.
 
-use crate::account::{Account, Secret};
+use crate::account::Account;
 use crate::audit::{AuditResource, RequestMeta};
 use crate::error::DomainError;
-use crate::instance::{HostKind, Image, Instance, InstanceState, NewOperation, OpKind, OsType};
+use crate::instance::{Image, Instance, InstanceState, NewOperation, OpKind};
 use crate::keypair::Namespace;
 use crate::service::Core;
 use crate::store::{Conflict, StoreError};
@@ -96,7 +97,7 @@ pub fn hash_password(password: &str) -> Result<String, DomainError> {
         .map_err(|e| DomainError::internal(format!("password hashing failed: {e:?}")))
 }
 
-fn store_err(e: StoreError) -> DomainError {
+pub(crate) fn store_err(e: StoreError) -> DomainError {
     DomainError::internal(e)
 }
 
@@ -173,7 +174,7 @@ impl Core {
 
     /// The lowest `n` free instance addresses, checked a chunk at a time on the store's
     /// address index.
-    async fn free_addresses(&self, n: usize) -> Result<Vec<String>, DomainError> {
+    pub(crate) async fn free_addresses(&self, n: usize) -> Result<Vec<String>, DomainError> {
         let mut out = Vec::with_capacity(n);
         let mut from = u32::from(ADDRESS_RANGE.0);
         while out.len() < n {
@@ -208,127 +209,6 @@ impl Core {
             .count_instances(&account.id, ns)
             .await
             .map_err(store_err)
-    }
-
-    /// Create instance records and their create operations; returns the new ids.
-    pub async fn launch_instances(
-        &self,
-        account: &Account,
-        spec: LaunchSpec,
-        req: &RequestMeta,
-    ) -> Result<Vec<String>, DomainError> {
-        let image = self.image(spec.namespace, &spec.image_id)?;
-        if image.os == OsType::Windows && !spec.key_ids.is_empty() {
-            return Err(DomainError::InstanceNotLinux {
-                id: spec.image_id.clone(),
-            });
-        }
-        if image.os == OsType::Linux {
-            self.check_capacity(spec.namespace, &spec.instance_type)?;
-        }
-        let keys = if spec.key_ids.is_empty() {
-            Vec::new()
-        } else {
-            self.get_key_pairs(account, spec.namespace, &spec.key_ids)
-                .await?
-        };
-        let existing = self.count_instances(account, spec.namespace).await?;
-        if existing + spec.names.len() > INSTANCE_QUOTA {
-            return Err(DomainError::InstanceQuotaExceeded {
-                limit: INSTANCE_QUOTA,
-            });
-        }
-        let password_hash = spec.password.as_deref().map(hash_password).transpose()?;
-        for _attempt in 0..5 {
-            let addresses = self.free_addresses(spec.names.len()).await?;
-            let now = self.now();
-            let mut instances = Vec::new();
-            let mut ops = Vec::new();
-            for (n, (name, ip)) in spec.names.iter().zip(addresses).enumerate() {
-                let (prefix, len) = spec.namespace.instance_id_shape();
-                let id = crate::ids::new_id(prefix, len);
-                let inst = Instance {
-                    host_name: spec
-                        .host_names
-                        .get(n)
-                        .cloned()
-                        .unwrap_or_else(|| id.clone()),
-                    id,
-                    account_id: account.id.clone(),
-                    namespace: spec.namespace,
-                    region: spec.region.clone(),
-                    zone: spec.zone.clone(),
-                    name: name.clone(),
-                    image_id: image.id.clone(),
-                    os: image.os,
-                    os_name: image.os_name.clone(),
-                    instance_type: spec.instance_type.clone(),
-                    state: InstanceState::Pending,
-                    host: if image.os == OsType::Linux {
-                        HostKind::Sandbox
-                    } else {
-                        HostKind::Record
-                    },
-                    private_ip: ip,
-                    ssh_port: spec.ssh_port,
-                    password_hash: password_hash.clone().map(Secret::new),
-                    key_ids: spec.key_ids.clone(),
-                    effective_key_ids: spec.key_ids.clone(),
-                    desired_generation: i64::from(!spec.key_ids.is_empty()),
-                    applied_generation: 0,
-                    latest_operation: None,
-                    latest_operation_state: None,
-                    latest_operation_request_id: None,
-                    latest_operation_error: None,
-                    created_at: now,
-                };
-                ops.push(NewOperation {
-                    account_id: account.id.clone(),
-                    instance_id: inst.id.clone(),
-                    action: req.action.clone(),
-                    request_id: req.request_id.clone(),
-                    kind: OpKind::Create {
-                        user_data: spec.user_data.clone(),
-                        then_stop: spec.then_stop,
-                    },
-                    new_state: None,
-                    state_before: None,
-                    created_at: now,
-                });
-                instances.push(inst);
-            }
-            let mut resources: Vec<AuditResource> = instances
-                .iter()
-                .map(|i| AuditResource::instance(&i.id))
-                .collect();
-            resources.extend(keys.iter().map(|k| AuditResource::key_pair(&k.id, &k.name)));
-            let event = self.change_event(req, account, resources, ops.len());
-            let inserted = match &spec.client_token {
-                Some(token) => {
-                    self.store()
-                        .insert_instances_once(&instances, &ops, token, event.as_ref())
-                        .await
-                }
-                None => self
-                    .store()
-                    .insert_instances(&instances, &ops, event.as_ref())
-                    .await
-                    .map(|()| instances.iter().map(|i| i.id.clone()).collect()),
-            };
-            match inserted {
-                Ok(ids) => {
-                    if !ops.is_empty() {
-                        self.wake_worker();
-                    }
-                    return Ok(ids);
-                }
-                Err(StoreError::Conflict(Conflict::Address | Conflict::Id)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(DomainError::internal(
-            "could not allocate instance ids and addresses",
-        ))
     }
 
     /// The account's instances of a namespace, optionally only `ids` (in their order of

@@ -15,6 +15,7 @@ pub mod error;
 pub mod ids;
 pub mod instance;
 pub mod keypair;
+mod launch;
 pub mod metrics;
 mod nonces;
 pub mod operations;
