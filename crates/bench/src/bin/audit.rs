@@ -8,7 +8,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use keyplane_bench::load::{self, Stats, Until};
-use keyplane_bench::{cpu_us, random_ed25519_line, signed_request, Cred};
+use keyplane_bench::{cpu_us, random_ed25519_line, signed_request, Callgrind, Cred};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +50,15 @@ struct Args {
     /// profile one path.
     #[arg(long)]
     only: Option<String>,
+    /// The auditing server runs under `valgrind --tool=callgrind --instr-atstart=no
+    /// --callgrind-out-file=FILE` (what `scripts/bench-audit --instructions` starts): with
+    /// --off-callgrind-out, print the instructions each server executed per call, a figure
+    /// the machine's other load does not move. Needs both pids.
+    #[arg(long)]
+    on_callgrind_out: Option<std::path::PathBuf>,
+    /// The --no-audit server's callgrind output file.
+    #[arg(long)]
+    off_callgrind_out: Option<std::path::PathBuf>,
 }
 
 /// CPU time spent and calls served, summed over a scenario's rounds on one side.
@@ -62,6 +71,41 @@ struct Cpu {
 impl Cpu {
     fn per_call(self) -> f64 {
         self.us as f64 / self.calls.max(1) as f64
+    }
+}
+
+/// Instructions executed and calls served, summed over a scenario's rounds on one side.
+#[derive(Default, Clone, Copy)]
+struct Counted {
+    instructions: u64,
+    calls: u64,
+}
+
+impl Counted {
+    fn per_call(self) -> f64 {
+        self.instructions as f64 / self.calls.max(1) as f64
+    }
+}
+
+/// The two servers' instruction counters, when both run under callgrind.
+fn counters(args: &Args) -> Result<Option<(Callgrind, Callgrind)>> {
+    match (
+        &args.on_callgrind_out,
+        &args.off_callgrind_out,
+        args.on_pid.zip(args.off_pid),
+    ) {
+        (None, None, _) => Ok(None),
+        (Some(on), Some(off), Some((on_pid, off_pid))) => Ok(Some((
+            Callgrind {
+                pid: on_pid,
+                out: on.clone(),
+            },
+            Callgrind {
+                pid: off_pid,
+                out: off.clone(),
+            },
+        ))),
+        _ => bail!("--on-callgrind-out and --off-callgrind-out go together, with both pids"),
     }
 }
 
@@ -244,6 +288,8 @@ async fn main() -> Result<()> {
     let mut best: Vec<(Option<Stats>, Option<Stats>)> = vec![(None, None); scenarios.len()];
     let pids = args.on_pid.zip(args.off_pid);
     let mut cpu = vec![(Cpu::default(), Cpu::default()); scenarios.len()];
+    let callgrind = counters(&args)?;
+    let mut counted = vec![(Counted::default(), Counted::default()); scenarios.len()];
     // Calls of each kind sent so far, per side (the same on both).
     let mut sent = 0;
     for round in 0..args.rounds {
@@ -259,8 +305,21 @@ async fn main() -> Result<()> {
             };
             for (s, is_on) in order {
                 let pid = pids.map(|(on_pid, off_pid)| if is_on { on_pid } else { off_pid });
+                let counter = callgrind
+                    .as_ref()
+                    .map(|(on_c, off_c)| if is_on { on_c } else { off_c });
                 let before = pid.map(cpu_us).transpose()?;
+                counter.map(Callgrind::start).transpose()?;
                 let stats = measure(s, sc, &args, sent).await?;
+                if let Some(n) = counter.map(Callgrind::stop).transpose()? {
+                    let c = if is_on {
+                        &mut counted[i].0
+                    } else {
+                        &mut counted[i].1
+                    };
+                    c.instructions += n;
+                    c.calls += stats.calls as u64;
+                }
                 if let (Some(pid), Some(before)) = (pid, before) {
                     let used = if is_on { &mut cpu[i].0 } else { &mut cpu[i].1 };
                     used.us += cpu_us(pid)?.saturating_sub(before);
@@ -320,6 +379,23 @@ async fn main() -> Result<()> {
             );
         }
         println!("cost: CPU time auditing adds to each call");
+    }
+    if callgrind.is_some() {
+        println!();
+        println!(
+            "{:<36} {:>12} {:>12} | {:>7}",
+            "instructions per call (callgrind)", "on", "off", "cost"
+        );
+        for (sc, (a, b)) in scenarios.iter().zip(counted).filter(|(sc, _)| chosen(sc)) {
+            println!(
+                "{:<36} {:>12.0} {:>12.0} | {:>6.1}%",
+                sc.name,
+                a.per_call(),
+                b.per_call(),
+                100.0 * (a.per_call() / b.per_call() - 1.0)
+            );
+        }
+        println!("cost: instructions auditing adds to each call (calls/s above are callgrind's)");
     }
     Ok(())
 }
