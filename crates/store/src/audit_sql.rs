@@ -39,6 +39,8 @@ pub(crate) const UPSERT_EVENT: &str = concat!(
     " ON CONFLICT (request_id) DO UPDATE SET \
      ops_total = audit_events.ops_total + excluded.ops_total, \
      ops_pending = audit_events.ops_pending + excluded.ops_pending, \
+     ops_failed = audit_events.ops_failed + excluded.ops_failed, \
+     op_error = COALESCE(audit_events.op_error, excluded.op_error), \
      error_code = COALESCE(excluded.error_code, audit_events.error_code), \
      error_message = COALESCE(excluded.error_message, audit_events.error_message), \
      account_id = COALESCE(audit_events.account_id, excluded.account_id) \
@@ -51,13 +53,15 @@ pub(crate) const UPSERT_EVENT: &str = concat!(
 /// journal, where an upsert keeps one open for every row.
 pub(crate) const INSERT_EVENT: &str = insert_event!();
 
-/// Merge into the event of request `$6` what [`UPSERT_EVENT`] would: `$1` operations more,
+/// Merge into the event of request `$8` what [`UPSERT_EVENT`] would: `$1` operations more,
 /// `$2` of them pending, a refusal's code `$3` and message `$4`, the account `$5` when the
+/// event had none, `$6` failed operations more and the first failure's error `$7` when the
 /// event had none. Returns the event's `seq`.
 pub(crate) const MERGE_EVENT: &str = "UPDATE audit_events SET ops_total = ops_total + $1, \
      ops_pending = ops_pending + $2, error_code = COALESCE($3, error_code), \
-     error_message = COALESCE($4, error_message), account_id = COALESCE(account_id, $5) \
-     WHERE request_id = $6 RETURNING seq";
+     error_message = COALESCE($4, error_message), account_id = COALESCE(account_id, $5), \
+     ops_failed = ops_failed + $6, op_error = COALESCE(op_error, $7) \
+     WHERE request_id = $8 RETURNING seq";
 
 /// The values of [`MERGE_EVENT`] for `e`.
 pub(crate) fn merge_args(e: &AuditEvent) -> Vec<Arg> {
@@ -67,6 +71,8 @@ pub(crate) fn merge_args(e: &AuditEvent) -> Vec<Arg> {
         Arg::OptText(e.error_code.clone()),
         Arg::OptText(e.error_message.clone()),
         Arg::OptText(e.account_id.clone()),
+        Arg::Int(i64::from(e.ops_failed)),
+        Arg::OptText(e.op_error.clone()),
         Arg::Text(e.request.request_id.clone()),
     ]
 }

@@ -651,7 +651,7 @@ impl Store for SqliteStore {
                 Some(_) => StoreError::Conflict(Conflict::Id),
                 None => backend(e),
             })?;
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -724,7 +724,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(id));
             }
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -753,7 +753,7 @@ impl Store for SqliteStore {
                     return Err(StoreError::NotFound(id.clone()));
                 }
             }
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)
         })
         .await

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery};
 use keyplane_core::store::{AuditStore, StoreResult};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use std::cell::RefCell;
 
 /// The audit tables (schema version 10).
 pub(crate) const MIGRATION: &str = concat!(
@@ -67,14 +68,98 @@ fn insert_values(e: &AuditEvent) -> [&dyn rusqlite::ToSql; 16] {
     ]
 }
 
-/// Record `event` (or merge it into its request's) on `c`, inside the caller's transaction.
-pub(crate) fn write_event(c: &Connection, event: Option<&AuditEvent>) -> StoreResult<()> {
+thread_local! {
+    /// The events of the group the writer thread has open, in the order their writes ran:
+    /// `None` outside a group (see [`Deferred`]).
+    static DEFERRED: RefCell<Option<Vec<AuditEvent>>> = const { RefCell::new(None) };
+}
+
+/// The audit events of a group commit, written together once its last write has run.
+///
+/// Why: each write of a group runs under a savepoint of its own, and every page a write
+/// changes under a savepoint is first copied to the statement journal. An event written with
+/// its change therefore copied the trail's pages (the event's leaf, the request-id index's, the
+/// resources') once per write of the group, and looked its two statements up once per write.
+/// Written after the group's writes, outside any savepoint, the events touch those pages once
+/// and prepare their statements once, in the same transaction as the changes: an acknowledged
+/// change still always has its event, and a write that failed has none (its events are
+/// dropped with its savepoint).
+///
+/// The writer thread opens one per group; [`write_event`] and [`operation_ended`] on that
+/// thread see it. Anywhere else (a write run alone, a test's connection) events are written
+/// at once.
+pub(crate) struct Deferred(());
+
+impl Deferred {
+    /// Start gathering the events of a group on this thread.
+    pub(crate) fn open() -> Deferred {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+        Deferred(())
+    }
+
+    /// How many events are gathered: a mark to [`Deferred::truncate`] to.
+    pub(crate) fn mark(&self) -> usize {
+        DEFERRED.with(|d| d.borrow().as_ref().map_or(0, Vec::len))
+    }
+
+    /// Drop the events gathered after `mark` (their write was rolled back).
+    pub(crate) fn truncate(&self, mark: usize) {
+        DEFERRED.with(|d| {
+            if let Some(events) = d.borrow_mut().as_mut() {
+                events.truncate(mark);
+            }
+        });
+    }
+
+    /// Write the gathered events on `c`, inside the group's transaction, and stop gathering.
+    /// An error leaves the transaction for the caller to roll back.
+    pub(crate) fn write(self, c: &Connection) -> StoreResult<()> {
+        let events = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = c.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
+        let mut resource = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
+        for e in &events {
+            write_prepared(c, &mut insert, &mut resource, e)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| *d.borrow_mut() = None);
+    }
+}
+
+/// Record `event` (or merge it into its request's) on `c`, inside the caller's transaction:
+/// at the end of the group when the writer thread has one open (see [`Deferred`]), else now.
+pub(crate) fn write_event(c: &Connection, event: Option<AuditEvent>) -> StoreResult<()> {
     let Some(e) = event else {
         return Ok(());
     };
+    write_events(c, vec![e]).map(drop)
+}
+
+/// [`write_event`] for each of `events`, in order, with the statements prepared once; hands
+/// back the events written at once (none when the group gathers them).
+fn write_events(c: &Connection, events: Vec<AuditEvent>) -> StoreResult<Vec<AuditEvent>> {
+    let Some(events) = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(gathered) => {
+            gathered.extend(events);
+            None
+        }
+        None => Some(events),
+    }) else {
+        return Ok(Vec::new());
+    };
     let mut insert = c.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
     let mut resource = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
-    write_prepared(c, &mut insert, &mut resource, e)
+    for e in &events {
+        write_prepared(c, &mut insert, &mut resource, e)?;
+    }
+    Ok(events)
 }
 
 /// [`write_event`] with its statements prepared: [`sql::INSERT_EVENT`] as `insert` and
@@ -115,6 +200,27 @@ pub(crate) fn operation_ended(
     failed: bool,
     error: Option<&str>,
 ) -> StoreResult<()> {
+    // The request's event may still be gathered for the end of the group: count it there (on
+    // its first event with operations pending; a merge adds the counts up).
+    let counted = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        let Some(e) = d.as_mut().and_then(|events| {
+            events
+                .iter_mut()
+                .find(|e| e.request.request_id == request_id && e.ops_pending > 0)
+        }) else {
+            return false;
+        };
+        e.ops_pending -= 1;
+        e.ops_failed += u32::from(failed);
+        if e.op_error.is_none() {
+            e.op_error = error.map(str::to_string);
+        }
+        true
+    });
+    if counted {
+        return Ok(());
+    }
     c.prepare_cached(sql::OPERATION_ENDED)
         .and_then(|mut st| st.execute(params![i64::from(failed), error, request_id]))
         .map_err(backend)?;
@@ -167,20 +273,13 @@ impl AuditStore for SqliteStore {
         let written = self
             .with(move |c| {
                 let tx = c.savepoint().map_err(backend)?;
-                {
-                    let mut insert = tx.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
-                    let mut resource = tx.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
-                    for e in &events {
-                        write_prepared(&tx, &mut insert, &mut resource, e)?;
-                    }
-                }
+                let written = write_events(&tx, events)?;
                 tx.commit().map_err(backend)?;
-                Ok(events)
+                Ok(written)
             })
             .await?;
-        // Why hand the events back: freed here, on the threads that allocated them, their
-        // memory goes back to those threads' allocator arenas; freed by the writer thread,
-        // each of a batch's thousands of strings took a lock on another thread's arena.
+        // Why hand the events back when they were written at once: freed here, on the threads
+        // that allocated them, their memory goes back to those threads' heaps.
         drop(written);
         Ok(())
     }
@@ -274,17 +373,75 @@ mod tests {
              BEGIN SELECT RAISE(ABORT, 'region refused'); END;",
         )
         .unwrap();
-        write_event(&c, Some(&event("rq-1", "ap-guangzhou"))).unwrap();
-        write_event(&c, Some(&event("rq-1", "ap-guangzhou"))).unwrap();
+        write_event(&c, Some(event("rq-1", "ap-guangzhou"))).unwrap();
+        write_event(&c, Some(event("rq-1", "ap-guangzhou"))).unwrap();
         let total: i64 = c
             .query_row("SELECT ops_total FROM audit_events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(total, 2, "the second event of rq-1 merged into the first");
         for request_id in ["rq-1", "rq-2"] {
-            let refused = write_event(&c, Some(&event(request_id, "nowhere")));
+            let refused = write_event(&c, Some(event(request_id, "nowhere")));
             let why = refused.expect_err(request_id).to_string();
             assert!(why.contains("region refused"), "{request_id}: {why}");
         }
+    }
+
+    /// A group's events are written with it, after its writes: those of a write that failed
+    /// go with its savepoint, an operation ended in the group is counted on its event, and a
+    /// request's second event merges into its first.
+    #[tokio::test]
+    async fn a_groups_events_follow_its_writes() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATION).unwrap();
+        c.execute_batch("CREATE TABLE t (n INTEGER NOT NULL)")
+            .unwrap();
+        let w = crate::sqlite_writer::Writer::start(c, None).unwrap();
+        let job = |n: Option<i64>, e: AuditEvent, end: bool| {
+            w.run(false, move |c| {
+                write_event(c, Some(e))?;
+                if end {
+                    operation_ended(c, "rq-1", true, Some("it broke"))?;
+                }
+                c.execute("INSERT INTO t (n) VALUES (?1)", params![n])
+                    .map(drop)
+                    .map_err(backend)
+            })
+        };
+        // Three writes queued while the writer is busy, so that they share one group.
+        let busy = w.run(false, |_| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok(())
+        });
+        let (_, a, b, c2) = tokio::join!(
+            busy,
+            job(Some(1), event("rq-1", "ap-guangzhou"), false),
+            job(None, event("rq-2", "ap-guangzhou"), false),
+            job(Some(3), event("rq-1", "ap-beijing"), true),
+        );
+        a.unwrap();
+        assert!(b.is_err(), "a NULL in a NOT NULL column fails the write");
+        c2.unwrap();
+        let rows: Vec<(String, i64, i64, i64, Option<String>)> = w
+            .run(true, |c| {
+                let mut st = c
+                    .prepare(
+                        "SELECT request_id, ops_total, ops_pending, ops_failed, op_error \
+                         FROM audit_events ORDER BY seq",
+                    )
+                    .map_err(backend)?;
+                let rows = st
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![("rq-1".into(), 2, 1, 1, Some("it broke".into()))]
+        );
     }
 
     #[test]

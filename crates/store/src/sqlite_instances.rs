@@ -174,7 +174,7 @@ impl InstanceStore for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint().map_err(backend)?;
             insert_all(&tx, &instances, &ops)?;
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -212,7 +212,7 @@ impl InstanceStore for SqliteStore {
                 params![account, ns, token, serde_json::to_string(&ids).map_err(backend)?, first.created_at],
             )
             .map_err(backend)?;
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)?;
             Ok(ids)
         })
@@ -274,7 +274,7 @@ impl InstanceStore for SqliteStore {
             for op in &ops {
                 insert_op(&tx, op)?;
             }
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -427,7 +427,7 @@ impl InstanceStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(id));
             }
-            crate::sqlite_audit::write_event(&tx, audit.as_ref())?;
+            crate::sqlite_audit::write_event(&tx, audit)?;
             tx.commit().map_err(backend)
         })
         .await

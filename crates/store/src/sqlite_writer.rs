@@ -10,6 +10,7 @@
 //! commit, so it costs no fsync of its own, and an idle store runs none.
 
 use crate::sqlite::backend;
+use crate::sqlite_audit::Deferred;
 use crate::sqlite_cached::Cached;
 use keyplane_core::store::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -190,8 +191,11 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
         return;
     }
     let mut done: Vec<(bool, Deliver)> = Vec::with_capacity(group.len());
+    // The group's audit events, written after its writes (see [`Deferred`]).
+    let mut events = Some(Deferred::open());
     for job in group {
         if conn.is_autocommit() && conn.step("BEGIN IMMEDIATE").is_err() {
+            events = None;
             run_alone(conn, job);
             continue;
         }
@@ -199,17 +203,24 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
             let _ = attempt(conn, job).map(|(_, d)| d(Some(backend(e))));
             continue;
         }
+        let mark = events.as_ref().map_or(0, Deferred::mark);
         let outcome = attempt(conn, job);
         let ok = outcome.as_ref().is_some_and(|(ok, _)| *ok);
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, say): the writes before
-            // this one are gone with it.
+            // this one are gone with it, and their events.
             for (ok, deliver) in done.drain(..) {
                 deliver(ok.then(|| backend("the group transaction was rolled back")));
+            }
+            if let Some(events) = &events {
+                events.truncate(0);
             }
         } else if ok {
             let _ = conn.step("RELEASE job");
         } else {
+            if let Some(events) = &events {
+                events.truncate(mark);
+            }
             let _ = conn
                 .step("ROLLBACK TO job")
                 .and_then(|()| conn.step("RELEASE job"));
@@ -220,6 +231,17 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
             } else {
                 done.push((ok, deliver));
             }
+        }
+    }
+    if let Some(events) = events.filter(|_| !conn.is_autocommit()) {
+        if let Err(e) = events.write(conn) {
+            // The changes cannot go without their events: the whole group fails.
+            let _ = conn.step("ROLLBACK");
+            let why = e.to_string();
+            for (ok, deliver) in done {
+                deliver(ok.then(|| backend(why.clone())));
+            }
+            return;
         }
     }
     if let Some(due) = due {
