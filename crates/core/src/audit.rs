@@ -232,15 +232,16 @@ impl Default for Retention {
 fn new_event_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = rand::random::<u128>();
-    let mut id = String::with_capacity(36);
+    let mut id = [b'-'; 36];
+    let mut at = 0;
     for i in 0..32 {
         if matches!(i, 8 | 12 | 16 | 20) {
-            id.push('-');
+            at += 1;
         }
-        let digit = (bits >> (124 - 4 * i)) & 0xf;
-        id.push(char::from(HEX[digit as usize]));
+        id[at] = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+        at += 1;
     }
-    id
+    String::from_utf8_lossy(&id).into_owned()
 }
 
 impl Core {
@@ -250,17 +251,13 @@ impl Core {
     }
 
     /// An event of `req` naming `resources`: no account, no operations, no refusal yet.
-    pub(crate) fn bare_event(
-        &self,
-        req: &RequestMeta,
-        resources: Vec<AuditResource>,
-    ) -> AuditEvent {
+    pub(crate) fn bare_event(&self, req: RequestMeta, resources: Vec<AuditResource>) -> AuditEvent {
         AuditEvent {
             seq: 0,
             event_id: new_event_id(),
             account_id: None,
             at: self.now(),
-            request: req.clone(),
+            request: req,
             read_only: false,
             resources,
             error_code: None,
@@ -289,7 +286,7 @@ impl Core {
             account_id: Some(account.id.clone()),
             ops_total: ops,
             ops_pending: ops,
-            ..self.bare_event(req, resources)
+            ..self.bare_event(req.clone(), resources)
         })
     }
 
@@ -299,7 +296,7 @@ impl Core {
     /// [`Core::record_events`]: a refusal changes nothing, so its event is written on its own.
     pub async fn refusal_event(
         &self,
-        req: &RequestMeta,
+        req: RequestMeta,
         account_id: Option<&str>,
         read_only: bool,
         resources: Vec<AuditResource>,
@@ -345,7 +342,7 @@ impl Core {
         message: &str,
     ) -> Result<(), DomainError> {
         let event = self
-            .refusal_event(req, account_id, read_only, resources, code, message)
+            .refusal_event(req.clone(), account_id, read_only, resources, code, message)
             .await;
         match event {
             Some(e) => self.record_events(vec![e]).await,

@@ -259,7 +259,10 @@ impl Core {
         };
         let event = self.audit_enabled().then(|| crate::audit::AuditEvent {
             account_id: Some(inst.account_id.clone()),
-            ..self.bare_event(req, vec![crate::audit::AuditResource::instance(&inst.id)])
+            ..self.bare_event(
+                req.clone(),
+                vec![crate::audit::AuditResource::instance(&inst.id)],
+            )
         });
         match self
             .store()

@@ -177,7 +177,7 @@ impl Trail {
         let message = scrub(code, message, &secrets);
         let event = core
             .refusal_event(
-                &self.meta,
+                self.meta,
                 self.account_id.as_deref(),
                 read_only,
                 resources,
@@ -216,13 +216,20 @@ enum Holds {
 
 fn kind_of(param: &str) -> Option<Holds> {
     let base = param.split('.').next().unwrap_or(param);
-    let base = base.to_ascii_lowercase();
-    match base.as_str() {
-        "instanceids" | "instanceid" => Some(Holds::Resource("instance")),
-        "keyids" | "keyid" | "keypairname" | "keypairnames" => Some(Holds::Resource("keypair")),
-        "userdata" | "signature" => Some(Holds::Secret),
-        b if b.contains("password") => Some(Holds::Secret),
-        _ => None,
+    let is = |names: &[&str]| names.iter().any(|n| base.eq_ignore_ascii_case(n));
+    if is(&["instanceids", "instanceid"]) {
+        Some(Holds::Resource("instance"))
+    } else if is(&["keyids", "keyid", "keypairname", "keypairnames"]) {
+        Some(Holds::Resource("keypair"))
+    } else if is(&["userdata", "signature"])
+        || base
+            .as_bytes()
+            .windows(8)
+            .any(|w| w.eq_ignore_ascii_case(b"password"))
+    {
+        Some(Holds::Secret)
+    } else {
+        None
     }
 }
 
@@ -288,7 +295,8 @@ struct Found {
 }
 
 impl Found {
-    fn take(&mut self, param: &str, v: &Value, depth: usize) {
+    /// Parameter `param` holds `v`.
+    fn take(&mut self, param: &str, v: &Value) {
         match kind_of(param) {
             Some(Holds::Resource(kind)) => push_value(&mut self.resources, kind, v),
             Some(Holds::Secret) => {
@@ -296,35 +304,117 @@ impl Found {
                     self.secrets.push(s.clone());
                 }
             }
-            None if depth < 2 => self.walk(v, depth + 1),
             None => {}
-        }
-    }
-
-    fn walk(&mut self, v: &Value, depth: usize) {
-        if let Value::Object(map) = v {
-            for (k, v) in map {
-                self.take(k, v, depth);
-            }
         }
     }
 }
 
-/// The instances and key pairs a request names in its parameters (query, form or JSON body),
-/// and the secrets it carries, read leniently: a refused request may be malformed.
-fn scan(raw: &RawRequest) -> (Vec<AuditResource>, Vec<String>) {
-    let mut found = Found::default();
-    if raw.media_type() == "application/json" {
-        if let Ok(v) = serde_json::from_slice::<Value>(&raw.body) {
-            found.walk(&v, 0);
+/// A JSON body's members, walked to depth 2 as they are read: the values of resource and
+/// secret parameters are taken, objects are walked into, everything else is skipped unread
+/// (a refused ImportKeyPair's public key is not copied, say).
+struct Members<'f> {
+    found: &'f mut Found,
+    depth: usize,
+}
+
+/// A member's name, borrowed from the body unless it has escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(s.to_string())))
+            }
         }
+        d.deserialize_str(V)
     }
-    let mut pairs = raw.query_params();
-    if raw.media_type() == "application/x-www-form-urlencoded" {
-        pairs.extend(raw.form_params());
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Members<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
+}
+
+impl<'de> serde::de::Visitor<'de> for Members<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            match kind_of(&name) {
+                Some(_) => {
+                    let v: Value = map.next_value()?;
+                    self.found.take(&name, &v);
+                }
+                None if self.depth < 2 => map.next_value_seed(Members {
+                    found: &mut *self.found,
+                    depth: self.depth + 1,
+                })?,
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// The instances and key pairs a request names in its parameters (query, form or JSON body),
+/// and the secrets it carries, read leniently: a refused request may be malformed (what a
+/// malformed body named before the fault is kept).
+fn scan(raw: &RawRequest) -> (Vec<AuditResource>, Vec<String>) {
+    use serde::de::DeserializeSeed;
+    let mut found = Found::default();
+    let media = raw.media_type();
+    if media == "application/json" {
+        let mut body = serde_json::Deserializer::from_slice(&raw.body);
+        let _ = Members {
+            found: &mut found,
+            depth: 0,
+        }
+        .deserialize(&mut body);
+    }
+    let form = (media == "application/x-www-form-urlencoded").then_some(&raw.body[..]);
+    let pairs = form_urlencoded::parse(raw.query.as_bytes())
+        .chain(form_urlencoded::parse(form.unwrap_or_default()));
     for (k, v) in pairs {
-        found.take(&k, &Value::String(v), 2);
+        if kind_of(&k).is_some() {
+            found.take(&k, &Value::String(v.into_owned()));
+        }
     }
     (found.resources, found.secrets)
 }
@@ -379,6 +469,31 @@ mod tests {
         let names: Vec<_> = resources_named(&ecs).into_iter().map(|r| r.id).collect();
         assert_eq!(names, vec!["a", "b", "i-1"]);
         assert!(resources_named(&raw("", "application/json", "{not json")).is_empty());
+    }
+
+    #[test]
+    fn a_json_body_is_walked_two_objects_deep_as_it_is_read() {
+        let ids = |body: &str| -> Vec<String> {
+            resources_named(&raw("", "application/json", body))
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(
+            ids(
+                r#"{"A":{"B":{"KeyIds":["two-deep"],"C":{"KeyIds":["too-deep"]}}},"N":[{"InstanceId":"in-a-list"}],"PublicKey":"ssh-ed25519 AAAA"}"#
+            ),
+            vec!["two-deep"]
+        );
+        assert_eq!(
+            ids(r#"{"Instance\u0049ds":["escaped-name"]}"#),
+            vec!["escaped-name"]
+        );
+        assert_eq!(
+            ids(r#"{"InstanceIds":["before-the-fault"],"KeyIds":[1,"#),
+            vec!["before-the-fault"]
+        );
+        assert!(ids("[1, 2]").is_empty());
     }
 
     #[test]

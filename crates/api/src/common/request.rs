@@ -38,15 +38,20 @@ impl RawRequest {
             .map(str::to_string)
     }
 
-    /// The media type of the body, lower-case, without parameters.
-    pub fn media_type(&self) -> String {
-        self.header("content-type")
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
+    /// The media type of the body, lower-case, without parameters (borrowed from the header
+    /// when it is lower-case already, as the clients send it).
+    pub fn media_type(&self) -> std::borrow::Cow<'_, str> {
+        let value = self
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .unwrap_or_default();
+        let media = value.split(';').next().unwrap_or_default().trim();
+        if media.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(media.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(media)
+        }
     }
 
     /// Form-decoded query parameters, in order.
