@@ -3,6 +3,7 @@
 
 use crate::sql::{self, ACCOUNT_COLS, KEY_COLS};
 use crate::sqlite_cached::Cached;
+use crate::sqlite_readers::{Lease, Readers};
 use async_trait::async_trait;
 use keyplane_core::account::Account;
 use keyplane_core::audit::AuditEvent;
@@ -11,9 +12,9 @@ use keyplane_core::service::{KeyPairPage, KeyPairQuery};
 use keyplane_core::store::{
     CallKind, Conflict, LatencySink, SecretUpdate, Store, StoreError, StoreResult,
 };
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file is.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -139,10 +140,6 @@ UPDATE instances SET served_generation = desired_generation;
     crate::key_pair_counts::SQLITE_MIGRATION,
 ];
 
-/// Read-only connections a file-backed store reads on (WAL lets them read while the writer
-/// writes, and each other).
-const READERS: usize = 4;
-
 /// SQLite-backed [`Store`]: one writer connection, and for a database file a fixed set of
 /// read-only connections, so reads wait neither behind writes nor behind each other.
 #[derive(Clone)]
@@ -150,96 +147,6 @@ pub struct SqliteStore {
     writer: Arc<crate::sqlite_writer::Writer>,
     readers: Option<Arc<Readers>>,
     latency: crate::Latency,
-}
-
-/// Idle reader connections; a permit is held for each one taken.
-struct Readers {
-    idle: Mutex<Vec<Connection>>,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl Readers {
-    fn open(path: &Path) -> StoreResult<Readers> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let mut idle = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .map_err(backend)?;
-            conn.set_prepared_statement_cache_capacity(128);
-            crate::sqlite_query::register_functions(&conn)?;
-            idle.push(conn);
-        }
-        Ok(Readers {
-            idle: Mutex::new(idle),
-            permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
-        })
-    }
-}
-
-/// A reader connection taken from the idle ones under a permit, given back (with the permit)
-/// when dropped, also when the read panics.
-struct Lease<'a> {
-    readers: &'a Readers,
-    conn: Option<Connection>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl<'a> Lease<'a> {
-    fn take(
-        readers: &'a Readers,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> StoreResult<Lease<'a>> {
-        let conn = readers
-            .idle
-            .lock()
-            .map_err(|_| backend("reader pool poisoned"))?
-            .pop()
-            .ok_or_else(|| backend("no idle reader under a permit"))?;
-        Ok(Lease {
-            readers,
-            conn: Some(conn),
-            _permit: permit,
-        })
-    }
-
-    /// Run `f` in one read transaction: its statements see one snapshot (a page and its
-    /// count agree), and the WAL read lock is taken and released once, not per statement
-    /// (each costs a pair of `fcntl` calls on the shared-memory file).
-    fn run<T>(self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        use crate::sqlite_cached::Cached;
-        let Some(conn) = &self.conn else {
-            return Err(backend("reader lease without a connection"));
-        };
-        if conn.is_autocommit() {
-            conn.step("BEGIN").map_err(backend)?;
-        }
-        let result = f(conn);
-        // Ending a read transaction cannot lose anything; it only fails when a statement of
-        // `f` is still running, which `f` returning rules out.
-        if !conn.is_autocommit() {
-            conn.step("COMMIT").map_err(backend)?;
-        }
-        result
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
-            return;
-        };
-        // A read that panicked left its transaction open: a connection going back idle must
-        // not hold on to an old snapshot.
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        if let (true, Ok(mut idle)) = (conn.is_autocommit(), self.readers.idle.lock()) {
-            idle.push(conn);
-        }
-    }
 }
 
 /// `e` as a [`StoreError`]: a [`stored`] error as it was made, anything else by its message.
@@ -814,6 +721,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite_readers::READERS;
 
     #[tokio::test]
     async fn suite_in_memory() {
