@@ -6,7 +6,8 @@ use clap::{Args, Subcommand};
 use keyplane_core::account::Account;
 use keyplane_core::Core;
 use serde_json::json;
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 /// Where the database is.
 #[derive(Debug, Args)]
@@ -77,6 +78,55 @@ pub fn credentials_json(a: &Account) -> String {
 
 /// The file the first start leaves the admin's credentials in.
 pub(crate) const ADMIN_FILE: &str = "admin-credentials.json";
+
+/// On the first start, create the `admin` account and leave its credentials in a 0600 file.
+/// With a shared database, the node that creates it keeps the file; a node that loses the race
+/// goes on with the account the other one made.
+pub(crate) async fn bootstrap_admin(
+    core: &Core,
+    data_dir: &Path,
+    database: Option<&DatabaseUrl>,
+) -> Result<()> {
+    let accounts = core
+        .list_accounts()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !accounts.is_empty() {
+        return Ok(());
+    }
+    let admin = match core.create_account("admin", true).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            let made_elsewhere = core.account_by_name("admin").await;
+            if matches!(made_elsewhere, Ok(Some(_))) {
+                eprintln!("keyplane: another node created the admin account just now");
+                return Ok(());
+            }
+            anyhow::bail!("cannot create the admin account: {e}");
+        }
+    };
+    let path = data_dir.join(ADMIN_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    use std::io::Write;
+    writeln!(f, "{}", credentials_json(&admin))?;
+    f.sync_all()?;
+    let place = match database {
+        Some(url) => format!("--database {}", url.redacted()),
+        None => format!("--data-dir {}", data_dir.display()),
+    };
+    eprintln!(
+        "keyplane: first start: created the admin account. Its credentials are in {} (mode 0600);\n\
+         keyplane: print them any time with `keyplane account credentials admin {place}`,\n\
+         keyplane: and create more accounts with `keyplane account create NAME {place}`.",
+        path.display(),
+    );
+    Ok(())
+}
 
 /// When the data directory's admin credentials file holds `a`'s account, give it `a`'s
 /// (new) credentials, replacing it atomically.

@@ -110,7 +110,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
             agent.run_once().await?;
         } else {
             tracing::info!(instance = %instance_id, server = %args.server, "agent running");
-            agent.run(crate::serve::shutdown_signal()).await;
+            agent.run(crate::listen::shutdown_signal()).await;
         }
         Ok(())
     })

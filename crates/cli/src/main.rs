@@ -8,6 +8,7 @@ mod config;
 mod console;
 mod events;
 mod image;
+mod listen;
 mod master_key;
 mod ops_wait;
 mod read;

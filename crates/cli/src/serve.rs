@@ -1,6 +1,7 @@
 //! `keyplane serve`.
 
 use crate::config::{self, DatabaseUrl, FileConfig};
+use crate::listen::{bind, serve_api, Listen, MetricsListen};
 use crate::tls::TlsSettings;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -84,91 +85,106 @@ pub struct ServeArgs {
 
 /// Run the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let file = FileConfig::load(args.config.as_deref())?;
-    let tls = TlsSettings::resolve(args.listen_tls, args.tls_cert, args.tls_key, &file)?;
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(config::default_data_dir);
-    let database = args
-        .database
-        .or(file.database)
-        .filter(|url| !url.expose().is_empty());
-    let metrics = MetricsListen::parse(
-        args.listen_metrics
-            .or(file.listen_metrics)
-            .as_deref()
-            .unwrap_or("api"),
-    )?;
-    let api = ApiConfig {
-        metrics_on_api: metrics == MetricsListen::Api,
-        rate_limit_per_second: args.rate_limit.or(file.rate_limit).unwrap_or(10),
-        max_clock_skew_secs: args
-            .max_clock_skew_secs
-            .or(file.max_clock_skew_secs)
-            .unwrap_or(300),
-        ..ApiConfig::default()
-    };
-    let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
-    let key_file = crate::master_key::path(
-        args.master_key_file.or(file.master_key_file).as_deref(),
-        &data_dir,
-    );
-    let (dir, image_cache) = crate::image::directories(
-        &data_dir,
-        args.sandbox_dir.or(file.sandbox_dir),
-        args.image_cache.or(file.image_cache),
-    );
-    let audit = AuditSettings {
-        on: !args.no_audit && file.audit.unwrap_or(true),
-        retention: Retention {
-            max_age_secs: i64::from(
-                args.audit_retention_days
-                    .or(file.audit_retention_days)
-                    .unwrap_or(90),
-            ) * 24
-                * 3600,
-            max_events: args
-                .audit_max_events
-                .or(file.audit_max_events)
-                .unwrap_or(Retention::default().max_events),
-        },
-    };
-    if audit.retention.max_age_secs <= 0 || audit.retention.max_events == 0 {
-        anyhow::bail!("audit_retention_days and audit_max_events must be at least 1");
-    }
-    let sandbox = SandboxSettings {
-        dir,
-        image_cache,
-        ssh_port: args.ssh_port.or(file.ssh_port).unwrap_or(22),
-        outbound: !args.no_outbound && file.instance_outbound.unwrap_or(true),
-    };
+    let settings = Settings::resolve(args)?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&log).context("invalid log filter")?,
+            tracing_subscriber::EnvFilter::try_new(&settings.log).context("invalid log filter")?,
         )
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let listen = Listen {
-        plain: listen,
-        tls,
-        metrics,
-    };
-    let places = Places {
-        data_dir,
-        database,
-        key_file,
-    };
-    let result = runtime.block_on(serve(places, listen, api, sandbox, audit));
+    let result = runtime.block_on(serve(settings));
     // Why a timeout: an image being installed runs on a blocking thread; stopping must not
     // wait for it (a half-installed image is staged apart and removed at the next start).
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+/// What the server runs with: the flags, else the configuration file, else the defaults.
+struct Settings {
+    places: Places,
+    listen: Listen,
+    api: ApiConfig,
+    sandbox: SandboxSettings,
+    audit: AuditSettings,
+    /// The log filter.
+    log: String,
+}
+
+impl Settings {
+    /// Resolve the flags against the configuration file they name.
+    fn resolve(args: ServeArgs) -> Result<Settings> {
+        let file = FileConfig::load(args.config.as_deref())?;
+        let tls = TlsSettings::resolve(args.listen_tls, args.tls_cert, args.tls_key, &file)?;
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(config::default_data_dir);
+        let database = args
+            .database
+            .or(file.database)
+            .filter(|url| !url.expose().is_empty());
+        let metrics = MetricsListen::parse(
+            args.listen_metrics
+                .or(file.listen_metrics)
+                .as_deref()
+                .unwrap_or("api"),
+        )?;
+        let api = ApiConfig {
+            metrics_on_api: metrics == MetricsListen::Api,
+            rate_limit_per_second: args.rate_limit.or(file.rate_limit).unwrap_or(10),
+            max_clock_skew_secs: args
+                .max_clock_skew_secs
+                .or(file.max_clock_skew_secs)
+                .unwrap_or(300),
+            ..ApiConfig::default()
+        };
+        let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+        let key_file = crate::master_key::path(
+            args.master_key_file.or(file.master_key_file).as_deref(),
+            &data_dir,
+        );
+        let (dir, image_cache) = crate::image::directories(
+            &data_dir,
+            args.sandbox_dir.or(file.sandbox_dir),
+            args.image_cache.or(file.image_cache),
+        );
+        let audit = AuditSettings::new(
+            !args.no_audit && file.audit.unwrap_or(true),
+            args.audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(90),
+            args.audit_max_events
+                .or(file.audit_max_events)
+                .unwrap_or(Retention::default().max_events),
+        )?;
+        let sandbox = SandboxSettings {
+            dir,
+            image_cache,
+            ssh_port: args.ssh_port.or(file.ssh_port).unwrap_or(22),
+            outbound: !args.no_outbound && file.instance_outbound.unwrap_or(true),
+        };
+        Ok(Settings {
+            places: Places {
+                data_dir,
+                database,
+                key_file,
+            },
+            listen: Listen {
+                plain: listen,
+                tls,
+                metrics,
+            },
+            api,
+            sandbox,
+            audit,
+            log,
+        })
+    }
 }
 
 /// Where the server keeps what it keeps.
@@ -178,130 +194,28 @@ struct Places {
     key_file: PathBuf,
 }
 
-/// Where the API listens.
-struct Listen {
-    plain: String,
-    tls: TlsSettings,
-    metrics: MetricsListen,
-}
-
-/// Where the metrics are served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum MetricsListen {
-    /// On the API's own listeners.
-    Api,
-    /// On a listener of their own.
-    Addr(std::net::SocketAddr),
-    /// Nowhere.
-    Off,
-}
-
-impl MetricsListen {
-    fn parse(s: &str) -> Result<MetricsListen> {
-        match s {
-            "api" | "" => Ok(MetricsListen::Api),
-            "off" => Ok(MetricsListen::Off),
-            addr => addr.parse().map(MetricsListen::Addr).with_context(|| {
-                format!("--listen-metrics takes `api`, `off` or an address like 127.0.0.1:9187, not {addr:?}")
-            }),
-        }
-    }
-}
-
-/// The bound listeners: plain HTTP, and HTTPS with its configuration when it is on.
-struct Bound {
-    plain: tokio::net::TcpListener,
-    tls: Option<(tokio::net::TcpListener, Arc<rustls::ServerConfig>)>,
-    /// The metrics' own listener, when they have one.
-    metrics: Option<tokio::net::TcpListener>,
-}
-
-/// Bind the listeners and say where they are (HTTPS and metrics first: whoever waits for
-/// the `listening on http://` line then has them all).
-async fn bind(listen: &Listen, data_dir: &Path) -> Result<Bound> {
-    let plain = tokio::net::TcpListener::bind(&listen.plain)
-        .await
-        .with_context(|| format!("cannot listen on {}", listen.plain))?;
-    let addr = plain.local_addr()?;
-    let tls = match &listen.tls.listen {
-        None => {
-            eprintln!("keyplane: HTTPS is off");
-            None
-        }
-        Some(tls_listen) => {
-            let tcp = tokio::net::TcpListener::bind(tls_listen).await.with_context(|| {
-                format!("cannot listen for HTTPS on {tls_listen} (give --listen-tls ADDR, or --listen-tls off)")
-            })?;
-            let tls_addr = tcp.local_addr()?;
-            let (config, identity) =
-                crate::tls::server_config(&listen.tls, data_dir, &[addr.ip(), tls_addr.ip()])?;
-            eprintln!("keyplane: listening on https://{tls_addr} ({identity})");
-            tracing::info!(addr = %tls_addr, "listening for HTTPS");
-            Some((tcp, config))
-        }
-    };
-    let metrics = match listen.metrics {
-        MetricsListen::Addr(at) => {
-            let tcp = tokio::net::TcpListener::bind(at).await.with_context(|| {
-                format!(
-                    "cannot listen for metrics on {at} (give --listen-metrics ADDR, api or off)"
-                )
-            })?;
-            eprintln!("keyplane: metrics on http://{}/metrics", tcp.local_addr()?);
-            Some(tcp)
-        }
-        MetricsListen::Api => {
-            eprintln!("keyplane: metrics on http://{addr}/metrics");
-            None
-        }
-        MetricsListen::Off => None,
-    };
-    eprintln!(
-        "keyplane: listening on http://{addr} (data directory {})",
-        data_dir.display()
-    );
-    tracing::info!(%addr, "listening");
-    Ok(Bound {
-        plain,
-        tls,
-        metrics,
-    })
-}
-
-/// Serve HTTP and HTTPS with one state until SIGINT or SIGTERM.
-async fn serve_api(state: Arc<AppState>, bound: Bound) -> Result<()> {
-    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = quit_tx.send(true);
-    });
-    let quit = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|q| *q).await;
-    };
-    if let Some(tcp) = bound.metrics {
-        let app = keyplane_api::metrics_router(state.clone());
-        let stop = quit(quit_rx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(tcp, app).with_graceful_shutdown(stop).await {
-                tracing::warn!(error = %e, "the metrics listener stopped");
-            }
-        });
-    }
-    let plain = keyplane_api::run(state.clone(), bound.plain, quit(quit_rx.clone()));
-    match bound.tls {
-        None => plain.await?,
-        Some((tcp, config)) => {
-            let tls = keyplane_api::run_tls(state, tcp, config, quit(quit_rx));
-            tokio::try_join!(plain, tls)?;
-        }
-    }
-    Ok(())
-}
-
 /// Whether and how long the audit trail is kept.
 struct AuditSettings {
     on: bool,
     retention: Retention,
+}
+
+impl AuditSettings {
+    /// The audit trail, `on` or off, keeping events `retention_days` days and at most
+    /// `max_events` of them; both must be at least 1.
+    fn new(on: bool, retention_days: u32, max_events: u64) -> Result<AuditSettings> {
+        let audit = AuditSettings {
+            on,
+            retention: Retention {
+                max_age_secs: i64::from(retention_days) * 24 * 3600,
+                max_events,
+            },
+        };
+        if audit.retention.max_age_secs <= 0 || audit.retention.max_events == 0 {
+            anyhow::bail!("audit_retention_days and audit_max_events must be at least 1");
+        }
+        Ok(audit)
+    }
 }
 
 /// How often retention deletes what it no longer keeps.
@@ -391,60 +305,19 @@ fn sandbox_owner_id(dir: &Path) -> Result<String> {
     Ok(id)
 }
 
-async fn serve(
-    places: Places,
-    listen: Listen,
-    api: ApiConfig,
-    sandbox: SandboxSettings,
-    audit: AuditSettings,
-) -> Result<()> {
-    let Places {
-        data_dir,
-        database,
-        key_file,
-    } = places;
-    config::ensure_data_dir(&data_dir)?;
-    let store = config::open_store(database.as_ref(), &data_dir).await?;
-    match &database {
-        Some(url) => eprintln!(
-            "keyplane: database {} (shared: run as many nodes on it as you like)",
-            url.redacted()
-        ),
-        None => eprintln!(
-            "keyplane: database {} (SQLite)",
-            config::database_path(&data_dir).display()
-        ),
-    }
-    let host = open_sandbox(&sandbox);
-    let mut core = crate::master_key::core_with_key(store, &key_file)
-        .await?
-        .with_ssh_port(sandbox.ssh_port)
-        .with_audit(audit.on);
-    if host.is_ok() {
-        // Why only with a sandbox: a node that runs no instance cannot say what an instance can
-        // get (its cluster's sandbox nodes check their own launches).
-        core = core.with_host_capacity(HostCapacity::of_this_host());
-    }
-    bootstrap_admin(&core, &data_dir, database.as_ref()).await?;
-    match &host {
-        Ok(_) => eprintln!(
-            "keyplane: sandbox instances in {} (SSH on port {} of each instance's own 127.1.x.y address)",
-            sandbox.dir.display(),
-            sandbox.ssh_port
-        ),
-        Err(why) => eprintln!(
-            "keyplane: sandbox instances are unavailable: {why}\n\
-             keyplane: Linux instances will end LAUNCH_FAILED until this is fixed; Windows records still work."
-        ),
-    }
-    let bound = bind(&listen, &data_dir).await?;
+/// Serve until SIGINT or SIGTERM, then stop gracefully.
+async fn serve(s: Settings) -> Result<()> {
+    let (core, host) = open_core(&s).await?;
+    crate::account::bootstrap_admin(&core, &s.places.data_dir, s.places.database.as_ref()).await?;
+    announce_sandbox(&host, &s.sandbox);
+    let bound = bind(&s.listen, &s.places.data_dir).await?;
     let addr = bound.plain.local_addr()?;
     let guest_agent = host
         .as_ref()
         .ok()
         .and_then(|h| h.guest_agent().map(Path::to_path_buf));
-    let worker_cfg = worker_config(guest_agent, &sandbox, addr)?;
-    let state = AppState::new(core.clone(), api);
+    let worker_cfg = worker_config(guest_agent, &s.sandbox, addr)?;
+    let state = AppState::new(core.clone(), s.api);
     if let Ok(host) = &host {
         host.set_metadata_service(Arc::new(Metadata { app: state.clone() }));
     }
@@ -456,39 +329,107 @@ async fn serve(
         state.ssh_changes.clone(),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    start_audit_pruning(&s.audit, &state.core, stop_rx.clone());
+    let background = start_worker(&worker, stop_rx);
+    let refusals = state.refusals.clone();
+    serve_api(state, bound).await?;
+    // The refusals answered last are written before the server ends.
+    refusals.flush().await;
+    shut_down(stop_tx, background, host).await;
+    Ok(())
+}
+
+/// Open the store (and say which it is), then the sandbox driver (or find why there is
+/// none), and build the core on the store with the master key, the instances' SSH port and
+/// the audit setting.
+async fn open_core(s: &Settings) -> Result<(Core, Result<Arc<SandboxHost>, String>)> {
+    let (places, sandbox) = (&s.places, &s.sandbox);
+    config::ensure_data_dir(&places.data_dir)?;
+    let store = config::open_store(places.database.as_ref(), &places.data_dir).await?;
+    match &places.database {
+        Some(url) => eprintln!(
+            "keyplane: database {} (shared: run as many nodes on it as you like)",
+            url.redacted()
+        ),
+        None => eprintln!(
+            "keyplane: database {} (SQLite)",
+            config::database_path(&places.data_dir).display()
+        ),
+    }
+    let host = open_sandbox(sandbox);
+    let mut core = crate::master_key::core_with_key(store, &places.key_file)
+        .await?
+        .with_ssh_port(sandbox.ssh_port)
+        .with_audit(s.audit.on);
+    if host.is_ok() {
+        // Why only with a sandbox: a node that runs no instance cannot say what an instance can
+        // get (its cluster's sandbox nodes check their own launches).
+        core = core.with_host_capacity(HostCapacity::of_this_host());
+    }
+    Ok((core, host))
+}
+
+/// Say where the sandbox instances live, or why there are none.
+fn announce_sandbox(host: &Result<Arc<SandboxHost>, String>, sandbox: &SandboxSettings) {
+    match host {
+        Ok(_) => eprintln!(
+            "keyplane: sandbox instances in {} (SSH on port {} of each instance's own 127.1.x.y address)",
+            sandbox.dir.display(),
+            sandbox.ssh_port
+        ),
+        Err(why) => eprintln!(
+            "keyplane: sandbox instances are unavailable: {why}\n\
+             keyplane: Linux instances will end LAUNCH_FAILED until this is fixed; Windows records still work."
+        ),
+    }
+}
+
+/// Say how long the audit trail is kept and, when it is kept, apply its retention in the
+/// background until `stop`.
+fn start_audit_pruning(
+    audit: &AuditSettings,
+    core: &Core,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     if audit.on {
         eprintln!(
             "keyplane: audit trail kept {} days, at most {} events",
             audit.retention.max_age_secs / 86_400,
             audit.retention.max_events
         );
-        tokio::spawn(prune_audit(
-            state.core.clone(),
-            audit.retention,
-            stop_rx.clone(),
-        ));
+        tokio::spawn(prune_audit(core.clone(), audit.retention, stop));
     } else {
         eprintln!("keyplane: no audit trail is kept (--no-audit)");
     }
+}
+
+/// Report the images, then run the worker in the background (first restoring what it was
+/// doing) until `stop`.
+fn start_worker(
+    worker: &Arc<Worker>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     worker.report_images();
-    let background = tokio::spawn({
-        let worker = worker.clone();
-        async move {
-            worker.restore().await;
-            worker.run(stop_rx).await;
-        }
-    });
-    let refusals = state.refusals.clone();
-    serve_api(state, bound).await?;
-    // The refusals answered last are written before the server ends.
-    refusals.flush().await;
-    let _ = stop_tx.send(true);
+    let worker = worker.clone();
+    tokio::spawn(async move {
+        worker.restore().await;
+        worker.run(stop).await;
+    })
+}
+
+/// Once the API has stopped: tell the background tasks to stop, give the worker 10 seconds
+/// to, and stop the sandbox instances.
+async fn shut_down(
+    stop: tokio::sync::watch::Sender<bool>,
+    background: tokio::task::JoinHandle<()>,
+    host: Result<Arc<SandboxHost>, String>,
+) {
+    let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
     if let Ok(host) = host {
         host.shutdown().await;
     }
     tracing::info!("stopped");
-    Ok(())
 }
 
 /// The metadata service inside each sandbox instance (169.254.0.23 and 100.100.100.200).
@@ -511,65 +452,6 @@ impl keyplane_instances::MetadataService for Metadata {
             }
         })
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-/// On the first start, create the `admin` account and leave its credentials in a 0600 file.
-/// With a shared database, the node that creates it keeps the file; a node that loses the race
-/// goes on with the account the other one made.
-async fn bootstrap_admin(
-    core: &Core,
-    data_dir: &Path,
-    database: Option<&DatabaseUrl>,
-) -> Result<()> {
-    let accounts = core
-        .list_accounts()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !accounts.is_empty() {
-        return Ok(());
-    }
-    let admin = match core.create_account("admin", true).await {
-        Ok(admin) => admin,
-        Err(e) => {
-            let made_elsewhere = core.account_by_name("admin").await;
-            if matches!(made_elsewhere, Ok(Some(_))) {
-                eprintln!("keyplane: another node created the admin account just now");
-                return Ok(());
-            }
-            anyhow::bail!("cannot create the admin account: {e}");
-        }
-    };
-    let path = data_dir.join(crate::account::ADMIN_FILE);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    use std::io::Write;
-    writeln!(f, "{}", crate::account::credentials_json(&admin))?;
-    f.sync_all()?;
-    let place = match database {
-        Some(url) => format!("--database {}", url.redacted()),
-        None => format!("--data-dir {}", data_dir.display()),
-    };
-    eprintln!(
-        "keyplane: first start: created the admin account. Its credentials are in {} (mode 0600);\n\
-         keyplane: print them any time with `keyplane account credentials admin {place}`,\n\
-         keyplane: and create more accounts with `keyplane account create NAME {place}`.",
-        path.display(),
-    );
-    Ok(())
 }
 
 /// The operation worker's settings; its guest agents reach the server at `addr` over HTTP.

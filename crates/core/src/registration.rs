@@ -206,22 +206,7 @@ impl Core {
         if claims.expires_at <= now {
             return Err(RegistrationError::Expired);
         }
-        if facts.hostname.is_empty() || facts.hostname.len() > 128 {
-            return Err(RegistrationError::InvalidHost(
-                "hostname must be 1 to 128 characters".into(),
-            ));
-        }
-        // One textual form per address (`::ffff:10.0.0.1` is 10.0.0.1), so that the store's
-        // one-instance-per-address rule sees through spellings.
-        let address = match facts.address.parse::<std::net::IpAddr>() {
-            Ok(ip) => ip.to_canonical().to_string(),
-            Err(_) => {
-                return Err(RegistrationError::InvalidHost(format!(
-                    "`{}` is not an IP address",
-                    facts.address
-                )))
-            }
-        };
+        let address = host_address(&facts)?;
         let fresh = self
             .remember_nonce("agent-registration", &claims.nonce, claims.expires_at + 1)
             .await
@@ -229,34 +214,7 @@ impl Core {
         if !fresh {
             return Err(RegistrationError::Used);
         }
-        let (prefix, len) = claims.namespace.instance_id_shape();
-        let inst = Instance {
-            id: crate::ids::new_id(prefix, len),
-            account_id: claims.account_id,
-            namespace: claims.namespace,
-            region: claims.region.clone(),
-            zone: format!("{}-1", claims.region),
-            host_name: facts.hostname.clone(),
-            name: facts.hostname,
-            image_id: AGENT_HOST_IMAGE.into(),
-            os: OsType::Linux,
-            os_name: facts.os_name,
-            instance_type: "AGENT.HOST".into(),
-            state: InstanceState::Running,
-            host: HostKind::Agent,
-            private_ip: address.clone(),
-            ssh_port: facts.ssh_port,
-            password_hash: None,
-            key_ids: vec![],
-            effective_key_ids: vec![],
-            desired_generation: 0,
-            applied_generation: 0,
-            latest_operation: None,
-            latest_operation_state: None,
-            latest_operation_request_id: None,
-            latest_operation_error: None,
-            created_at: now,
-        };
+        let inst = agent_host_instance(claims, facts, address.clone(), now);
         let event = self.audit_enabled().then(|| crate::audit::AuditEvent {
             account_id: Some(inst.account_id.clone()),
             ..self.bare_event(
@@ -280,6 +238,57 @@ impl Core {
             .await
             .map_err(|e| RegistrationError::Internal(e.to_string()))?;
         Ok((inst, token))
+    }
+}
+
+/// The address of a registering host in its one textual form (`::ffff:10.0.0.1` is
+/// 10.0.0.1, so that the store's one-instance-per-address rule sees through spellings),
+/// once its hostname and address are checked.
+fn host_address(facts: &HostFacts) -> Result<String, RegistrationError> {
+    if facts.hostname.is_empty() || facts.hostname.len() > 128 {
+        return Err(RegistrationError::InvalidHost(
+            "hostname must be 1 to 128 characters".into(),
+        ));
+    }
+    match facts.address.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(ip.to_canonical().to_string()),
+        Err(_) => Err(RegistrationError::InvalidHost(format!(
+            "`{}` is not an IP address",
+            facts.address
+        ))),
+    }
+}
+
+/// The instance of a host registered with `claims`, at `address`: RUNNING, managed by its
+/// agent, with a new id of the claimed dialect's shape.
+fn agent_host_instance(claims: Claims, facts: HostFacts, address: String, now: i64) -> Instance {
+    let (prefix, len) = claims.namespace.instance_id_shape();
+    Instance {
+        id: crate::ids::new_id(prefix, len),
+        account_id: claims.account_id,
+        namespace: claims.namespace,
+        region: claims.region.clone(),
+        zone: format!("{}-1", claims.region),
+        host_name: facts.hostname.clone(),
+        name: facts.hostname,
+        image_id: AGENT_HOST_IMAGE.into(),
+        os: OsType::Linux,
+        os_name: facts.os_name,
+        instance_type: "AGENT.HOST".into(),
+        state: InstanceState::Running,
+        host: HostKind::Agent,
+        private_ip: address,
+        ssh_port: facts.ssh_port,
+        password_hash: None,
+        key_ids: vec![],
+        effective_key_ids: vec![],
+        desired_generation: 0,
+        applied_generation: 0,
+        latest_operation: None,
+        latest_operation_state: None,
+        latest_operation_request_id: None,
+        latest_operation_error: None,
+        created_at: now,
     }
 }
 

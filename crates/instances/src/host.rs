@@ -11,11 +11,14 @@ use tokio::task::JoinHandle;
 use crate::cgroup::{self, Cgroup, Resources};
 use crate::error::{Error, IoContext, PrereqError, Result};
 use crate::image::{ImageCache, ImageInfo, ImageStore};
-use crate::layout::{self, Layout, Meta};
+use crate::layout::{self, Layout, Meta, ProcRef};
 use crate::listener::{self, SessionSpawner};
 use crate::sandbox::{self, BootParams, Holder, NsParams};
 use crate::{net, prereq, InstanceSpec, SandboxConfig};
 use keyplane_agent::fsutil::Owner;
+
+#[path = "host_vpc.rs"]
+mod vpc;
 
 /// A running instance: its namespace holder, its listener task, its outbound networking and
 /// its cgroups.
@@ -275,41 +278,14 @@ impl SandboxHost {
             tracing::warn!(instance = %id, "instance died; restarting");
             *running = None;
         }
-        let owner = self.owner(meta.slot);
-        self.layout.migrate_legacy(&meta, owner)?;
-        self.layout.lay_out_guest(&meta, owner, None)?;
-        if self.images.get(&meta.image)?.is_none() {
-            return Err(Error::InvalidImage(format!(
-                "image {} is not installed on this host",
-                meta.image
-            )));
-        }
-        let port = meta.ssh_port.unwrap_or(self.config.ssh_port);
-        let bind = SocketAddr::from((meta.address, port));
-        let tcp = TcpListener::bind(bind)
-            .await
-            .ctx(|| format!("binding {bind} for instance {id}"))?;
-        let addr = tcp.local_addr().ctx(|| format!("address of {bind}"))?;
+        self.prepare_guest(&meta)?;
+        let (tcp, addr) = self.bind_ssh(id, &meta).await?;
         let cgroup = self.cgroup(&meta)?;
         let ns = self.ns_params(cgroup.as_ref());
         let guest_dir = self.layout.guest_dir(id);
         let lower = format!("../../images/{}/rootfs", meta.image);
         let slirp = self.config.outbound.then(net::slirp_path).flatten();
-        // The init runs from the guest directory, the agent is bound from the disk's root
-        // (two levels below it).
-        let Some(init) = self
-            .init_exe
-            .as_deref()
-            .and_then(|e| self.relative_to_guest(e, 0))
-        else {
-            return Err(Error::InvalidConfig(
-                "no init executable is configured (SandboxConfig::init_exe)".into(),
-            ));
-        };
-        let agent = self
-            .guest_agent
-            .as_deref()
-            .and_then(|e| self.relative_to_guest(e, 2));
+        let (init, agent) = self.guest_executables()?;
         let boot = BootParams {
             id,
             guest_dir: &guest_dir,
@@ -329,36 +305,10 @@ impl SandboxHost {
             Some(path) => Some(net::spawn_outbound(holder.pid1, path)?),
             None => None,
         };
-        let vpc = net::vpc_netns_name(self.layout.root(), &vpc_key(&meta));
-        let known = self.ensure_vpc(&vpc, false).await?;
-        let service = self
-            .metadata
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let link = format!("kp{}", meta.slot);
-        let metadata = service.is_some();
-        let listeners = match net::attach(holder.pid1, &vpc, &link, meta.address, metadata).await {
-            // A VPC namespace known from before may have been taken apart meanwhile.
-            Err(e) if known => {
-                tracing::debug!(instance = %id, "linking to the VPC failed ({e}); setting it up again");
-                self.ensure_vpc(&vpc, true).await?;
-                net::attach(holder.pid1, &vpc, &link, meta.address, metadata).await?
-            }
-            other => other?,
-        };
+        let (service, listeners) = self.attach_to_vpc(&meta, holder.pid1).await?;
         let t_vpc = t0.elapsed();
-        if let Some(child) = outbound.as_mut() {
-            net::wait_outbound(holder.pid1, child).await?;
-        }
-        let slirp_proc = outbound
-            .as_ref()
-            .and_then(|c| c.id())
-            .and_then(|pid| sandbox::proc_stat(pid).map(|s| (pid, s.start_time)));
-        if let Some(p) = slirp_proc {
-            procs.push(p);
-            self.layout.write_run_record(id, &procs)?;
-        }
+        self.finish_outbound(id, holder.pid1, outbound.as_mut(), &mut procs)
+            .await?;
         let t_out = t0.elapsed();
         let metadata = match service {
             Some(service) => self.serve_metadata(&meta, service, listeners)?,
@@ -368,14 +318,7 @@ impl SandboxHost {
         tracing::debug!(instance = %id, disk = ?t_disk, vpc = ?t_vpc, outbound = ?t_out,
             booted = ?t0.elapsed(), "instance start phases");
         self.layout.consume_boot_files(id)?;
-        let spawner = SessionSpawner {
-            id: id.to_owned(),
-            pid1: holder.pid1,
-            start_time: holder.start_time,
-            ns,
-            helper: holder.session_channel(),
-        };
-        let listener = listener::spawn_listener(tcp, spawner);
+        let listener = ssh_listener(id, tcp, &holder, ns);
         tracing::info!(instance = %id, %addr, pid = holder.pid1, "instance started");
         *running = Some(Running {
             holder,
@@ -388,17 +331,73 @@ impl SandboxHost {
         Ok(addr)
     }
 
-    /// Sets the VPC namespace `vpc` up unless this process already did (or `check`); returns
-    /// whether it was known.
-    async fn ensure_vpc(&self, vpc: &str, check: bool) -> Result<bool> {
-        let mut ready = self.net_lock.lock().await;
-        if !check && ready.contains(vpc) && Path::new("/run/netns").join(vpc).exists() {
-            return Ok(true);
+    /// Binds instance `id`'s SSH port on its own address; returns the listener and its
+    /// address.
+    async fn bind_ssh(&self, id: &str, meta: &Meta) -> Result<(TcpListener, SocketAddr)> {
+        let port = meta.ssh_port.unwrap_or(self.config.ssh_port);
+        let bind = SocketAddr::from((meta.address, port));
+        let tcp = TcpListener::bind(bind)
+            .await
+            .ctx(|| format!("binding {bind} for instance {id}"))?;
+        let addr = tcp.local_addr().ctx(|| format!("address of {bind}"))?;
+        Ok((tcp, addr))
+    }
+
+    /// Lays the instance's guest files out (migrating those of an earlier version) and checks
+    /// that its image is installed.
+    fn prepare_guest(&self, meta: &Meta) -> Result<()> {
+        let owner = self.owner(meta.slot);
+        self.layout.migrate_legacy(meta, owner)?;
+        self.layout.lay_out_guest(meta, owner, None)?;
+        if self.images.get(&meta.image)?.is_none() {
+            return Err(Error::InvalidImage(format!(
+                "image {} is not installed on this host",
+                meta.image
+            )));
         }
-        ready.remove(vpc);
-        net::ensure_vpc(vpc).await?;
-        ready.insert(vpc.to_owned());
-        Ok(false)
+        Ok(())
+    }
+
+    /// The init and the guest agent, as the instance's init sees them: the init runs from the
+    /// guest directory, the agent is bound from the disk's root (two levels below it).
+    fn guest_executables(&self) -> Result<(String, Option<String>)> {
+        let Some(init) = self
+            .init_exe
+            .as_deref()
+            .and_then(|e| self.relative_to_guest(e, 0))
+        else {
+            return Err(Error::InvalidConfig(
+                "no init executable is configured (SandboxConfig::init_exe)".into(),
+            ));
+        };
+        let agent = self
+            .guest_agent
+            .as_deref()
+            .and_then(|e| self.relative_to_guest(e, 2));
+        Ok((init, agent))
+    }
+
+    /// Waits until the instance's outbound networking (slirp4netns, when it has any) is up,
+    /// and adds its process to the instance's run record `procs`.
+    async fn finish_outbound(
+        &self,
+        id: &str,
+        pid1: u32,
+        outbound: Option<&mut tokio::process::Child>,
+        procs: &mut Vec<ProcRef>,
+    ) -> Result<()> {
+        let Some(child) = outbound else {
+            return Ok(());
+        };
+        net::wait_outbound(pid1, child).await?;
+        let slirp_proc = child
+            .id()
+            .and_then(|pid| sandbox::proc_stat(pid).map(|s| (pid, s.start_time)));
+        if let Some(p) = slirp_proc {
+            procs.push(p);
+            self.layout.write_run_record(id, procs)?;
+        }
+        Ok(())
     }
 
     /// `exe` (inside the sandbox root) as a path relative to `<root>/guests/<id>` plus `up`
@@ -454,18 +453,13 @@ impl SandboxHost {
         if let Some(r) = running.take() {
             Self::halt(r, true, self.config.stop_timeout).await;
         }
-        let vpc = self.layout.load_meta(id)?.map(|m| vpc_key(&m));
+        let vpc = self.layout.load_meta(id)?.map(|m| vpc::vpc_key(&m));
         self.layout.remove_guest(id)?;
         self.layout.remove_run_record(id)?;
         self.layout.remove_meta(id)?;
         drop(running);
         if let Some(vpc) = vpc {
-            if !self.layout.list_meta()?.iter().any(|m| vpc_key(m) == vpc) {
-                let name = net::vpc_netns_name(self.layout.root(), &vpc);
-                let mut ready = self.net_lock.lock().await;
-                ready.remove(&name);
-                net::remove_vpc(&name).await;
-            }
+            self.remove_vpc_if_unused(&vpc).await?;
         }
         self.slots
             .lock()
@@ -577,30 +571,7 @@ impl SandboxHost {
                 tracing::warn!(instance = %id, "stop at shutdown failed: {e}");
             }
         }
-        // Every start sets its VPC up again: none is left behind on the host meanwhile (nor
-        // for good, should this sandbox directory be deleted).
-        let vpcs: std::collections::BTreeSet<String> = match self.layout.list_meta() {
-            Ok(metas) => metas.iter().map(|m| self.vpc_netns_of(m)).collect(),
-            Err(e) => {
-                tracing::warn!("cannot list the instances at shutdown: {e}");
-                return;
-            }
-        };
-        let mut ready = self.net_lock.lock().await;
-        for vpc in vpcs {
-            ready.remove(&vpc);
-            net::remove_vpc(&vpc).await;
-        }
-    }
-
-    /// The name of the network namespace holding instance `id`'s VPC, `/run/netns/<name>`
-    /// while one of its instances runs (or has run since the host started).
-    pub fn vpc_netns(&self, id: &str) -> Result<String> {
-        Ok(self.vpc_netns_of(&self.meta(id)?))
-    }
-
-    fn vpc_netns_of(&self, meta: &Meta) -> String {
-        net::vpc_netns_name(self.layout.root(), &vpc_key(meta))
+        self.remove_vpcs().await;
     }
 
     /// Whether the instance is running (its init is alive).
@@ -731,13 +702,16 @@ impl SandboxHost {
     }
 }
 
-/// The VPC an instance is in; one of an earlier version (none recorded) gets one of its own.
-fn vpc_key(meta: &Meta) -> String {
-    if meta.vpc.is_empty() {
-        format!("instance/{}", meta.id)
-    } else {
-        meta.vpc.clone()
-    }
+/// Serves SSH on `tcp`, each session started inside booted instance `id` (init in `holder`).
+fn ssh_listener(id: &str, tcp: TcpListener, holder: &Holder, ns: NsParams) -> JoinHandle<()> {
+    let spawner = SessionSpawner {
+        id: id.to_owned(),
+        pid1: holder.pid1,
+        start_time: holder.start_time,
+        ns,
+        helper: holder.session_channel(),
+    };
+    listener::spawn_listener(tcp, spawner)
 }
 
 /// Instances live on loopback addresses; 127.0.0.1 belongs to the host.

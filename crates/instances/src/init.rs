@@ -166,18 +166,58 @@ fn symlink(to: &str, at: &str) -> Result<(), String> {
 
 /// The mounts, the pivot, `net`, then the wait for `go`.
 fn stage1(a: &Args) -> Result<(), String> {
+    mount_disk(&a.lower)?;
+    mount_system()?;
+    fill_run(a)?;
+    pivot_into_disk(&a.hostname)?;
+    wait_for_network()
+}
+
+/// Mounts the instance's disk on `disk/root`, its own upper layer over the image tree `lower`,
+/// and enters it.
+fn mount_disk(lower: &OsStr) -> Result<(), String> {
     use MountFlags as F;
     mkdirs(&["disk/root"])?;
-    let lower = a.lower.to_str().ok_or("the image path is not UTF-8")?;
+    let lower = lower.to_str().ok_or("the image path is not UTF-8")?;
     // Why `userxattr`: in a user namespace overlayfs keeps its metadata (opaque and impure
     // directories) in user.overlay.* attributes; without them it answers EXDEV to the renames
     // dpkg makes when it unpacks a package.
     let options = format!("lowerdir={lower},upperdir=disk/upper,workdir=disk/work,userxattr");
     mnt("overlay", "disk/root", "overlay", F::empty(), &options)?;
     std::env::set_current_dir("disk/root").map_err(ctx(|| "entering disk/root".into()))?;
+    Ok(())
+}
+
+/// Mounts the disk's /proc, /dev, /sys, /run and /tmp (and binds the instance's /etc/ssh).
+fn mount_system() -> Result<(), String> {
+    use MountFlags as F;
     mkdirs(&["etc/ssh", "proc", "dev", "sys", "run", "tmp"])?;
     mount_bind("../../etc-ssh", "etc/ssh").map_err(|e| format!("binding etc/ssh: {e}"))?;
     mnt("proc", "proc", "proc", F::NOSUID | F::NODEV | F::NOEXEC, "")?;
+    mount_dev()?;
+    // A sysfs needs a network namespace of its own, which the instance has; should the kernel
+    // still refuse, the instance goes without /sys.
+    let _ = mnt(
+        "sysfs",
+        "sys",
+        "sysfs",
+        F::RDONLY | F::NOSUID | F::NODEV | F::NOEXEC,
+        "",
+    );
+    mnt(
+        "tmpfs",
+        "run",
+        "tmpfs",
+        F::NOSUID | F::NODEV,
+        "mode=0755,size=64m",
+    )?;
+    mnt("tmpfs", "tmp", "tmpfs", F::NOSUID | F::NODEV, "mode=1777")?;
+    Ok(())
+}
+
+/// Mounts a /dev of the instance's own: the harmless host devices, its own ptys and a /dev/shm.
+fn mount_dev() -> Result<(), String> {
+    use MountFlags as F;
     mnt("tmpfs", "dev", "tmpfs", F::NOSUID, "mode=0755,size=256k")?;
     for d in DEVICES {
         bind_file(&Path::new("/dev").join(d), &format!("dev/{d}"), false)?;
@@ -202,23 +242,11 @@ fn stage1(a: &Args) -> Result<(), String> {
         F::NOSUID | F::NODEV,
         "mode=1777,size=64m",
     )?;
-    // A sysfs needs a network namespace of its own, which the instance has; should the kernel
-    // still refuse, the instance goes without /sys.
-    let _ = mnt(
-        "sysfs",
-        "sys",
-        "sysfs",
-        F::RDONLY | F::NOSUID | F::NODEV | F::NOEXEC,
-        "",
-    );
-    mnt(
-        "tmpfs",
-        "run",
-        "tmpfs",
-        F::NOSUID | F::NODEV,
-        "mode=0755,size=64m",
-    )?;
-    mnt("tmpfs", "tmp", "tmpfs", F::NOSUID | F::NODEV, "mode=1777")?;
+    Ok(())
+}
+
+/// Fills the instance's /run/keyplane: the boot files, the instance marker and the agent.
+fn fill_run(a: &Args) -> Result<(), String> {
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create("run/keyplane")
@@ -231,18 +259,29 @@ fn stage1(a: &Args) -> Result<(), String> {
     if !a.agent.is_empty() {
         bind_file(Path::new(&a.agent), "run/keyplane/agent", true)?;
     }
+    Ok(())
+}
+
+/// Pivots into the disk, leaving the host's tree behind for good, sets the host name and
+/// makes /run/sshd and /var/log.
+fn pivot_into_disk(hostname: &OsStr) -> Result<(), String> {
     // Why `pivot_root . .` and the detach: the host's root is stacked under the new one and
     // detached, so no mount the instance can remove ever uncovers a host path.
     rustix::process::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     unmount(".", UnmountFlags::DETACH).map_err(|e| format!("detaching the host's root: {e}"))?;
     std::env::set_current_dir("/").map_err(ctx(|| "entering /".into()))?;
-    rustix::system::sethostname(a.hostname.as_encoded_bytes())
+    rustix::system::sethostname(hostname.as_encoded_bytes())
         .map_err(|e| format!("setting the host name: {e}"))?;
     std::fs::DirBuilder::new()
         .mode(0o755)
         .create("/run/sshd")
         .map_err(ctx(|| "creating /run/sshd".into()))?;
     mkdirs(&["/var/log"])?;
+    Ok(())
+}
+
+/// Says `net`, then waits for the host to wire the network and say `go`.
+fn wait_for_network() -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     out.write_all(b"net\n")
         .and_then(|()| out.flush())

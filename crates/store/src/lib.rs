@@ -28,6 +28,7 @@ mod sqlite_cached;
 mod sqlite_console;
 mod sqlite_instances;
 mod sqlite_query;
+mod sqlite_readers;
 mod sqlite_writer;
 mod stored;
 pub mod suite;

@@ -251,84 +251,92 @@ fn imports(t: Target<'_>, creds: &[Cred], n: usize, tag: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
-    if args.serve_baseline {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening on {}", listener.local_addr()?);
-        baseline::serve(listener).await?;
-        return Ok(());
-    }
-    let creds = read_creds(&args.accounts)?;
+/// Both servers, what serves them, and the credentials the scenarios sign with.
+struct Servers<'a> {
+    kp: Target<'a>,
+    base: Target<'a>,
+    pids: Pids<'a>,
+    /// The account the reads read from (and whose 500 key pairs they read).
+    reader: &'a Cred,
+    /// The accounts the 16-connection imports import into.
+    writers: &'a [Cred],
+    /// The baseline's credential.
+    bc: Cred,
+}
+
+/// Serve the baseline on a port of its own on 127.0.0.1, printing its address.
+async fn serve_baseline() -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening on {}", listener.local_addr()?);
+    baseline::serve(listener).await?;
+    Ok(())
+}
+
+/// The reading account and the import accounts of `creds`, once they are enough for
+/// `imports_per_conn` imports on each of 16 connections.
+fn split_accounts(creds: &[Cred], imports_per_conn: usize) -> Result<(&Cred, &[Cred])> {
     if creds.len() < 2 {
         bail!("--accounts needs at least two accounts");
     }
     let (reader, writers) = (&creds[0], &creds[1..]);
-    if writers.len() * 450 < 16 * args.imports_per_conn {
+    if writers.len() * 450 < 16 * imports_per_conn {
         bail!(
             "{} import accounts hold {} imports; {} asked",
             writers.len(),
             writers.len() * 450,
-            16 * args.imports_per_conn
+            16 * imports_per_conn
         );
     }
-    let (child, base_addr) = start_baseline().await?;
-    let callgrind = match (&args.callgrind_out, args.kp_pid) {
+    Ok((reader, writers))
+}
+
+/// Keyplane's instruction counter, when it runs under callgrind.
+fn callgrind(args: &Args) -> Result<Option<Callgrind>> {
+    Ok(match (&args.callgrind_out, args.kp_pid) {
         (Some(out), Some(pid)) => Some(Callgrind {
             pid,
             out: out.clone(),
         }),
         (Some(_), None) => bail!("--callgrind-out needs --kp-pid"),
         (None, _) => None,
-    };
-    let pids = Pids {
-        kp: args.kp_pid,
-        base: child.id(),
-        callgrind: callgrind.as_ref(),
-    };
-    let kp_addr: SocketAddr = args.endpoint.parse().context("--endpoint")?;
-    let (kp_host, base_host) = (args.endpoint.clone(), base_addr.to_string());
-    let kp = Target {
-        addr: kp_addr,
-        host: &kp_host,
-    };
-    let base = Target {
-        addr: base_addr,
-        host: &base_host,
-    };
-    let bc = baseline_cred();
-    let secs = Until::Elapsed(Duration::from_secs(args.secs));
-    let mut rows = Vec::new();
-    let chosen = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
+    })
+}
 
-    // 500 key pairs in the reading account, one connection: the durable import at 1 conn.
+/// Import the 500 key pairs the reads read into the reading account, on one connection: the
+/// durable import at 1 conn.
+async fn seed(s: &Servers<'_>) -> Result<Row> {
     let seed: Vec<Vec<u8>> = (0..500)
         .map(|i| {
             let body = json!({"KeyName": format!("k{i}"), "ProjectId": 0,
                               "PublicKey": random_ed25519_line("bench")});
-            signed_request(kp.host, reader, "ImportKeyPair", &body.to_string(), now())
+            signed_request(
+                s.kp.host,
+                s.reader,
+                "ImportKeyPair",
+                &body.to_string(),
+                now(),
+            )
         })
         .collect();
-    let base_seed = imports(base, std::slice::from_ref(&bc), 500, "k");
-    let seeded = both(
+    let base_seed = imports(s.base, std::slice::from_ref(&s.bc), 500, "k");
+    both(
         "ImportKeyPair durable, 1 conn",
-        (kp, base),
-        pids,
+        (s.kp, s.base),
+        s.pids,
         (seed, base_seed),
         1,
         Until::Exhausted,
         "",
     )
-    .await?;
-    if chosen(seeded.name) {
-        rows.push(seeded);
-    }
+    .await
+}
 
-    // Ten Windows records (no sandbox needed) to describe by id.
+/// Create ten Windows records (no sandbox needed) in the reading account; returns the id of
+/// one to describe by id.
+async fn windows_instance(endpoint: &str, reader: &Cred) -> Result<String> {
     let client = Client {
         http: reqwest::Client::new(),
-        endpoint: args.endpoint.clone(),
+        endpoint: endpoint.to_owned(),
         scheme: "http",
         cred: reader.clone(),
     };
@@ -339,11 +347,22 @@ async fn main() -> Result<()> {
                     "InstanceCount": 10, "LoginSettings": {"Password": "Kp-Passw0rd!"}}),
         )
         .await?;
-    let instance = run["Response"]["InstanceIdSet"][4]
+    Ok(run["Response"]["InstanceIdSet"][4]
         .as_str()
         .context("RunInstances gave no ids")?
-        .to_string();
+        .to_string())
+}
 
+/// The read scenarios `chosen` picks, each run for `secs`: key pairs by name and a page of
+/// them, and `instance` by id.
+async fn reads(
+    s: &Servers<'_>,
+    instance: &str,
+    secs: Until,
+    chosen: impl Fn(&str) -> bool,
+) -> Result<Vec<Row>> {
+    let (kp, base, pids, reader, bc) = (s.kp, s.base, s.pids, s.reader, &s.bc);
+    let mut rows = Vec::new();
     let by_name = |t: Target<'_>, c: &Cred| vec![describe_by_name(t, c, "k250")];
     for (name, conns, goal) in [
         ("DescribeKeyPairs by name, 1 conn", 1, "p50 <= 3x"),
@@ -356,7 +375,7 @@ async fn main() -> Result<()> {
             name,
             (kp, base),
             pids,
-            (by_name(kp, reader), by_name(base, &bc)),
+            (by_name(kp, reader), by_name(base, bc)),
             conns,
             secs,
             goal,
@@ -373,7 +392,7 @@ async fn main() -> Result<()> {
                 "DescribeKeyPairs 100 of 500, 64 conns",
                 (kp, base),
                 pids,
-                (page(kp, reader), page(base, &bc)),
+                (page(kp, reader), page(base, bc)),
                 64,
                 secs,
                 ">= 10%",
@@ -391,7 +410,7 @@ async fn main() -> Result<()> {
                 "DescribeInstances by id, 64 conns",
                 (kp, base),
                 pids,
-                (by_id(kp, reader), by_id(base, &bc)),
+                (by_id(kp, reader), by_id(base, bc)),
                 64,
                 secs,
                 "",
@@ -399,24 +418,68 @@ async fn main() -> Result<()> {
             .await?,
         );
     }
+    Ok(rows)
+}
 
-    let n = 16 * args.imports_per_conn;
+/// `n` durable imports on 16 connections, into the import accounts.
+async fn imports_16(s: &Servers<'_>, n: usize) -> Result<Row> {
+    both(
+        "ImportKeyPair durable, 16 conns",
+        (s.kp, s.base),
+        s.pids,
+        (
+            imports(s.kp, s.writers, n, "w"),
+            imports(s.base, std::slice::from_ref(&s.bc), n, "w"),
+        ),
+        16,
+        Until::Exhausted,
+        ">= ~4,500/s",
+    )
+    .await
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.serve_baseline {
+        return serve_baseline().await;
+    }
+    let creds = read_creds(&args.accounts)?;
+    let (reader, writers) = split_accounts(&creds, args.imports_per_conn)?;
+    let (child, base_addr) = start_baseline().await?;
+    let callgrind = callgrind(&args)?;
+    let pids = Pids {
+        kp: args.kp_pid,
+        base: child.id(),
+        callgrind: callgrind.as_ref(),
+    };
+    let kp_addr: SocketAddr = args.endpoint.parse().context("--endpoint")?;
+    let (kp_host, base_host) = (args.endpoint.clone(), base_addr.to_string());
+    let servers = Servers {
+        kp: Target {
+            addr: kp_addr,
+            host: &kp_host,
+        },
+        base: Target {
+            addr: base_addr,
+            host: &base_host,
+        },
+        pids,
+        reader,
+        writers,
+        bc: baseline_cred(),
+    };
+    let secs = Until::Elapsed(Duration::from_secs(args.secs));
+    let mut rows = Vec::new();
+    let chosen = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
+    let seeded = seed(&servers).await?;
+    if chosen(seeded.name) {
+        rows.push(seeded);
+    }
+    let instance = windows_instance(&args.endpoint, reader).await?;
+    rows.extend(reads(&servers, &instance, secs, &chosen).await?);
     if chosen("ImportKeyPair durable, 16 conns") {
-        rows.push(
-            both(
-                "ImportKeyPair durable, 16 conns",
-                (kp, base),
-                pids,
-                (
-                    imports(kp, writers, n, "w"),
-                    imports(base, std::slice::from_ref(&bc), n, "w"),
-                ),
-                16,
-                Until::Exhausted,
-                ">= ~4,500/s",
-            )
-            .await?,
-        );
+        rows.push(imports_16(&servers, 16 * args.imports_per_conn).await?);
     }
     print(&rows);
     Ok(())
