@@ -179,6 +179,20 @@ fn run_alone(conn: &mut Connection, job: Job) {
     }
 }
 
+/// The answers of a group's writes that ran, each with whether the write succeeded.
+type Done = Vec<(bool, Deliver)>;
+
+/// What a write that succeeded answers when its group's transaction was rolled back.
+const ROLLED_BACK: &str = "the group transaction was rolled back";
+
+/// Answer the writes of `done`: those that succeeded fail with `why`, the others keep their
+/// own errors.
+fn fail_all(done: Done, why: &str) {
+    for (ok, deliver) in done {
+        deliver(ok.then(|| backend(why.to_string())));
+    }
+}
+
 fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
     if group.is_empty() {
         return;
@@ -190,66 +204,19 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
         }
         return;
     }
-    let mut done: Vec<(bool, Deliver)> = Vec::with_capacity(group.len());
     // The group's audit events, written after its writes (see [`Deferred`]).
     let mut events = Some(Deferred::open());
-    for job in group {
-        if conn.is_autocommit() && conn.step("BEGIN IMMEDIATE").is_err() {
-            events = None;
-            run_alone(conn, job);
-            continue;
-        }
-        if let Err(e) = conn.step("SAVEPOINT job") {
-            let _ = attempt(conn, job).map(|(_, d)| d(Some(backend(e))));
-            continue;
-        }
-        let mark = events.as_ref().map_or(0, Deferred::mark);
-        let outcome = attempt(conn, job);
-        let ok = outcome.as_ref().is_some_and(|(ok, _)| *ok);
-        if conn.is_autocommit() {
-            // SQLite rolled the whole transaction back (an I/O error, say): the writes before
-            // this one are gone with it, and their events.
-            for (ok, deliver) in done.drain(..) {
-                deliver(ok.then(|| backend("the group transaction was rolled back")));
-            }
-            if let Some(events) = &events {
-                events.truncate(0);
-            }
-        } else if ok {
-            let _ = conn.step("RELEASE job");
-        } else {
-            if let Some(events) = &events {
-                events.truncate(mark);
-            }
-            let _ = conn
-                .step("ROLLBACK TO job")
-                .and_then(|()| conn.step("RELEASE job"));
-        }
-        if let Some((ok, deliver)) = outcome {
-            if conn.is_autocommit() && ok {
-                deliver(Some(backend("the group transaction was rolled back")));
-            } else {
-                done.push((ok, deliver));
-            }
-        }
-    }
+    let done = run_group(conn, group, &mut events);
     if let Some(events) = events.filter(|_| !conn.is_autocommit()) {
         if let Err(e) = events.write(conn) {
             // The changes cannot go without their events: the whole group fails.
             let _ = conn.step("ROLLBACK");
-            let why = e.to_string();
-            for (ok, deliver) in done {
-                deliver(ok.then(|| backend(why.clone())));
-            }
-            return;
+            return fail_all(done, &e.to_string());
         }
     }
     if let Some(due) = due {
         if !due.run_if_due(conn) {
-            for (ok, deliver) in done {
-                deliver(ok.then(|| backend("the group transaction was rolled back")));
-            }
-            return;
+            return fail_all(done, ROLLED_BACK);
         }
     }
     let failure = if conn.is_autocommit() {
@@ -263,10 +230,57 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
             }
         }
     };
-    for (ok, deliver) in done {
-        // A write that failed keeps its own error; the others share the commit's fate.
-        deliver(failure.as_ref().filter(|_| ok).cloned().map(backend));
+    match failure {
+        Some(why) => fail_all(done, &why),
+        None => done.into_iter().for_each(|(_, deliver)| deliver(None)),
     }
+}
+
+/// Run a group's writes in the open transaction, each under a savepoint of its own: a write
+/// that fails rolls back to its savepoint (and drops its audit events from `events`). When
+/// SQLite rolls the whole transaction back meanwhile, the writes before are answered at once
+/// and the next write begins a new one (or, when it cannot, runs alone, and so do its events).
+fn run_group(conn: &mut Connection, group: Vec<Job>, events: &mut Option<Deferred>) -> Done {
+    let mut done = Done::with_capacity(group.len());
+    for job in group {
+        if conn.is_autocommit() && conn.step("BEGIN IMMEDIATE").is_err() {
+            *events = None;
+            run_alone(conn, job);
+            continue;
+        }
+        if let Err(e) = conn.step("SAVEPOINT job") {
+            let _ = attempt(conn, job).map(|(_, d)| d(Some(backend(e))));
+            continue;
+        }
+        let mark = events.as_ref().map_or(0, Deferred::mark);
+        let outcome = attempt(conn, job);
+        let ok = outcome.as_ref().is_some_and(|(ok, _)| *ok);
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, say): the writes before
+            // this one are gone with it, and their events.
+            fail_all(std::mem::take(&mut done), ROLLED_BACK);
+            if let Some(events) = events {
+                events.truncate(0);
+            }
+        } else if ok {
+            let _ = conn.step("RELEASE job");
+        } else {
+            if let Some(events) = events {
+                events.truncate(mark);
+            }
+            let _ = conn
+                .step("ROLLBACK TO job")
+                .and_then(|()| conn.step("RELEASE job"));
+        }
+        if let Some((ok, deliver)) = outcome {
+            if conn.is_autocommit() && ok {
+                deliver(Some(backend(ROLLED_BACK)));
+            } else {
+                done.push((ok, deliver));
+            }
+        }
+    }
+    done
 }
 
 #[cfg(test)]
