@@ -64,9 +64,11 @@ pub(crate) const INSERT_KEY_PAIR: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 );
 
-/// How many key pairs account `$1` holds in namespace `$2` (its quota's use).
-pub(crate) const COUNT_KEY_PAIRS: &str =
-    "SELECT COUNT(*) FROM key_pairs WHERE account_id = $1 AND namespace = $2";
+/// How many key pairs account `$1` holds in namespace `$2` (its quota's use), from the count
+/// kept in the same transactions as the key pairs (see [`crate::key_pair_counts`]): one row
+/// rather than the account's index entries, 500 of them at the quota.
+pub(crate) const COUNT_KEY_PAIRS: &str = "SELECT COALESCE((SELECT n FROM key_pair_counts \
+     WHERE account_id = $1 AND namespace = $2), 0)";
 
 /// Replace account `$3`'s secrets by `$1` and `$2` if they still are `$4` and `$5`.
 pub(crate) const REPLACE_SECRETS: &str =
