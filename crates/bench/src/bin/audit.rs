@@ -233,9 +233,41 @@ fn better(a: Option<Stats>, b: Stats) -> Stats {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
+impl Args {
+    /// Whether --only picks `sc` (every scenario without it).
+    fn chosen(&self, sc: &Scenario) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| sc.name.contains(o.as_str()))
+    }
+}
+
+/// Both servers, their process ids (when both are known) and their instruction counters
+/// (when both run under callgrind).
+struct Servers {
+    on: Side,
+    off: Side,
+    pids: Option<(u32, u32)>,
+    callgrind: Option<(Callgrind, Callgrind)>,
+}
+
+impl Servers {
+    /// The auditing server's or the --no-audit server's pid.
+    fn pid(&self, is_on: bool) -> Option<u32> {
+        self.pids
+            .map(|(on_pid, off_pid)| if is_on { on_pid } else { off_pid })
+    }
+
+    /// The auditing server's or the --no-audit server's instruction counter.
+    fn counter(&self, is_on: bool) -> Option<&Callgrind> {
+        self.callgrind
+            .as_ref()
+            .map(|(on_c, off_c)| if is_on { on_c } else { off_c })
+    }
+}
+
+/// The servers `args` names, once their accounts hold every round's imports.
+fn servers(args: &Args) -> Result<Servers> {
     let on = side(&args.on, &args.on_accounts)?;
     let off = side(&args.off, &args.off_accounts)?;
     let capacity = (on.creds.len().min(off.creds.len()) - 1) * 450;
@@ -246,7 +278,17 @@ async fn main() -> Result<()> {
             17 * args.imports_per_conn
         );
     }
-    let scenarios = [
+    Ok(Servers {
+        on,
+        off,
+        pids: args.on_pid.zip(args.off_pid),
+        callgrind: counters(args)?,
+    })
+}
+
+/// The scenarios, in the order they run and are printed.
+fn scenarios() -> [Scenario; 4] {
+    [
         Scenario {
             name: "ImportKeyPair durable, 16 conns",
             requests: imports,
@@ -279,64 +321,101 @@ async fn main() -> Result<()> {
             refused: false,
             stores: false,
         },
-    ];
-    let chosen = |sc: &Scenario| {
-        args.only
-            .as_ref()
-            .is_none_or(|o| sc.name.contains(o.as_str()))
-    };
-    let mut best: Vec<(Option<Stats>, Option<Stats>)> = vec![(None, None); scenarios.len()];
-    let pids = args.on_pid.zip(args.off_pid);
-    let mut cpu = vec![(Cpu::default(), Cpu::default()); scenarios.len()];
-    let callgrind = counters(&args)?;
-    let mut counted = vec![(Counted::default(), Counted::default()); scenarios.len()];
+    ]
+}
+
+/// What one scenario measured over its rounds, on the auditing server (`.0`) and the
+/// --no-audit one (`.1`): its best round, the CPU time spent and the instructions executed.
+#[derive(Default, Clone)]
+struct Tally {
+    best: (Option<Stats>, Option<Stats>),
+    cpu: (Cpu, Cpu),
+    counted: (Counted, Counted),
+}
+
+/// The auditing server's half of `pair` or the --no-audit server's.
+fn half<T>(pair: &mut (T, T), is_on: bool) -> &mut T {
+    if is_on {
+        &mut pair.0
+    } else {
+        &mut pair.1
+    }
+}
+
+/// Run `sc` once on one server (its calls starting at the `first`-th), adding what it
+/// measured, spent and executed to `tally`.
+async fn run_on(
+    servers: &Servers,
+    is_on: bool,
+    sc: &Scenario,
+    args: &Args,
+    first: usize,
+    tally: &mut Tally,
+) -> Result<()> {
+    let s = if is_on { &servers.on } else { &servers.off };
+    let pid = servers.pid(is_on);
+    let counter = servers.counter(is_on);
+    let before = pid.map(cpu_us).transpose()?;
+    counter.map(Callgrind::start).transpose()?;
+    let stats = measure(s, sc, args, first).await?;
+    if let Some(n) = counter.map(Callgrind::stop).transpose()? {
+        let c = half(&mut tally.counted, is_on);
+        c.instructions += n;
+        c.calls += stats.calls as u64;
+    }
+    if let (Some(pid), Some(before)) = (pid, before) {
+        let used = half(&mut tally.cpu, is_on);
+        used.us += cpu_us(pid)?.saturating_sub(before);
+        used.calls += stats.calls as u64;
+    }
+    let slot = half(&mut tally.best, is_on);
+    *slot = Some(better(slot.take(), stats));
+    Ok(())
+}
+
+/// Every round: each chosen scenario on both servers, the two taking turns to go first.
+/// Returns one tally per scenario.
+async fn rounds(servers: &Servers, scenarios: &[Scenario], args: &Args) -> Result<Vec<Tally>> {
+    let mut tallies = vec![Tally::default(); scenarios.len()];
     // Calls of each kind sent so far, per side (the same on both).
     let mut sent = 0;
     for round in 0..args.rounds {
         for (i, sc) in scenarios.iter().enumerate() {
-            if !chosen(sc) {
+            if !args.chosen(sc) {
                 continue;
             }
             // Alternate which side goes first, so neither always meets a warmer machine.
             let order = if (round + i) % 2 == 0 {
-                [(&on, true), (&off, false)]
+                [true, false]
             } else {
-                [(&off, false), (&on, true)]
+                [false, true]
             };
-            for (s, is_on) in order {
-                let pid = pids.map(|(on_pid, off_pid)| if is_on { on_pid } else { off_pid });
-                let counter = callgrind
-                    .as_ref()
-                    .map(|(on_c, off_c)| if is_on { on_c } else { off_c });
-                let before = pid.map(cpu_us).transpose()?;
-                counter.map(Callgrind::start).transpose()?;
-                let stats = measure(s, sc, &args, sent).await?;
-                if let Some(n) = counter.map(Callgrind::stop).transpose()? {
-                    let c = if is_on {
-                        &mut counted[i].0
-                    } else {
-                        &mut counted[i].1
-                    };
-                    c.instructions += n;
-                    c.calls += stats.calls as u64;
-                }
-                if let (Some(pid), Some(before)) = (pid, before) {
-                    let used = if is_on { &mut cpu[i].0 } else { &mut cpu[i].1 };
-                    used.us += cpu_us(pid)?.saturating_sub(before);
-                    used.calls += stats.calls as u64;
-                }
-                let slot = if is_on {
-                    &mut best[i].0
-                } else {
-                    &mut best[i].1
-                };
-                *slot = Some(better(slot.take(), stats));
+            for is_on in order {
+                run_on(servers, is_on, sc, args, sent, &mut tallies[i]).await?;
             }
             if sc.stores {
                 sent += sc.conns * args.imports_per_conn;
             }
         }
     }
+    Ok(tallies)
+}
+
+/// The chosen scenarios, each with its tally.
+fn chosen_tallies<'a>(
+    scenarios: &'a [Scenario],
+    tallies: &'a [Tally],
+    args: &'a Args,
+) -> impl Iterator<Item = (&'a Scenario, &'a Tally)> {
+    scenarios
+        .iter()
+        .zip(tallies)
+        .filter(|(sc, _)| args.chosen(sc))
+}
+
+/// The table of calls/s, p50 and p99 on both servers (each scenario's best round), and the
+/// throughput auditing costs.
+fn print_rates(scenarios: &[Scenario], tallies: &[Tally], args: &Args) -> Result<()> {
     println!(
         "{:<36} {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>7}",
         "scenario (best of rounds)",
@@ -348,8 +427,12 @@ async fn main() -> Result<()> {
         "p99 ms",
         "cost"
     );
-    for (sc, (a, b)) in scenarios.iter().zip(best).filter(|(sc, _)| chosen(sc)) {
-        let (a, b) = (a.context("no round ran")?, b.context("no round ran")?);
+    for (sc, t) in chosen_tallies(scenarios, tallies, args) {
+        let (a, b) = &t.best;
+        let (a, b) = (
+            a.as_ref().context("no round ran")?,
+            b.as_ref().context("no round ran")?,
+        );
         println!(
             "{:<36} {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>6.1}%",
             sc.name,
@@ -363,39 +446,61 @@ async fn main() -> Result<()> {
         );
     }
     println!("cost: throughput lost to auditing (goal: under 10%)");
-    if pids.is_some() {
-        println!();
+    Ok(())
+}
+
+/// The table of server CPU time per call on both servers, over all rounds.
+fn print_cpu(scenarios: &[Scenario], tallies: &[Tally], args: &Args) {
+    println!();
+    println!(
+        "{:<36} {:>12} {:>12} | {:>7}",
+        "server CPU per call (all rounds)", "on us", "off us", "cost"
+    );
+    for (sc, t) in chosen_tallies(scenarios, tallies, args) {
+        let (a, b) = t.cpu;
         println!(
-            "{:<36} {:>12} {:>12} | {:>7}",
-            "server CPU per call (all rounds)", "on us", "off us", "cost"
+            "{:<36} {:>12.1} {:>12.1} | {:>6.1}%",
+            sc.name,
+            a.per_call(),
+            b.per_call(),
+            100.0 * (a.per_call() / b.per_call() - 1.0)
         );
-        for (sc, (a, b)) in scenarios.iter().zip(cpu).filter(|(sc, _)| chosen(sc)) {
-            println!(
-                "{:<36} {:>12.1} {:>12.1} | {:>6.1}%",
-                sc.name,
-                a.per_call(),
-                b.per_call(),
-                100.0 * (a.per_call() / b.per_call() - 1.0)
-            );
-        }
-        println!("cost: CPU time auditing adds to each call");
     }
-    if callgrind.is_some() {
-        println!();
+    println!("cost: CPU time auditing adds to each call");
+}
+
+/// The table of instructions per call on both servers, under callgrind.
+fn print_instructions(scenarios: &[Scenario], tallies: &[Tally], args: &Args) {
+    println!();
+    println!(
+        "{:<36} {:>12} {:>12} | {:>7}",
+        "instructions per call (callgrind)", "on", "off", "cost"
+    );
+    for (sc, t) in chosen_tallies(scenarios, tallies, args) {
+        let (a, b) = t.counted;
         println!(
-            "{:<36} {:>12} {:>12} | {:>7}",
-            "instructions per call (callgrind)", "on", "off", "cost"
+            "{:<36} {:>12.0} {:>12.0} | {:>6.1}%",
+            sc.name,
+            a.per_call(),
+            b.per_call(),
+            100.0 * (a.per_call() / b.per_call() - 1.0)
         );
-        for (sc, (a, b)) in scenarios.iter().zip(counted).filter(|(sc, _)| chosen(sc)) {
-            println!(
-                "{:<36} {:>12.0} {:>12.0} | {:>6.1}%",
-                sc.name,
-                a.per_call(),
-                b.per_call(),
-                100.0 * (a.per_call() / b.per_call() - 1.0)
-            );
-        }
-        println!("cost: instructions auditing adds to each call (calls/s above are callgrind's)");
+    }
+    println!("cost: instructions auditing adds to each call (calls/s above are callgrind's)");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let servers = servers(&args)?;
+    let scenarios = scenarios();
+    let tallies = rounds(&servers, &scenarios, &args).await?;
+    print_rates(&scenarios, &tallies, &args)?;
+    if servers.pids.is_some() {
+        print_cpu(&scenarios, &tallies, &args);
+    }
+    if servers.callgrind.is_some() {
+        print_instructions(&scenarios, &tallies, &args);
     }
     Ok(())
 }
