@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 use keyplane_core::account::Account;
 use keyplane_core::Core;
 use serde_json::json;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where the database is.
@@ -106,12 +105,7 @@ pub(crate) async fn bootstrap_admin(
         }
     };
     let path = data_dir.join(ADMIN_FILE);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f = config::create_private(&path)?;
     use std::io::Write;
     writeln!(f, "{}", credentials_json(&admin))?;
     f.sync_all()?;

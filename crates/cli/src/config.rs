@@ -171,6 +171,18 @@ pub fn ensure_data_dir(dir: &Path) -> Result<()> {
 
 /// Create the SQLite database file with mode 0600 (SQLite gives its WAL and shared-memory
 /// files the database file's mode).
+/// Create `path`, which must not exist yet, readable by its owner only (it holds a secret or
+/// an identity), and open it for writing.
+pub fn create_private(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn ensure_database_file(dir: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let db = database_path(dir);

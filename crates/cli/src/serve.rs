@@ -11,7 +11,6 @@ use keyplane_core::compute::HostCapacity;
 use keyplane_core::Core;
 use keyplane_instances::worker::{Worker, WorkerConfig};
 use keyplane_instances::{SandboxConfig, SandboxHost};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -293,12 +292,7 @@ fn sandbox_owner_id(dir: &Path) -> Result<String> {
         return Ok(id.trim().to_string());
     }
     let id = format!("sandbox-{}", keyplane_core::ids::random_token(16));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f = config::create_private(&path)?;
     use std::io::Write;
     f.write_all(id.as_bytes())?;
     f.sync_all()?;

@@ -449,44 +449,53 @@ fn print_rates(scenarios: &[Scenario], tallies: &[Tally], args: &Args) -> Result
     Ok(())
 }
 
-/// The table of server CPU time per call on both servers, over all rounds.
-fn print_cpu(scenarios: &[Scenario], tallies: &[Tally], args: &Args) {
+/// A table of a figure per call on both servers (`pick` takes it from a scenario's tally,
+/// as on and off), with its heading, unit labels, decimals and closing line.
+fn print_per_call<'a>(
+    chosen: impl Iterator<Item = (&'a Scenario, &'a Tally)>,
+    heading: [&str; 3],
+    decimals: usize,
+    pick: impl Fn(&Tally) -> (f64, f64),
+    closing: &str,
+) {
     println!();
     println!(
         "{:<36} {:>12} {:>12} | {:>7}",
-        "server CPU per call (all rounds)", "on us", "off us", "cost"
+        heading[0], heading[1], heading[2], "cost"
     );
-    for (sc, t) in chosen_tallies(scenarios, tallies, args) {
-        let (a, b) = t.cpu;
+    for (sc, t) in chosen {
+        let (a, b) = pick(t);
         println!(
-            "{:<36} {:>12.1} {:>12.1} | {:>6.1}%",
+            "{:<36} {:>12.decimals$} {:>12.decimals$} | {:>6.1}%",
             sc.name,
-            a.per_call(),
-            b.per_call(),
-            100.0 * (a.per_call() / b.per_call() - 1.0)
+            a,
+            b,
+            100.0 * (a / b - 1.0)
         );
     }
-    println!("cost: CPU time auditing adds to each call");
+    println!("{closing}");
+}
+
+/// The table of server CPU time per call on both servers, over all rounds.
+fn print_cpu(scenarios: &[Scenario], tallies: &[Tally], args: &Args) {
+    print_per_call(
+        chosen_tallies(scenarios, tallies, args),
+        ["server CPU per call (all rounds)", "on us", "off us"],
+        1,
+        |t| (t.cpu.0.per_call(), t.cpu.1.per_call()),
+        "cost: CPU time auditing adds to each call",
+    );
 }
 
 /// The table of instructions per call on both servers, under callgrind.
 fn print_instructions(scenarios: &[Scenario], tallies: &[Tally], args: &Args) {
-    println!();
-    println!(
-        "{:<36} {:>12} {:>12} | {:>7}",
-        "instructions per call (callgrind)", "on", "off", "cost"
+    print_per_call(
+        chosen_tallies(scenarios, tallies, args),
+        ["instructions per call (callgrind)", "on", "off"],
+        0,
+        |t| (t.counted.0.per_call(), t.counted.1.per_call()),
+        "cost: instructions auditing adds to each call (calls/s above are callgrind's)",
     );
-    for (sc, t) in chosen_tallies(scenarios, tallies, args) {
-        let (a, b) = t.counted;
-        println!(
-            "{:<36} {:>12.0} {:>12.0} | {:>6.1}%",
-            sc.name,
-            a.per_call(),
-            b.per_call(),
-            100.0 * (a.per_call() / b.per_call() - 1.0)
-        );
-    }
-    println!("cost: instructions auditing adds to each call (calls/s above are callgrind's)");
 }
 
 #[tokio::main]
