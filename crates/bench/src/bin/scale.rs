@@ -12,7 +12,7 @@ use keyplane_core::account::Account;
 use keyplane_core::instance::{HostKind, Instance, InstanceState, OsType};
 use keyplane_core::keypair::{KeyPair, Namespace};
 use keyplane_core::service::{KeyPairFilter, KeyPairQuery, SystemClock};
-use keyplane_core::store::Store;
+use keyplane_core::store::{Conflict, Store, StoreError};
 use keyplane_core::Core;
 use rand::Rng;
 use std::sync::Arc;
@@ -119,14 +119,25 @@ async fn seed(store: Arc<dyn Store>, args: &Args, accounts: usize) -> Result<See
                 let Some(account) = accounts.get(a) else {
                     return anyhow::Ok(ids);
                 };
+                // A new id that is taken is drawn again, as the core does (a million ids
+                // of eight characters meet one another now and then).
                 for n in 0..kpa {
-                    store
-                        .insert_key_pair(&key_pair(account, n, n as i64), kpa, None)
-                        .await?;
+                    loop {
+                        let kp = key_pair(account, n, n as i64);
+                        match store.insert_key_pair(&kp, kpa, None).await {
+                            Err(StoreError::Conflict(Conflict::Id)) => continue,
+                            done => break done?,
+                        }
+                    }
                 }
-                let records: Vec<Instance> =
-                    (0..ipa).map(|n| record(account, a, n, n as i64)).collect();
-                store.insert_instances(&records, &[], None).await?;
+                let records: Vec<Instance> = loop {
+                    let records: Vec<Instance> =
+                        (0..ipa).map(|n| record(account, a, n, n as i64)).collect();
+                    match store.insert_instances(&records, &[], None).await {
+                        Err(StoreError::Conflict(Conflict::Id)) => continue,
+                        done => break done.map(|()| records)?,
+                    }
+                };
                 ids.push((a, records.into_iter().map(|i| i.id).collect::<Vec<_>>()));
             }
         }));
