@@ -115,15 +115,7 @@ impl Deferred {
     /// An error leaves the transaction for the caller to roll back.
     pub(crate) fn write(self, c: &Connection) -> StoreResult<()> {
         let events = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut insert = c.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
-        let mut resource = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
-        for e in &events {
-            write_prepared(c, &mut insert, &mut resource, e)?;
-        }
-        Ok(())
+        write_now(c, &events)
     }
 }
 
@@ -154,12 +146,21 @@ fn write_events(c: &Connection, events: Vec<AuditEvent>) -> StoreResult<Vec<Audi
     }) else {
         return Ok(Vec::new());
     };
+    write_now(c, &events)?;
+    Ok(events)
+}
+
+/// Write `events` on `c` now, in order, with the statements prepared once.
+fn write_now(c: &Connection, events: &[AuditEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let mut insert = c.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
     let mut resource = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
-    for e in &events {
+    for e in events {
         write_prepared(c, &mut insert, &mut resource, e)?;
     }
-    Ok(events)
+    Ok(())
 }
 
 /// [`write_event`] with its statements prepared: [`sql::INSERT_EVENT`] as `insert` and

@@ -295,16 +295,15 @@ struct Found {
 }
 
 impl Found {
-    /// Parameter `param` holds `v`.
-    fn take(&mut self, param: &str, v: &Value) {
-        match kind_of(param) {
-            Some(Holds::Resource(kind)) => push_value(&mut self.resources, kind, v),
-            Some(Holds::Secret) => {
+    /// A parameter that `holds` what [`kind_of`] said holds `v`.
+    fn take(&mut self, holds: Holds, v: Value) {
+        match holds {
+            Holds::Resource(kind) => push_value(&mut self.resources, kind, &v),
+            Holds::Secret => {
                 if let Value::String(s) = v {
-                    self.secrets.push(s.clone());
+                    self.secrets.push(s);
                 }
             }
-            None => {}
         }
     }
 }
@@ -354,9 +353,9 @@ impl<'de> serde::de::Visitor<'de> for Members<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
             match kind_of(&name) {
-                Some(_) => {
+                Some(holds) => {
                     let v: Value = map.next_value()?;
-                    self.found.take(&name, &v);
+                    self.found.take(holds, v);
                 }
                 None if self.depth < 2 => map.next_value_seed(Members {
                     found: &mut *self.found,
@@ -412,8 +411,8 @@ fn scan(raw: &RawRequest) -> (Vec<AuditResource>, Vec<String>) {
     let pairs = form_urlencoded::parse(raw.query.as_bytes())
         .chain(form_urlencoded::parse(form.unwrap_or_default()));
     for (k, v) in pairs {
-        if kind_of(&k).is_some() {
-            found.take(&k, &Value::String(v.into_owned()));
+        if let Some(holds) = kind_of(&k) {
+            found.take(holds, Value::String(v.into_owned()));
         }
     }
     (found.resources, found.secrets)

@@ -61,29 +61,22 @@ struct Args {
     off_callgrind_out: Option<std::path::PathBuf>,
 }
 
-/// CPU time spent and calls served, summed over a scenario's rounds on one side.
+/// An amount spent (CPU microseconds, instructions) and the calls served meanwhile, summed
+/// over a scenario's rounds on one side.
 #[derive(Default, Clone, Copy)]
-struct Cpu {
-    us: u64,
+struct PerCall {
+    spent: u64,
     calls: u64,
 }
 
-impl Cpu {
-    fn per_call(self) -> f64 {
-        self.us as f64 / self.calls.max(1) as f64
+impl PerCall {
+    fn add(&mut self, spent: u64, calls: usize) {
+        self.spent += spent;
+        self.calls += calls as u64;
     }
-}
 
-/// Instructions executed and calls served, summed over a scenario's rounds on one side.
-#[derive(Default, Clone, Copy)]
-struct Counted {
-    instructions: u64,
-    calls: u64,
-}
-
-impl Counted {
     fn per_call(self) -> f64 {
-        self.instructions as f64 / self.calls.max(1) as f64
+        self.spent as f64 / self.calls.max(1) as f64
     }
 }
 
@@ -329,8 +322,8 @@ fn scenarios() -> [Scenario; 4] {
 #[derive(Default, Clone)]
 struct Tally {
     best: (Option<Stats>, Option<Stats>),
-    cpu: (Cpu, Cpu),
-    counted: (Counted, Counted),
+    cpu: (PerCall, PerCall),
+    counted: (PerCall, PerCall),
 }
 
 /// The auditing server's half of `pair` or the --no-audit server's.
@@ -359,14 +352,11 @@ async fn run_on(
     counter.map(Callgrind::start).transpose()?;
     let stats = measure(s, sc, args, first).await?;
     if let Some(n) = counter.map(Callgrind::stop).transpose()? {
-        let c = half(&mut tally.counted, is_on);
-        c.instructions += n;
-        c.calls += stats.calls as u64;
+        half(&mut tally.counted, is_on).add(n, stats.calls);
     }
     if let (Some(pid), Some(before)) = (pid, before) {
-        let used = half(&mut tally.cpu, is_on);
-        used.us += cpu_us(pid)?.saturating_sub(before);
-        used.calls += stats.calls as u64;
+        let used = cpu_us(pid)?.saturating_sub(before);
+        half(&mut tally.cpu, is_on).add(used, stats.calls);
     }
     let slot = half(&mut tally.best, is_on);
     *slot = Some(better(slot.take(), stats));
