@@ -241,7 +241,9 @@ fn new_event_id() -> String {
         id[at] = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
         at += 1;
     }
-    String::from_utf8_lossy(&id).into_owned()
+    // Every byte is an ASCII hex digit or '-': the check cannot fail (and is cheaper than the
+    // lossy conversion's).
+    String::from_utf8(id.to_vec()).unwrap_or_default()
 }
 
 impl Core {

@@ -21,15 +21,25 @@ CREATE INDEX audit_events_by_account ON audit_events(account_id, seq);
 }
 pub(crate) use audit_indexes;
 
-/// The columns and values of a new event row (see [`upsert_args`]).
+/// The columns and values of a new event row (see [`upsert_args`]), and a back end's own
+/// column more with its value (`$17`).
 macro_rules! insert_event {
     () => {
-        "INSERT INTO audit_events (event_id, request_id, account_id, at, dialect, action, \
-         credential_id, source_ip, region, read_only, error_code, error_message, ops_total, \
-         ops_pending, ops_failed, op_error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        $crate::audit_sql::insert_event!("", "")
+    };
+    ($col:literal, $val:literal) => {
+        concat!(
+            "INSERT INTO audit_events (event_id, request_id, account_id, at, dialect, action, \
+             credential_id, source_ip, region, read_only, error_code, error_message, ops_total, \
+             ops_pending, ops_failed, op_error",
+            $col,
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16",
+            $val,
+            ")"
+        )
     };
 }
+pub(crate) use insert_event;
 
 /// Record an event, or merge it into the event already recorded for its request (a request
 /// may change several things in turn, or be refused after a change): operations add up, a
@@ -46,12 +56,6 @@ pub(crate) const UPSERT_EVENT: &str = concat!(
      account_id = COALESCE(audit_events.account_id, excluded.account_id) \
      RETURNING seq"
 );
-
-/// Record the first event of a request (the row's `seq` is the new row id). The request's
-/// later events merge with [`MERGE_EVENT`] instead, which a constraint failure of this one
-/// says: a plain insert checks the constraint before it writes, so it needs no statement
-/// journal, where an upsert keeps one open for every row.
-pub(crate) const INSERT_EVENT: &str = insert_event!();
 
 /// Merge into the event of request `$8` what [`UPSERT_EVENT`] would: `$1` operations more,
 /// `$2` of them pending, a refusal's code `$3` and message `$4`, the account `$5` when the
@@ -97,10 +101,21 @@ pub(crate) const OPERATION_ENDED: &str = "UPDATE audit_events SET \
      ops_pending = ops_pending - 1, ops_failed = ops_failed + $1, \
      op_error = COALESCE(op_error, $2) WHERE request_id = $3 AND ops_pending > 0";
 
+/// The columns of an event row, in [`EventRow`] order (and a back end's own after them).
+macro_rules! event_cols {
+    ($($more:literal)?) => {
+        concat!(
+            "e.seq, e.event_id, e.account_id, e.at, e.dialect, e.action, e.request_id, \
+             e.credential_id, e.source_ip, e.region, e.read_only, e.error_code, \
+             e.error_message, e.ops_total, e.ops_pending, e.ops_failed, e.op_error"
+            $(, ", ", $more)?
+        )
+    };
+}
+pub(crate) use event_cols;
+
 /// The columns of an event row, in [`EventRow`] order.
-pub(crate) const EVENT_COLS: &str = "e.seq, e.event_id, e.account_id, e.at, e.dialect, e.action, \
-     e.request_id, e.credential_id, e.source_ip, e.region, e.read_only, e.error_code, \
-     e.error_message, e.ops_total, e.ops_pending, e.ops_failed, e.op_error";
+pub(crate) const EVENT_COLS: &str = event_cols!();
 
 /// The newest event older than `$1`: the events older than `$1` are at or below it.
 pub(crate) const AGE_CUTOFF: &str = "SELECT MAX(seq) FROM audit_events WHERE at < $1";
@@ -115,7 +130,7 @@ pub(crate) const PRUNE_UPTO: &str = "DELETE FROM audit_events WHERE seq <= $1";
 pub(crate) const PRUNE_RESOURCES_UPTO: &str = "DELETE FROM audit_resources WHERE seq <= $1 \
      AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.seq = audit_resources.seq)";
 
-/// The values of [`UPSERT_EVENT`] and [`INSERT_EVENT`] for `e`.
+/// The values of [`UPSERT_EVENT`] (and of SQLite's plain insert) for `e`.
 pub(crate) fn upsert_args(e: &AuditEvent) -> Vec<Arg> {
     let text = |s: &str| Arg::Text(s.to_string());
     let r = &e.request;
@@ -166,17 +181,37 @@ fn dialect_clause(args: &mut Vec<Arg>, dialects: &[String]) -> String {
     format!("e.dialect IN ({})", list.join(", "))
 }
 
-/// How a back end finds an account's events: the condition on `e` for the account in
-/// parameter `p` (which it may name more than once).
-pub(crate) type AccountClause = fn(p: &str) -> String;
+/// Where a back end keeps what a lookup reads apart from the event's columns.
+pub(crate) struct Shape {
+    /// The condition on `e` for the account in parameter `p` (which it may name more than
+    /// once).
+    pub by_account: fn(p: &str) -> String,
+    /// The condition that one of the resources of `e`, as `r.kind`, `r.id` and `r.name`,
+    /// meets `test`.
+    pub resource: fn(test: &str) -> String,
+    /// The columns a page reads: [`EVENT_COLS`], and what [`Shape::resource`] reads when the
+    /// resources are a column of the event.
+    pub cols: &'static str,
+}
 
-/// [`AccountClause`] over the index `audit_events_by_account` (PostgreSQL's).
-pub(crate) fn account_column(p: &str) -> String {
+/// PostgreSQL's [`Shape`]: the index `audit_events_by_account`, and a table of resources
+/// ([`resources_of`] reads them for a page).
+pub(crate) const TABLES: Shape = Shape {
+    by_account: account_column,
+    resource: resource_rows,
+    cols: EVENT_COLS,
+};
+
+fn account_column(p: &str) -> String {
     format!("e.account_id = {p}")
 }
 
+fn resource_rows(test: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND {test})")
+}
+
 /// The conditions of `q` (with the cursor when `cursor`), numbering values from `$1`.
-fn conditions(q: &AuditQuery, cursor: bool, by_account: AccountClause) -> (String, Vec<Arg>) {
+fn conditions(q: &AuditQuery, cursor: bool, shape: &Shape) -> (String, Vec<Arg>) {
     let mut args: Vec<Arg> = Vec::new();
     let mut clauses: Vec<String> = Vec::new();
     let next = |args: &mut Vec<Arg>, a: Arg| {
@@ -185,7 +220,7 @@ fn conditions(q: &AuditQuery, cursor: bool, by_account: AccountClause) -> (Strin
     };
     if let Some(account) = &q.account_id {
         let p = next(&mut args, Arg::Text(account.clone()));
-        clauses.push(by_account(&p));
+        clauses.push((shape.by_account)(&p));
     }
     let p = next(&mut args, Arg::Int(q.start));
     clauses.push(format!("e.at >= {p}"));
@@ -215,9 +250,7 @@ fn conditions(q: &AuditQuery, cursor: bool, by_account: AccountClause) -> (Strin
             AuditAttribute::Refused(_) => continue,
         };
         let p = next(&mut args, value);
-        let probe = |test: String| {
-            format!("EXISTS (SELECT 1 FROM audit_resources r WHERE r.seq = e.seq AND {test})")
-        };
+        let probe = |test: String| (shape.resource)(&test);
         match column {
             "r.id" => clauses.push(probe(format!("r.id = {p}"))),
             // By name, or by id: not every resource has a name.
@@ -236,16 +269,17 @@ fn conditions(q: &AuditQuery, cursor: bool, by_account: AccountClause) -> (Strin
     (clauses.join(" AND "), args)
 }
 
-/// The statements answering `q`, finding an account's events by `by_account`.
-pub(crate) fn lookup(q: &AuditQuery, by_account: AccountClause) -> Lookup {
-    let (page_where, mut page_args) = conditions(q, true, by_account);
+/// The statements answering `q` on a back end of `shape`.
+pub(crate) fn lookup(q: &AuditQuery, shape: &Shape) -> Lookup {
+    let (page_where, mut page_args) = conditions(q, true, shape);
     let order = if q.ascending { "ASC" } else { "DESC" };
     page_args.push(Arg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX - 1) + 1));
     let page = format!(
-        "SELECT {EVENT_COLS} FROM audit_events e WHERE {page_where} ORDER BY e.seq {order} LIMIT ${}",
+        "SELECT {} FROM audit_events e WHERE {page_where} ORDER BY e.seq {order} LIMIT ${}",
+        shape.cols,
         page_args.len()
     );
-    let (count_where, count_args) = conditions(q, false, by_account);
+    let (count_where, count_args) = conditions(q, false, shape);
     Lookup {
         page,
         page_args,
@@ -391,7 +425,6 @@ mod tests {
     fn every_statement_numbers_its_parameters_in_order() {
         for text in [
             UPSERT_EVENT,
-            INSERT_EVENT,
             MERGE_EVENT,
             INSERT_RESOURCE,
             OPERATION_ENDED,
@@ -419,7 +452,7 @@ mod tests {
             after_seq: Some(9),
             ..AuditQuery::default()
         };
-        let l = lookup(&q, account_column);
+        let l = lookup(&q, &TABLES);
         for (text, n) in [(&l.page, l.page_args.len()), (&l.count, l.count_args.len())] {
             let mut last = 0;
             for part in text.split('$').skip(1) {
@@ -441,6 +474,6 @@ mod tests {
             attributes: vec![AuditAttribute::Dialects(vec![])],
             ..AuditQuery::default()
         };
-        assert!(lookup(&none, account_column).page.contains("1 = 0"));
+        assert!(lookup(&none, &TABLES).page.contains("1 = 0"));
     }
 }

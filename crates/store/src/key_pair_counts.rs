@@ -77,10 +77,12 @@ mod tests {
         }
         {
             let c = rusqlite::Connection::open(&path).unwrap();
-            c.execute_batch(
+            c.execute_batch(concat!(
                 "DROP TRIGGER key_pair_counted; DROP TRIGGER key_pair_uncounted; \
-                 DROP TABLE key_pair_counts; PRAGMA user_version = 11;",
-            )
+                 DROP TABLE key_pair_counts; ALTER TABLE audit_events DROP COLUMN resources;",
+                crate::sqlite_audit::resources_table!(),
+                "PRAGMA user_version = 11;"
+            ))
             .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();

@@ -77,7 +77,7 @@ pub(crate) async fn operation_ended(
 }
 
 async fn lookup(c: &impl GenericClient, q: &AuditQuery) -> Result<AuditPage, Fail> {
-    let l = sql::lookup(q, sql::account_column);
+    let l = sql::lookup(q, &sql::TABLES);
     let page = c.prepare_cached(&l.page).await?;
     let mut events = c
         .query(&page, &params(&l.page_args))

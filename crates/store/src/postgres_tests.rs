@@ -460,9 +460,10 @@ fn sqlite_type(postgres: &str) -> String {
     }
 }
 
-/// The tables that only one back end has, each for its bookkeeping of the migrations: SQLite
-/// counts them in `PRAGMA user_version`, PostgreSQL in a table.
-const POSTGRES_ONLY_TABLES: &[&str] = &["schema_migrations"];
+/// The tables that only PostgreSQL has: its bookkeeping of the migrations (SQLite counts them
+/// in `PRAGMA user_version`), and the resources of audit events as rows (SQLite keeps them in
+/// a column, see [`SQLITE_ONLY_COLUMNS`]).
+const POSTGRES_ONLY_TABLES: &[&str] = &["schema_migrations", "audit_resources"];
 
 /// The indexes only PostgreSQL needs: SQLite's single writer already keeps an instance to one
 /// operation in progress (see `postgres_schema`); and the index by account, which SQLite keeps
@@ -471,6 +472,10 @@ const POSTGRES_ONLY_INDEXES: &[&str] = &["operations_one_open", "audit_events_by
 
 /// The tables only SQLite has: its index of the audit trail by account.
 const SQLITE_ONLY_TABLES: &[&str] = &["audit_by_account", "audit_indexed"];
+
+/// The columns only SQLite has: an event's resources, which PostgreSQL keeps as rows of
+/// `audit_resources` (see `sqlite_audit::RESOURCES_IN_EVENTS`).
+const SQLITE_ONLY_COLUMNS: &[(&str, &str)] = &[("audit_events", "resources")];
 
 fn sqlite_shape(c: &rusqlite::Connection) -> rusqlite::Result<Shape> {
     let mut tables = std::collections::BTreeMap::new();
@@ -543,7 +548,8 @@ async fn postgres_shape(client: &tokio_postgres::Client) -> Shape {
 
 /// After every migration the two back ends have the same tables, columns (their types, mapped
 /// by [`sqlite_type`], and nullability) and indexes, but for each one's own bookkeeping
-/// ([`POSTGRES_ONLY_TABLES`], [`POSTGRES_ONLY_INDEXES`], [`SQLITE_ONLY_TABLES`]).
+/// ([`POSTGRES_ONLY_TABLES`], [`POSTGRES_ONLY_INDEXES`], [`SQLITE_ONLY_TABLES`],
+/// [`SQLITE_ONLY_COLUMNS`]).
 #[tokio::test]
 async fn schemas_match() {
     with_schema("schemas_match", |config| async move {
@@ -567,6 +573,10 @@ async fn schemas_match() {
             .unwrap();
         for t in SQLITE_ONLY_TABLES {
             assert!(lite_tables.remove(*t).is_some(), "SQLite has no table {t}");
+        }
+        for (t, c) in SQLITE_ONLY_COLUMNS {
+            let gone = lite_tables.get_mut(*t).and_then(|t| t.remove(*c));
+            assert!(gone.is_some(), "SQLite has no column {t}.{c}");
         }
         // Both shapes are read in full: every migration's tables and indexes are there.
         for t in [

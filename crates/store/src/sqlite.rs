@@ -138,6 +138,7 @@ UPDATE instances SET served_generation = desired_generation;
     crate::sqlite_audit::MIGRATION,
     crate::sqlite_audit_index::MIGRATION,
     crate::key_pair_counts::SQLITE_MIGRATION,
+    crate::sqlite_audit::RESOURCES_IN_EVENTS,
 ];
 
 /// SQLite-backed [`Store`]: one writer connection, and for a database file a fixed set of

@@ -5,7 +5,7 @@ use crate::audit_sql::{self as sql, EventRow};
 use crate::sqlite::{backend, SqliteStore};
 use crate::sqlite_cached::Cached;
 use async_trait::async_trait;
-use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery};
+use keyplane_core::audit::{AuditEvent, AuditPage, AuditQuery, AuditResource};
 use keyplane_core::store::{AuditStore, StoreResult};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::cell::RefCell;
@@ -32,6 +32,15 @@ CREATE TABLE audit_events (
     ops_failed INTEGER NOT NULL,
     op_error TEXT
 );
+"#,
+    resources_table!(),
+    crate::audit_sql::audit_indexes!()
+);
+
+/// The resources of events, one row each, as versions 10 to 12 kept them.
+macro_rules! resources_table {
+    () => {
+        r#"
 CREATE TABLE audit_resources (
     seq INTEGER NOT NULL,
     kind TEXT NOT NULL,
@@ -40,13 +49,81 @@ CREATE TABLE audit_resources (
     alias INTEGER NOT NULL,
     PRIMARY KEY (seq, kind, id)
 ) WITHOUT ROWID;
-"#,
-    crate::audit_sql::audit_indexes!()
-);
+"#
+    };
+}
+pub(crate) use resources_table;
 
-/// The values of [`sql::INSERT_EVENT`] for `e`, as [`sql::upsert_args`] gives them but borrowed
-/// (an audited write then copies none of the event's text).
-fn insert_values(e: &AuditEvent) -> [&dyn rusqlite::ToSql; 16] {
+/// Schema version 13: an event's resources are a column of its row, a JSON array of
+/// `[kind, id, name]` sorted by kind and id (see [`resources_text`]), instead of rows of a
+/// table of their own. Why: a row more for each resource of each event, in a tree of its own,
+/// was about a third of what an audited change cost the writer; a lookup by resource probes
+/// an event's resources either way, one event at a time (see [`SHAPE`]).
+pub(crate) const RESOURCES_IN_EVENTS: &str = r#"
+ALTER TABLE audit_events ADD COLUMN resources TEXT NOT NULL DEFAULT '[]';
+UPDATE audit_events SET resources = (
+    SELECT json_group_array(json_array(r.kind, r.id, r.name) ORDER BY r.kind, r.id)
+    FROM audit_resources r WHERE r.seq = audit_events.seq AND r.alias = 0)
+WHERE seq IN (SELECT seq FROM audit_resources WHERE alias = 0);
+DROP TABLE audit_resources;
+"#;
+
+/// SQLite's [`sql::Shape`]: the account index of [`crate::sqlite_audit_index`], and the
+/// resources in the event's row.
+pub(crate) const SHAPE: sql::Shape = sql::Shape {
+    by_account: account_seqs,
+    resource: resource_column,
+    cols: sql::event_cols!("e.resources"),
+};
+
+/// [`sql::Shape::resource`] over the event's `resources` column.
+fn resource_column(test: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM (SELECT value ->> 0 AS kind, value ->> 1 AS id, \
+         value ->> 2 AS name FROM json_each(e.resources)) r WHERE {test})"
+    )
+}
+
+/// Record the first event of a request, with its resources (`$17`). The request's later
+/// events merge with [`sql::MERGE_EVENT`] instead, which a constraint failure of this one
+/// says: a plain insert checks the constraint before it writes, so it needs no statement
+/// journal, where an upsert keeps one open for every row.
+const INSERT_EVENT: &str = sql::insert_event!(", resources", ", $17");
+
+/// The resources of event `?1`.
+const RESOURCES_OF: &str = "SELECT resources FROM audit_events WHERE seq = ?1";
+/// Set the resources of event `?2` to `?1`.
+const SET_RESOURCES: &str = "UPDATE audit_events SET resources = ?1 WHERE seq = ?2";
+
+/// `resources` as the `resources` column holds them: each kind and id once (the first one
+/// named), sorted by kind and id.
+fn resources_text(resources: &[AuditResource]) -> String {
+    let mut named: Vec<[&str; 3]> = resources
+        .iter()
+        .map(|r| [r.kind.as_str(), r.id.as_str(), r.name.as_str()])
+        .collect();
+    // Stable: of a kind and id named twice, the first stays.
+    named.sort_by(|a, b| (a[0], a[1]).cmp(&(b[0], b[1])));
+    named.dedup_by(|b, a| (a[0], a[1]) == (b[0], b[1]));
+    serde_json::to_string(&named).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// The resources of a `resources` column.
+fn resources_of_text(text: &str) -> StoreResult<Vec<AuditResource>> {
+    let named: Vec<(String, String, String)> = serde_json::from_str(text).map_err(backend)?;
+    Ok(named
+        .into_iter()
+        .map(|(kind, id, name)| AuditResource { kind, id, name })
+        .collect())
+}
+
+/// The values of [`INSERT_EVENT`] for `e` with its `resources` (see [`resources_text`]), as
+/// [`sql::upsert_args`] gives them but borrowed (an audited write then copies none of the
+/// event's text).
+fn insert_values<'a>(
+    e: &'a AuditEvent,
+    resources: &'a dyn rusqlite::ToSql,
+) -> [&'a dyn rusqlite::ToSql; 17] {
     let r = &e.request;
     [
         &e.event_id,
@@ -65,6 +142,7 @@ fn insert_values(e: &AuditEvent) -> [&dyn rusqlite::ToSql; 16] {
         &e.ops_pending,
         &e.ops_failed,
         &e.op_error,
+        resources,
     ]
 }
 
@@ -155,40 +233,49 @@ fn write_now(c: &Connection, events: &[AuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut insert = c.prepare_cached(sql::INSERT_EVENT).map_err(backend)?;
-    let mut resource = c.prepare_cached(sql::INSERT_RESOURCE).map_err(backend)?;
+    let mut insert = c.prepare_cached(INSERT_EVENT).map_err(backend)?;
     for e in events {
-        write_prepared(c, &mut insert, &mut resource, e)?;
+        write_prepared(c, &mut insert, e)?;
     }
     Ok(())
 }
 
-/// [`write_event`] with its statements prepared: [`sql::INSERT_EVENT`] as `insert` and
-/// [`sql::INSERT_RESOURCE`] as `resource` (a batch prepares them once).
+/// [`write_event`] with [`INSERT_EVENT`] prepared as `insert` (a batch prepares it once).
 fn write_prepared(
     c: &Connection,
     insert: &mut rusqlite::Statement<'_>,
-    resource: &mut rusqlite::Statement<'_>,
     e: &AuditEvent,
 ) -> StoreResult<()> {
-    let seq: i64 = match insert.execute(&insert_values(e)[..]) {
-        Ok(_) => c.last_insert_rowid(),
+    let resources = resources_text(&e.resources);
+    match insert.execute(&insert_values(e, &resources)[..]) {
+        Ok(_) => Ok(()),
         // The request recorded an event before: this one merges into it.
-        Err(err) if crate::sqlite::violates_unique(&err, "audit_events.request_id") => {
-            let seq = c
-                .prepare_cached(sql::MERGE_EVENT)
-                .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
-                .map_err(backend)?;
-            if e.account_id.is_some() {
-                crate::sqlite_audit_index::merged(c, seq)?;
-            }
-            seq
-        }
-        Err(err) => return Err(backend(err)),
-    };
-    for r in &e.resources {
-        resource
-            .execute(params![seq, r.kind, r.id, r.name])
+        Err(err) if crate::sqlite::violates_unique(&err, "audit_events.request_id") => merge(c, e),
+        Err(err) => Err(backend(err)),
+    }
+}
+
+/// Merge `e` into the event its request recorded before (see [`sql::MERGE_EVENT`]), adding
+/// the resources it names that the event does not.
+fn merge(c: &Connection, e: &AuditEvent) -> StoreResult<()> {
+    let seq: i64 = c
+        .prepare_cached(sql::MERGE_EVENT)
+        .and_then(|mut st| st.query_row(params_from_iter(sql::merge_args(e)), |r| r.get(0)))
+        .map_err(backend)?;
+    if e.account_id.is_some() {
+        crate::sqlite_audit_index::merged(c, seq)?;
+    }
+    if e.resources.is_empty() {
+        return Ok(());
+    }
+    let text: String = c
+        .row(RESOURCES_OF, params![seq], |r| r.get(0))
+        .map_err(backend)?;
+    let mut resources = resources_of_text(&text)?;
+    resources.extend(e.resources.iter().cloned());
+    let merged = resources_text(&resources);
+    if merged != text {
+        c.exec(SET_RESOURCES, params![merged, seq])
             .map_err(backend)?;
     }
     Ok(())
@@ -237,30 +324,29 @@ pub(crate) fn account_seqs(p: &str) -> String {
 }
 
 fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
-    let l = sql::lookup(q, account_seqs);
-    let mut events = c
+    let l = sql::lookup(q, &SHAPE);
+    let rows = c
         .prepare_cached(&l.page)
         .and_then(|mut st| {
-            st.query_map(params_from_iter(l.page_args.iter()), |r| EventRow::read(r))?
-                .map(|r| r.map(EventRow::into_event))
-                .collect::<Result<Vec<_>, _>>()
+            st.query_map(params_from_iter(l.page_args.iter()), |r| {
+                Ok((EventRow::read(r)?, r.get::<_, String>(17)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
         })
         .map_err(backend)?;
+    let mut events = Vec::with_capacity(rows.len());
+    for (row, resources) in rows {
+        events.push(AuditEvent {
+            resources: resources_of_text(&resources)?,
+            ..row.into_event()
+        });
+    }
     let more = events.len() > q.limit;
     events.truncate(q.limit);
     let total: i64 = c
         .prepare_cached(&l.count)
         .and_then(|mut st| st.query_row(params_from_iter(l.count_args.iter()), |r| r.get(0)))
         .map_err(backend)?;
-    if !events.is_empty() {
-        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-        let mut st = c.prepare(&sql::resources_of(&seqs)).map_err(backend)?;
-        let rows = st
-            .query_map(params_from_iter(seqs.iter()), |r| sql::resource_row(r))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(backend)?;
-        sql::attach(&mut events, rows);
-    }
     Ok(AuditPage {
         events,
         more,
@@ -321,8 +407,6 @@ impl AuditStore for SqliteStore {
                 gone += tx.exec(sql::PRUNE_UPTO, params![cutoff]).map_err(backend)?;
             }
             let upto = by_age.max(by_count).unwrap_or(0);
-            tx.exec(sql::PRUNE_RESOURCES_UPTO, params![upto])
-                .map_err(backend)?;
             crate::sqlite_audit_index::pruned(&tx, upto)?;
             tx.commit().map_err(backend)?;
             Ok(gone as u64)
@@ -337,6 +421,13 @@ mod tests {
     use keyplane_core::audit::RequestMeta;
     use rusqlite::types::ToSqlOutput;
     use rusqlite::ToSql;
+
+    /// Every table of the store on `c`.
+    fn schema(c: &Connection) {
+        for sql in crate::sqlite::MIGRATIONS {
+            c.execute_batch(sql).unwrap();
+        }
+    }
 
     fn event(request_id: &str, region: &str) -> AuditEvent {
         AuditEvent {
@@ -368,7 +459,7 @@ mod tests {
     #[test]
     fn only_the_request_id_constraint_merges() {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(MIGRATION).unwrap();
+        schema(&c);
         c.execute_batch(
             "CREATE TRIGGER refuse BEFORE INSERT ON audit_events WHEN NEW.region = 'nowhere' \
              BEGIN SELECT RAISE(ABORT, 'region refused'); END;",
@@ -393,7 +484,7 @@ mod tests {
     #[tokio::test]
     async fn a_groups_events_follow_its_writes() {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(MIGRATION).unwrap();
+        schema(&c);
         c.execute_batch("CREATE TABLE t (n INTEGER NOT NULL)")
             .unwrap();
         let w = crate::sqlite_writer::Writer::start(c, None).unwrap();
@@ -445,6 +536,30 @@ mod tests {
         );
     }
 
+    /// The column keeps each kind and id once, the first name given, sorted, and reads back
+    /// what any text was.
+    #[test]
+    fn resources_column_round_trips() {
+        let r = |kind: &str, id: &str, name: &str| AuditResource {
+            kind: kind.into(),
+            id: id.into(),
+            name: name.into(),
+        };
+        let given = vec![
+            r("keypair", "skey-2", "two \"quoted\" \u{7f16}"),
+            r("instance", "ins-1", ""),
+            r("keypair", "skey-1", "one"),
+            r("keypair", "skey-2", "renamed"),
+        ];
+        let text = resources_text(&given);
+        assert_eq!(
+            resources_of_text(&text).unwrap(),
+            vec![given[1].clone(), given[2].clone(), given[0].clone()]
+        );
+        assert_eq!(resources_text(&[]), "[]");
+        assert!(resources_of_text("{").is_err());
+    }
+
     #[test]
     fn borrowed_values_are_the_shared_ones() {
         let e = AuditEvent {
@@ -470,8 +585,9 @@ mod tests {
             op_error: Some("failed".into()),
         };
         let shared = sql::upsert_args(&e);
-        let borrowed = insert_values(&e);
-        assert_eq!(shared.len(), borrowed.len());
+        let resources = resources_text(&e.resources);
+        let borrowed = insert_values(&e, &resources);
+        assert_eq!(shared.len() + 1, borrowed.len());
         for (a, b) in shared.iter().zip(borrowed) {
             let (a, b) = (a.to_sql().unwrap(), b.to_sql().unwrap());
             let value = |v: ToSqlOutput<'_>| match v {

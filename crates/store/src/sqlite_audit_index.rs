@@ -294,7 +294,7 @@ mod tests {
             attributes: vec![AuditAttribute::EventName("ImportKeyPair".into())],
             ..AuditQuery::default()
         };
-        let l = crate::audit_sql::lookup(&q, crate::sqlite_audit::account_seqs);
+        let l = crate::audit_sql::lookup(&q, &crate::sqlite_audit::SHAPE);
         let plan: Vec<String> = store
             .read(move |c| {
                 let mut st = c
