@@ -7,7 +7,9 @@
 //!
 //! A [`Chore`] (upkeep the writes leave for later, such as indexing the audit trail by account)
 //! rides along at the end of a group at most once per its period: it shares that group's
-//! commit, so it costs no fsync of its own, and an idle store runs none.
+//! commit, so it costs no fsync of its own. When the writes stop before it came due, it runs
+//! once the period is over in a transaction of its own, so that the next write after a burst
+//! does not wait behind the burst's upkeep; a store idle since the chore last ran runs none.
 
 use crate::sqlite::backend;
 use crate::sqlite_audit::Deferred;
@@ -48,10 +50,11 @@ pub(crate) struct Chore {
     pub run: fn(&Connection) -> StoreResult<()>,
 }
 
-/// A chore and when it last ran.
+/// A chore, when it last ran, and whether a group committed since.
 struct Due {
     chore: Chore,
     last: Instant,
+    owed: bool,
 }
 
 impl Due {
@@ -62,6 +65,7 @@ impl Due {
             return true;
         }
         self.last = Instant::now();
+        self.owed = false;
         if conn.step("SAVEPOINT chore").is_err() {
             return !conn.is_autocommit();
         }
@@ -100,6 +104,7 @@ impl Writer {
         let due = chore.map(|chore| Due {
             chore,
             last: Instant::now(),
+            owed: false,
         });
         let thread = std::thread::Builder::new()
             .name("keyplane-sqlite-writer".into())
@@ -150,7 +155,24 @@ impl Drop for Writer {
 }
 
 fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut due: Option<Due>) {
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let owed = due.as_ref().filter(|d| d.owed);
+        let first = match owed.map(|d| d.chore.every.saturating_sub(d.last.elapsed())) {
+            Some(wait) => match jobs.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(due) = due.as_mut() {
+                        run_idle(&mut conn, due);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         let mut group = Vec::new();
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -165,6 +187,23 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut due: Option<
             }
         }
         commit_group(&mut conn, group, due.as_mut());
+    }
+}
+
+/// Run the chore the groups left owed, in a transaction of its own (the writer is idle).
+fn run_idle(conn: &mut Connection, due: &mut Due) {
+    if conn.step("BEGIN IMMEDIATE").is_err() {
+        // Tried again once the period is over again.
+        due.last = Instant::now();
+        return;
+    }
+    due.run_if_due(conn);
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.step("COMMIT") {
+            let _ = conn.step("ROLLBACK");
+            due.owed = true;
+            tracing::warn!(error = %e, "SQLite upkeep failed; it is tried again later");
+        }
     }
 }
 
@@ -215,6 +254,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, due: Option<&mut Due>) {
         }
     }
     if let Some(due) = due {
+        due.owed = true;
         if !due.run_if_due(conn) {
             return fail_all(done, ROLLED_BACK);
         }
@@ -298,13 +338,14 @@ mod tests {
     }
 
     fn writer(chore: fn(&Connection) -> StoreResult<()>) -> Writer {
+        writer_every(chore, Duration::ZERO)
+    }
+
+    fn writer_every(chore: fn(&Connection) -> StoreResult<()>, every: Duration) -> Writer {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch("CREATE TABLE t (n INTEGER); CREATE TABLE runs (n INTEGER); INSERT INTO runs VALUES (0);")
             .unwrap();
-        let chore = Chore {
-            every: Duration::ZERO,
-            run: chore,
-        };
+        let chore = Chore { every, run: chore };
         Writer::start(c, Some(chore)).unwrap()
     }
 
@@ -339,5 +380,28 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(count(&w, "SELECT n FROM runs").await, 1);
+        // Nothing was written since: an idle writer runs none.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 1);
+    }
+
+    /// Writes that stop before the chore came due leave it to run once its period is over,
+    /// once.
+    #[tokio::test]
+    async fn a_chore_left_owed_runs_when_the_writes_stop() {
+        let w = writer_every(counting_chore, Duration::from_millis(300));
+        w.run(false, |c| {
+            c.step("INSERT INTO t (n) VALUES (1)").map_err(backend)
+        })
+        .await
+        .unwrap();
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 0, "not due yet");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&w, "SELECT n FROM runs").await == 0 {
+            assert!(Instant::now() < deadline, "the owed chore never ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(count(&w, "SELECT n FROM runs").await, 1, "and only once");
     }
 }

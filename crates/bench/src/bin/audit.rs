@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// ImportKeyPair calls per connection and round.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 850)]
     imports_per_conn: usize,
     /// Seconds each timed scenario runs, per server and round.
     #[arg(long, default_value_t = 3)]
