@@ -87,6 +87,25 @@ pub async fn run(
     })
 }
 
+/// Send `requests` one after another on one keep-alive connection to `addr`; returns each
+/// call's latency, in order. An error envelope in any answer fails the run.
+pub async fn one_by_one(addr: SocketAddr, requests: &[Vec<u8>]) -> Result<Vec<Duration>> {
+    let mut stream = TcpStream::connect(addr).await.context("connecting")?;
+    stream.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut lat = Vec::with_capacity(requests.len());
+    for request in requests {
+        let t = Instant::now();
+        stream.write_all(request).await?;
+        let body = read_response(&mut stream, &mut buf).await?;
+        lat.push(t.elapsed());
+        if is_error(&body) {
+            bail!("an error answer: {}", String::from_utf8_lossy(&body));
+        }
+    }
+    Ok(lat)
+}
+
 type ConnResult = (Vec<u32>, usize, Option<String>);
 
 async fn connection(
