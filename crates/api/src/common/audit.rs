@@ -219,7 +219,7 @@ fn kind_of(param: &str) -> Option<Holds> {
     let is = |names: &[&str]| names.iter().any(|n| base.eq_ignore_ascii_case(n));
     if is(&["instanceids", "instanceid"]) {
         Some(Holds::Resource("instance"))
-    } else if is(&["keyids", "keyid", "keypairname", "keypairnames"]) {
+    } else if is(&["keyids", "keyid", "keyname", "keypairname", "keypairnames"]) {
         Some(Holds::Resource("keypair"))
     } else if is(&["userdata", "signature"])
         || base
@@ -467,6 +467,17 @@ mod tests {
         );
         let names: Vec<_> = resources_named(&ecs).into_iter().map(|r| r.id).collect();
         assert_eq!(names, vec!["a", "b", "i-1"]);
+        // CVM's and Lighthouse's CreateKeyPair and ImportKeyPair name the key `KeyName`.
+        let import = raw(
+            "",
+            "application/json",
+            r#"{"KeyName":"mine","ProjectId":0,"PublicKey":"ssh-ed25519 AAAA"}"#,
+        );
+        let named: Vec<_> = resources_named(&import)
+            .into_iter()
+            .map(|r| (r.kind, r.id))
+            .collect();
+        assert_eq!(named, vec![("keypair".to_string(), "mine".to_string())]);
         assert!(resources_named(&raw("", "application/json", "{not json")).is_empty());
     }
 
