@@ -76,6 +76,9 @@ pub(crate) const SHAPE: sql::Shape = sql::Shape {
     cols: sql::event_cols!("e.resources"),
 };
 
+/// Where a page of [`SHAPE`] has the `resources` column: after [`sql::EVENT_COLS`].
+const RESOURCES_AT: usize = 17;
+
 /// [`sql::Shape::resource`] over the event's `resources` column.
 fn resource_column(test: &str) -> String {
     format!(
@@ -329,7 +332,7 @@ fn lookup(c: &Connection, q: &AuditQuery) -> StoreResult<AuditPage> {
         .prepare_cached(&l.page)
         .and_then(|mut st| {
             st.query_map(params_from_iter(l.page_args.iter()), |r| {
-                Ok((EventRow::read(r)?, r.get::<_, String>(17)?))
+                Ok((EventRow::read(r)?, r.get::<_, String>(RESOURCES_AT)?))
             })?
             .collect::<Result<Vec<_>, _>>()
         })
@@ -534,6 +537,12 @@ mod tests {
             rows,
             vec![("rq-1".into(), 2, 1, 1, Some("it broke".into()))]
         );
+    }
+
+    #[test]
+    fn the_resources_column_follows_the_event_columns() {
+        assert_eq!(sql::EVENT_COLS.split(',').count(), RESOURCES_AT);
+        assert!(SHAPE.cols.ends_with(", e.resources"));
     }
 
     /// The column keeps each kind and id once, the first name given, sorted, and reads back
