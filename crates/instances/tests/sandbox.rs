@@ -245,9 +245,12 @@ async fn client_key(dir: &Path) -> (PathBuf, String) {
     (path, public.trim().to_owned())
 }
 
-/// Uid of a host process.
-fn host_uid(pid: u32) -> u32 {
-    std::fs::metadata(format!("/proc/{pid}")).unwrap().uid()
+/// Uid of a host process; `None` once it has exited (a session's short-lived processes may
+/// end between the listing and the look).
+fn host_uid(pid: u32) -> Option<u32> {
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 /// An interactive-like session running `sleep 300`, once it has started.
@@ -309,11 +312,12 @@ async fn assert_root_inside_only(
     assert!(!Path::new("/etc/keyplane-inside").exists());
     let procs = host.processes(id).await;
     assert!(procs.len() >= 2, "{procs:?}");
-    assert!(procs.iter().any(|p| host_uid(*p) == uid), "{procs:?}");
+    assert!(procs.iter().any(|p| host_uid(*p) == Some(uid)), "{procs:?}");
     assert!(procs
         .iter()
-        .filter(|p| host_uid(**p) != 0)
-        .all(|p| host_uid(*p) == uid));
+        .filter_map(|p| host_uid(*p))
+        .filter(|u| *u != 0)
+        .all(|u| u == uid));
     procs
 }
 
